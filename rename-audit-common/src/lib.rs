@@ -1,0 +1,306 @@
+//! The contract between rename-audit's kernel programs and its daemon.
+//!
+//! Every type here is `repr(C)`, has no implicit padding, and is copied byte for
+//! byte through a BPF ring buffer, a BPF array or a read-only global. Kinds,
+//! methods and classes are fixed numbers: changing one is a breaking change of
+//! the record format.
+//!
+//! Times named `*_ns` are `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_ns`)
+//! unless the name says `boottime`, which is `CLOCK_BOOTTIME` nanoseconds as the
+//! kernel keeps them in `task_struct.start_boottime`.
+#![no_std]
+
+/// Bytes in a task's `comm`, including the terminating NUL. A name holds at
+/// most 15 bytes.
+pub const TASK_COMM_LEN: usize = 16;
+/// Bytes of the path given to `execve` that an exec record keeps.
+pub const FILENAME_LEN: usize = 256;
+/// Bytes of the NUL-separated argument block that an exec record keeps.
+pub const ARGS_LEN: usize = 1024;
+
+/// `RecordHeader::kind` values.
+pub mod kind {
+    /// A [`RenameRecord`](super::RenameRecord).
+    pub const RENAME: u32 = 1;
+    /// A [`ForkRecord`](super::ForkRecord): a new process (never a new thread).
+    pub const FORK: u32 = 2;
+    /// An [`ExecRecord`](super::ExecRecord).
+    pub const EXEC: u32 = 3;
+    /// An [`ExitRecord`](super::ExitRecord).
+    pub const EXIT: u32 = 4;
+}
+
+/// How a rename was done (`RenameRecord::method`).
+pub mod method {
+    /// `prctl(PR_SET_NAME)` (also `pthread_setname_np` on the calling thread).
+    pub const PRCTL: u8 = 1;
+    /// A write to a procfs `comm` file (`/proc/<pid>/comm`, `.../task/<tid>/comm`).
+    pub const PROCFS: u8 = 2;
+    /// `execve`: the kernel names the task after the new executable.
+    pub const EXEC: u8 = 3;
+    /// The kernel renamed the task itself (kthread naming, io_uring workers, ...).
+    pub const KERNEL: u8 = 4;
+}
+
+/// Accounting classes. Every rename belongs to exactly one of the first two;
+/// lifecycle records have their own class so their loss is reported apart.
+pub mod class {
+    /// A main thread (tid == tgid) was renamed: the process name changed.
+    pub const PROCESS: u32 = 0;
+    /// Any other thread was renamed.
+    pub const THREAD: u32 = 1;
+    /// Fork, exec and exit records.
+    pub const LIFECYCLE: u32 = 2;
+    /// Number of classes, the length of the `LOST` counter array.
+    pub const COUNT: u32 = 3;
+}
+
+/// `RenameRecord::flags` bits.
+pub mod rename_flags {
+    /// The renamed task is a kernel thread (`PF_KTHREAD`).
+    pub const RENAMED_KTHREAD: u8 = 1;
+    /// The writer (current task) is a kernel thread or a kernel-run worker
+    /// of a user process (io_uring, vhost).
+    pub const WRITER_KERNEL: u8 = 2;
+}
+
+/// `ExitRecord::flags` bits.
+pub mod exit_flags {
+    /// The last thread of the process exited: the process is gone.
+    pub const GROUP_DEAD: u32 = 1;
+}
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// One of [`kind`].
+    pub kind: u32,
+    /// The CPU the record was written on (diagnostics only).
+    pub cpu: u32,
+    /// When the kernel saw the event, monotonic ns.
+    pub ktime_ns: u64,
+}
+
+/// One rename of one task, taken from the renamed task itself.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RenameRecord {
+    pub hdr: RecordHeader,
+    /// Thread id of the renamed task.
+    pub tid: u32,
+    /// Thread-group id (process id) of the renamed task.
+    pub tgid: u32,
+    /// Thread id of the task that caused the rename (the current task).
+    pub writer_tid: u32,
+    /// Process id of the writer.
+    pub writer_tgid: u32,
+    /// `start_boottime` of the renamed task's thread-group leader: with `tgid`
+    /// it names the process in a way pid reuse cannot confuse.
+    pub start_boottime_ns: u64,
+    /// One of [`method`].
+    pub method: u8,
+    /// Bits of [`rename_flags`].
+    pub flags: u8,
+    pub _pad: [u8; 6],
+    /// The renamed task's name before the rename, NUL-padded.
+    pub old_name: [u8; TASK_COMM_LEN],
+    /// The name after the rename, truncated to 15 bytes as the kernel does.
+    pub new_name: [u8; TASK_COMM_LEN],
+    /// The writer's name at the time of the rename.
+    pub writer_name: [u8; TASK_COMM_LEN],
+}
+
+/// A new process was created by fork/clone without `CLONE_THREAD`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForkRecord {
+    pub hdr: RecordHeader,
+    /// Process id of the child.
+    pub tgid: u32,
+    /// Process id of the child's parent (`real_parent`).
+    pub parent_tgid: u32,
+    /// `start_boottime` of the child.
+    pub start_boottime_ns: u64,
+    /// `start_boottime` of the parent's thread-group leader.
+    pub parent_start_boottime_ns: u64,
+    /// Real uid of the child.
+    pub uid: u32,
+    pub _pad: u32,
+    /// The child's name, inherited from the thread that forked.
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// A successful exec. The rename that exec does is a separate
+/// [`RenameRecord`] with method [`method::EXEC`] that precedes this one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecRecord {
+    pub hdr: RecordHeader,
+    /// Process id (unchanged by exec).
+    pub tgid: u32,
+    /// Real uid after exec.
+    pub uid: u32,
+    /// `start_boottime` of the process (unchanged by exec).
+    pub start_boottime_ns: u64,
+    /// Valid bytes in `filename`, without the NUL.
+    pub filename_len: u32,
+    /// Valid bytes in `args`; 0 if the arguments could not be read.
+    pub args_len: u32,
+    /// The name after exec.
+    pub comm: [u8; TASK_COMM_LEN],
+    /// The path passed to exec (`linux_binprm.filename`), NUL-terminated.
+    pub filename: [u8; FILENAME_LEN],
+    /// The new argument block: NUL-separated arguments, possibly cut short.
+    pub args: [u8; ARGS_LEN],
+}
+
+/// A task exited. Sent when the whole process exits and when a thread that
+/// renamed itself at least once exits (so per-thread state can be freed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitRecord {
+    pub hdr: RecordHeader,
+    pub tid: u32,
+    pub tgid: u32,
+    /// `start_boottime` of the process's thread-group leader.
+    pub start_boottime_ns: u64,
+    /// Bits of [`exit_flags`].
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Per-thread storm state, a slot of the memory-mapped `STORMS` array.
+///
+/// The kernel claims a free slot (`owner_tid` 0 -> tid, compare-and-swap)
+/// the first time a thread exceeds its rate and from then on only adds to
+/// `pending`. The daemon takes the count with an atomic swap to 0 and writes it
+/// out as one summary, so a count is in exactly one summary. When the thread
+/// exits the kernel sets `exited`; the daemon then takes the last count and
+/// frees the slot by storing 0 in `owner_tid`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StormSlot {
+    /// Thread that owns the slot; 0 when free.
+    pub owner_tid: u32,
+    /// Its process id.
+    pub tgid: u32,
+    /// [`class::PROCESS`] or [`class::THREAD`].
+    pub class: u32,
+    /// Set to 1 by the kernel when the owner exits.
+    pub exited: u32,
+    /// Renames counted but not yet summarized.
+    pub pending: u64,
+    /// First counted rename since `pending` was last 0 (approximate).
+    pub first_seen_ns: u64,
+    /// Most recent counted rename.
+    pub last_seen_ns: u64,
+    /// Name set by the most recent counted rename.
+    pub last_name: [u8; TASK_COMM_LEN],
+    pub _pad: [u8; 8],
+}
+
+/// Per-thread rate state (`RATE` hash map, keyed by tid).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateState {
+    /// GCRA theoretical arrival time, monotonic ns.
+    pub tat_ns: u64,
+    /// Index + 1 of the thread's [`StormSlot`]; 0 when it has none.
+    pub slot: u32,
+    pub _pad: u32,
+}
+
+/// Field offsets inside kernel structures, read from the running kernel's BTF
+/// by the daemon and handed to the kernel programs as a read-only global.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_flags: u32,
+    pub task_group_leader: u32,
+    pub task_real_parent: u32,
+    pub task_start_boottime: u32,
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub binprm_filename: u32,
+    pub _pad: u32,
+}
+
+/// Run-time settings of the kernel programs (the `SETTINGS` global).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    pub offsets: KernelOffsets,
+    /// GCRA emission interval for non-main threads: 1e9 / rate.
+    pub thread_interval_ns: u64,
+    /// GCRA tolerance for non-main threads: interval * (burst - 1).
+    pub thread_tolerance_ns: u64,
+    /// Same, for main threads (process renames).
+    pub process_interval_ns: u64,
+    pub process_tolerance_ns: u64,
+    /// Wake the daemon when a ring holds at least this many bytes; smaller
+    /// fills are picked up by its periodic poll.
+    pub wakeup_bytes: u64,
+    /// Lifecycle records are only reserved in the priority ring while it holds
+    /// less than this many bytes: the rest is kept for process renames.
+    pub lifecycle_limit_bytes: u64,
+}
+
+/// Map names, shared so the two sides cannot disagree.
+pub mod maps {
+    /// Ring for process renames and lifecycle records.
+    pub const PRIORITY_RING: &str = "PRIORITY_RING";
+    /// Ring for thread renames.
+    pub const THREAD_RING: &str = "THREAD_RING";
+    /// Per-CPU `u64[class::COUNT]` of records that could not be sent.
+    pub const LOST: &str = "LOST";
+    /// Memory-mapped array of [`StormSlot`](super::StormSlot).
+    pub const STORMS: &str = "STORMS";
+    /// Hash of tid -> [`RateState`](super::RateState).
+    pub const RATE: &str = "RATE";
+    /// The global holding [`Settings`](super::Settings).
+    pub const SETTINGS: &str = "SETTINGS";
+}
+
+/// Default number of storm slots (threads summarized at the same time).
+pub const STORM_SLOTS: u32 = 4096;
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), made only of integers and byte arrays,
+    // with explicit padding, so every bit pattern is valid.
+    unsafe impl aya::Pod for RecordHeader {}
+    unsafe impl aya::Pod for RenameRecord {}
+    unsafe impl aya::Pod for ForkRecord {}
+    unsafe impl aya::Pod for ExecRecord {}
+    unsafe impl aya::Pod for ExitRecord {}
+    unsafe impl aya::Pod for StormSlot {}
+    unsafe impl aya::Pod for RateState {}
+    unsafe impl aya::Pod for KernelOffsets {}
+    unsafe impl aya::Pod for Settings {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn records_have_no_hidden_padding() {
+        assert_eq!(size_of::<RecordHeader>(), 16);
+        assert_eq!(size_of::<RenameRecord>(), 16 + 24 + 8 + 48);
+        assert_eq!(size_of::<ForkRecord>(), 16 + 32 + 16);
+        assert_eq!(size_of::<ExitRecord>(), 16 + 24);
+        assert_eq!(size_of::<StormSlot>(), 64);
+        assert_eq!(
+            size_of::<ExecRecord>(),
+            16 + 24 + TASK_COMM_LEN + FILENAME_LEN + ARGS_LEN
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! What flows from the classify stage to rules and sinks: one enriched,
+//! classified record. Serialization to ECS JSON lives in `output::ecs`.
+
+use crate::names::Name;
+use time::OffsetDateTime;
+
+/// How a rename was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Prctl,
+    Procfs,
+    Exec,
+    Kernel,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Prctl => "prctl",
+            Method::Procfs => "procfs",
+            Method::Exec => "exec",
+            Method::Kernel => "kernel",
+        }
+    }
+}
+
+/// Accounting class of a record (see `rename_audit_common::class`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    Process,
+    Thread,
+    Lifecycle,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Process => "process",
+            Class::Thread => "thread",
+            Class::Lifecycle => "lifecycle",
+        }
+    }
+}
+
+/// The process a record is about, as the process table knew it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessContext {
+    pub pid: u32,
+    /// The main thread's name after the event.
+    pub name: Name,
+    /// Absolute path of the executable; `None` for kernel threads or unknown.
+    pub executable: Option<Name>,
+    pub args: Vec<Name>,
+    pub start: Option<OffsetDateTime>,
+    pub uid: Option<u32>,
+    /// The systemd unit the process runs in, from its cgroup, if any.
+    pub unit: Option<String>,
+    pub parent: Option<ParentContext>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParentContext {
+    pub pid: u32,
+    pub name: Option<Name>,
+    pub executable: Option<Name>,
+}
+
+/// The task that caused a rename.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Writer {
+    pub pid: u32,
+    pub tid: u32,
+    pub name: Name,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rename {
+    /// The renamed thread.
+    pub tid: u32,
+    pub old_name: Name,
+    pub new_name: Name,
+    /// The renamed thread is the main thread: the process name changed.
+    pub main_thread: bool,
+    pub method: Method,
+    pub writer: Writer,
+    /// The name the process got from its last exec.
+    pub original_name: Name,
+    /// Renames of this thread so far in this run, this one included.
+    pub count: u64,
+}
+
+impl Rename {
+    /// A sibling thread (same process, other tid) renamed the main thread.
+    pub fn by_sibling(&self, pid: u32) -> bool {
+        self.main_thread && self.writer.pid == pid && self.writer.tid != self.tid
+    }
+}
+
+/// Renames of one thread counted in the kernel instead of sent one by one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub class: Class,
+    pub tid: u32,
+    pub count: u64,
+    pub first_seen: OffsetDateTime,
+    pub last_seen: OffsetDateTime,
+    pub last_name: Name,
+    /// This is the thread's last summary: it exited.
+    pub thread_exited: bool,
+}
+
+/// Records the kernel could not send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lost {
+    pub class: Class,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Rename(Rename),
+    Summary(Summary),
+    Lost(Lost),
+}
+
+impl Body {
+    /// ECS `event.action`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Body::Rename(r) if r.main_thread => "process-renamed",
+            Body::Rename(_) => "thread-renamed",
+            Body::Summary(_) => "renames-summarized",
+            Body::Lost(_) => "events-lost",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// ECS `event.severity`, on the 0-100 scale Elastic's detection rules use.
+    pub fn score(self) -> u8 {
+        match self {
+            Severity::Low => 21,
+            Severity::Medium => 47,
+            Severity::High => 73,
+            Severity::Critical => 99,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// RFC 5424 / journald priority for an alert of this severity.
+    pub fn syslog_priority(self) -> u8 {
+        match self {
+            Severity::Low => 5,      // notice
+            Severity::Medium => 4,   // warning
+            Severity::High => 3,     // err
+            Severity::Critical => 2, // crit
+        }
+    }
+}
+
+/// What a rule adds to an event it matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub rule_id: &'static str,
+    pub rule_name: &'static str,
+    pub severity: Severity,
+    /// MITRE ATT&CK technique id, where one applies.
+    pub technique: Option<&'static str>,
+    /// One human-readable line; built from escaped names only.
+    pub message: String,
+}
+
+/// One output record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `event.sequence`: increasing within a run.
+    pub sequence: u64,
+    /// Wall-clock time of the rename itself (not of its processing).
+    pub timestamp: OffsetDateTime,
+    pub host: std::sync::Arc<str>,
+    /// The process concerned; `None` for lost-record reports.
+    pub process: Option<ProcessContext>,
+    pub body: Body,
+    /// Set when a rule matched: the event becomes `event.kind` = "alert".
+    pub alert: Option<Alert>,
+}
