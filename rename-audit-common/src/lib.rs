@@ -181,23 +181,23 @@ pub struct ExitRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StormSlot {
-    /// Thread that owns the slot; 0 when free.
-    pub owner_tid: u32,
-    /// Its process id.
-    pub tgid: u32,
-    /// [`class::PROCESS`] or [`class::THREAD`].
-    pub class: u32,
+    /// Thread that owns the slot; 0 when free. 64 bits wide because BPF has
+    /// 64-bit compare-and-swap on every ISA version.
+    pub owner_tid: u64,
     /// Set to 1 by the kernel when the owner exits.
-    pub exited: u32,
+    pub exited: u64,
     /// Renames counted but not yet summarized.
     pub pending: u64,
     /// First counted rename since `pending` was last 0 (approximate).
     pub first_seen_ns: u64,
     /// Most recent counted rename.
     pub last_seen_ns: u64,
+    /// Its process id.
+    pub tgid: u32,
+    /// [`class::PROCESS`] or [`class::THREAD`].
+    pub class: u32,
     /// Name set by the most recent counted rename.
     pub last_name: [u8; TASK_COMM_LEN],
-    pub _pad: [u8; 8],
 }
 
 /// Per-thread rate state (`RATE` hash map, keyed by tid).
@@ -248,6 +248,9 @@ pub struct Settings {
     /// Lifecycle records are only reserved in the priority ring while it holds
     /// less than this many bytes: the rest is kept for process renames.
     pub lifecycle_limit_bytes: u64,
+    /// Entries in the `STORMS` array.
+    pub storm_slots: u32,
+    pub _pad: u32,
 }
 
 /// Map names, shared so the two sides cannot disagree.

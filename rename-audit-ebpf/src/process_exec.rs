@@ -1,0 +1,68 @@
+//! `tp_btf/sched_process_exec`: the process has its new image; records the
+//! path given to exec and the new argument block.
+use aya_ebpf::{
+    helpers::{bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use rename_audit_common::{ARGS_LEN, ExecRecord, kind};
+
+use crate::{
+    MARKS, PRIORITY_RING, ring, setting,
+    task::{Task, current_key},
+};
+
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
+    // The exec rename consumed the mark already; this covers an exec whose
+    // rename was not seen.
+    let _ = MARKS.remove(&current_key());
+    let _ = try_process_exec(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
+    let now = ring::now_ns();
+    let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
+    let bprm: *const u8 = ctx.arg(2);
+    let (_, tgid) = task.ids()?;
+    let mut entry = ring::reserve_lifecycle::<ExecRecord>()?;
+    let rec = unsafe { &mut *entry.as_mut_ptr() };
+    rec.hdr = ring::header(kind::EXEC, now);
+    rec.tgid = tgid;
+    rec.uid = bpf_get_current_uid_gid() as u32;
+    rec.start_boottime_ns = task.process_start().unwrap_or(0);
+    rec.comm = [0; 16];
+    let _ = task.comm_into(&mut rec.comm);
+    rec.filename_len = 0;
+    if let Some(filename) = unsafe {
+        aya_ebpf::helpers::bpf_probe_read_kernel::<*const u8>(
+            bprm.add(setting!(offsets.binprm_filename) as usize) as *const *const u8,
+        )
+    }
+    .ok()
+        && let Ok(n) = unsafe { bpf_probe_read_kernel_str_bytes(filename, &mut rec.filename) }
+    {
+        rec.filename_len = n.len() as u32;
+    }
+    rec.args_len = 0;
+    if let Some((start, end)) = task.arg_range()
+        && end > start
+    {
+        let len = end - start;
+        let len = if len > ARGS_LEN as u64 { ARGS_LEN as u64 } else { len };
+        let rc = unsafe {
+            bpf_probe_read_user(
+                rec.args.as_mut_ptr().cast(),
+                len as u32,
+                start as *const core::ffi::c_void,
+            )
+        };
+        if rc == 0 {
+            rec.args_len = len as u32;
+        }
+    }
+    ring::submit(&PRIORITY_RING, entry);
+    Some(())
+}

@@ -1,0 +1,37 @@
+//! `tp_btf/sched_process_fork`: a new process (threads are skipped: the
+//! daemon's table holds processes, and thread renames carry their own ids).
+use aya_ebpf::{helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext};
+use rename_audit_common::{ForkRecord, kind};
+
+use crate::{PRIORITY_RING, ring, task::Task};
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_process_fork(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_process_fork(ctx: &BtfTracePointContext) -> Option<()> {
+    let child = Task::from_ptr(ctx.arg::<*const u8>(1))?;
+    let (pid, tgid) = child.ids()?;
+    if pid != tgid {
+        return None;
+    }
+    let now = ring::now_ns();
+    // real_parent, not current: CLONE_PARENT makes a sibling, not a child.
+    let parent = child.real_parent()?;
+    let mut entry = ring::reserve_lifecycle::<ForkRecord>()?;
+    let rec = unsafe { &mut *entry.as_mut_ptr() };
+    rec.hdr = ring::header(kind::FORK, now);
+    rec.tgid = tgid;
+    rec.parent_tgid = parent.ids().map_or(0, |(_, tgid)| tgid);
+    rec.start_boottime_ns = child.start_boottime().unwrap_or(0);
+    rec.parent_start_boottime_ns = parent.process_start().unwrap_or(0);
+    rec.uid = bpf_get_current_uid_gid() as u32;
+    rec._pad = 0;
+    rec.comm = [0; 16];
+    let _ = child.comm_into(&mut rec.comm);
+    ring::submit(&PRIORITY_RING, entry);
+    Some(())
+}

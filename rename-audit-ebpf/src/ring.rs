@@ -1,0 +1,65 @@
+//! Sending records: batched wake-ups and counted losses.
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    maps::{RingBuf, ring_buf::RingBufEntry},
+};
+use rename_audit_common::{RecordHeader, class};
+
+use crate::{LOST, PRIORITY_RING, setting};
+
+/// Counts one record of `class` that could not be sent.
+#[inline(always)]
+pub fn count_lost(class: u32) {
+    if let Some(slot) = LOST.get_ptr_mut(class) {
+        // Per-CPU slot: no other CPU writes it.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn header(kind: u32, ktime_ns: u64) -> RecordHeader {
+    RecordHeader {
+        kind,
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        ktime_ns,
+    }
+}
+
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// Reserves a `T` in `ring`, counting a loss of `class` when it is full.
+#[inline(always)]
+pub fn reserve<T: 'static>(ring: &RingBuf, class: u32) -> Option<RingBufEntry<T>> {
+    let entry = ring.reserve::<T>(0);
+    if entry.is_none() {
+        count_lost(class);
+    }
+    entry
+}
+
+/// Reserves a lifecycle record in the priority ring, but only while the ring
+/// keeps the headroom that process renames are promised.
+#[inline(always)]
+pub fn reserve_lifecycle<T: 'static>() -> Option<RingBufEntry<T>> {
+    if PRIORITY_RING.query(BPF_RB_AVAIL_DATA as u64) >= setting!(lifecycle_limit_bytes) {
+        count_lost(class::LIFECYCLE);
+        return None;
+    }
+    reserve(&PRIORITY_RING, class::LIFECYCLE)
+}
+
+/// Submits without waking the daemon unless the ring is filling up: the
+/// daemon polls on a short timer, so one wake-up serves a whole batch.
+#[inline(always)]
+pub fn submit<T>(ring: &RingBuf, entry: RingBufEntry<T>) {
+    let flags = if ring.query(BPF_RB_AVAIL_DATA as u64) >= setting!(wakeup_bytes) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(flags as u64);
+}

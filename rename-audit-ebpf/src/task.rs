@@ -1,0 +1,116 @@
+//! Accessors for kernel tasks. Offsets come from the running kernel's BTF
+//! through `SETTINGS`; every read can fail and returns `Option`.
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
+use rename_audit_common::TASK_COMM_LEN;
+
+use crate::setting;
+
+/// A `struct task_struct *`.
+#[derive(Clone, Copy)]
+pub struct Task(*const u8);
+
+// Task flag bits (include/linux/sched.h); stable kernel ABI, not in BTF.
+const PF_IO_WORKER: u32 = 0x0000_0010;
+const PF_USER_WORKER: u32 = 0x0000_4000;
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+#[inline(always)]
+unsafe fn field<T>(base: *const u8, offset: u32) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T).ok() }
+}
+
+impl Task {
+    #[inline(always)]
+    pub fn from_ptr(ptr: *const u8) -> Option<Self> {
+        (!ptr.is_null()).then_some(Self(ptr))
+    }
+
+    #[inline(always)]
+    pub fn current() -> Option<Self> {
+        Self::from_ptr(unsafe { bpf_get_current_task() } as *const u8)
+    }
+
+    #[inline(always)]
+    pub fn as_ptr(self) -> *const u8 {
+        self.0
+    }
+
+    /// `(pid, tgid)`: thread id and process id. They are adjacent in
+    /// `task_struct`, but each is read at its own BTF offset.
+    #[inline(always)]
+    pub fn ids(self) -> Option<(u32, u32)> {
+        let pid = unsafe { field::<u32>(self.0, setting!(offsets.task_pid))? };
+        let tgid = unsafe { field::<u32>(self.0, setting!(offsets.task_tgid))? };
+        Some((pid, tgid))
+    }
+
+    #[inline(always)]
+    pub fn flags(self) -> Option<u32> {
+        unsafe { field(self.0, setting!(offsets.task_flags)) }
+    }
+
+    /// A kernel thread, or a kernel-run worker inside a user process.
+    #[inline(always)]
+    pub fn is_kernel_worker(self) -> bool {
+        self.flags()
+            .is_some_and(|f| f & (PF_KTHREAD | PF_IO_WORKER | PF_USER_WORKER) != 0)
+    }
+
+    #[inline(always)]
+    pub fn is_kthread(self) -> bool {
+        self.flags().is_some_and(|f| f & PF_KTHREAD != 0)
+    }
+
+    /// Copies `comm` (NUL-padded) into `out`.
+    #[inline(always)]
+    pub fn comm_into(self, out: &mut [u8; TASK_COMM_LEN]) -> Option<()> {
+        let src = unsafe { self.0.add(setting!(offsets.task_comm) as usize) };
+        unsafe { bpf_probe_read_kernel_buf(src, out).ok() }
+    }
+
+    #[inline(always)]
+    fn pointer(self, offset: u32) -> Option<Task> {
+        Task::from_ptr(unsafe { field::<*const u8>(self.0, offset)? })
+    }
+
+    #[inline(always)]
+    pub fn group_leader(self) -> Option<Task> {
+        self.pointer(setting!(offsets.task_group_leader))
+    }
+
+    #[inline(always)]
+    pub fn real_parent(self) -> Option<Task> {
+        self.pointer(setting!(offsets.task_real_parent))
+    }
+
+    /// `start_boottime` of this task.
+    #[inline(always)]
+    pub fn start_boottime(self) -> Option<u64> {
+        unsafe { field(self.0, setting!(offsets.task_start_boottime)) }
+    }
+
+    /// `start_boottime` of the process (its thread-group leader): the part of
+    /// the process key that pid reuse cannot repeat.
+    #[inline(always)]
+    pub fn process_start(self) -> Option<u64> {
+        self.group_leader()?.start_boottime()
+    }
+
+    /// `mm->arg_start`, `mm->arg_end`.
+    #[inline(always)]
+    pub fn arg_range(self) -> Option<(u64, u64)> {
+        let mm = unsafe { field::<*const u8>(self.0, setting!(offsets.task_mm))? };
+        if mm.is_null() {
+            return None;
+        }
+        let start = unsafe { field::<u64>(mm, setting!(offsets.mm_arg_start))? };
+        let end = unsafe { field::<u64>(mm, setting!(offsets.mm_arg_end))? };
+        Some((start, end))
+    }
+}
+
+/// Key of the current task in `MARKS`.
+#[inline(always)]
+pub fn current_key() -> u64 {
+    unsafe { bpf_get_current_task() }
+}

@@ -1,0 +1,88 @@
+//! `tp_btf/task_rename`: every rename of every task passes here, with the
+//! renamed task itself as the first argument (which need not be current).
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use rename_audit_common::{RenameRecord, class, kind, method, rename_flags};
+
+use crate::{
+    MARKS, PRIORITY_RING, THREAD_RING, ring,
+    storm::{self, Verdict},
+    task::{Task, current_key},
+};
+
+#[btf_tracepoint(function = "task_rename")]
+pub fn task_rename(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_task_rename(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
+    let now = ring::now_ns();
+    let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
+    let new_name: *const u8 = ctx.arg(1);
+    let (tid, tgid) = task.ids()?;
+    let cls = if tid == tgid {
+        class::PROCESS
+    } else {
+        class::THREAD
+    };
+    if let Verdict::Counted = storm::admit(tid, tgid, cls, now, new_name) {
+        return Some(());
+    }
+    let ring = if cls == class::PROCESS {
+        &PRIORITY_RING
+    } else {
+        &THREAD_RING
+    };
+    let mut entry = ring::reserve::<RenameRecord>(ring, cls)?;
+    let rec = unsafe { &mut *entry.as_mut_ptr() };
+    let writer = bpf_get_current_pid_tgid();
+    rec.hdr = ring::header(kind::RENAME, now);
+    rec.tid = tid;
+    rec.tgid = tgid;
+    rec.writer_tid = writer as u32;
+    rec.writer_tgid = (writer >> 32) as u32;
+    rec.start_boottime_ns = task.process_start().unwrap_or(0);
+    rec._pad = [0; 6];
+    rec.old_name = [0; 16];
+    let _ = task.comm_into(&mut rec.old_name);
+    rec.new_name = [0; 16];
+    // A 16-byte destination keeps 15 bytes and the NUL: the kernel's own
+    // truncation of an over-long name (exec of a long file name).
+    let _ = unsafe { bpf_probe_read_kernel_str_bytes(new_name, &mut rec.new_name) };
+    rec.writer_name = bpf_get_current_comm().unwrap_or([0; 16]);
+    let (how, writer_kernel) = method_of(task);
+    rec.method = how;
+    rec.flags = (if task.is_kthread() { rename_flags::RENAMED_KTHREAD } else { 0 })
+        | (if writer_kernel { rename_flags::WRITER_KERNEL } else { 0 });
+    ring::submit(ring, entry);
+    Some(())
+}
+
+/// How the writer is renaming `task`: a rename path it entered (procfs write,
+/// exec) marks it; otherwise a user task renaming itself can only be in
+/// prctl(PR_SET_NAME), and anything else is the kernel's own doing.
+#[inline(always)]
+fn method_of(task: Task) -> (u8, bool) {
+    let writer = Task::current();
+    let writer_kernel = writer.is_some_and(|w| w.is_kernel_worker());
+    let key = current_key();
+    if let Some(mark) = unsafe { MARKS.get(&key) } {
+        let mark = *mark as u8;
+        if mark == method::EXEC {
+            let _ = MARKS.remove(&key);
+        }
+        return (mark, writer_kernel);
+    }
+    let is_self = writer.is_some_and(|w| w.as_ptr() == task.as_ptr());
+    let how = if is_self && !writer_kernel {
+        method::PRCTL
+    } else {
+        method::KERNEL
+    };
+    (how, writer_kernel)
+}
