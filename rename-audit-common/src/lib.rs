@@ -192,6 +192,8 @@ pub struct StormSlot {
     pub first_seen_ns: u64,
     /// Most recent counted rename.
     pub last_seen_ns: u64,
+    /// `start_boottime` of the owner's process (with `tgid`, its key).
+    pub start_boottime_ns: u64,
     /// Its process id.
     pub tgid: u32,
     /// [`class::PROCESS`] or [`class::THREAD`].
@@ -300,7 +302,7 @@ mod tests {
         assert_eq!(size_of::<RenameRecord>(), 16 + 24 + 8 + 48);
         assert_eq!(size_of::<ForkRecord>(), 16 + 32 + 16);
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
-        assert_eq!(size_of::<StormSlot>(), 64);
+        assert_eq!(size_of::<StormSlot>(), 72);
         assert_eq!(
             size_of::<ExecRecord>(),
             16 + 24 + TASK_COMM_LEN + FILENAME_LEN + ARGS_LEN

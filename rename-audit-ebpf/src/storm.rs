@@ -9,7 +9,7 @@ use core::intrinsics::{AtomicOrdering::SeqCst, atomic_cxchg, atomic_xadd};
 use aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes;
 use rename_audit_common::{RateState, StormSlot, class};
 
-use crate::{RATE, STORMS, ring::count_lost, setting};
+use crate::{RATE, STORMS, ring::count_lost, setting, task::Task};
 
 /// Probes before giving up on finding a free slot.
 const SLOT_PROBES: u32 = 8;
@@ -23,7 +23,7 @@ pub enum Verdict {
 
 /// Decides whether a rename of `tid` is sent or counted, and counts it.
 #[inline(always)]
-pub fn admit(tid: u32, tgid: u32, cls: u32, now: u64, new_name: *const u8) -> Verdict {
+pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *const u8) -> Verdict {
     let (interval, tolerance) = if cls == class::PROCESS {
         (setting!(process_interval_ns), setting!(process_tolerance_ns))
     } else {
@@ -46,14 +46,22 @@ pub fn admit(tid: u32, tgid: u32, cls: u32, now: u64, new_name: *const u8) -> Ve
         state.tat_ns = tat + interval;
         return Verdict::Send;
     }
-    count_in_slot(state, tid, tgid, cls, now, new_name);
+    count_in_slot(state, task, tid, tgid, cls, now, new_name);
     Verdict::Counted
 }
 
 #[inline(always)]
-fn count_in_slot(state: &mut RateState, tid: u32, tgid: u32, cls: u32, now: u64, name: *const u8) {
+fn count_in_slot(
+    state: &mut RateState,
+    task: Task,
+    tid: u32,
+    tgid: u32,
+    cls: u32,
+    now: u64,
+    name: *const u8,
+) {
     if state.slot == 0 {
-        match claim_slot(tid, tgid, cls) {
+        match claim_slot(task, tid, tgid, cls) {
             Some(index) => state.slot = index + 1,
             None => {
                 count_lost(cls);
@@ -76,7 +84,7 @@ fn count_in_slot(state: &mut RateState, tid: u32, tgid: u32, cls: u32, now: u64,
 }
 
 #[inline(always)]
-fn claim_slot(tid: u32, tgid: u32, cls: u32) -> Option<u32> {
+fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
     let slots = setting!(storm_slots);
     if slots == 0 {
         return None;
@@ -89,6 +97,7 @@ fn claim_slot(tid: u32, tgid: u32, cls: u32) -> Option<u32> {
             unsafe { atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut (*slot).owner_tid, 0, tid as u64) };
         if claimed {
             unsafe {
+                (*slot).start_boottime_ns = task.process_start().unwrap_or(0);
                 (*slot).tgid = tgid;
                 (*slot).class = cls;
                 (*slot).exited = 0;

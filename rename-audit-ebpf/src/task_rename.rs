@@ -30,7 +30,7 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     } else {
         class::THREAD
     };
-    if let Verdict::Counted = storm::admit(tid, tgid, cls, now, new_name) {
+    if let Verdict::Counted = storm::admit(task, tid, tgid, cls, now, new_name) {
         return Some(());
     }
     let ring = if cls == class::PROCESS {

@@ -6,6 +6,7 @@
 //! [`event::Event`]s) -> [`rules`] (alerts) -> [`output`] and [`sinks`].
 pub mod capture;
 pub mod classify;
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod metrics;

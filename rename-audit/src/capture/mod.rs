@@ -1,1 +1,235 @@
-//! (placeholder)
+//! Stage 1, capture: loads and attaches the kernel programs, then drains
+//! their ring buffers, storm slots and loss counters on a dedicated thread
+//! into time-ordered batches of [`Record`]s.
+mod drain;
+mod offsets;
+mod preflight;
+mod records;
+mod storms;
+
+pub use drain::{Batch, Drainer};
+pub use records::{DecodeError, Record, StormSummary, decode};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{Map, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, FEntry, FExit},
+};
+use rename_audit_common::{STORM_SLOTS, Settings, maps};
+
+/// The kernel programs, built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rename-audit"));
+
+/// Capture settings; every one has a default sized for the machine.
+#[derive(Clone, Debug)]
+pub struct CaptureOptions {
+    /// Bytes of the ring for process renames and lifecycle; 0 = automatic.
+    pub priority_ring_bytes: u32,
+    /// Bytes of the ring for thread renames; 0 = automatic.
+    pub thread_ring_bytes: u32,
+    pub storm_slots: u32,
+    pub thread_rate: u32,
+    pub thread_burst: u32,
+    pub process_rate: u32,
+    pub process_burst: u32,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            priority_ring_bytes: 0,
+            thread_ring_bytes: 0,
+            storm_slots: STORM_SLOTS,
+            thread_rate: 100,
+            thread_burst: 1000,
+            process_rate: 20_000,
+            process_burst: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
+    #[error(transparent)]
+    Offsets(#[from] offsets::OffsetsError),
+    #[error(
+        "the kernel programs are missing from this build (built with AYA_BUILD_SKIP?); rebuild with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error("invalid capture setting: {0}")]
+    Setting(String),
+    #[error("loading the kernel programs failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("{what}: {source}{hint}")]
+    Program {
+        what: String,
+        hint: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("kernel map {0}: {1}")]
+    Map(&'static str, String),
+}
+
+/// The kernel programs, loaded and attached. Dropping it detaches them.
+pub struct Capture {
+    ebpf: Ebpf,
+    storm_slots: u32,
+    ring_bytes: (u32, u32),
+}
+
+/// The kernel hooks: (program, BTF target, what it needs from the kernel).
+const TRACEPOINTS: [(&str, &str, &str); 5] = [
+    ("task_rename", "task_rename", ""),
+    (
+        "prepare_exec",
+        "sched_prepare_exec",
+        " (the sched_prepare_exec tracepoint needs Linux 6.10 or later)",
+    ),
+    ("process_exec", "sched_process_exec", ""),
+    ("process_fork", "sched_process_fork", ""),
+    ("process_exit", "sched_process_exit", ""),
+];
+
+impl Capture {
+    /// Checks privileges and kernel support, loads and attaches every hook.
+    /// Renames are recorded from the moment this returns.
+    pub fn attach(opts: &CaptureOptions) -> Result<Self, CaptureError> {
+        preflight::check()?;
+        if EBPF_OBJECT.is_empty() {
+            return Err(CaptureError::NoObject);
+        }
+        let offsets = offsets::from_running_kernel()?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let prio = ring_size(opts.priority_ring_bytes, cpus, 1 << 20, 4 << 20, "priority_ring_bytes")?;
+        let thread = ring_size(opts.thread_ring_bytes, cpus, 2 << 20, 8 << 20, "thread_ring_bytes")?;
+        if opts.storm_slots == 0 {
+            return Err(CaptureError::Setting("storm_slots must be at least 1".into()));
+        }
+        let settings = Settings {
+            offsets,
+            thread_interval_ns: interval(opts.thread_rate, "thread_rate")?,
+            thread_tolerance_ns: interval(opts.thread_rate, "thread_rate")?
+                * u64::from(opts.thread_burst.max(1) - 1),
+            process_interval_ns: interval(opts.process_rate, "process_rate")?,
+            process_tolerance_ns: interval(opts.process_rate, "process_rate")?
+                * u64::from(opts.process_burst.max(1) - 1),
+            wakeup_bytes: u64::from(prio.min(thread) / 4),
+            lifecycle_limit_bytes: u64::from(prio) * 3 / 4,
+            storm_slots: opts.storm_slots,
+            _pad: 0,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(maps::SETTINGS, &settings, true)
+            .map_max_entries(maps::PRIORITY_RING, prio)
+            .map_max_entries(maps::THREAD_RING, thread)
+            .map_max_entries(maps::STORMS, opts.storm_slots)
+            .load(EBPF_OBJECT)
+            .map_err(CaptureError::Load)?;
+        let btf = Btf::from_sys_fs().map_err(|e| offsets::OffsetsError::NoBtf(e.to_string()))?;
+        for (program, target, hint) in TRACEPOINTS {
+            let prog: &mut BtfTracePoint = program_mut(&mut ebpf, program)?;
+            prog.load(target, &btf)
+                .and_then(|()| prog.attach().map(drop))
+                .map_err(|source| CaptureError::Program {
+                    what: format!("attaching to tracepoint {target}"),
+                    hint,
+                    source,
+                })?;
+        }
+        let hint = " (procfs comm writes are hooked with fentry on comm_write)";
+        let entry: &mut FEntry = program_mut(&mut ebpf, "comm_write_entry")?;
+        entry
+            .load("comm_write", &btf)
+            .and_then(|()| entry.attach().map(drop))
+            .map_err(|source| CaptureError::Program { what: "fentry comm_write".into(), hint, source })?;
+        let exit: &mut FExit = program_mut(&mut ebpf, "comm_write_exit")?;
+        exit.load("comm_write", &btf)
+            .and_then(|()| exit.attach().map(drop))
+            .map_err(|source| CaptureError::Program { what: "fexit comm_write".into(), hint, source })?;
+        Ok(Self {
+            ebpf,
+            storm_slots: opts.storm_slots,
+            ring_bytes: (prio, thread),
+        })
+    }
+
+    /// Ring sizes in use: (priority, thread).
+    pub fn ring_bytes(&self) -> (u32, u32) {
+        self.ring_bytes
+    }
+
+    /// Takes the maps the drain thread reads. The programs stay attached for
+    /// as long as `self` lives.
+    pub fn drainer(&mut self) -> Result<Drainer, CaptureError> {
+        let priority = RingBuf::try_from(take(&mut self.ebpf, maps::PRIORITY_RING)?)
+            .map_err(|e| CaptureError::Map(maps::PRIORITY_RING, e.to_string()))?;
+        let thread = RingBuf::try_from(take(&mut self.ebpf, maps::THREAD_RING)?)
+            .map_err(|e| CaptureError::Map(maps::THREAD_RING, e.to_string()))?;
+        let lost: PerCpuArray<MapData, u64> = PerCpuArray::try_from(take(&mut self.ebpf, maps::LOST)?)
+            .map_err(|e| CaptureError::Map(maps::LOST, e.to_string()))?;
+        let storms = match take(&mut self.ebpf, maps::STORMS)? {
+            Map::Array(data) => data,
+            _ => return Err(CaptureError::Map(maps::STORMS, "is not an array".into())),
+        };
+        let slots = storms::StormSlots::map(std::os::fd::AsFd::as_fd(storms.fd()), self.storm_slots)
+            .map_err(|e| CaptureError::Map(maps::STORMS, format!("mmap: {e}")))?;
+        Ok(Drainer::new(priority, thread, lost, slots, storms))
+    }
+}
+
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, CaptureError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf
+        .program_mut(name)
+        .ok_or_else(|| CaptureError::Setting(format!("program {name} missing from the object")))?;
+    program.try_into().map_err(|source| CaptureError::Program {
+        what: format!("program {name}"),
+        hint: "",
+        source,
+    })
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, CaptureError> {
+    ebpf.take_map(name)
+        .ok_or_else(|| CaptureError::Map(name, "missing from the object".into()))
+}
+
+fn interval(rate: u32, name: &str) -> Result<u64, CaptureError> {
+    if rate == 0 {
+        return Err(CaptureError::Setting(format!("{name} must be at least 1 per second")));
+    }
+    Ok(1_000_000_000 / u64::from(rate))
+}
+
+/// A ring size: the configured one (a power of two of at least a page), or
+/// `per_cpu` bytes a CPU but at least `min`.
+fn ring_size(configured: u32, cpus: u32, per_cpu: u32, min: u32, name: &str) -> Result<u32, CaptureError> {
+    if configured == 0 {
+        return Ok(per_cpu.saturating_mul(cpus).max(min).next_power_of_two());
+    }
+    if !configured.is_power_of_two() || configured < 4096 {
+        return Err(CaptureError::Setting(format!(
+            "{name} = {configured}: a ring size must be a power of two of at least 4096 bytes"
+        )));
+    }
+    Ok(configured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes_scale_with_cpus_and_reject_odd_sizes() {
+        assert_eq!(ring_size(0, 2, 1 << 20, 4 << 20, "r").unwrap(), 4 << 20);
+        assert_eq!(ring_size(0, 64, 1 << 20, 4 << 20, "r").unwrap(), 64 << 20);
+        assert_eq!(ring_size(1 << 16, 2, 1, 1, "r").unwrap(), 1 << 16);
+        assert!(ring_size(5000, 2, 1, 1, "r").is_err());
+        assert!(ring_size(2048, 2, 1, 1, "r").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! Kernel struct field offsets, read from the running kernel's BTF so the
+//! kernel programs never hard-code a layout.
+use btf_rs::{Btf, Type};
+use rename_audit_common::KernelOffsets;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetsError {
+    #[error(
+        "kernel BTF is not available at {VMLINUX_BTF} ({0}); rename-audit needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf(String),
+    #[error("kernel BTF has no struct {0}; this kernel is not supported")]
+    NoStruct(&'static str),
+    #[error("kernel BTF has no field {0}.{1}; this kernel is not supported")]
+    NoField(&'static str, &'static str),
+}
+
+/// Reads the offsets the kernel programs need from `/sys/kernel/btf/vmlinux`.
+pub fn from_running_kernel() -> Result<KernelOffsets, OffsetsError> {
+    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| OffsetsError::NoBtf(e.to_string()))?;
+    let task = Layout::find(&btf, "task_struct")?;
+    let mm = Layout::find(&btf, "mm_struct")?;
+    let binprm = Layout::find(&btf, "linux_binprm")?;
+    Ok(KernelOffsets {
+        task_pid: task.offset("pid")?,
+        task_tgid: task.offset("tgid")?,
+        task_comm: task.offset("comm")?,
+        task_flags: task.offset("flags")?,
+        task_group_leader: task.offset("group_leader")?,
+        task_real_parent: task.offset("real_parent")?,
+        task_start_boottime: task.offset("start_boottime")?,
+        task_mm: task.offset("mm")?,
+        mm_arg_start: mm.offset("arg_start")?,
+        mm_arg_end: mm.offset("arg_end")?,
+        binprm_filename: binprm.offset("filename")?,
+        _pad: 0,
+    })
+}
+
+struct Layout<'a> {
+    btf: &'a Btf,
+    name: &'static str,
+    ty: btf_rs::Struct,
+}
+
+impl<'a> Layout<'a> {
+    fn find(btf: &'a Btf, name: &'static str) -> Result<Self, OffsetsError> {
+        btf.resolve_types_by_name(name)
+            .map_err(|_| OffsetsError::NoStruct(name))?
+            .into_iter()
+            .find_map(|t| match t {
+                // Forward declarations share the name; only a struct with
+                // members is the definition.
+                Type::Struct(s) if !s.members.is_empty() => Some(s),
+                _ => None,
+            })
+            .map(|ty| Self { btf, name, ty })
+            .ok_or(OffsetsError::NoStruct(name))
+    }
+
+    /// Byte offset of `field`, looking through anonymous structs and unions
+    /// (randomized or grouped layouts put fields inside them).
+    fn offset(&self, field: &'static str) -> Result<u32, OffsetsError> {
+        find_member(self.btf, &self.ty, field, 0)
+            .map(|bits| bits / 8)
+            .ok_or(OffsetsError::NoField(self.name, field))
+    }
+}
+
+fn find_member(btf: &Btf, ty: &btf_rs::Struct, field: &str, base_bits: u32) -> Option<u32> {
+    for member in &ty.members {
+        let bits = base_bits + member.bit_offset();
+        let name = btf.resolve_name(member).unwrap_or_default();
+        if name == field {
+            return Some(bits);
+        }
+        if name.is_empty()
+            && let Ok(Type::Struct(inner) | Type::Union(inner)) = btf.resolve_chained_type(member)
+            && let Some(found) = find_member(btf, &inner, field, bits)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_kernel_has_every_field() {
+        let offsets = from_running_kernel().expect("this machine's kernel has BTF");
+        // pid and tgid are adjacent pid_t fields in every kernel layout.
+        assert_eq!(offsets.task_tgid, offsets.task_pid + 4);
+        assert!(offsets.mm_arg_end > offsets.mm_arg_start);
+        assert!(offsets.task_comm > 0 && offsets.task_group_leader > 0);
+    }
+}

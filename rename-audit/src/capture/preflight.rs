@@ -1,0 +1,87 @@
+//! Checks made before loading anything, so a missing privilege or kernel
+//! feature gets a message that says what to do.
+use std::path::Path;
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error(
+        "rename-audit needs CAP_BPF and CAP_PERFMON (or root) to load its kernel programs; \
+         run it as root, or grant them: `setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search+ep <binary>` \
+         or AmbientCapabilities= in the systemd unit"
+    )]
+    MissingCapabilities,
+    #[error(
+        "kernel BTF is missing ({0} does not exist): rename-audit needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf(&'static str),
+}
+
+pub fn check() -> Result<(), PreflightError> {
+    if !has_capabilities() {
+        return Err(PreflightError::MissingCapabilities);
+    }
+    if !Path::new(super::offsets::VMLINUX_BTF).exists() {
+        return Err(PreflightError::NoBtf(super::offsets::VMLINUX_BTF));
+    }
+    raise_memlock();
+    ensure_tracefs();
+    Ok(())
+}
+
+fn has_capabilities() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    (has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore
+/// it. Raising it is harmless and may fail without CAP_SYS_RESOURCE.
+fn raise_memlock() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        tracing::debug!("could not raise RLIMIT_MEMLOCK; fine on Linux 5.11 and later");
+    }
+}
+
+/// The hooks are BTF tracepoints and fentry, which do not need tracefs; but
+/// operators checking the tracepoint with bpftool or bpftrace do, so mount it
+/// when it is missing and say so when that fails.
+fn ensure_tracefs() {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    if Path::new(TRACEFS).join("events").exists() {
+        return;
+    }
+    let ok = (|| {
+        let src = std::ffi::CString::new("tracefs").ok()?;
+        let dst = std::ffi::CString::new(TRACEFS).ok()?;
+        // SAFETY: valid NUL-terminated strings; no data argument.
+        let rc = unsafe {
+            libc::mount(src.as_ptr(), dst.as_ptr(), src.as_ptr(), 0, std::ptr::null())
+        };
+        (rc == 0).then_some(())
+    })();
+    match ok {
+        Some(()) => tracing::info!(path = TRACEFS, "mounted tracefs"),
+        None => tracing::warn!(
+            path = TRACEFS,
+            error = %std::io::Error::last_os_error(),
+            "tracefs is not mounted and could not be mounted; rename-audit does not need it \
+             (it uses BTF tracepoints), but `mount -t tracefs nodev {TRACEFS}` lets bpftool and bpftrace inspect task:task_rename"
+        ),
+    }
+}
