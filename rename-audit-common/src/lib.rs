@@ -34,7 +34,9 @@ pub mod kind {
 pub mod method {
     /// `prctl(PR_SET_NAME)` (also `pthread_setname_np` on the calling thread).
     pub const PRCTL: u8 = 1;
-    /// A write to a procfs `comm` file (`/proc/<pid>/comm`, `.../task/<tid>/comm`).
+    /// A write to a procfs `comm` file (`/proc/<pid>/comm`, `.../task/<tid>/comm`):
+    /// a user task renaming a task of its own process in a syscall that is
+    /// neither prctl nor exec.
     pub const PROCFS: u8 = 2;
     /// `execve`: the kernel names the task after the new executable.
     pub const EXEC: u8 = 3;
@@ -229,7 +231,9 @@ pub struct KernelOffsets {
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
     pub binprm_filename: u32,
-    pub _pad: u32,
+    /// `pt_regs` field holding the number of the syscall in progress
+    /// (`orig_ax` on x86_64).
+    pub regs_syscall_nr: u32,
 }
 
 /// Run-time settings of the kernel programs (the `SETTINGS` global).
@@ -252,7 +256,8 @@ pub struct Settings {
     pub lifecycle_limit_bytes: u64,
     /// Entries in the `STORMS` array.
     pub storm_slots: u32,
-    pub _pad: u32,
+    /// This architecture's syscall number of `prctl`.
+    pub nr_prctl: u32,
 }
 
 /// Map names, shared so the two sides cannot disagree.

@@ -6,7 +6,6 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
-mod comm_write;
 mod prepare_exec;
 mod process_exec;
 mod process_exit;
@@ -61,9 +60,9 @@ static STORMS: Array<StormSlot> =
 #[map]
 static RATE: HashMap<u32, RateState> = HashMap::with_max_entries(1 << 16, 0);
 
-/// How the current task is renaming something, keyed by the writer's
-/// `task_struct` address (stable across exec, unlike a non-leader's tid): set
-/// on entry to a rename path (procfs write, exec) and cleared on its exit.
+/// Tasks inside exec, keyed by `task_struct` address (stable across exec,
+/// unlike a non-leader's tid): set by `sched_prepare_exec`, taken by the
+/// exec's own rename.
 #[map]
 static MARKS: HashMap<u64, u32> = HashMap::with_max_entries(1 << 14, 0);
 

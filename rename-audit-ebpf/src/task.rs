@@ -1,6 +1,9 @@
 //! Accessors for kernel tasks. Offsets come from the running kernel's BTF
 //! through `SETTINGS`; every read can fail and returns `Option`.
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
+use aya_ebpf::helpers::{
+    bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel,
+    bpf_probe_read_kernel_buf, generated::bpf_task_pt_regs,
+};
 use rename_audit_common::TASK_COMM_LEN;
 
 use crate::setting;
@@ -113,4 +116,15 @@ impl Task {
 #[inline(always)]
 pub fn current_key() -> u64 {
     unsafe { bpf_get_current_task() }
+}
+
+/// Number of the syscall the current task is in, from its saved user
+/// registers. Meaningless for kernel threads.
+#[inline(always)]
+pub fn current_syscall() -> Option<u64> {
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    if regs.is_null() {
+        return None;
+    }
+    unsafe { field(regs, setting!(offsets.regs_syscall_nr)) }
 }

@@ -8,9 +8,9 @@ use aya_ebpf::{
 use rename_audit_common::{RenameRecord, class, kind, method, rename_flags};
 
 use crate::{
-    MARKS, PRIORITY_RING, THREAD_RING, ring,
+    MARKS, PRIORITY_RING, THREAD_RING, ring, setting,
     storm::{self, Verdict},
-    task::{Task, current_key},
+    task::{Task, current_key, current_syscall},
 };
 
 #[btf_tracepoint(function = "task_rename")]
@@ -55,7 +55,7 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     // truncation of an over-long name (exec of a long file name).
     let _ = unsafe { bpf_probe_read_kernel_str_bytes(new_name, &mut rec.new_name) };
     rec.writer_name = bpf_get_current_comm().unwrap_or([0; 16]);
-    let (how, writer_kernel) = method_of(task);
+    let (how, writer_kernel) = method_of(task, tgid);
     rec.method = how;
     rec.flags = (if task.is_kthread() { rename_flags::RENAMED_KTHREAD } else { 0 })
         | (if writer_kernel { rename_flags::WRITER_KERNEL } else { 0 });
@@ -63,26 +63,31 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     Some(())
 }
 
-/// How the writer is renaming `task`: a rename path it entered (procfs write,
-/// exec) marks it; otherwise a user task renaming itself can only be in
-/// prctl(PR_SET_NAME), and anything else is the kernel's own doing.
+/// How the writer is renaming `task`. A user task renames only through
+/// prctl (itself), exec (itself, marked by `sched_prepare_exec`) or a write
+/// to a procfs comm file (a task of its own process); everything else is the
+/// kernel's doing. prctl is tested first and costs no map lookup.
 #[inline(always)]
-fn method_of(task: Task) -> (u8, bool) {
-    let writer = Task::current();
-    let writer_kernel = writer.is_some_and(|w| w.is_kernel_worker());
-    let key = current_key();
-    if let Some(mark) = unsafe { MARKS.get(&key) } {
-        let mark = *mark as u8;
-        if mark == method::EXEC {
-            let _ = MARKS.remove(&key);
-        }
-        return (mark, writer_kernel);
-    }
-    let is_self = writer.is_some_and(|w| w.as_ptr() == task.as_ptr());
-    let how = if is_self && !writer_kernel {
-        method::PRCTL
-    } else {
-        method::KERNEL
+fn method_of(task: Task, tgid: u32) -> (u8, bool) {
+    let Some(writer) = Task::current() else {
+        return (method::KERNEL, true);
     };
-    (how, writer_kernel)
+    if writer.is_kernel_worker() {
+        return (method::KERNEL, true);
+    }
+    let is_self = writer.as_ptr() == task.as_ptr();
+    if is_self && current_syscall() == Some(u64::from(setting!(nr_prctl))) {
+        return (method::PRCTL, false);
+    }
+    let key = current_key();
+    if unsafe { MARKS.get(&key) }.is_some() {
+        let _ = MARKS.remove(&key);
+        return (method::EXEC, false);
+    }
+    let same_process = writer.ids().is_some_and(|(_, writer_tgid)| writer_tgid == tgid);
+    if same_process {
+        (method::PROCFS, false)
+    } else {
+        (method::KERNEL, false)
+    }
 }

@@ -13,7 +13,7 @@ pub use records::{DecodeError, Record, StormSummary, decode};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Map, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, FEntry, FExit},
+    programs::BtfTracePoint,
 };
 use rename_audit_common::{STORM_SLOTS, Settings, maps};
 
@@ -119,7 +119,7 @@ impl Capture {
             wakeup_bytes: u64::from(prio.min(thread) / 4),
             lifecycle_limit_bytes: u64::from(prio) * 3 / 4,
             storm_slots: opts.storm_slots,
-            _pad: 0,
+            nr_prctl: libc::SYS_prctl as u32,
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(maps::SETTINGS, &settings, true)
@@ -139,16 +139,6 @@ impl Capture {
                     source,
                 })?;
         }
-        let hint = " (procfs comm writes are hooked with fentry on comm_write)";
-        let entry: &mut FEntry = program_mut(&mut ebpf, "comm_write_entry")?;
-        entry
-            .load("comm_write", &btf)
-            .and_then(|()| entry.attach().map(drop))
-            .map_err(|source| CaptureError::Program { what: "fentry comm_write".into(), hint, source })?;
-        let exit: &mut FExit = program_mut(&mut ebpf, "comm_write_exit")?;
-        exit.load("comm_write", &btf)
-            .and_then(|()| exit.attach().map(drop))
-            .map_err(|source| CaptureError::Program { what: "fexit comm_write".into(), hint, source })?;
         Ok(Self {
             ebpf,
             storm_slots: opts.storm_slots,

@@ -3,6 +3,12 @@
 use btf_rs::{Btf, Type};
 use rename_audit_common::KernelOffsets;
 
+/// The `pt_regs` field that holds the syscall number.
+#[cfg(target_arch = "x86_64")]
+const SYSCALL_NR_FIELD: &str = "orig_ax";
+#[cfg(target_arch = "aarch64")]
+const SYSCALL_NR_FIELD: &str = "syscallno";
+
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,7 @@ pub fn from_running_kernel() -> Result<KernelOffsets, OffsetsError> {
     let task = Layout::find(&btf, "task_struct")?;
     let mm = Layout::find(&btf, "mm_struct")?;
     let binprm = Layout::find(&btf, "linux_binprm")?;
+    let regs = Layout::find(&btf, "pt_regs")?;
     Ok(KernelOffsets {
         task_pid: task.offset("pid")?,
         task_tgid: task.offset("tgid")?,
@@ -35,7 +42,7 @@ pub fn from_running_kernel() -> Result<KernelOffsets, OffsetsError> {
         mm_arg_start: mm.offset("arg_start")?,
         mm_arg_end: mm.offset("arg_end")?,
         binprm_filename: binprm.offset("filename")?,
-        _pad: 0,
+        regs_syscall_nr: regs.offset(SYSCALL_NR_FIELD)?,
     })
 }
 
