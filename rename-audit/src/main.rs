@@ -1,1 +1,173 @@
-fn main() {}
+//! rename-audit's entry point: wires capture -> process table -> classify ->
+//! rules -> output and sinks, and handles signals.
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use clap::Parser as _;
+use rename_audit::{
+    capture::Capture,
+    classify::{Classifier, Filter},
+    cli::{Cli, Command, RunArgs},
+    config::{self, Config},
+    metrics::Metrics,
+    output::JsonLinesWriter,
+    pipeline::{Control, Pipeline},
+    proctable::ProcessTable,
+    rules::RuleEngine,
+    sinks::Sinks,
+};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Batches in flight between the drain and pipeline threads. When the
+/// pipeline falls behind, the drain thread blocks and the kernel counts what
+/// the full rings cannot take.
+const BATCHES_IN_FLIGHT: usize = 64;
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::CheckConfig { file } => check_config(&file),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rename-audit: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &Path) -> Result<()> {
+    config::check(file)?;
+    println!("{}: ok", file.display());
+    Ok(())
+}
+
+/// The configuration file merged with the flags, which win.
+fn settings(args: &RunArgs) -> Result<Config> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    cfg.apply_flags(args);
+    Ok(cfg)
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let cfg = settings(&args)?;
+    let writer = JsonLinesWriter::open(&cfg.output_dest())?;
+    let host: Arc<str> = Arc::from(
+        hostname::get()
+            .context("reading the host name")?
+            .to_string_lossy()
+            .as_ref(),
+    );
+    let rules = RuleEngine::new(&cfg.rules, &cfg.allow)?;
+
+    // Attach first, then snapshot /proc: whatever starts in between is in the
+    // rings as a fork and merged by key, so nothing is missed or doubled.
+    let mut capture = Capture::attach(&cfg.capture_options())?;
+    let drainer = capture.drainer()?;
+    let mut table = ProcessTable::new();
+    table.snapshot();
+    let processes = table.len();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("rename-audit-io")
+        .build()
+        .context("starting the async runtime")?;
+    let metrics = Metrics::new();
+    let sinks = runtime.block_on(Sinks::start(&cfg.sinks_config(), metrics.clone(), host.clone()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCHES_IN_FLIGHT);
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let drain = std::thread::Builder::new()
+        .name("ra-drain".into())
+        .spawn({
+            let stop = stop.clone();
+            move || drainer.run(batch_tx, stop)
+        })
+        .context("starting the drain thread")?;
+    let pipeline = Pipeline {
+        classifier: Classifier::new(table, host, cfg.filter()),
+        rules,
+        writer,
+        sinks,
+        metrics,
+    };
+    let pipeline = std::thread::Builder::new()
+        .name("ra-pipeline".into())
+        .spawn(move || pipeline.run(batch_rx, control_rx))
+        .context("starting the pipeline thread")?;
+
+    let (priority_ring, thread_ring) = capture.ring_bytes();
+    tracing::info!(processes, priority_ring, thread_ring, "attached; ready");
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready])
+    {
+        tracing::warn!(%error, "could not notify systemd");
+    }
+
+    runtime.block_on(wait_for_stop(args, control_tx))?;
+
+    // Stop: the drain thread empties the rings and takes every pending storm
+    // count, the pipeline writes them out, then the programs detach.
+    stop.store(true, Ordering::Release);
+    drain.join().map_err(|_| anyhow::anyhow!("the drain thread panicked"))?;
+    let sinks = pipeline
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
+    drop(capture);
+    runtime.block_on(sinks.shutdown(Duration::from_millis(700)));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; reloads the configuration on SIGHUP and
+/// keeps the old one when the new file is invalid.
+async fn wait_for_stop(args: RunArgs, control: crossbeam_channel::Sender<Control>) -> Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match reload(&args) {
+                Ok(msg) => {
+                    let _ = control.send(msg);
+                    tracing::info!("configuration reloaded");
+                }
+                Err(error) => tracing::error!(error = format!("{error:#}"), "configuration not reloaded; keeping the old one"),
+            },
+        }
+    }
+}
+
+fn reload(args: &RunArgs) -> Result<Control> {
+    let cfg = settings(args)?;
+    let rules = RuleEngine::new(&cfg.rules, &cfg.allow)?;
+    Ok(Control::Reload { rules: Box::new(rules), filter: cfg.filter() })
+}
+
+// Re-exported so the flag-merging code in `config` can name it.
+#[allow(dead_code)]
+fn _filter_type_check(f: Filter) -> Filter {
+    f
+}

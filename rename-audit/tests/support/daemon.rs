@@ -1,0 +1,168 @@
+//! Runs the real daemon (real kernel programs) and reads its output file.
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub struct Daemon {
+    child: Child,
+    pub output: PathBuf,
+    pub dir: tempfile::TempDir,
+    read: usize,
+    events: Vec<Value>,
+    stderr: mpsc::Receiver<String>,
+    pub stderr_lines: Vec<String>,
+}
+
+/// `event["a"]["b"]` for the path "a.b"; Null when absent.
+pub fn at<'a>(event: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(event, |v, k| v.get(k).unwrap_or(&Value::Null))
+}
+
+pub fn str_at<'a>(event: &'a Value, path: &str) -> &'a str {
+    at(event, path).as_str().unwrap_or_else(|| panic!("{path} is not a string in {event}"))
+}
+
+pub fn u64_at(event: &Value, path: &str) -> u64 {
+    at(event, path).as_u64().unwrap_or_else(|| panic!("{path} is not a number in {event}"))
+}
+
+impl Daemon {
+    /// Starts `rename-audit run --output <tmp file> <args>` and waits until
+    /// it says it is ready.
+    pub fn start(args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let output = dir.path().join("events.json");
+        Self::start_with(dir, output, args)
+    }
+
+    pub fn start_with(dir: tempfile::TempDir, output: PathBuf, args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
+            .arg("run")
+            .arg("--output")
+            .arg(&output)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rename-audit");
+        let (tx, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                eprintln!("[daemon] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut daemon = Daemon { child, output, dir, read: 0, events: Vec::new(), stderr, stderr_lines: Vec::new() };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = daemon.child.try_wait().expect("wait") {
+                daemon.drain_stderr();
+                panic!("the daemon exited before it was ready ({status}): {:#?}", daemon.stderr_lines);
+            }
+            match daemon.stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let ready = line.contains("ready");
+                    daemon.stderr_lines.push(line);
+                    if ready {
+                        return daemon;
+                    }
+                }
+                Err(_) if Instant::now() > deadline => panic!("the daemon was not ready within 60 s"),
+                Err(_) => {}
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn drain_stderr(&mut self) {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.stderr_lines.push(line);
+        }
+    }
+
+    /// Every complete line written so far, parsed.
+    pub fn events(&mut self) -> &[Value] {
+        let data = std::fs::read(&self.output).unwrap_or_default();
+        let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        if end > self.read {
+            for line in data[self.read..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let v: Value = serde_json::from_slice(line)
+                    .unwrap_or_else(|e| panic!("output line is not JSON ({e}): {}", String::from_utf8_lossy(line)));
+                self.events.push(v);
+            }
+            self.read = end;
+        }
+        &self.events
+    }
+
+    /// Waits up to 10 s for an event matching `pred`.
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.events().iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+            if Instant::now() > deadline {
+                self.drain_stderr();
+                panic!("no event for {what} within 10 s; daemon stderr: {:#?}", self.stderr_lines);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Events about process `pid` (renamed or writer).
+    pub fn events_of(&mut self, pid: u32) -> Vec<Value> {
+        let pid = u64::from(pid);
+        self.events()
+            .iter()
+            .filter(|e| at(e, "process.pid").as_u64() == Some(pid) || at(e, "rename.writer.pid").as_u64() == Some(pid))
+            .cloned()
+            .collect()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// SIGTERM, then waits for the exit; returns the status and how long it took.
+    pub fn stop(&mut self) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        self.signal(libc::SIGTERM);
+        let deadline = start + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                self.drain_stderr();
+                return (status, start.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the daemon did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

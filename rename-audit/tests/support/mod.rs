@@ -1,0 +1,4 @@
+//! Shared by the end-to-end tests.
+#![allow(dead_code)]
+pub mod daemon;
+pub mod renamer;

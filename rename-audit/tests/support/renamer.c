@@ -1,0 +1,161 @@
+/* Test workload for rename-audit's end-to-end tests: performs one rename
+ * scenario and prints what it did as key=value lines. Names are given in hex
+ * so any byte but NUL can be passed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char name[64];
+static size_t name_len;
+
+static void unhex(const char *hex) {
+    name_len = strlen(hex) / 2;
+    if (name_len >= sizeof name) name_len = sizeof name - 1;
+    for (size_t i = 0; i < name_len; i++) sscanf(hex + 2 * i, "%2hhx", (unsigned char *)&name[i]);
+    name[name_len] = 0;
+}
+
+static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
+
+static int write_comm(const char *path) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) return -errno;
+    ssize_t n = write(fd, name, name_len);
+    int err = n < 0 ? -errno : 0;
+    close(fd);
+    return err;
+}
+
+static void wait_line(void) {
+    char buf[16];
+    if (!fgets(buf, sizeof buf, stdin)) exit(3);
+}
+
+static void *thread_prctl(void *arg) {
+    (void)arg;
+    printf("tid=%d\n", gettid_());
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    return NULL;
+}
+
+static void *thread_sibling(void *arg) {
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", getpid());
+    printf("tid=%d\n", gettid_());
+    int err = write_comm(path);
+    printf("write=%d\n", err);
+    return NULL;
+}
+
+static volatile long storm_count;
+static volatile int storm_stop;
+static void *thread_storm(void *arg) {
+    long n = (long)arg;
+    char buf[16];
+    printf("storm_tid=%d\n", gettid_());
+    fflush(stdout);
+    for (long i = 0; n < 0 ? !storm_stop : i < n; i++) {
+        snprintf(buf, sizeof buf, "storm-%ld", i % 1000);
+        prctl(PR_SET_NAME, buf, 0, 0, 0);
+        __atomic_add_fetch(&storm_count, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2) return 2;
+    const char *cmd = argv[1];
+    if (argc >= 3) unhex(argv[2]);
+    printf("pid=%d\n", getpid());
+    if (!strcmp(cmd, "prctl")) {
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+    } else if (!strcmp(cmd, "wait-prctl")) {
+        printf("waiting=1\n");
+        wait_line();
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+    } else if (!strcmp(cmd, "thread-prctl") || !strcmp(cmd, "sibling")) {
+        pthread_t t;
+        pthread_create(&t, NULL, !strcmp(cmd, "sibling") ? thread_sibling : thread_prctl, NULL);
+        pthread_join(t, NULL);
+    } else if (!strcmp(cmd, "self-comm")) {
+        printf("write=%d\n", write_comm("/proc/self/comm"));
+    } else if (!strcmp(cmd, "thread-self-comm")) {
+        printf("write=%d\n", write_comm("/proc/thread-self/comm"));
+    } else if (!strcmp(cmd, "pid-comm")) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/comm", getpid());
+        printf("write=%d\n", write_comm(path));
+    } else if (!strcmp(cmd, "other-comm")) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%s/comm", argv[3]);
+        printf("write=%d\n", write_comm(path));
+    } else if (!strcmp(cmd, "fork")) {
+        pid_t child = fork();
+        if (child == 0) {
+            prctl(PR_SET_NAME, name, 0, 0, 0);
+            _exit(0);
+        }
+        printf("child=%d\n", child);
+        waitpid(child, NULL, 0);
+    } else if (!strcmp(cmd, "exec")) {
+        fflush(stdout);
+        execl("/bin/true", "true", (char *)NULL);
+        return 4;
+    } else if (!strcmp(cmd, "loop-prctl")) {
+        /* argv[3]: renames; argv[4]: renames per second (0 = as fast as possible) */
+        long n = atol(argv[3]);
+        double rate = argc > 4 ? atof(argv[4]) : 0;
+        double start = now();
+        char buf[16];
+        for (long i = 0; i < n; i++) {
+            snprintf(buf, sizeof buf, "%.*s-%ld", 6, name, i % 100000);
+            prctl(PR_SET_NAME, buf, 0, 0, 0);
+            if (rate > 0) {
+                double due = start + (i + 1) / rate;
+                while (now() < due) {
+                    struct timespec ts = {0, 50000};
+                    nanosleep(&ts, NULL);
+                }
+            }
+        }
+        printf("done=%ld\n", n);
+    } else if (!strcmp(cmd, "storm")) {
+        /* argv[3]: threads; argv[4]: renames per thread; then the threads exit */
+        int threads = atoi(argv[3]);
+        long n = atol(argv[4]);
+        pthread_t t[64];
+        for (int i = 0; i < threads && i < 64; i++) pthread_create(&t[i], NULL, thread_storm, (void *)n);
+        for (int i = 0; i < threads && i < 64; i++) pthread_join(t[i], NULL);
+        printf("renamed=%ld\n", storm_count);
+    } else if (!strcmp(cmd, "storm-until")) {
+        /* argv[3]: threads; storm until a line arrives on stdin */
+        int threads = atoi(argv[3]);
+        pthread_t t[64];
+        for (int i = 0; i < threads && i < 64; i++) pthread_create(&t[i], NULL, thread_storm, (void *)-1L);
+        wait_line();
+        storm_stop = 1;
+        for (int i = 0; i < threads && i < 64; i++) pthread_join(t[i], NULL);
+        printf("renamed=%ld\n", storm_count);
+    } else {
+        return 2;
+    }
+    printf("end=1\n");
+    return 0;
+}
