@@ -1,0 +1,441 @@
+//! One [`Event`] as one ECS JSON line. The field list is documented in the
+//! [module above](super); the structs here mirror it one to one and borrow
+//! everything from the event, so a line costs no allocation unless a name
+//! is not UTF-8.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+use super::encode::{ArgsHex, ArgsText, LineSafeFormatter, NumStr, Rfc3339Micros, text_and_hex};
+use crate::event::{Alert, Body, Event, ParentContext, ProcessContext};
+use crate::names::Name;
+
+/// The ECS version whose field set the lines follow.
+pub const ECS_VERSION: &str = "8.11.0";
+/// `event.module`. An underscore, not the binary's hyphen, because Elastic
+/// data stream names (which `event.dataset` feeds) reject hyphens and ECS
+/// recommends the dataset start with the module name.
+pub const EVENT_MODULE: &str = "rename_audit";
+/// `event.dataset`.
+pub const EVENT_DATASET: &str = "rename_audit.renames";
+/// `threat.framework` of every technique id.
+pub const THREAT_FRAMEWORK: &str = "MITRE ATT&CK";
+
+/// Appends exactly one line for `ev` to `out`: a JSON object and `'\n'`.
+///
+/// No byte of any name can end the line early or add a field: serde_json
+/// escapes quotes, backslashes and control bytes, and the formatter also
+/// escapes DEL, C1 controls, U+2028/U+2029 and bidi controls.
+pub fn write_json_line(ev: &Event, out: &mut Vec<u8>) {
+    let start = out.len();
+    let line = Line::new(ev);
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineSafeFormatter);
+    if let Err(err) = line.serialize(&mut ser) {
+        // Unreachable with these types (a Vec never fails a write), but a
+        // record must never vanish: keep its identity and say why.
+        out.truncate(start);
+        let fallback = Fallback {
+            event: FallbackMeta {
+                kind: "event",
+                action: ev.body.action(),
+                sequence: ev.sequence,
+            },
+            error: FallbackError {
+                message: &err.to_string(),
+            },
+        };
+        let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineSafeFormatter);
+        if fallback.serialize(&mut ser).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
+        }
+    }
+    out.push(b'\n');
+}
+
+/// The journald / RFC 5424 priority for a line: an alert's severity, warning
+/// for lost records, info for everything else.
+pub fn syslog_priority(ev: &Event) -> u8 {
+    match (&ev.alert, &ev.body) {
+        (Some(alert), _) => alert.severity.syslog_priority(),
+        (None, Body::Lost(_)) => 4,
+        (None, _) => 6,
+    }
+}
+
+#[derive(Serialize)]
+struct Fallback<'a> {
+    event: FallbackMeta,
+    error: FallbackError<'a>,
+}
+
+#[derive(Serialize)]
+struct FallbackMeta {
+    kind: &'static str,
+    action: &'static str,
+    sequence: u64,
+}
+
+#[derive(Serialize)]
+struct FallbackError<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: Rfc3339Micros,
+    ecs: Ecs,
+    event: EventMeta,
+    host: Host<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    systemd: Option<Systemd<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rename: Option<RenameOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<SummaryOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost: Option<LostOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<RuleOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threat: Option<ThreatOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Ecs {
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct EventMeta {
+    kind: &'static str,
+    category: [&'static str; 1],
+    #[serde(rename = "type")]
+    type_: [&'static str; 1],
+    action: &'static str,
+    sequence: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<u8>,
+    module: &'static str,
+    dataset: &'static str,
+}
+
+#[derive(Serialize)]
+struct Host<'a> {
+    hostname: &'a str,
+}
+
+#[derive(Serialize)]
+struct ProcessOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executable: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executable_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<ArgsText<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args_hex: Option<ArgsHex<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<Rfc3339Micros>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<ParentOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thread: Option<ThreadOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct User {
+    id: NumStr,
+}
+
+#[derive(Serialize)]
+struct ParentOut<'a> {
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executable: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executable_hex: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ThreadOut<'a> {
+    id: u32,
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_hex: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Systemd<'a> {
+    unit: &'a str,
+}
+
+#[derive(Serialize)]
+struct RenameOut<'a> {
+    old_name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_name_hex: Option<String>,
+    new_name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_name_hex: Option<String>,
+    main_thread: bool,
+    method: &'static str,
+    writer: WriterOut<'a>,
+    original_name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_name_hex: Option<String>,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct WriterOut<'a> {
+    pid: u32,
+    tid: u32,
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_hex: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SummaryOut<'a> {
+    count: u64,
+    first_seen: Rfc3339Micros,
+    last_seen: Rfc3339Micros,
+    last_name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_name_hex: Option<String>,
+    class: &'static str,
+    thread_exited: bool,
+}
+
+#[derive(Serialize)]
+struct LostOut {
+    count: u64,
+    class: &'static str,
+}
+
+#[derive(Serialize)]
+struct RuleOut {
+    id: &'static str,
+    name: &'static str,
+    /// The severity label; ECS has no field for it, `event.severity` holds
+    /// the number.
+    severity: &'static str,
+}
+
+#[derive(Serialize)]
+struct ThreatOut {
+    framework: &'static str,
+    technique: Technique,
+}
+
+#[derive(Serialize)]
+struct Technique {
+    id: [&'static str; 1],
+    reference: [String; 1],
+}
+
+/// `(text, hex)` of an optional name, each `None` when the name is.
+fn opt_name(name: Option<&Name>) -> (Option<Cow<'_, str>>, Option<String>) {
+    match name {
+        Some(n) => {
+            let (text, hex) = text_and_hex(n);
+            (Some(text), hex)
+        }
+        None => (None, None),
+    }
+}
+
+impl<'a> Line<'a> {
+    fn new(ev: &'a Event) -> Self {
+        let alert = ev.alert.as_ref();
+        let thread = match &ev.body {
+            Body::Rename(r) => Some(ThreadOut::new(r.tid, &r.new_name)),
+            Body::Summary(s) => Some(ThreadOut::new(s.tid, &s.last_name)),
+            Body::Lost(_) => None,
+        };
+        let process = match (&ev.process, thread) {
+            (Some(ctx), thread) => Some(ProcessOut::new(ctx, thread)),
+            (None, Some(thread)) => Some(ProcessOut::thread_only(thread)),
+            (None, None) => None,
+        };
+        Line {
+            timestamp: Rfc3339Micros(ev.timestamp),
+            ecs: Ecs {
+                version: ECS_VERSION,
+            },
+            event: EventMeta {
+                kind: if alert.is_some() { "alert" } else { "event" },
+                category: ["process"],
+                type_: match ev.body {
+                    Body::Rename(_) => ["change"],
+                    Body::Summary(_) | Body::Lost(_) => ["info"],
+                },
+                action: ev.body.action(),
+                sequence: ev.sequence,
+                severity: alert.map(|a| a.severity.score()),
+                module: EVENT_MODULE,
+                dataset: EVENT_DATASET,
+            },
+            host: Host { hostname: &ev.host },
+            process,
+            systemd: ev
+                .process
+                .as_ref()
+                .and_then(|p| p.unit.as_deref())
+                .map(|unit| Systemd { unit }),
+            rename: match &ev.body {
+                Body::Rename(r) => {
+                    let (old_name, old_name_hex) = text_and_hex(&r.old_name);
+                    let (new_name, new_name_hex) = text_and_hex(&r.new_name);
+                    let (original_name, original_name_hex) = text_and_hex(&r.original_name);
+                    let (writer_name, writer_name_hex) = text_and_hex(&r.writer.name);
+                    Some(RenameOut {
+                        old_name,
+                        old_name_hex,
+                        new_name,
+                        new_name_hex,
+                        main_thread: r.main_thread,
+                        method: r.method.as_str(),
+                        writer: WriterOut {
+                            pid: r.writer.pid,
+                            tid: r.writer.tid,
+                            name: writer_name,
+                            name_hex: writer_name_hex,
+                        },
+                        original_name,
+                        original_name_hex,
+                        count: r.count,
+                    })
+                }
+                _ => None,
+            },
+            summary: match &ev.body {
+                Body::Summary(s) => {
+                    let (last_name, last_name_hex) = text_and_hex(&s.last_name);
+                    Some(SummaryOut {
+                        count: s.count,
+                        first_seen: Rfc3339Micros(s.first_seen),
+                        last_seen: Rfc3339Micros(s.last_seen),
+                        last_name,
+                        last_name_hex,
+                        class: s.class.as_str(),
+                        thread_exited: s.thread_exited,
+                    })
+                }
+                _ => None,
+            },
+            lost: match &ev.body {
+                Body::Lost(l) => Some(LostOut {
+                    count: l.count,
+                    class: l.class.as_str(),
+                }),
+                _ => None,
+            },
+            rule: alert.map(|a| RuleOut {
+                id: a.rule_id,
+                name: a.rule_name,
+                severity: a.severity.as_str(),
+            }),
+            threat: alert.and_then(ThreatOut::of),
+            message: alert.map(|a| a.message.as_str()),
+        }
+    }
+}
+
+impl<'a> ProcessOut<'a> {
+    fn new(ctx: &'a ProcessContext, thread: Option<ThreadOut<'a>>) -> Self {
+        let (name, name_hex) = text_and_hex(&ctx.name);
+        let (executable, executable_hex) = opt_name(ctx.executable.as_ref());
+        ProcessOut {
+            pid: Some(ctx.pid),
+            name: Some(name),
+            name_hex,
+            executable,
+            executable_hex,
+            args: Some(ArgsText(&ctx.args)),
+            args_hex: ArgsHex::of(&ctx.args),
+            start: ctx.start.map(Rfc3339Micros),
+            user: ctx.uid.map(|uid| User { id: NumStr(uid) }),
+            parent: ctx.parent.as_ref().map(ParentOut::new),
+            thread,
+        }
+    }
+
+    /// A summary whose process the table no longer knew: only the thread.
+    fn thread_only(thread: ThreadOut<'a>) -> Self {
+        ProcessOut {
+            pid: None,
+            name: None,
+            name_hex: None,
+            executable: None,
+            executable_hex: None,
+            args: None,
+            args_hex: None,
+            start: None,
+            user: None,
+            parent: None,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl<'a> ParentOut<'a> {
+    fn new(p: &'a ParentContext) -> Self {
+        let (name, name_hex) = opt_name(p.name.as_ref());
+        let (executable, executable_hex) = opt_name(p.executable.as_ref());
+        ParentOut {
+            pid: p.pid,
+            name,
+            name_hex,
+            executable,
+            executable_hex,
+        }
+    }
+}
+
+impl<'a> ThreadOut<'a> {
+    fn new(id: u32, name: &'a Name) -> Self {
+        let (name, name_hex) = text_and_hex(name);
+        ThreadOut { id, name, name_hex }
+    }
+}
+
+impl ThreatOut {
+    fn of(alert: &Alert) -> Option<Self> {
+        let id = alert.technique?;
+        Some(ThreatOut {
+            framework: THREAT_FRAMEWORK,
+            technique: Technique {
+                id: [id],
+                reference: [technique_reference(id)],
+            },
+        })
+    }
+}
+
+/// `T1036.004` -> `https://attack.mitre.org/techniques/T1036/004/`.
+fn technique_reference(id: &str) -> String {
+    format!(
+        "https://attack.mitre.org/techniques/{}/",
+        id.replace('.', "/")
+    )
+}
