@@ -6,12 +6,14 @@
 //! [`event::Event`]s) -> [`rules`] (alerts) -> [`output`] and [`sinks`].
 pub mod capture;
 pub mod classify;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod event;
 pub mod metrics;
 pub mod names;
 pub mod output;
+pub mod pipeline;
 pub mod proctable;
 pub mod rules;
 pub mod sinks;

@@ -1,1 +1,11 @@
-//! (placeholder)
+//! (interim: replaced by the metrics module)
+use std::sync::Arc;
+use crate::event::Event;
+pub struct Metrics;
+impl Metrics {
+    pub fn new() -> Arc<Metrics> { Arc::new(Metrics) }
+    pub fn observe(&self, _e: &Event) {}
+    pub fn sink_error(&self, _s: &str) {}
+    pub fn filtered(&self, _m: &str) {}
+    pub fn set_processes_tracked(&self, _n: i64) {}
+}
