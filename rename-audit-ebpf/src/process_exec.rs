@@ -1,7 +1,9 @@
 //! `tp_btf/sched_process_exec`: the process has its new image; records the
 //! path given to exec and the new argument block.
 use aya_ebpf::{
-    helpers::{bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user,
+    },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
@@ -51,7 +53,11 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
         && end > start
     {
         let len = end - start;
-        let len = if len > ARGS_LEN as u64 { ARGS_LEN as u64 } else { len };
+        let len = if len > ARGS_LEN as u64 {
+            ARGS_LEN as u64
+        } else {
+            len
+        };
         let rc = unsafe {
             bpf_probe_read_user(
                 rec.args.as_mut_ptr().cast(),

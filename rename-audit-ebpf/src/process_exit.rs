@@ -30,7 +30,11 @@ fn try_process_exit(ctx: &BtfTracePointContext) -> Option<()> {
     rec.tid = tid;
     rec.tgid = tgid;
     rec.start_boottime_ns = task.process_start().unwrap_or(0);
-    rec.flags = if group_dead { exit_flags::GROUP_DEAD } else { 0 };
+    rec.flags = if group_dead {
+        exit_flags::GROUP_DEAD
+    } else {
+        0
+    };
     rec._pad = 0;
     ring::submit(&PRIORITY_RING, entry);
     Some(())

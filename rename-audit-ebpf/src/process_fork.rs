@@ -1,6 +1,8 @@
 //! `tp_btf/sched_process_fork`: a new process (threads are skipped: the
 //! daemon's table holds processes, and thread renames carry their own ids).
-use aya_ebpf::{helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
 use rename_audit_common::{ForkRecord, kind};
 
 use crate::{PRIORITY_RING, ring, task::Task};

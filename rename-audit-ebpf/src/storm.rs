@@ -25,7 +25,10 @@ pub enum Verdict {
 #[inline(always)]
 pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *const u8) -> Verdict {
     let (interval, tolerance) = if cls == class::PROCESS {
-        (setting!(process_interval_ns), setting!(process_tolerance_ns))
+        (
+            setting!(process_interval_ns),
+            setting!(process_tolerance_ns),
+        )
     } else {
         (setting!(thread_interval_ns), setting!(thread_tolerance_ns))
     };
@@ -41,7 +44,11 @@ pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *con
         return Verdict::Send;
     };
     let state = unsafe { &mut *state };
-    let tat = if state.tat_ns > now { state.tat_ns } else { now };
+    let tat = if state.tat_ns > now {
+        state.tat_ns
+    } else {
+        now
+    };
     if tat - now <= tolerance {
         state.tat_ns = tat + interval;
         return Verdict::Send;
@@ -93,8 +100,9 @@ fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
     for probe in 0..SLOT_PROBES {
         let index = (start + probe) % slots;
         let slot: *mut StormSlot = STORMS.get_ptr_mut(index)?;
-        let (_, claimed) =
-            unsafe { atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut (*slot).owner_tid, 0, tid as u64) };
+        let (_, claimed) = unsafe {
+            atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut (*slot).owner_tid, 0, tid as u64)
+        };
         if claimed {
             unsafe {
                 (*slot).start_boottime_ns = task.process_start().unwrap_or(0);

@@ -57,8 +57,15 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     rec.writer_name = bpf_get_current_comm().unwrap_or([0; 16]);
     let (how, writer_kernel) = method_of(task, tgid);
     rec.method = how;
-    rec.flags = (if task.is_kthread() { rename_flags::RENAMED_KTHREAD } else { 0 })
-        | (if writer_kernel { rename_flags::WRITER_KERNEL } else { 0 });
+    rec.flags = (if task.is_kthread() {
+        rename_flags::RENAMED_KTHREAD
+    } else {
+        0
+    }) | (if writer_kernel {
+        rename_flags::WRITER_KERNEL
+    } else {
+        0
+    });
     ring::submit(ring, entry);
     Some(())
 }
@@ -84,7 +91,9 @@ fn method_of(task: Task, tgid: u32) -> (u8, bool) {
         let _ = MARKS.remove(&key);
         return (method::EXEC, false);
     }
-    let same_process = writer.ids().is_some_and(|(_, writer_tgid)| writer_tgid == tgid);
+    let same_process = writer
+        .ids()
+        .is_some_and(|(_, writer_tgid)| writer_tgid == tgid);
     if same_process {
         (method::PROCFS, false)
     } else {

@@ -80,7 +80,11 @@ impl Classifier {
             Record::Exit(r) => self.table.apply_exit(&r, r.hdr.ktime_ns),
             Record::Rename(r) => return self.rename(&r),
             Record::Summary(s) => return self.summary(&s),
-            Record::Lost { class, count, ktime_ns } => {
+            Record::Lost {
+                class,
+                count,
+                ktime_ns,
+            } => {
                 let timestamp = self.clock.from_monotonic(ktime_ns);
                 return self.event(timestamp, None, Body::Lost(Lost { class, count }));
             }
@@ -133,7 +137,11 @@ impl Classifier {
             return Classified::Filtered(how);
         }
         let process = self.context(key, r.start_boottime_ns, || {
-            if main_thread { new_name.clone() } else { Name::default() }
+            if main_thread {
+                new_name.clone()
+            } else {
+                Name::default()
+            }
         });
         let body = Body::Rename(Rename {
             tid: r.tid,
@@ -252,14 +260,34 @@ mod tests {
     fn main_thread_rename_is_a_process_rename_and_renames_the_process() {
         let mut c = classifier();
         c.classify(Record::Fork(fork(PID, 5_000_000_000, "worker")));
-        let e = event(c.classify(Record::Rename(rename(PID, PID, 5_000_000_000, method::PRCTL, "worker", "sshd"))));
+        let e = event(c.classify(Record::Rename(rename(
+            PID,
+            PID,
+            5_000_000_000,
+            method::PRCTL,
+            "worker",
+            "sshd",
+        ))));
         assert_eq!(e.body.action(), "process-renamed");
         assert_eq!(e.process.as_ref().unwrap().name.as_bytes(), b"sshd");
-        let Body::Rename(r) = &e.body else { panic!("not a rename") };
+        let Body::Rename(r) = &e.body else {
+            panic!("not a rename")
+        };
         assert_eq!((r.count, r.method, r.main_thread), (1, Method::Prctl, true));
-        let e2 = event(c.classify(Record::Rename(rename(PID + 1, PID, 5_000_000_000, method::PRCTL, "worker", "io"))));
+        let e2 = event(c.classify(Record::Rename(rename(
+            PID + 1,
+            PID,
+            5_000_000_000,
+            method::PRCTL,
+            "worker",
+            "io",
+        ))));
         assert_eq!(e2.body.action(), "thread-renamed");
-        assert_eq!(e2.process.unwrap().name.as_bytes(), b"sshd", "a thread rename keeps the process name");
+        assert_eq!(
+            e2.process.unwrap().name.as_bytes(),
+            b"sshd",
+            "a thread rename keeps the process name"
+        );
         assert_eq!(e2.sequence, e.sequence + 1);
     }
 
@@ -280,13 +308,32 @@ mod tests {
         let mut c = classifier();
         c.classify(Record::Fork(fork(PID, 1_000_000_000, "sh")));
         let r = rename(PID, PID, 1_000_000_000, method::EXEC, "sh", "python3");
-        assert!(matches!(c.classify(Record::Rename(r)), Classified::Filtered(Method::Exec)));
+        assert!(matches!(
+            c.classify(Record::Rename(r)),
+            Classified::Filtered(Method::Exec)
+        ));
         let key = ProcKey::from_kernel(PID, 1_000_000_000);
-        assert_eq!(c.table().get(&key).unwrap().original_name.as_bytes(), b"python3");
-        c.set_filter(Filter { include_exec: true, include_kernel: false });
-        let e = event(c.classify(Record::Rename(rename(PID, PID, 1_000_000_000, method::EXEC, "python3", "ls"))));
+        assert_eq!(
+            c.table().get(&key).unwrap().original_name.as_bytes(),
+            b"python3"
+        );
+        c.set_filter(Filter {
+            include_exec: true,
+            include_kernel: false,
+        });
+        let e = event(c.classify(Record::Rename(rename(
+            PID,
+            PID,
+            1_000_000_000,
+            method::EXEC,
+            "python3",
+            "ls",
+        ))));
         assert_eq!(e.body.action(), "process-renamed");
         let k = rename(PID, PID, 1_000_000_000, method::KERNEL, "ls", "x");
-        assert!(matches!(c.classify(Record::Rename(k)), Classified::Filtered(Method::Kernel)));
+        assert!(matches!(
+            c.classify(Record::Rename(k)),
+            Classified::Filtered(Method::Kernel)
+        ));
     }
 }

@@ -4,7 +4,11 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rename-audit", version, about = "Audit every thread and process rename (comm change) on this host with eBPF")]
+#[command(
+    name = "rename-audit",
+    version,
+    about = "Audit every thread and process rename (comm change) on this host with eBPF"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -2,7 +2,10 @@
 use time::OffsetDateTime;
 
 fn read(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid clock id and pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -62,7 +65,9 @@ mod tests {
     fn kernel_now_maps_to_wall_now() {
         let clock = WallClock::now();
         let wall = clock.from_monotonic(monotonic_ns());
-        let delta = (OffsetDateTime::now_utc() - wall).whole_milliseconds().abs();
+        let delta = (OffsetDateTime::now_utc() - wall)
+            .whole_milliseconds()
+            .abs();
         assert!(delta < 1000, "monotonic -> wall is off by {delta} ms");
     }
 }

@@ -23,12 +23,24 @@ impl Config {
         self.filter.include_exec |= a.include_exec;
         self.filter.include_kernel |= a.include_kernel;
         let c = &mut self.capture;
-        if let Some(v) = a.thread_rate { c.thread_rate = v }
-        if let Some(v) = a.thread_burst { c.thread_burst = v }
-        if let Some(v) = a.process_rate { c.process_rate = v }
-        if let Some(v) = a.process_burst { c.process_burst = v }
-        if let Some(v) = a.priority_ring_bytes { c.priority_ring_bytes = v }
-        if let Some(v) = a.thread_ring_bytes { c.thread_ring_bytes = v }
+        if let Some(v) = a.thread_rate {
+            c.thread_rate = v
+        }
+        if let Some(v) = a.thread_burst {
+            c.thread_burst = v
+        }
+        if let Some(v) = a.process_rate {
+            c.process_rate = v
+        }
+        if let Some(v) = a.process_burst {
+            c.process_burst = v
+        }
+        if let Some(v) = a.priority_ring_bytes {
+            c.priority_ring_bytes = v
+        }
+        if let Some(v) = a.thread_ring_bytes {
+            c.thread_ring_bytes = v
+        }
     }
     pub fn output_dest(&self) -> OutputDest {
         self.output.as_deref().unwrap_or("-").parse().unwrap()

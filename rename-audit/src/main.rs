@@ -91,7 +91,11 @@ fn run(args: RunArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let metrics = Metrics::new();
-    let sinks = runtime.block_on(Sinks::start(&cfg.sinks_config(), metrics.clone(), host.clone()))?;
+    let sinks = runtime.block_on(Sinks::start(
+        &cfg.sinks_config(),
+        metrics.clone(),
+        host.clone(),
+    ))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCHES_IN_FLIGHT);
@@ -128,7 +132,9 @@ fn run(args: RunArgs) -> Result<()> {
     // Stop: the drain thread empties the rings and takes every pending storm
     // count, the pipeline writes them out, then the programs detach.
     stop.store(true, Ordering::Release);
-    drain.join().map_err(|_| anyhow::anyhow!("the drain thread panicked"))?;
+    drain
+        .join()
+        .map_err(|_| anyhow::anyhow!("the drain thread panicked"))?;
     let sinks = pipeline
         .join()
         .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
@@ -163,7 +169,10 @@ async fn wait_for_stop(args: RunArgs, control: crossbeam_channel::Sender<Control
 fn reload(args: &RunArgs) -> Result<Control> {
     let cfg = settings(args)?;
     let rules = RuleEngine::new(&cfg.rules, &cfg.allow)?;
-    Ok(Control::Reload { rules: Box::new(rules), filter: cfg.filter() })
+    Ok(Control::Reload {
+        rules: Box::new(rules),
+        filter: cfg.filter(),
+    })
 }
 
 // Re-exported so the flag-merging code in `config` can name it.

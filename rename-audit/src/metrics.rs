@@ -1,9 +1,11 @@
 //! (interim: replaced by the metrics module)
-use std::sync::Arc;
 use crate::event::Event;
+use std::sync::Arc;
 pub struct Metrics;
 impl Metrics {
-    pub fn new() -> Arc<Metrics> { Arc::new(Metrics) }
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics)
+    }
     pub fn observe(&self, _e: &Event) {}
     pub fn sink_error(&self, _s: &str) {}
     pub fn filtered(&self, _m: &str) {}

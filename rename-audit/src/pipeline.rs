@@ -16,7 +16,10 @@ use crate::{
 
 /// Changes applied between batches (SIGHUP reloads).
 pub enum Control {
-    Reload { rules: Box<RuleEngine>, filter: Filter },
+    Reload {
+        rules: Box<RuleEngine>,
+        filter: Filter,
+    },
 }
 
 pub struct Pipeline {
@@ -70,6 +73,7 @@ impl Pipeline {
             tracing::error!(%error, "flushing the output failed");
         }
         self.classifier.tick();
-        self.metrics.set_processes_tracked(self.classifier.table().len() as i64);
+        self.metrics
+            .set_processes_tracked(self.classifier.table().len() as i64);
     }
 }

@@ -16,7 +16,11 @@ use support::{
 
 /// The comm the kernel gives the renamer binary at exec.
 fn renamer_comm() -> String {
-    let name = renamer::path().file_name().unwrap().to_string_lossy().into_owned();
+    let name = renamer::path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     name[..name.len().min(15)].to_owned()
 }
 
@@ -40,23 +44,46 @@ fn assert_common(e: &Value, pid: u32, action: &str) {
     let parsed = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|err| panic!("@timestamp {ts} is not RFC 3339: {err}"));
     let age = time::OffsetDateTime::now_utc() - parsed;
-    assert!(age < time::Duration::seconds(30) && age > time::Duration::seconds(-1), "@timestamp {ts} is not the rename's time");
-    assert!(ts.ends_with('Z') && ts.split('.').nth(1).is_some_and(|f| f.len() >= 7), "µs precision UTC: {ts}");
+    assert!(
+        age < time::Duration::seconds(30) && age > time::Duration::seconds(-1),
+        "@timestamp {ts} is not the rename's time"
+    );
+    assert!(
+        ts.ends_with('Z') && ts.split('.').nth(1).is_some_and(|f| f.len() >= 7),
+        "µs precision UTC: {ts}"
+    );
     let host = hostname::get().unwrap();
     assert_eq!(str_at(e, "host.hostname").as_bytes(), host.as_bytes());
     assert_eq!(u64_at(e, "process.pid"), u64::from(pid));
-    assert_eq!(str_at(e, "process.executable").as_bytes(), renamer::path().as_os_str().as_bytes());
+    assert_eq!(
+        str_at(e, "process.executable").as_bytes(),
+        renamer::path().as_os_str().as_bytes()
+    );
     assert!(!args_of(e).is_empty(), "process.args: {e}");
     assert!(at(e, "process.start").is_string(), "process.start: {e}");
-    assert_eq!(str_at(e, "process.user.id"), unsafe { libc::getuid() }.to_string());
-    assert_eq!(u64_at(e, "process.parent.pid"), u64::from(std::process::id()));
+    assert_eq!(
+        str_at(e, "process.user.id"),
+        unsafe { libc::getuid() }.to_string()
+    );
+    assert_eq!(
+        u64_at(e, "process.parent.pid"),
+        u64::from(std::process::id())
+    );
     let me = std::env::current_exe().unwrap();
-    assert_eq!(str_at(e, "process.parent.executable").as_bytes(), me.as_os_str().as_bytes());
+    assert_eq!(
+        str_at(e, "process.parent.executable").as_bytes(),
+        me.as_os_str().as_bytes()
+    );
     assert_eq!(str_at(e, "rename.original_name"), renamer_comm());
 }
 
 fn args_of(e: &Value) -> Vec<String> {
-    at(e, "process.args").as_array().expect("args array").iter().map(|a| a.as_str().unwrap().to_owned()).collect()
+    at(e, "process.args")
+        .as_array()
+        .expect("args array")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -64,7 +91,13 @@ fn main_thread_renames_itself_with_prctl() {
     let mut d = Daemon::start(&[]);
     let out = renamer::run("prctl", b"e2e-main", &[]);
     let pid = out.get("pid");
-    let e = rename_of(&mut d, "a prctl rename of the main thread", pid, pid, "e2e-main");
+    let e = rename_of(
+        &mut d,
+        "a prctl rename of the main thread",
+        pid,
+        pid,
+        "e2e-main",
+    );
     assert_common(&e, pid, "process-renamed");
     assert_eq!(str_at(&e, "process.name"), "e2e-main");
     assert_eq!(str_at(&e, "process.thread.name"), "e2e-main");
@@ -75,7 +108,14 @@ fn main_thread_renames_itself_with_prctl() {
     assert_eq!(u64_at(&e, "rename.writer.tid"), u64::from(pid));
     assert_eq!(str_at(&e, "rename.writer.name"), renamer_comm());
     assert_eq!(u64_at(&e, "rename.count"), 1);
-    assert_eq!(args_of(&e), vec![renamer::path().to_string_lossy().into_owned(), "prctl".into(), renamer::hex(b"e2e-main")]);
+    assert_eq!(
+        args_of(&e),
+        vec![
+            renamer::path().to_string_lossy().into_owned(),
+            "prctl".into(),
+            renamer::hex(b"e2e-main")
+        ]
+    );
     let (status, _) = d.stop();
     assert!(status.success());
 }
@@ -86,9 +126,19 @@ fn non_main_thread_renames_itself_with_prctl() {
     let out = renamer::run("thread-prctl", b"e2e-worker", &[]);
     let (pid, tid) = (out.get("pid"), out.get("tid"));
     assert_ne!(pid, tid);
-    let e = rename_of(&mut d, "a prctl rename of a non-main thread", pid, tid, "e2e-worker");
+    let e = rename_of(
+        &mut d,
+        "a prctl rename of a non-main thread",
+        pid,
+        tid,
+        "e2e-worker",
+    );
     assert_common(&e, pid, "thread-renamed");
-    assert_eq!(str_at(&e, "process.name"), renamer_comm(), "a thread rename leaves the process name");
+    assert_eq!(
+        str_at(&e, "process.name"),
+        renamer_comm(),
+        "a thread rename leaves the process name"
+    );
     assert_eq!(at(&e, "rename.main_thread"), &Value::Bool(false));
     assert_eq!(str_at(&e, "rename.method"), "prctl");
     assert_eq!(u64_at(&e, "rename.writer.tid"), u64::from(tid));
@@ -99,20 +149,38 @@ fn non_main_thread_renames_itself_with_prctl() {
 fn sibling_thread_renames_the_main_thread_through_procfs() {
     let mut d = Daemon::start(&[]);
     let out = renamer::run("sibling", b"e2e-sib", &[]);
-    assert_eq!(out.int("write"), 0, "the write to /proc/self/task/<pid>/comm succeeds");
+    assert_eq!(
+        out.int("write"),
+        0,
+        "the write to /proc/self/task/<pid>/comm succeeds"
+    );
     let (pid, tid) = (out.get("pid"), out.get("tid"));
-    let e = rename_of(&mut d, "the main thread renamed by its sibling", pid, pid, "e2e-sib");
+    let e = rename_of(
+        &mut d,
+        "the main thread renamed by its sibling",
+        pid,
+        pid,
+        "e2e-sib",
+    );
     assert_common(&e, pid, "process-renamed");
     assert_eq!(str_at(&e, "process.name"), "e2e-sib");
     assert_eq!(str_at(&e, "rename.method"), "procfs");
     assert_eq!(u64_at(&e, "rename.writer.pid"), u64::from(pid));
-    assert_eq!(u64_at(&e, "rename.writer.tid"), u64::from(tid), "the writer is the sibling, not the renamed task");
+    assert_eq!(
+        u64_at(&e, "rename.writer.tid"),
+        u64::from(tid),
+        "the writer is the sibling, not the renamed task"
+    );
 }
 
 #[test]
 fn writes_to_own_comm_files_are_procfs_renames() {
     let mut d = Daemon::start(&[]);
-    for (cmd, name) in [("self-comm", "e2e-self"), ("pid-comm", "e2e-pid"), ("thread-self-comm", "e2e-tself")] {
+    for (cmd, name) in [
+        ("self-comm", "e2e-self"),
+        ("pid-comm", "e2e-pid"),
+        ("thread-self-comm", "e2e-tself"),
+    ] {
         let out = renamer::run(cmd, name.as_bytes(), &[]);
         assert_eq!(out.int("write"), 0, "{cmd} write succeeds");
         let pid = out.get("pid");
@@ -128,13 +196,25 @@ fn writing_another_process_comm_fails_and_reports_nothing() {
     let mut d = Daemon::start(&[]);
     let victim = renamer::spawn_waiting("wait-prctl", b"e2e-victim", &[]);
     let out = renamer::run("other-comm", b"e2e-hijack", &[&victim.pid.to_string()]);
-    assert_eq!(out.int("write"), -libc::EINVAL as i64, "the kernel refuses cross-process comm writes");
+    assert_eq!(
+        out.int("write"),
+        -libc::EINVAL as i64,
+        "the kernel refuses cross-process comm writes"
+    );
     // A marker rename after it: once it is out, the refused write would be too.
     let victim_pid = victim.pid;
     victim.go();
-    rename_of(&mut d, "the victim's own rename", victim_pid, victim_pid, "e2e-victim");
+    rename_of(
+        &mut d,
+        "the victim's own rename",
+        victim_pid,
+        victim_pid,
+        "e2e-victim",
+    );
     assert!(
-        d.events().iter().all(|e| at(e, "rename.new_name").as_str() != Some("e2e-hijack")),
+        d.events()
+            .iter()
+            .all(|e| at(e, "rename.new_name").as_str() != Some("e2e-hijack")),
         "a refused write produced an event"
     );
 }
@@ -144,12 +224,25 @@ fn forked_child_without_exec_is_attributed_to_the_child() {
     let mut d = Daemon::start(&[]);
     let out = renamer::run("fork", b"e2e-child", &[]);
     let (pid, child) = (out.get("pid"), out.get("child"));
-    let e = rename_of(&mut d, "the forked child's rename", child, child, "e2e-child");
+    let e = rename_of(
+        &mut d,
+        "the forked child's rename",
+        child,
+        child,
+        "e2e-child",
+    );
     assert_eq!(str_at(&e, "event.action"), "process-renamed");
     assert_eq!(u64_at(&e, "process.parent.pid"), u64::from(pid));
     assert_eq!(str_at(&e, "process.parent.name"), renamer_comm());
-    assert_eq!(str_at(&e, "process.executable").as_bytes(), renamer::path().as_os_str().as_bytes());
-    assert_eq!(str_at(&e, "rename.original_name"), renamer_comm(), "inherited from the parent's exec");
+    assert_eq!(
+        str_at(&e, "process.executable").as_bytes(),
+        renamer::path().as_os_str().as_bytes()
+    );
+    assert_eq!(
+        str_at(&e, "rename.original_name"),
+        renamer_comm(),
+        "inherited from the parent's exec"
+    );
     assert_eq!(u64_at(&e, "rename.writer.pid"), u64::from(child));
 }
 
@@ -159,14 +252,23 @@ fn process_started_before_the_daemon_is_fully_described() {
     let pid = before.pid;
     let mut d = Daemon::start(&[]);
     before.go();
-    let e = rename_of(&mut d, "a rename by a process older than the daemon", pid, pid, "e2e-early");
+    let e = rename_of(
+        &mut d,
+        "a rename by a process older than the daemon",
+        pid,
+        pid,
+        "e2e-early",
+    );
     assert_common(&e, pid, "process-renamed");
     assert_eq!(args_of(&e)[1], "wait-prctl");
 }
 
 fn decode(e: &Value, field: &str) -> Vec<u8> {
     match at(e, &format!("{field}_hex")).as_str() {
-        Some(hex) => (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect(),
+        Some(hex) => (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect(),
         None => str_at(e, field).as_bytes().to_vec(),
     }
 }
@@ -185,14 +287,20 @@ fn hostile_names_round_trip_exactly_and_long_names_are_truncated() {
     for name in names {
         let out = renamer::run("prctl", name, &[]);
         let pid = out.get("pid");
-        let e = d.wait_for("a hostile name", |e| at(e, "process.pid").as_u64() == Some(pid.into()));
+        let e = d.wait_for("a hostile name", |e| {
+            at(e, "process.pid").as_u64() == Some(pid.into())
+        });
         assert_eq!(decode(&e, "rename.new_name"), name, "new name bytes");
         assert_eq!(decode(&e, "process.name"), name, "process name bytes");
         assert_eq!(decode(&e, "process.thread.name"), name, "thread name bytes");
     }
     let raw = std::fs::read(&d.output).unwrap();
     let lines = raw.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
-    assert_eq!(lines, d.events().len(), "every line is one event: no name broke a line");
+    assert_eq!(
+        lines,
+        d.events().len(),
+        "every line is one event: no name broke a line"
+    );
 
     let out = renamer::run("prctl", b"0123456789abcdefghij", &[]);
     let pid = out.get("pid");
@@ -206,13 +314,23 @@ fn exec_renames_are_reported_only_with_include_exec() {
     let mut loud = Daemon::start(&["--include-exec"]);
     let out = renamer::run("exec", b"", &[]);
     let pid = out.get("pid");
-    let e = rename_of(&mut loud, "an exec rename with --include-exec", pid, pid, "true");
+    let e = rename_of(
+        &mut loud,
+        "an exec rename with --include-exec",
+        pid,
+        pid,
+        "true",
+    );
     assert_eq!(str_at(&e, "rename.method"), "exec");
     assert_eq!(str_at(&e, "rename.old_name"), renamer_comm());
     // The loud daemon saw it; give the quiet one the same time, then check.
     let marker = renamer::run("prctl", b"e2e-marker", &[]).get("pid");
     rename_of(&mut quiet, "a marker rename", marker, marker, "e2e-marker");
-    assert!(quiet.events_of(pid).is_empty(), "exec is not reported by default: {:?}", quiet.events_of(pid));
+    assert!(
+        quiet.events_of(pid).is_empty(),
+        "exec is not reported by default: {:?}",
+        quiet.events_of(pid)
+    );
 }
 
 #[test]
@@ -233,17 +351,30 @@ fn sigterm_during_renames_loses_nothing_that_happened_before_it() {
     storm.kill().unwrap();
     storm.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    assert!(took < Duration::from_secs(2), "SIGTERM to exit took {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGTERM to exit took {took:?}"
+    );
     let mut seen: Vec<u64> = d
         .events_of(pid)
         .iter()
-        .filter_map(|e| at(e, "rename.new_name").as_str()?.rsplit('-').next()?.parse().ok())
+        .filter_map(|e| {
+            at(e, "rename.new_name")
+                .as_str()?
+                .rsplit('-')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     seen.sort_unstable();
     seen.dedup();
     assert!(before > 100, "the workload ran ({before} renames)");
     for i in 0..=before {
-        assert!(seen.binary_search(&i).is_ok(), "rename {i} of {before} (before SIGTERM) is missing");
+        assert!(
+            seen.binary_search(&i).is_ok(),
+            "rename {i} of {before} (before SIGTERM) is missing"
+        );
     }
 }
 
@@ -254,20 +385,36 @@ fn file_output_reaches_the_disk_within_a_second() {
     let pid = out.get("pid");
     let start = Instant::now();
     let e = rename_of(&mut d, "the rename line", pid, pid, "e2e-fast");
-    assert!(start.elapsed() < Duration::from_secs(1), "the line took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "the line took {:?}",
+        start.elapsed()
+    );
     assert_eq!(str_at(&e, "rename.method"), "prctl");
 }
 
 #[test]
 fn bad_flags_and_unwritable_output_get_clear_errors() {
     let bin = env!("CARGO_BIN_EXE_rename-audit");
-    let out = std::process::Command::new(bin).args(["run", "--no-such-flag"]).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["run", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
-    let out = std::process::Command::new(bin).args(["run", "--output", "/nonexistent-dir/x.json"]).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["run", "--output", "/nonexistent-dir/x.json"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent-dir/x.json"), "the error names the path: {err}");
-    let out = std::process::Command::new(bin).arg("--version").output().unwrap();
+    assert!(
+        err.contains("/nonexistent-dir/x.json"),
+        "the error names the path: {err}"
+    );
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }

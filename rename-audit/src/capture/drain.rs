@@ -92,8 +92,16 @@ impl Drainer {
 
     fn wait(&self) {
         let mut fds = [
-            libc::pollfd { fd: self.priority.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.thread.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: self.priority.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.thread.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: two valid pollfds. A failure (EINTR) just ends the wait early.
         unsafe { libc::poll(fds.as_mut_ptr(), 2, POLL.as_millis() as i32) };
@@ -115,7 +123,11 @@ impl Drainer {
     }
 
     fn sweep_lost(&mut self, now: u64, batch: &mut Vec<Record>) {
-        for (index, cls) in [(class::PROCESS, Class::Process), (class::THREAD, Class::Thread), (class::LIFECYCLE, Class::Lifecycle)] {
+        for (index, cls) in [
+            (class::PROCESS, Class::Process),
+            (class::THREAD, Class::Thread),
+            (class::LIFECYCLE, Class::Lifecycle),
+        ] {
             let total: u64 = match self.lost.get(&index, 0) {
                 Ok(per_cpu) => per_cpu.iter().sum(),
                 Err(error) => {
@@ -125,7 +137,11 @@ impl Drainer {
             };
             let reported = &mut self.lost_reported[index as usize];
             if total > *reported {
-                batch.push(Record::Lost { class: cls, count: total - *reported, ktime_ns: now });
+                batch.push(Record::Lost {
+                    class: cls,
+                    count: total - *reported,
+                    ktime_ns: now,
+                });
                 *reported = total;
             }
         }

@@ -103,10 +103,24 @@ impl Capture {
         }
         let offsets = offsets::from_running_kernel()?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        let prio = ring_size(opts.priority_ring_bytes, cpus, 1 << 20, 4 << 20, "priority_ring_bytes")?;
-        let thread = ring_size(opts.thread_ring_bytes, cpus, 2 << 20, 8 << 20, "thread_ring_bytes")?;
+        let prio = ring_size(
+            opts.priority_ring_bytes,
+            cpus,
+            1 << 20,
+            4 << 20,
+            "priority_ring_bytes",
+        )?;
+        let thread = ring_size(
+            opts.thread_ring_bytes,
+            cpus,
+            2 << 20,
+            8 << 20,
+            "thread_ring_bytes",
+        )?;
         if opts.storm_slots == 0 {
-            return Err(CaptureError::Setting("storm_slots must be at least 1".into()));
+            return Err(CaptureError::Setting(
+                "storm_slots must be at least 1".into(),
+            ));
         }
         let settings = Settings {
             offsets,
@@ -158,14 +172,16 @@ impl Capture {
             .map_err(|e| CaptureError::Map(maps::PRIORITY_RING, e.to_string()))?;
         let thread = RingBuf::try_from(take(&mut self.ebpf, maps::THREAD_RING)?)
             .map_err(|e| CaptureError::Map(maps::THREAD_RING, e.to_string()))?;
-        let lost: PerCpuArray<MapData, u64> = PerCpuArray::try_from(take(&mut self.ebpf, maps::LOST)?)
-            .map_err(|e| CaptureError::Map(maps::LOST, e.to_string()))?;
+        let lost: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(take(&mut self.ebpf, maps::LOST)?)
+                .map_err(|e| CaptureError::Map(maps::LOST, e.to_string()))?;
         let storms = match take(&mut self.ebpf, maps::STORMS)? {
             Map::Array(data) => data,
             _ => return Err(CaptureError::Map(maps::STORMS, "is not an array".into())),
         };
-        let slots = storms::StormSlots::map(std::os::fd::AsFd::as_fd(storms.fd()), self.storm_slots)
-            .map_err(|e| CaptureError::Map(maps::STORMS, format!("mmap: {e}")))?;
+        let slots =
+            storms::StormSlots::map(std::os::fd::AsFd::as_fd(storms.fd()), self.storm_slots)
+                .map_err(|e| CaptureError::Map(maps::STORMS, format!("mmap: {e}")))?;
         Ok(Drainer::new(priority, thread, lost, slots, storms))
     }
 }
@@ -191,14 +207,22 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, CaptureError> {
 
 fn interval(rate: u32, name: &str) -> Result<u64, CaptureError> {
     if rate == 0 {
-        return Err(CaptureError::Setting(format!("{name} must be at least 1 per second")));
+        return Err(CaptureError::Setting(format!(
+            "{name} must be at least 1 per second"
+        )));
     }
     Ok(1_000_000_000 / u64::from(rate))
 }
 
 /// A ring size: the configured one (a power of two of at least a page), or
 /// `per_cpu` bytes a CPU but at least `min`.
-fn ring_size(configured: u32, cpus: u32, per_cpu: u32, min: u32, name: &str) -> Result<u32, CaptureError> {
+fn ring_size(
+    configured: u32,
+    cpus: u32,
+    per_cpu: u32,
+    min: u32,
+    name: &str,
+) -> Result<u32, CaptureError> {
     if configured == 0 {
         return Ok(per_cpu.saturating_mul(cpus).max(min).next_power_of_two());
     }

@@ -71,7 +71,13 @@ fn ensure_tracefs() {
         let dst = std::ffi::CString::new(TRACEFS).ok()?;
         // SAFETY: valid NUL-terminated strings; no data argument.
         let rc = unsafe {
-            libc::mount(src.as_ptr(), dst.as_ptr(), src.as_ptr(), 0, std::ptr::null())
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
         };
         (rc == 0).then_some(())
     })();

@@ -28,7 +28,11 @@ pub enum Record {
     Exec(Box<ExecRecord>),
     Exit(ExitRecord),
     Summary(StormSummary),
-    Lost { class: Class, count: u64, ktime_ns: u64 },
+    Lost {
+        class: Class,
+        count: u64,
+        ktime_ns: u64,
+    },
 }
 
 impl Record {
@@ -94,7 +98,10 @@ mod tests {
         rec.hdr.ktime_ns = 42;
         rec.tid = 7;
         let bytes = unsafe {
-            std::slice::from_raw_parts((&rec as *const RenameRecord).cast::<u8>(), size_of_val(&rec))
+            std::slice::from_raw_parts(
+                (&rec as *const RenameRecord).cast::<u8>(),
+                size_of_val(&rec),
+            )
         };
         match decode(bytes) {
             Ok(Record::Rename(r)) => assert_eq!((r.tid, r.hdr.ktime_ns), (7, 42)),
@@ -102,7 +109,11 @@ mod tests {
         }
         assert_eq!(
             decode(&bytes[..20]).unwrap_err(),
-            DecodeError::Truncated { kind: kind::RENAME, need: bytes.len(), got: 20 }
+            DecodeError::Truncated {
+                kind: kind::RENAME,
+                need: bytes.len(),
+                got: 20
+            }
         );
         assert_eq!(decode(&[0; 4]).unwrap_err(), DecodeError::Short(4));
         let mut odd = bytes.to_vec();

@@ -24,7 +24,10 @@ pub struct ProcKey {
 
 impl ProcKey {
     pub fn from_kernel(tgid: u32, start_boottime_ns: u64) -> Self {
-        Self { tgid, start_ticks: boottime_to_ticks(start_boottime_ns) }
+        Self {
+            tgid,
+            start_ticks: boottime_to_ticks(start_boottime_ns),
+        }
     }
 }
 
@@ -89,7 +92,10 @@ impl ProcessTable {
     }
 
     fn insert(&mut self, p: Process) {
-        self.by_name.entry(p.name.clone()).or_default().insert(p.key);
+        self.by_name
+            .entry(p.name.clone())
+            .or_default()
+            .insert(p.key);
         if let Some(old) = self.procs.insert(p.key, p) {
             self.unindex(&old.name, old.key);
         }
@@ -114,7 +120,9 @@ impl ProcessTable {
     }
 
     pub fn set_name(&mut self, key: ProcKey, name: Name) {
-        let Some(p) = self.procs.get_mut(&key) else { return };
+        let Some(p) = self.procs.get_mut(&key) else {
+            return;
+        };
         if p.name == name {
             return;
         }
@@ -134,7 +142,8 @@ impl ProcessTable {
             key,
             start_boottime_ns: r.start_boottime_ns,
             name: Name::from_c_buf(&r.comm),
-            original_name: from.map_or_else(|| Name::from_c_buf(&r.comm), |p| p.original_name.clone()),
+            original_name: from
+                .map_or_else(|| Name::from_c_buf(&r.comm), |p| p.original_name.clone()),
             executable: from.and_then(|p| p.executable.clone()),
             args: from.map(|p| p.args.clone()).unwrap_or_default(),
             uid: Some(r.uid),
@@ -161,7 +170,9 @@ impl ProcessTable {
             args = snapshot::args(r.tgid);
         }
         let name = Name::from_c_buf(&r.comm);
-        let Some(p) = self.get_or_load(key) else { return };
+        let Some(p) = self.get_or_load(key) else {
+            return;
+        };
         p.executable = Some(executable);
         p.args = args;
         p.uid = Some(r.uid);

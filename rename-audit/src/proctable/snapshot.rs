@@ -27,7 +27,8 @@ pub fn pids() -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// Fields of /proc/<pid>/stat after the parenthesized name: the name may
@@ -51,7 +52,12 @@ fn stat(pid: u32) -> Option<Stat> {
     let flags: u64 = fields.get(6)?.parse().ok()?;
     let start_ticks = fields.get(19)?.parse().ok()?;
     const PF_KTHREAD: u64 = 0x0020_0000;
-    Some(Stat { comm, ppid, start_ticks, kthread: flags & PF_KTHREAD != 0 })
+    Some(Stat {
+        comm,
+        ppid,
+        start_ticks,
+        kthread: flags & PF_KTHREAD != 0,
+    })
 }
 
 /// Start time of `pid` in clock ticks, to tell it from a reused pid.
@@ -95,7 +101,9 @@ pub fn split_args(raw: &[u8]) -> Vec<Name> {
     if raw.is_empty() {
         return Vec::new();
     }
-    raw.split(|&b| b == 0).map(|a| Name::new(a.to_vec())).collect()
+    raw.split(|&b| b == 0)
+        .map(|a| Name::new(a.to_vec()))
+        .collect()
 }
 
 /// The name exec gives: the last path component, cut to 15 bytes.
@@ -111,7 +119,11 @@ pub fn read(pid: u32, expect_start_ticks: Option<u64>) -> Option<Process> {
     if expect_start_ticks.is_some_and(|t| t != st.start_ticks) {
         return None;
     }
-    let (executable, args) = if st.kthread { (None, Vec::new()) } else { (executable(pid), args(pid)) };
+    let (executable, args) = if st.kthread {
+        (None, Vec::new())
+    } else {
+        (executable(pid), args(pid))
+    };
     // Which name the last exec gave is not kept by the kernel: argv[0] is
     // what exec was usually called with, the executable's name otherwise.
     let original_name = args
@@ -121,10 +133,18 @@ pub fn read(pid: u32, expect_start_ticks: Option<u64>) -> Option<Process> {
         .or_else(|| executable.as_ref().map(|e| exec_name(e.as_bytes())))
         .unwrap_or_else(|| st.comm.clone());
     let parent = (st.ppid != 0)
-        .then(|| stat(st.ppid).map(|p| ProcKey { tgid: st.ppid, start_ticks: p.start_ticks }))
+        .then(|| {
+            stat(st.ppid).map(|p| ProcKey {
+                tgid: st.ppid,
+                start_ticks: p.start_ticks,
+            })
+        })
         .flatten();
     Some(Process {
-        key: ProcKey { tgid: pid, start_ticks: st.start_ticks },
+        key: ProcKey {
+            tgid: pid,
+            start_ticks: st.start_ticks,
+        },
         start_boottime_ns: ticks_to_boottime(st.start_ticks),
         name: st.comm,
         original_name,
@@ -148,16 +168,25 @@ mod tests {
         let me = read(std::process::id(), None).expect("own /proc entry");
         assert_eq!(me.key.tgid, std::process::id());
         let exe = std::env::current_exe().unwrap();
-        assert_eq!(me.executable.unwrap().as_bytes(), exe.as_os_str().as_bytes());
+        assert_eq!(
+            me.executable.unwrap().as_bytes(),
+            exe.as_os_str().as_bytes()
+        );
         assert!(!me.args.is_empty());
         assert_eq!(me.parent_pid, std::os::unix::process::parent_id());
-        assert!(read(std::process::id(), Some(me.key.start_ticks + 1)).is_none(), "pid reuse guard");
+        assert!(
+            read(std::process::id(), Some(me.key.start_ticks + 1)).is_none(),
+            "pid reuse guard"
+        );
     }
 
     #[test]
     fn exec_names_and_args() {
         assert_eq!(exec_name(b"/usr/bin/python3").as_bytes(), b"python3");
-        assert_eq!(exec_name(b"a-very-long-program-name").as_bytes(), b"a-very-long-pro");
+        assert_eq!(
+            exec_name(b"a-very-long-program-name").as_bytes(),
+            b"a-very-long-pro"
+        );
         assert_eq!(split_args(b"a\0b c\0\0d\0").len(), 4);
         assert!(split_args(b"").is_empty());
     }

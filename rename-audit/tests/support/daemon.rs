@@ -21,15 +21,20 @@ pub struct Daemon {
 
 /// `event["a"]["b"]` for the path "a.b"; Null when absent.
 pub fn at<'a>(event: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(event, |v, k| v.get(k).unwrap_or(&Value::Null))
+    path.split('.')
+        .fold(event, |v, k| v.get(k).unwrap_or(&Value::Null))
 }
 
 pub fn str_at<'a>(event: &'a Value, path: &str) -> &'a str {
-    at(event, path).as_str().unwrap_or_else(|| panic!("{path} is not a string in {event}"))
+    at(event, path)
+        .as_str()
+        .unwrap_or_else(|| panic!("{path} is not a string in {event}"))
 }
 
 pub fn u64_at(event: &Value, path: &str) -> u64 {
-    at(event, path).as_u64().unwrap_or_else(|| panic!("{path} is not a number in {event}"))
+    at(event, path)
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path} is not a number in {event}"))
 }
 
 impl Daemon {
@@ -63,12 +68,23 @@ impl Daemon {
                 }
             }
         });
-        let mut daemon = Daemon { child, output, dir, read: 0, events: Vec::new(), stderr, stderr_lines: Vec::new() };
+        let mut daemon = Daemon {
+            child,
+            output,
+            dir,
+            read: 0,
+            events: Vec::new(),
+            stderr,
+            stderr_lines: Vec::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = daemon.child.try_wait().expect("wait") {
                 daemon.drain_stderr();
-                panic!("the daemon exited before it was ready ({status}): {:#?}", daemon.stderr_lines);
+                panic!(
+                    "the daemon exited before it was ready ({status}): {:#?}",
+                    daemon.stderr_lines
+                );
             }
             match daemon.stderr.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
@@ -78,7 +94,9 @@ impl Daemon {
                         return daemon;
                     }
                 }
-                Err(_) if Instant::now() > deadline => panic!("the daemon was not ready within 60 s"),
+                Err(_) if Instant::now() > deadline => {
+                    panic!("the daemon was not ready within 60 s")
+                }
                 Err(_) => {}
             }
         }
@@ -99,9 +117,16 @@ impl Daemon {
         let data = std::fs::read(&self.output).unwrap_or_default();
         let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
         if end > self.read {
-            for line in data[self.read..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let v: Value = serde_json::from_slice(line)
-                    .unwrap_or_else(|e| panic!("output line is not JSON ({e}): {}", String::from_utf8_lossy(line)));
+            for line in data[self.read..end]
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+            {
+                let v: Value = serde_json::from_slice(line).unwrap_or_else(|e| {
+                    panic!(
+                        "output line is not JSON ({e}): {}",
+                        String::from_utf8_lossy(line)
+                    )
+                });
                 self.events.push(v);
             }
             self.read = end;
@@ -118,7 +143,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 self.drain_stderr();
-                panic!("no event for {what} within 10 s; daemon stderr: {:#?}", self.stderr_lines);
+                panic!(
+                    "no event for {what} within 10 s; daemon stderr: {:#?}",
+                    self.stderr_lines
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -129,7 +157,10 @@ impl Daemon {
         let pid = u64::from(pid);
         self.events()
             .iter()
-            .filter(|e| at(e, "process.pid").as_u64() == Some(pid) || at(e, "rename.writer.pid").as_u64() == Some(pid))
+            .filter(|e| {
+                at(e, "process.pid").as_u64() == Some(pid)
+                    || at(e, "rename.writer.pid").as_u64() == Some(pid)
+            })
             .cloned()
             .collect()
     }

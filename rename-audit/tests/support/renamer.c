@@ -72,6 +72,23 @@ static void *thread_storm(void *arg) {
     return NULL;
 }
 
+static volatile int hold_release;
+static void *thread_storm_hold(void *arg) {
+    long n = (long)arg;
+    char buf[16];
+    printf("storm_tid=%d\n", gettid_());
+    fflush(stdout);
+    for (long i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "hold-%ld", i % 1000);
+        prctl(PR_SET_NAME, buf, 0, 0, 0);
+    }
+    while (!hold_release) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -153,6 +170,16 @@ int main(int argc, char **argv) {
         storm_stop = 1;
         for (int i = 0; i < threads && i < 64; i++) pthread_join(t[i], NULL);
         printf("renamed=%ld\n", storm_count);
+    } else if (!strcmp(cmd, "storm-hold")) {
+        /* argv[3]: threads; argv[4]: renames per thread; the threads stay
+         * alive until a line arrives on stdin, then exit */
+        int threads = atoi(argv[3]);
+        long n = atol(argv[4]);
+        pthread_t t[64];
+        for (int i = 0; i < threads && i < 64; i++) pthread_create(&t[i], NULL, thread_storm_hold, (void *)n);
+        wait_line();
+        hold_release = 1;
+        for (int i = 0; i < threads && i < 64; i++) pthread_join(t[i], NULL);
     } else {
         return 2;
     }

@@ -46,7 +46,10 @@ impl Output {
     }
 
     pub fn all(&self, key: &str) -> Vec<u32> {
-        self.values.get(key).map(|v| v.iter().map(|s| s.parse().expect("number")).collect()).unwrap_or_default()
+        self.values
+            .get(key)
+            .map(|v| v.iter().map(|s| s.parse().expect("number")).collect())
+            .unwrap_or_default()
     }
 
     pub fn int(&self, key: &str) -> i64 {
@@ -78,7 +81,11 @@ pub fn run_from(program: &PathBuf, cmd: &str, name: &[u8], extra: &[&str]) -> Ou
         .output()
         .expect("run the renamer");
     assert!(out.status.success(), "renamer {cmd} failed: {out:?}");
-    parse(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned))
+    parse(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned),
+    )
 }
 
 /// A renamer that waits for a line on stdin before it acts.
@@ -100,14 +107,24 @@ pub fn spawn_waiting(cmd: &str, name: &[u8], extra: &[&str]) -> Waiting {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("renamer pid line");
-    let pid = line.trim().strip_prefix("pid=").expect("pid=").parse().expect("pid");
+    let pid = line
+        .trim()
+        .strip_prefix("pid=")
+        .expect("pid=")
+        .parse()
+        .expect("pid");
     Waiting { child, stdout, pid }
 }
 
 impl Waiting {
     /// Tells it to go on and waits for it to finish.
     pub fn go(mut self) -> Output {
-        self.child.stdin.take().expect("stdin").write_all(b"go\n").expect("write go");
+        self.child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"go\n")
+            .expect("write go");
         let lines: Vec<String> = (&mut self.stdout).lines().map_while(Result::ok).collect();
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "renamer failed: {status}");
@@ -120,7 +137,10 @@ impl Waiting {
     pub fn read_value(&mut self, key: &str) -> u32 {
         loop {
             let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).expect("read") > 0, "renamer ended before printing {key}");
+            assert!(
+                self.stdout.read_line(&mut line).expect("read") > 0,
+                "renamer ended before printing {key}"
+            );
             if let Some(v) = line.trim().strip_prefix(&format!("{key}=")) {
                 return v.parse().expect("number");
             }
