@@ -7,7 +7,7 @@ use rename_audit_common::{RenameRecord, method, rename_flags};
 use crate::{
     capture::{Record, StormSummary},
     clock::{self, WallClock},
-    event::{Body, Event, Lost, Method, ProcessContext, Rename, Summary, Writer},
+    event::{Body, Class, Event, Lost, Method, ProcessContext, Rename, Summary, Writer},
     names::Name,
     proctable::{ProcKey, ProcessTable},
 };
@@ -85,6 +85,10 @@ impl Classifier {
                 count,
                 ktime_ns,
             } => {
+                if class == Class::Lifecycle {
+                    let pruned = self.table.prune_dead();
+                    tracing::warn!(count, pruned, "lifecycle records lost; pruned processes that are gone");
+                }
                 let timestamp = self.clock.from_monotonic(ktime_ns);
                 return self.event(timestamp, None, Body::Lost(Lost { class, count }));
             }

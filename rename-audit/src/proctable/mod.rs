@@ -207,6 +207,24 @@ impl ProcessTable {
         }
     }
 
+    /// Drops processes that no longer exist. Only needed after lifecycle
+    /// records were lost (an exit record among them would leave an entry
+    /// behind forever); otherwise exit records keep the table exact.
+    pub fn prune_dead(&mut self) -> usize {
+        let dead: Vec<ProcKey> = self
+            .procs
+            .keys()
+            .filter(|k| snapshot::read_start_ticks(k.tgid) != Some(k.start_ticks))
+            .copied()
+            .collect();
+        for key in &dead {
+            if let Some(p) = self.procs.remove(key) {
+                self.unindex(&p.name, *key);
+            }
+        }
+        dead.len()
+    }
+
     /// Keys of live processes whose main thread is called `name`.
     pub fn named(&self, name: &[u8]) -> impl Iterator<Item = &Process> {
         self.by_name

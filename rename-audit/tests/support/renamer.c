@@ -89,6 +89,24 @@ static void *thread_storm_hold(void *arg) {
     return NULL;
 }
 
+static double rate_until;
+static void *thread_rate(void *arg) {
+    (void)arg;
+    char buf[16];
+    long i = 0;
+    for (;; i++) {
+        if ((i & 1023) == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            if (ts.tv_sec + ts.tv_nsec / 1e9 >= rate_until) break;
+        }
+        snprintf(buf, sizeof buf, "r-%ld", i & 1023);
+        prctl(PR_SET_NAME, buf, 0, 0, 0);
+    }
+    __atomic_add_fetch(&storm_count, i, __ATOMIC_RELAXED);
+    return NULL;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -170,6 +188,29 @@ int main(int argc, char **argv) {
         storm_stop = 1;
         for (int i = 0; i < threads && i < 64; i++) pthread_join(t[i], NULL);
         printf("renamed=%ld\n", storm_count);
+    } else if (!strcmp(cmd, "rate")) {
+        /* argv[3]: threads; argv[4]: seconds. Non-main threads rename as
+         * fast as they can; prints the total and the rate. */
+        int threads = atoi(argv[3]);
+        double secs = atof(argv[4]);
+        pthread_t t[64];
+        double start = now();
+        rate_until = start + secs;
+        for (int i = 0; i < threads && i < 64; i++) pthread_create(&t[i], NULL, thread_rate, NULL);
+        for (int i = 0; i < threads && i < 64; i++) pthread_join(t[i], NULL);
+        double took = now() - start;
+        printf("renamed=%ld\nrate=%.0f\n", storm_count, storm_count / took);
+    } else if (!strcmp(cmd, "probe")) {
+        /* argv[3]: renames; argv[4]: milliseconds between them */
+        long n = atol(argv[3]);
+        long ms = atol(argv[4]);
+        char buf[16];
+        for (long i = 0; i < n; i++) {
+            snprintf(buf, sizeof buf, "probe-%ld", i);
+            prctl(PR_SET_NAME, buf, 0, 0, 0);
+            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
     } else if (!strcmp(cmd, "storm-hold")) {
         /* argv[3]: threads; argv[4]: renames per thread; the threads stay
          * alive until a line arrives on stdin, then exit */
