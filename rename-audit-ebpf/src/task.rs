@@ -38,12 +38,18 @@ impl Task {
         self.0
     }
 
-    /// `(pid, tgid)`: thread id and process id. They are adjacent in
-    /// `task_struct`, but each is read at its own BTF offset.
+    /// `(pid, tgid)`: thread id and process id. Every kernel lays them out
+    /// side by side, which the daemon checks in BTF: then one read does.
     #[inline(always)]
     pub fn ids(self) -> Option<(u32, u32)> {
-        let pid = unsafe { field::<u32>(self.0, setting!(offsets.task_pid))? };
-        let tgid = unsafe { field::<u32>(self.0, setting!(offsets.task_tgid))? };
+        let pid_at = setting!(offsets.task_pid);
+        let tgid_at = setting!(offsets.task_tgid);
+        if tgid_at == pid_at + 4 {
+            let both = unsafe { field::<u64>(self.0, pid_at)? };
+            return Some((both as u32, (both >> 32) as u32));
+        }
+        let pid = unsafe { field::<u32>(self.0, pid_at)? };
+        let tgid = unsafe { field::<u32>(self.0, tgid_at)? };
         Some((pid, tgid))
     }
 
