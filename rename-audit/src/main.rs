@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser as _;
 use rename_audit::{
     capture::Capture,
-    classify::{Classifier, Filter},
+    classify::Classifier,
     cli::{Cli, Command, RunArgs},
     config::{self, Config},
     metrics::Metrics,
@@ -53,14 +53,17 @@ fn main() -> std::process::ExitCode {
 }
 
 fn check_config(file: &Path) -> Result<()> {
-    config::check(file)?;
+    config::check(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}: ok", file.display());
     Ok(())
 }
 
 /// The configuration file merged with the flags, which win.
 fn settings(args: &RunArgs) -> Result<Config> {
-    let mut cfg = Config::load(args.config.as_deref())?;
+    let mut cfg = match &args.config {
+        Some(path) => Config::load(path),
+        None => Config::load_or_default(Path::new(config::DEFAULT_PATH)),
+    }?;
     cfg.apply_flags(args);
     Ok(cfg)
 }
@@ -74,7 +77,7 @@ fn run(args: RunArgs) -> Result<()> {
             .to_string_lossy()
             .as_ref(),
     );
-    let rules = RuleEngine::new(&cfg.rules, &cfg.allow)?;
+    let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
 
     // Attach first, then snapshot /proc: whatever starts in between is in the
     // rings as a fork and merged by key, so nothing is missed or doubled.
@@ -168,15 +171,9 @@ async fn wait_for_stop(args: RunArgs, control: crossbeam_channel::Sender<Control
 
 fn reload(args: &RunArgs) -> Result<Control> {
     let cfg = settings(args)?;
-    let rules = RuleEngine::new(&cfg.rules, &cfg.allow)?;
+    let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
     Ok(Control::Reload {
         rules: Box::new(rules),
         filter: cfg.filter(),
     })
-}
-
-// Re-exported so the flag-merging code in `config` can name it.
-#[allow(dead_code)]
-fn _filter_type_check(f: Filter) -> Filter {
-    f
 }

@@ -253,3 +253,12 @@ impl ProcessTable {
         }
     }
 }
+
+impl crate::rules::ProcessIndex for ProcessTable {
+    fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name> {
+        self.named(name)
+            .filter(|p| p.key.tgid != except_pid)
+            .filter_map(|p| p.executable.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,164 @@
+//! The daemon's configuration: a TOML file, by default [`DEFAULT_PATH`].
+//!
+//! Reading a file reports every problem in it at once, each with its line and
+//! column: syntax errors first (the rest of a broken file cannot be trusted),
+//! otherwise every unknown key, wrong type and out-of-range or malformed
+//! value. `deploy/config.toml` documents every key.
+//!
+//! How: the file is parsed into a spanned tree and deserialized with serde
+//! (`deny_unknown_fields`); each failure is recorded and the key it points at
+//! dropped, until the rest deserializes (`collect.rs`). Values are then checked
+//! against their spans (`validate.rs`) into the plain types below.
+
+mod collect;
+mod runtime;
+mod error;
+mod raw;
+mod sinks;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Diagnostic};
+pub use sinks::{AlertmanagerSink, PrometheusSink, SinksConfig, SyslogSink, SyslogTarget};
+
+use crate::rules::{AllowConfig, RulesConfig};
+
+/// Where the daemon looks when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/rename-audit/config.toml";
+
+/// A validated configuration. Every key of the file is optional;
+/// [`Config::default`] is what an empty or missing default file gives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub output: OutputConfig,
+    pub capture: CaptureConfig,
+    pub storm: StormConfig,
+    pub rules: RulesConfig,
+    pub allow: AllowConfig,
+    pub sinks: SinksConfig,
+}
+
+/// `[output]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputConfig {
+    pub path: OutputTarget,
+    /// Report exec renames (otherwise they only set the baseline name).
+    pub include_exec: bool,
+    /// Report renames done by kernel threads.
+    pub include_kernel: bool,
+}
+
+/// Where the event stream goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OutputTarget {
+    /// `-`
+    #[default]
+    Stdout,
+    /// An absolute path, appended to.
+    File(PathBuf),
+}
+
+/// `[capture]`: sizes of the kernel-side buffers, fixed at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// Bytes of the ring for process renames and lifecycle records; `None`
+    /// (0 in the file) sizes it
+    /// by the number of CPUs. Otherwise a power of two of at least a page.
+    pub priority_ring_bytes: Option<u64>,
+    /// Bytes of the ring for thread renames, as above.
+    pub thread_ring_bytes: Option<u64>,
+    /// Threads the kernel can track as storming at once.
+    pub storm_slots: u32,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            priority_ring_bytes: None,
+            thread_ring_bytes: None,
+            storm_slots: 4096,
+        }
+    }
+}
+
+/// `[storm]`: per-thread token buckets above which renames are summarized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StormConfig {
+    /// Thread renames per second, per thread.
+    pub thread_rate: u32,
+    pub thread_burst: u32,
+    /// Process (main-thread) renames per second, per thread.
+    pub process_rate: u32,
+    pub process_burst: u32,
+}
+
+impl Default for StormConfig {
+    fn default() -> Self {
+        StormConfig {
+            thread_rate: 100,
+            thread_burst: 1000,
+            process_rate: 20_000,
+            process_burst: 20_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`. A missing file is an error: use this for a
+    /// file the user named.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse_bytes(&bytes, path)
+    }
+
+    /// Like [`Config::load`], but a file that does not exist gives the
+    /// defaults: use this for [`DEFAULT_PATH`].
+    pub fn load_or_default(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read(path) {
+            Ok(bytes) => Config::parse_bytes(&bytes, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Validates the text of a configuration file; `path` only names it in
+    /// diagnostics.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let (raw, mut problems) = collect::deserialize::<raw::File>(text);
+        let config = validate::validate(raw, text, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::invalid(path, text, problems))
+        }
+    }
+
+    fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Config, ConfigError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Config::parse(text, path),
+            Err(e) => {
+                let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+                let problem = collect::Problem {
+                    span: Some(valid.len()..valid.len()),
+                    message: "the file is not UTF-8, as TOML requires".to_owned(),
+                };
+                Err(ConfigError::invalid(path, valid, vec![problem]))
+            }
+        }
+    }
+}
+
+/// `rename-audit check-config FILE`: the configuration in `path`, or every
+/// problem in it.
+pub fn check(path: &Path) -> Result<Config, ConfigError> {
+    Config::load(path)
+}

@@ -1,0 +1,66 @@
+//! From the file's settings and the command line to what each stage takes.
+//! Flags given on the command line win over the file.
+use super::{Config, OutputTarget};
+use crate::{capture::CaptureOptions, classify::Filter, cli::RunArgs, output::OutputDest};
+
+impl Config {
+    pub fn apply_flags(&mut self, args: &RunArgs) {
+        if let Some(path) = &args.output {
+            self.output.path = if path == "-" {
+                OutputTarget::Stdout
+            } else {
+                OutputTarget::File(path.into())
+            };
+        }
+        self.output.include_exec |= args.include_exec;
+        self.output.include_kernel |= args.include_kernel;
+        let storm = &mut self.storm;
+        for (flag, value) in [
+            (args.thread_rate, &mut storm.thread_rate),
+            (args.thread_burst, &mut storm.thread_burst),
+            (args.process_rate, &mut storm.process_rate),
+            (args.process_burst, &mut storm.process_burst),
+        ] {
+            if let Some(flag) = flag {
+                *value = flag;
+            }
+        }
+        if let Some(bytes) = args.priority_ring_bytes {
+            self.capture.priority_ring_bytes = Some(bytes.into());
+        }
+        if let Some(bytes) = args.thread_ring_bytes {
+            self.capture.thread_ring_bytes = Some(bytes.into());
+        }
+        if let Some(listen) = args.metrics_listen {
+            self.sinks.prometheus = Some(super::PrometheusSink { listen });
+        }
+    }
+
+    pub fn output_dest(&self) -> OutputDest {
+        match &self.output.path {
+            OutputTarget::Stdout => OutputDest::Stdout,
+            OutputTarget::File(path) => OutputDest::File(path.clone()),
+        }
+    }
+
+    pub fn filter(&self) -> Filter {
+        Filter {
+            include_exec: self.output.include_exec,
+            include_kernel: self.output.include_kernel,
+        }
+    }
+
+    pub fn capture_options(&self) -> CaptureOptions {
+        // Validation keeps ring sizes to powers of two well under 4 GiB.
+        let ring = |bytes: Option<u64>| bytes.map_or(0, |b| u32::try_from(b).unwrap_or(u32::MAX));
+        CaptureOptions {
+            priority_ring_bytes: ring(self.capture.priority_ring_bytes),
+            thread_ring_bytes: ring(self.capture.thread_ring_bytes),
+            storm_slots: self.capture.storm_slots,
+            thread_rate: self.storm.thread_rate,
+            thread_burst: self.storm.thread_burst,
+            process_rate: self.storm.process_rate,
+            process_burst: self.storm.process_burst,
+        }
+    }
+}

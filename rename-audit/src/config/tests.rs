@@ -1,0 +1,436 @@
+use std::path::Path;
+
+use super::*;
+use crate::names::Name;
+use crate::rules::RuleId;
+
+const EXAMPLE: &str = include_str!("../../../deploy/config.toml");
+
+fn parse(text: &str) -> Config {
+    Config::parse(text, Path::new("t.toml"))
+        .unwrap_or_else(|e| panic!("config should be valid, got:\n{e}"))
+}
+
+/// The `line:col: message` lines of an invalid file.
+fn problems(text: &str) -> Vec<String> {
+    match Config::parse(text, Path::new("t.toml")) {
+        Ok(c) => panic!("config should be invalid, got {c:?}"),
+        Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+/// The example with every `#key = value` and `#[table]` line uncommented.
+fn example_uncommented() -> String {
+    EXAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.starts_with(|c: char| !c.is_whitespace() && c != '#') => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn an_empty_file_gives_the_defaults() {
+    assert_eq!(parse(""), Config::default());
+    let d = Config::default();
+    assert_eq!(d.output.path, OutputTarget::Stdout);
+    assert_eq!(d.capture.storm_slots, 4096);
+    assert_eq!(d.capture.priority_ring_bytes, None);
+    assert_eq!(d.storm.thread_rate, 100);
+    assert_eq!(d.storm.thread_burst, 1000);
+    assert_eq!(d.storm.process_rate, 20_000);
+    assert!(d.allow.default_allowlist);
+    assert!(RuleId::ALL.iter().all(|r| d.rules.enabled(*r)));
+    assert_eq!(d.sinks, SinksConfig::default());
+}
+
+#[test]
+fn the_example_documents_the_real_defaults() {
+    assert_eq!(parse(EXAMPLE), Config::default());
+}
+
+#[test]
+fn the_example_with_every_setting_uncommented_is_valid() {
+    let c = parse(&example_uncommented());
+    assert_eq!(
+        c.sinks.prometheus,
+        Some(PrometheusSink {
+            listen: "127.0.0.1:9464".parse().unwrap()
+        })
+    );
+    let am = c.sinks.alertmanager.expect("alertmanager");
+    assert_eq!(am.url.as_str(), "http://127.0.0.1:9093/");
+    assert_eq!(am.queue, 1024);
+    assert_eq!(am.dedup_window, std::time::Duration::from_secs(300));
+    assert_eq!(am.rate_limit_per_minute, 10);
+    assert_eq!(am.timeout, std::time::Duration::from_millis(5000));
+    let syslog = c.sinks.syslog.expect("syslog");
+    assert_eq!(syslog.target, SyslogTarget::Unix("/dev/log".into()));
+    assert!(syslog.alerts && !syslog.events);
+    assert_eq!(syslog.facility, 3);
+    assert_eq!(c.allow.entries.len(), 2);
+    assert_eq!(c.rules.writable_paths.len(), 2);
+    assert_eq!(
+        c.rules.system_names,
+        vec![Name::from("billingd"), Name::from("vault")]
+    );
+}
+
+#[test]
+fn every_key_is_read() {
+    let c = parse(
+        r#"
+[output]
+path = "/var/log/rename-audit.jsonl"
+include_exec = true
+include_kernel = true
+[capture]
+priority_ring_bytes = 1048576
+thread_ring_bytes = 0
+storm_slots = 128
+[storm]
+thread_rate = 5
+thread_burst = 6
+process_rate = 7
+process_burst = 8
+[rules.kernel-thread-mimic]
+enabled = false
+[rules.writable-path-stomp]
+paths = ["/srv/drop/", "/opt/x"]
+[rules.system-name-mimic]
+names = ["vault"]
+[rules.sibling-renamed-main]
+enabled = false
+[rules.process-renamed]
+enabled = true
+[allow]
+default_allowlist = false
+[[allow.entry]]
+rules = ["process-renamed", "sibling-renamed-main"]
+executable = "/usr/bin/app"
+unit = "app@*.service"
+uid = 0
+name = "app-*"
+[sinks.prometheus]
+listen = "[::1]:9464"
+[sinks.alertmanager]
+url = "https://am.example.com:9093/prefix"
+queue = 16
+dedup_window_secs = 60
+rate_limit_per_minute = 2
+timeout_ms = 100
+[sinks.syslog]
+transport = "tcp"
+address = "logs.example.com:6514"
+alerts = false
+events = true
+facility = "local3"
+queue = 8
+"#,
+    );
+    assert_eq!(
+        c.output,
+        OutputConfig {
+            path: OutputTarget::File("/var/log/rename-audit.jsonl".into()),
+            include_exec: true,
+            include_kernel: true,
+        }
+    );
+    assert_eq!(
+        c.capture,
+        CaptureConfig {
+            priority_ring_bytes: Some(1 << 20),
+            thread_ring_bytes: None,
+            storm_slots: 128,
+        }
+    );
+    assert_eq!(
+        c.storm,
+        StormConfig {
+            thread_rate: 5,
+            thread_burst: 6,
+            process_rate: 7,
+            process_burst: 8,
+        }
+    );
+    assert_eq!(
+        c.rules.disabled,
+        [RuleId::KernelThreadMimic, RuleId::SiblingRenamedMain].into()
+    );
+    assert_eq!(
+        c.rules.writable_paths,
+        vec![std::path::PathBuf::from("/srv/drop"), "/opt/x".into()]
+    );
+    assert!(!c.allow.default_allowlist);
+    let e = &c.allow.entries[0];
+    assert_eq!(
+        e.rules,
+        Some([RuleId::ProcessRenamed, RuleId::SiblingRenamedMain].into())
+    );
+    assert_eq!(e.executable.as_ref().unwrap().as_str(), "/usr/bin/app");
+    assert_eq!(e.unit.as_ref().unwrap().as_str(), "app@*.service");
+    assert_eq!(e.uid, Some(0));
+    assert_eq!(e.name.as_ref().unwrap().as_str(), "app-*");
+    assert_eq!(
+        c.sinks.prometheus.unwrap().listen,
+        "[::1]:9464".parse().unwrap()
+    );
+    let am = c.sinks.alertmanager.unwrap();
+    assert_eq!(am.url.as_str(), "https://am.example.com:9093/prefix");
+    assert_eq!(
+        (
+            am.queue,
+            am.dedup_window.as_secs(),
+            am.rate_limit_per_minute,
+            am.timeout.as_millis()
+        ),
+        (16, 60, 2, 100)
+    );
+    assert_eq!(
+        c.sinks.syslog,
+        Some(SyslogSink {
+            target: SyslogTarget::Tcp("logs.example.com:6514".into()),
+            alerts: false,
+            events: true,
+            facility: 19,
+            queue: 8,
+        })
+    );
+}
+
+#[test]
+fn sink_sections_without_their_address_are_off() {
+    let c = parse("[sinks.prometheus]\n[sinks.alertmanager]\nqueue = 5\n");
+    assert_eq!(c.sinks.prometheus, None);
+    assert_eq!(c.sinks.alertmanager, None);
+    let c = parse("[sinks.syslog]\ntransport = \"udp\"\n");
+    assert_eq!(
+        c.sinks.syslog.unwrap().target,
+        SyslogTarget::Udp("127.0.0.1:514".into())
+    );
+}
+
+#[test]
+fn a_syntax_error_has_its_line_and_column() {
+    assert_eq!(
+        problems("[output]\ninclude_exec = tru\n"),
+        vec!["2:16: invalid boolean, expected `true`"]
+    );
+}
+
+#[test]
+fn an_unknown_key_has_its_line_and_column() {
+    let p = problems("[output]\n\ncolour = true\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("3:1: output.colour: unknown field `colour`"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn an_unknown_rule_id_is_an_error() {
+    let p = problems("[rules.kernel-thread-mimc]\nenabled = false\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("1:8: rules.kernel-thread-mimc: unknown field `kernel-thread-mimc`"),
+        "{p:?}"
+    );
+    assert!(p[0].contains("`kernel-thread-mimic`"), "{p:?}");
+    let p = problems("[[allow.entry]]\nrules = [\"process-renamed\", \"nope\"]\nuid = 0\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("2:29: allow.entry.rules: unknown variant `nope`"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn every_problem_of_a_file_is_reported_in_order() {
+    let text = r#"[output]
+path = "relative"
+colour = true
+[capture]
+thread_ring_bytes = 3000
+storm_slots = "many"
+[storm]
+thread_rate = 0
+[rules.bogus]
+enabled = false
+[rules.system-name-mimic]
+names = ["systemd-journald", 5]
+[[allow.entry]]
+rules = ["nope"]
+[[allow.entry]]
+executable = "[abc"
+[[allow.entry]]
+[sinks.prometheus]
+listen = "localhost"
+[sinks.alertmanager]
+url = "ftp://x"
+queue = 0
+[sinks.syslog]
+transport = "carrier-pigeon"
+facility = "nope"
+"#;
+    let p = problems(text);
+    let at: Vec<&str> = p.iter().map(|l| l.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        at,
+        vec![
+            "2:8", "3:1", "5:21", "6:15", "8:15", "9:8", "12:10", "12:30", "14:10", "16:14",
+            "17:1", "19:10", "21:7", "22:9", "24:13", "25:12",
+        ],
+        "{p:#?}"
+    );
+    let expect = [
+        "output.path: must be \"-\" (stdout) or an absolute path",
+        "output.colour: unknown field",
+        "capture.thread_ring_bytes: 3000 is not a power of two",
+        "capture.storm_slots: invalid type: string \"many\"",
+        "storm.thread_rate: must be between 1 and 4294967295, not 0",
+        "rules.bogus: unknown field `bogus`",
+        "rules.system-name-mimic.names: \"systemd-journald\" is 16 bytes long",
+        "rules.system-name-mimic.names: invalid type: integer `5`",
+        "allow.entry.rules: unknown variant `nope`",
+        "allow.entry.executable: ",
+        "allow.entry: give at least one of executable, unit, uid, name",
+        "sinks.prometheus.listen: \"localhost\" is not an IP socket address",
+        "sinks.alertmanager.url: \"ftp://x\" is not an http(s) URL",
+        "sinks.alertmanager.queue: must be between 1 and 1048576, not 0",
+        "sinks.syslog.transport: unknown variant `carrier-pigeon`",
+        "sinks.syslog.facility: unknown facility \"nope\"",
+    ];
+    for (line, want) in p.iter().zip(expect) {
+        assert!(line.contains(want), "{line:?} should contain {want:?}");
+    }
+}
+
+#[test]
+fn the_error_shows_path_line_and_column_per_line() {
+    let e = Config::parse(
+        "[storm]\nthread_rate = 0\nprocess_rate = -1\n",
+        Path::new("/etc/rename-audit/config.toml"),
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("/etc/rename-audit/config.toml:2:15: storm.thread_rate:"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("/etc/rename-audit/config.toml:3:16: storm.process_rate:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ring_sizes_must_be_powers_of_two_of_at_least_a_page() {
+    assert!(problems("[capture]\npriority_ring_bytes = 1024\n")[0].contains("smaller than a page"));
+    assert!(
+        problems("[capture]\npriority_ring_bytes = 4294967296\n")[0].contains("larger than 1 GiB")
+    );
+    let c = parse("[capture]\npriority_ring_bytes = 0\nthread_ring_bytes = 67108864\n");
+    assert_eq!(c.capture.priority_ring_bytes, None);
+    assert_eq!(c.capture.thread_ring_bytes, Some(64 << 20));
+}
+
+#[test]
+fn allow_entries_are_checked() {
+    // An entry that matches everything would silently switch rules off.
+    let p = problems("[[allow.entry]]\nrules = [\"process-renamed\"]\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("1:1: allow.entry: give at least one"),
+        "{p:?}"
+    );
+    let p = problems("[[allow.entry]]\nrules = []\nuid = 0\n");
+    assert!(
+        p[0].starts_with("2:9: allow.entry.rules: an empty list"),
+        "{p:?}"
+    );
+    let p = problems("[[allow.entry]]\nexecutable = \"python3\"\n");
+    assert!(p[0].contains("never matches"), "{p:?}");
+    // A wrong value is reported once, not again as a matcher-less entry.
+    let p = problems("[[allow.entry]]\nuid = \"root\"\n[output]\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("2:7: allow.entry.uid: invalid type"),
+        "{p:?}"
+    );
+    let p = problems("[allow]\nentry = [{ uid = -1 }, {}]\n");
+    assert_eq!(p.len(), 2, "{p:?}");
+}
+
+#[test]
+fn syslog_addresses_follow_the_transport() {
+    let p = problems("[sinks.syslog]\naddress = \"127.0.0.1:514\"\n");
+    assert!(p[0].contains("not an absolute socket path"), "{p:?}");
+    let p = problems("[sinks.syslog]\ntransport = \"udp\"\naddress = \"/dev/log\"\n");
+    assert!(p[0].contains("is not host:port"), "{p:?}");
+    let p = problems("[sinks.syslog]\ntransport = \"udpp\"\naddress = \"10.0.0.1:514\"\n");
+    assert_eq!(p.len(), 1, "a misspelt transport is reported once: {p:?}");
+    let p = problems("[sinks.syslog]\nalerts = false\n");
+    assert!(
+        p[0].starts_with("1:1: sinks.syslog: sends nothing"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn configured_names_and_paths_are_checked() {
+    let p = problems("[rules.writable-path-stomp]\npaths = [\"tmp\", \"/\"]\n");
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].contains("is not an absolute path"), "{p:?}");
+    assert!(p[1].contains("would cover every executable"), "{p:?}");
+    let p = problems("[rules.system-name-mimic]\nnames = [\"\"]\n");
+    assert!(p[0].contains("cannot be a task name"), "{p:?}");
+}
+
+#[test]
+fn messages_quoting_the_file_stay_on_one_line() {
+    let e = Config::parse(
+        "[sinks.syslog]\ntransport = \"a\\nb\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string().lines().count(), 1, "{e}");
+}
+
+#[test]
+fn a_missing_named_file_is_an_error_and_a_missing_default_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("config.toml");
+    let err = Config::load(&missing).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    assert!(check(&missing).is_err());
+    assert_eq!(
+        Config::load_or_default(&missing).unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn files_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[output]\ninclude_exec = true\n").unwrap();
+    assert!(check(&path).unwrap().output.include_exec);
+    assert!(Config::load_or_default(&path).unwrap().output.include_exec);
+    std::fs::write(&path, "[output]\ninclude_exec = 1\n").unwrap();
+    let err = Config::load_or_default(&path).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:2:16: output.include_exec:", path.display())),
+        "{err}"
+    );
+    std::fs::write(&path, b"[output]\npath = \"\xff\"\n").unwrap();
+    let err = check(&path).unwrap_err();
+    assert_eq!(err.diagnostics()[0].line, 2);
+    assert_eq!(err.diagnostics()[0].column, 9);
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+}

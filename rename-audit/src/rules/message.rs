@@ -1,0 +1,63 @@
+//! The one-line alert message. Every name and path in it goes through
+//! [`Name::escaped`], so a hostile name cannot break the line or fake text.
+
+use super::Reason;
+use super::paths::Writable;
+use crate::event::{ProcessContext, Rename};
+use crate::names::Name;
+
+pub(super) fn build(process: &ProcessContext, rename: &Rename, reason: &Reason) -> String {
+    let exe = match &process.executable {
+        Some(exe) => exe.escaped(),
+        None => "unknown executable".to_owned(),
+    };
+    let pid = process.pid;
+    let writer = &rename.writer;
+    let subject = if writer.pid != pid {
+        format!(
+            "process {} renamed thread {} of process {pid} ({exe})",
+            writer.pid, rename.tid
+        )
+    } else if writer.tid == rename.tid {
+        if rename.main_thread {
+            format!("process {pid} ({exe}) renamed itself")
+        } else {
+            format!(
+                "thread {} of process {pid} ({exe}) renamed itself",
+                rename.tid
+            )
+        }
+    } else if rename.main_thread {
+        format!(
+            "thread {} of process {pid} ({exe}) renamed the main thread",
+            writer.tid
+        )
+    } else {
+        format!(
+            "thread {} of process {pid} ({exe}) renamed thread {}",
+            writer.tid, rename.tid
+        )
+    };
+    let new = rename.new_name.escaped();
+    let why = match reason {
+        Reason::KernelShape => "the new name is shaped like a kernel thread".to_owned(),
+        Reason::Writable(Writable::Memfd) => "the executable is a memfd".to_owned(),
+        Reason::Writable(Writable::Deleted) => "the executable was deleted".to_owned(),
+        Reason::Writable(Writable::Under(dir)) => {
+            format!(
+                "the executable is under {}",
+                Name::from(dir.as_str()).escaped()
+            )
+        }
+        Reason::WellKnownName => format!("\"{new}\" is a well-known system program name"),
+        Reason::NameOfRunning(other) => {
+            format!("\"{new}\" is the name of a running {}", other.escaped())
+        }
+        Reason::SiblingRename => "the process name changed under the process".to_owned(),
+        Reason::Renamed => "the process name changed".to_owned(),
+    };
+    format!(
+        "{subject} from \"{}\" to \"{new}\": {why}",
+        rename.old_name.escaped()
+    )
+}

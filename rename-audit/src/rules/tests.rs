@@ -1,0 +1,527 @@
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::*;
+use crate::event::{Class, Lost, Writer};
+
+/// Running processes: (pid, main-thread name, executable).
+#[derive(Default)]
+struct Table(Vec<(u32, &'static str, Option<&'static str>)>);
+
+impl ProcessIndex for Table {
+    fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name> {
+        self.0
+            .iter()
+            .filter(|(pid, n, _)| *pid != except_pid && n.as_bytes() == name)
+            .filter_map(|(_, _, exe)| exe.map(Name::from))
+            .collect()
+    }
+}
+
+const PID: u32 = 1234;
+
+/// A rename of thread `tid` of process PID (executable `exe`) by thread
+/// `writer_tid` of the same process.
+fn rename(exe: Option<&str>, tid: u32, writer_tid: u32, old: &[u8], new: &[u8]) -> Event {
+    Event {
+        sequence: 1,
+        timestamp: OffsetDateTime::UNIX_EPOCH,
+        host: Arc::from("host"),
+        process: Some(ProcessContext {
+            pid: PID,
+            name: Name::new(if tid == PID { new } else { old }),
+            executable: exe.map(Name::from),
+            uid: Some(1000),
+            ..Default::default()
+        }),
+        body: Body::Rename(Rename {
+            tid,
+            old_name: Name::new(old),
+            new_name: Name::new(new),
+            main_thread: tid == PID,
+            method: Method::Prctl,
+            writer: Writer {
+                pid: PID,
+                tid: writer_tid,
+                name: Name::new(old),
+            },
+            original_name: Name::new(old),
+            count: 1,
+        }),
+        alert: None,
+    }
+}
+
+/// The main thread renames itself.
+fn main_rename(exe: &str, old: &str, new: &str) -> Event {
+    rename(Some(exe), PID, PID, old.as_bytes(), new.as_bytes())
+}
+
+fn engine() -> RuleEngine {
+    RuleEngine::new(&RulesConfig::default(), &AllowConfig::default())
+}
+
+fn rule_of(engine: &RuleEngine, ev: &Event) -> Option<&'static str> {
+    engine.evaluate(ev, &Table::default()).map(|a| a.rule_id)
+}
+
+#[test]
+fn atomic_red_team_tmp_binary_renamed_to_totally_legit() {
+    let alert = engine()
+        .evaluate(
+            &main_rename("/tmp/x", "x", "totally_legit"),
+            &Table::default(),
+        )
+        .expect("alert");
+    assert_eq!(alert.rule_id, "writable-path-stomp");
+    assert_eq!(alert.rule_name, RuleId::WritablePathStomp.name());
+    assert_eq!(alert.severity, Severity::High);
+    assert_eq!(alert.technique, Some("T1036.005"));
+    assert_eq!(
+        alert.message,
+        "process 1234 (/tmp/x) renamed itself from \"x\" to \"totally_legit\": \
+         the executable is under /tmp"
+    );
+}
+
+#[test]
+fn kernel_thread_mimic_is_critical_and_comes_first() {
+    let alert = engine()
+        .evaluate(
+            &main_rename("/tmp/x", "x", "kworker/0:1"),
+            &Table::default(),
+        )
+        .expect("alert");
+    assert_eq!(alert.rule_id, "kernel-thread-mimic");
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.technique, Some("T1036.004"));
+    assert!(
+        alert.message.ends_with("shaped like a kernel thread"),
+        "{}",
+        alert.message
+    );
+}
+
+#[test]
+fn kernel_thread_mimic_covers_thread_renames_and_brackets() {
+    let ev = rename(
+        Some("/usr/bin/python3.11"),
+        PID + 1,
+        PID + 1,
+        b"python3",
+        b"[kthreadd]",
+    );
+    assert_eq!(rule_of(&engine(), &ev), Some("kernel-thread-mimic"));
+    let ev = rename(
+        Some("/usr/bin/python3.11"),
+        PID + 1,
+        PID + 1,
+        b"python3",
+        b"worker",
+    );
+    assert_eq!(
+        rule_of(&engine(), &ev),
+        None,
+        "a plain thread rename is not alerted"
+    );
+}
+
+#[test]
+fn kernel_thread_mimic_needs_an_executable() {
+    let ev = rename(None, PID, PID, b"x", b"kworker/0:1");
+    assert_eq!(rule_of(&engine(), &ev), Some("process-renamed"));
+}
+
+#[test]
+fn exec_and_kernel_renames_never_alert() {
+    for method in [Method::Exec, Method::Kernel] {
+        let mut ev = main_rename("/tmp/x", "x", "kworker/0:1");
+        let Body::Rename(r) = &mut ev.body else {
+            unreachable!()
+        };
+        r.method = method;
+        assert_eq!(rule_of(&engine(), &ev), None, "{method:?}");
+    }
+    let mut ev = main_rename("/tmp/x", "x", "sshd");
+    let Body::Rename(r) = &mut ev.body else {
+        unreachable!()
+    };
+    r.method = Method::Procfs;
+    assert_eq!(rule_of(&engine(), &ev), Some("writable-path-stomp"));
+}
+
+#[test]
+fn writable_path_stomp_covers_deleted_and_memfd_but_not_threads() {
+    let e = engine();
+    let alert = e
+        .evaluate(
+            &main_rename("/usr/bin/x (deleted)", "x", "y"),
+            &Table::default(),
+        )
+        .unwrap();
+    assert_eq!(alert.rule_id, "writable-path-stomp");
+    assert!(alert.message.ends_with("the executable was deleted"));
+    let alert = e
+        .evaluate(
+            &main_rename("/memfd:p (deleted)", "p", "y"),
+            &Table::default(),
+        )
+        .unwrap();
+    assert!(alert.message.ends_with("the executable is a memfd"));
+    let thread = rename(Some("/tmp/x"), PID + 1, PID + 1, b"x", b"worker");
+    assert_eq!(rule_of(&e, &thread), None);
+    assert_eq!(
+        rule_of(&e, &main_rename("/usr/bin/x", "x", "y")),
+        Some("process-renamed")
+    );
+}
+
+#[test]
+fn system_name_mimic_on_well_known_names() {
+    let alert = engine()
+        .evaluate(
+            &main_rename("/usr/bin/python3.11", "python3", "sshd"),
+            &Table::default(),
+        )
+        .unwrap();
+    assert_eq!(alert.rule_id, "system-name-mimic");
+    assert_eq!(alert.severity, Severity::High);
+    assert_eq!(alert.technique, Some("T1036.004"));
+    assert_eq!(
+        alert.message,
+        "process 1234 (/usr/bin/python3.11) renamed itself from \"python3\" to \"sshd\": \
+         \"sshd\" is a well-known system program name"
+    );
+}
+
+#[test]
+fn renaming_to_the_own_executable_name_is_benign() {
+    let e = engine();
+    assert_eq!(
+        rule_of(&e, &main_rename("/usr/sbin/sshd", "x", "sshd")),
+        None
+    );
+    assert_eq!(
+        rule_of(
+            &e,
+            &main_rename("/usr/sbin/avahi-daemon", "avahi-daemon", "avahi-daemon")
+        ),
+        None
+    );
+    assert_eq!(
+        rule_of(
+            &e,
+            &main_rename("/usr/lib/systemd/systemd-journald", "x", "systemd-journal")
+        ),
+        None
+    );
+    // A dropped or deleted binary is still flagged, whatever its new name.
+    assert_eq!(
+        rule_of(&e, &main_rename("/tmp/sshd", "x", "sshd")),
+        Some("writable-path-stomp")
+    );
+}
+
+#[test]
+fn system_name_mimic_on_names_of_other_running_processes() {
+    let e = engine();
+    let ev = main_rename("/usr/bin/app", "app", "billing");
+    let other = Table(vec![(77, "billing", Some("/opt/billing/bin/billing"))]);
+    let alert = e.evaluate(&ev, &other).unwrap();
+    assert_eq!(alert.rule_id, "system-name-mimic");
+    assert!(
+        alert
+            .message
+            .ends_with("\"billing\" is the name of a running /opt/billing/bin/billing"),
+        "{}",
+        alert.message
+    );
+    // Same program (another instance, or the pre-upgrade copy): no mimicry.
+    let same = Table(vec![
+        (77, "billing", Some("/usr/bin/app")),
+        (78, "billing", Some("/usr/bin/app (deleted)")),
+        (79, "billing", None),
+    ]);
+    assert_eq!(
+        e.evaluate(&ev, &same).map(|a| a.rule_id),
+        Some("process-renamed")
+    );
+    // The renamed process itself is not "another" process.
+    let itself = Table(vec![(PID, "billing", Some("/opt/other"))]);
+    assert_eq!(
+        e.evaluate(&ev, &itself).map(|a| a.rule_id),
+        Some("process-renamed")
+    );
+    // Threads are not compared with process names.
+    let thread = rename(Some("/usr/bin/app"), PID + 1, PID + 1, b"app", b"billing");
+    assert_eq!(e.evaluate(&thread, &other), None);
+    // An unknown own executable cannot be shown to differ.
+    let unknown = rename(None, PID, PID, b"app", b"sshd");
+    assert_eq!(
+        e.evaluate(&unknown, &other).map(|a| a.rule_id),
+        Some("process-renamed")
+    );
+}
+
+#[test]
+fn sibling_renamed_main_is_medium() {
+    let ev = rename(Some("/usr/bin/app"), PID, PID + 3, b"app", b"app-main");
+    let alert = engine().evaluate(&ev, &Table::default()).unwrap();
+    assert_eq!(alert.rule_id, "sibling-renamed-main");
+    assert_eq!(alert.severity, Severity::Medium);
+    assert_eq!(alert.technique, None);
+    assert_eq!(
+        alert.message,
+        "thread 1237 of process 1234 (/usr/bin/app) renamed the main thread \
+         from \"app\" to \"app-main\": the process name changed under the process"
+    );
+    let same = rename(Some("/usr/bin/app"), PID, PID + 3, b"app", b"app");
+    assert_eq!(rule_of(&engine(), &same), None, "no change, no alert");
+}
+
+#[test]
+fn process_renamed_is_low_and_needs_a_change() {
+    let alert = engine()
+        .evaluate(
+            &main_rename("/usr/bin/app", "app", "app: idle"),
+            &Table::default(),
+        )
+        .unwrap();
+    assert_eq!(alert.rule_id, "process-renamed");
+    assert_eq!(alert.severity, Severity::Low);
+    assert_eq!(
+        rule_of(&engine(), &main_rename("/usr/bin/app", "x", "x")),
+        None
+    );
+}
+
+#[test]
+fn only_renames_with_a_process_are_candidates() {
+    let mut ev = main_rename("/tmp/x", "x", "y");
+    ev.body = Body::Lost(Lost {
+        class: Class::Process,
+        count: 3,
+    });
+    assert_eq!(rule_of(&engine(), &ev), None);
+    let mut ev = main_rename("/tmp/x", "x", "y");
+    ev.process = None;
+    assert_eq!(rule_of(&engine(), &ev), None);
+}
+
+#[test]
+fn disabled_rules_are_skipped() {
+    let mut rules = RulesConfig::default();
+    rules.disabled.insert(RuleId::WritablePathStomp);
+    let e = RuleEngine::new(&rules, &AllowConfig::default());
+    assert_eq!(
+        rule_of(&e, &main_rename("/tmp/x", "x", "totally_legit")),
+        Some("process-renamed")
+    );
+    rules.disabled = RuleId::ALL.into_iter().collect();
+    let e = RuleEngine::new(&rules, &AllowConfig::default());
+    assert_eq!(rule_of(&e, &main_rename("/tmp/x", "x", "kworker/0")), None);
+}
+
+#[test]
+fn configured_names_and_paths_extend_the_rules() {
+    let rules = RulesConfig {
+        writable_paths: vec!["/srv/drop".into()],
+        system_names: vec![Name::from("billingd")],
+        ..Default::default()
+    };
+    let e = RuleEngine::new(&rules, &AllowConfig::default());
+    assert_eq!(
+        rule_of(&e, &main_rename("/srv/drop/x", "x", "y")),
+        Some("writable-path-stomp")
+    );
+    assert_eq!(
+        rule_of(&e, &main_rename("/usr/bin/app", "app", "billingd")),
+        Some("system-name-mimic")
+    );
+}
+
+#[test]
+fn allow_entries_apply_per_rule() {
+    let only_stomp = AllowEntry {
+        rules: Some([RuleId::WritablePathStomp].into()),
+        executable: Some(Pattern::path("/tmp/*").unwrap()),
+        ..Default::default()
+    };
+    let allow = AllowConfig {
+        default_allowlist: true,
+        entries: vec![only_stomp.clone()],
+    };
+    let e = RuleEngine::new(&RulesConfig::default(), &allow);
+    assert_eq!(
+        rule_of(&e, &main_rename("/tmp/x", "x", "totally_legit")),
+        Some("process-renamed"),
+        "the next rule still fires"
+    );
+    assert_eq!(
+        rule_of(&e, &main_rename("/tmp/x", "x", "kworker/0:1")),
+        Some("kernel-thread-mimic"),
+        "an entry for one rule does not silence another"
+    );
+    let all_rules = AllowEntry {
+        rules: None,
+        ..only_stomp
+    };
+    let allow = AllowConfig {
+        default_allowlist: true,
+        entries: vec![all_rules],
+    };
+    let e = RuleEngine::new(&RulesConfig::default(), &allow);
+    assert_eq!(
+        rule_of(&e, &main_rename("/tmp/x", "x", "totally_legit")),
+        None
+    );
+}
+
+/// Renames a stock Debian host makes at boot and in normal operation.
+fn debian_boot() -> Vec<Event> {
+    let mut evs = vec![
+        main_rename("/usr/lib/systemd/systemd", "systemd", "(sd-pam)"),
+        main_rename("/usr/lib/systemd/systemd", "systemd", "(cron)"),
+        main_rename("/usr/lib/systemd/systemd", "systemd", "(sshd)"),
+        main_rename("/usr/lib/systemd/systemd (deleted)", "systemd", "(agetty)"),
+        main_rename("/lib/systemd/systemd", "systemd", "(sd-close)"),
+        main_rename(
+            "/usr/lib/systemd/systemd-executor",
+            "systemd-executo",
+            "(rsyslogd)",
+        ),
+        main_rename("/usr/bin/udevadm", "systemd-udevd", "(udev-worker)"),
+        main_rename(
+            "/usr/lib/systemd/systemd-coredump",
+            "systemd-coredum",
+            "(sd-parse-elf)",
+        ),
+        main_rename("/usr/bin/systemd-tmpfiles", "systemd-tmpfile", "(sd-rmrf)"),
+        main_rename("/usr/lib/systemd/systemd", "init", "systemd"),
+        main_rename("/usr/sbin/avahi-daemon", "avahi-daemon", "avahi-daemon"),
+        main_rename("/usr/sbin/runc", "runc", "runc:[0:PARENT]"),
+        main_rename(
+            "/memfd:runc_cloned:/proc/self/exe (deleted)",
+            "runc",
+            "runc:[1:CHILD]",
+        ),
+        main_rename("/usr/bin/runc", "runc", "runc:[2:INIT]"),
+        main_rename("/usr/bin/tmux", "tmux", "tmux: server"),
+    ];
+    // Thread pools: rsyslogd, GLib daemons (polkitd, udisksd), the JVM,
+    // tokio and Go runtimes name their threads.
+    for (exe, name) in [
+        ("/usr/sbin/rsyslogd", "in:imuxsock"),
+        ("/usr/sbin/rsyslogd", "in:imklog"),
+        ("/usr/sbin/rsyslogd", "rs:main Q:Reg"),
+        ("/usr/lib/polkit-1/polkitd", "gmain"),
+        ("/usr/lib/polkit-1/polkitd", "gdbus"),
+        ("/usr/lib/polkit-1/polkitd", "pool-spawner"),
+        ("/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "GC Thread#0"),
+        (
+            "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+            "C2 CompilerThre",
+        ),
+        ("/usr/sbin/rename-audit", "tokio-runtime-w"),
+        ("/usr/bin/containerd", "containerd"),
+        ("/usr/sbin/mariadbd", "ib_io_rd-1"),
+        ("/usr/bin/python3.11", "python3"),
+    ] {
+        evs.push(rename(Some(exe), PID + 1, PID + 1, b"x", name.as_bytes()));
+    }
+    evs
+}
+
+#[test]
+fn a_stock_debian_host_raises_no_alert() {
+    let e = engine();
+    let running = Table(vec![
+        (1, "systemd", Some("/usr/lib/systemd/systemd")),
+        (300, "(sd-pam)", Some("/usr/lib/systemd/systemd")),
+        (400, "systemd-udevd", Some("/usr/bin/udevadm")),
+        (401, "(udev-worker)", Some("/usr/bin/udevadm")),
+        (500, "sshd", Some("/usr/sbin/sshd")),
+        (600, "cron", Some("/usr/sbin/cron")),
+    ]);
+    for ev in debian_boot() {
+        assert_eq!(e.evaluate(&ev, &running), None, "{:?}", ev.body);
+    }
+}
+
+#[test]
+fn without_the_default_allowlist_systemd_renames_alert() {
+    let allow = AllowConfig {
+        default_allowlist: false,
+        entries: vec![],
+    };
+    let e = RuleEngine::new(&RulesConfig::default(), &allow);
+    assert_eq!(
+        rule_of(
+            &e,
+            &main_rename("/usr/lib/systemd/systemd", "systemd", "(sd-pam)")
+        ),
+        Some("system-name-mimic")
+    );
+    assert_eq!(
+        rule_of(
+            &e,
+            &main_rename("/usr/lib/systemd/systemd", "systemd", "(cron)")
+        ),
+        Some("process-renamed")
+    );
+}
+
+#[test]
+fn defaults_do_not_let_a_dropped_binary_hide() {
+    let e = engine();
+    for (exe, name, rule) in [
+        ("/tmp/systemd", "(sd-pam)", "writable-path-stomp"),
+        ("/usr/bin/python3.11", "(sd-pam)", "system-name-mimic"),
+        (
+            "/usr/lib/systemd/systemd",
+            "kworker/0:1",
+            "kernel-thread-mimic",
+        ),
+        ("/usr/lib/systemd/systemd", "sshd", "system-name-mimic"),
+        ("/memfd:x (deleted)", "runc:[2:INIT]", "writable-path-stomp"),
+        ("/usr/sbin/runc", "[kworker/0:0]", "kernel-thread-mimic"),
+    ] {
+        assert_eq!(
+            rule_of(&e, &main_rename(exe, "x", name)),
+            Some(rule),
+            "{exe} -> {name}"
+        );
+    }
+}
+
+#[test]
+fn messages_stay_one_line_whatever_the_names() {
+    let ev = rename(
+        Some("/tmp/a\nb"),
+        PID,
+        PID,
+        b"x\"y",
+        b"kworker/\n\x1b[31m\xff",
+    );
+    let alert = engine().evaluate(&ev, &Table::default()).unwrap();
+    assert!(
+        !alert.message.chars().any(|c| c.is_control()),
+        "{:?}",
+        alert.message
+    );
+    assert_eq!(
+        alert.message,
+        "process 1234 (/tmp/a\\nb) renamed itself from \"x\\\"y\" to \
+         \"kworker/\\n\\u{1b}[31m\\xff\": the new name is shaped like a kernel thread"
+    );
+}
+
+#[test]
+fn rule_ids_round_trip_and_are_ordered_by_severity() {
+    for id in RuleId::ALL {
+        assert_eq!(RuleId::parse(id.as_str()), Some(id));
+    }
+    let sev: Vec<_> = RuleId::ALL.iter().map(|r| r.severity()).collect();
+    assert!(sev.windows(2).all(|w| w[0] >= w[1]), "{sev:?}");
+}
