@@ -21,7 +21,12 @@ use prometheus_client::registry::Registry;
 use crate::event::{Body, Class, Event, Method, Severity};
 
 /// Sink names that may appear in `{sink}` labels; anything else is `other`.
-pub const SINK_NAMES: [&str; 3] = ["alertmanager", "syslog", "prometheus"];
+/// `output` is the event stream itself (stdout or the output file).
+pub const SINK_NAMES: [&str; 4] = ["output", "alertmanager", "syslog", "prometheus"];
+
+/// Reasons that may appear in `renames_filtered_total{reason}`: the rename
+/// method that a filter left out; anything else is `other`.
+const FILTER_REASONS: [&str; 4] = ["prctl", "procfs", "exec", "kernel"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RenameLabels {
@@ -68,27 +73,6 @@ struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
-}
-
-/// Why a rename was seen but not reported (`rename_audit_renames_filtered_total{reason}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterReason {
-    /// An exec rename without `--include-exec`.
-    Exec,
-    /// A rename by a kernel thread without `--include-kernel`.
-    Kernel,
-    /// Any other configured filter.
-    Other,
-}
-
-impl FilterReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            FilterReason::Exec => "exec",
-            FilterReason::Kernel => "kernel",
-            FilterReason::Other => "other",
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -226,6 +210,9 @@ impl Metrics {
                 });
             }
         }
+        // The event stream is always there; its write errors count here.
+        m.sink_errors
+            .get_or_create_owned(&SinkLabels { sink: "output" });
         for class in CLASSES {
             m.lost.get_or_create_owned(&ClassLabels {
                 class: class.as_str(),
@@ -355,11 +342,16 @@ impl Metrics {
             .inc();
     }
 
-    pub fn rename_filtered(&self, reason: FilterReason) {
+    /// A rename seen but not reported; `reason` is the rename method the
+    /// filter left out (`exec` without `--include-exec`, `kernel` ...).
+    pub fn filtered(&self, reason: &str) {
+        let reason = FILTER_REASONS
+            .iter()
+            .copied()
+            .find(|r| *r == reason)
+            .unwrap_or("other");
         self.renames_filtered
-            .get_or_create(&ReasonLabels {
-                reason: reason.as_str(),
-            })
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 
@@ -551,7 +543,8 @@ mod tests {
         m.sink_error("no-such-sink\n");
         m.sink_dropped("syslog");
         m.config_reload(false);
-        m.rename_filtered(FilterReason::Exec);
+        m.filtered("exec");
+        m.filtered("rm -rf");
         let text = m.encode();
         assert!(!text.contains("rename_audit_fake_total 9"), "{text}");
         assert_eq!(

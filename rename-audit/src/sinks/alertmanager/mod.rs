@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use self::dedup::{Dedup, Release};
 use self::payload::PostableAlert;
 use super::SinkError;
-use super::backoff::Backoff;
+use super::backoff::{Backoff, LogThrottle};
 use super::queue::{abandon, stopped};
 use crate::event::Event;
 use crate::metrics::Metrics;
@@ -111,6 +111,7 @@ pub(crate) struct AlertmanagerSink {
     metrics: Arc<Metrics>,
     dedup: Dedup<Key, Arc<Event>>,
     backoff: Backoff,
+    warn: LogThrottle,
 }
 
 impl AlertmanagerSink {
@@ -138,6 +139,7 @@ impl AlertmanagerSink {
                 base: Duration::from_millis(250),
                 max: Duration::from_secs(8),
             },
+            warn: LogThrottle::new(Duration::from_secs(60)),
         })
     }
 
@@ -230,7 +232,11 @@ impl AlertmanagerSink {
 
     /// Post one batch with retries. Returns false when told to stop meanwhile
     /// (the batch is then counted as dropped).
-    async fn deliver(&self, batch: Vec<PostableAlert>, stop: &mut watch::Receiver<bool>) -> bool {
+    async fn deliver(
+        &mut self,
+        batch: Vec<PostableAlert>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         if batch.is_empty() {
             return true;
         }
@@ -255,13 +261,16 @@ impl AlertmanagerSink {
             self.metrics.sink_error(SINK);
             if !err.retryable || attempt >= self.cfg.max_retries {
                 self.metrics.sink_failed(SINK, n);
-                tracing::warn!(
-                    sink = SINK,
-                    alerts = n,
-                    attempts = attempt + 1,
-                    error = %err.message,
-                    "giving up on posting alerts"
-                );
+                if let Some(held) = self.warn.allow(Instant::now()) {
+                    tracing::warn!(
+                        sink = SINK,
+                        alerts = n,
+                        attempts = attempt + 1,
+                        error = %err.message,
+                        similar_warnings_held_back = held,
+                        "giving up on posting alerts"
+                    );
+                }
                 return true;
             }
             let delay = self.backoff.delay_now(attempt);

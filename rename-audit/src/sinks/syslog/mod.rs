@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use self::message::Origin;
 use self::transport::Conn;
 use super::SinkError;
-use super::backoff::Backoff;
+use super::backoff::{Backoff, LogThrottle};
 use super::queue::{abandon, stopped};
 use crate::event::Event;
 use crate::metrics::Metrics;
@@ -194,6 +194,7 @@ pub(crate) struct SyslogSink {
     metrics: Arc<Metrics>,
     conn: Option<Conn>,
     backoff: Backoff,
+    warn: LogThrottle,
 }
 
 impl SyslogSink {
@@ -216,6 +217,7 @@ impl SyslogSink {
                 base: Duration::from_millis(100),
                 max: Duration::from_secs(5),
             },
+            warn: LogThrottle::new(Duration::from_secs(60)),
         })
     }
 
@@ -273,13 +275,16 @@ impl SyslogSink {
                     self.metrics.sink_error(SINK);
                     if attempt >= self.cfg.max_retries {
                         self.metrics.sink_failed(SINK, 1);
-                        tracing::warn!(
-                            sink = SINK,
-                            address = %self.cfg.address,
-                            attempts = attempt + 1,
-                            error = %e,
-                            "giving up on a syslog message"
-                        );
+                        if let Some(held) = self.warn.allow(std::time::Instant::now()) {
+                            tracing::warn!(
+                                sink = SINK,
+                                address = %self.cfg.address,
+                                attempts = attempt + 1,
+                                error = %e,
+                                similar_warnings_held_back = held,
+                                "giving up on a syslog message"
+                            );
+                        }
                         return true;
                     }
                 }
