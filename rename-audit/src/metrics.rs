@@ -210,6 +210,22 @@ impl Metrics {
                 });
             }
         }
+        for action in [
+            "process-renamed",
+            "thread-renamed",
+            "renames-summarized",
+            "events-lost",
+        ] {
+            m.events.get_or_create_owned(&ActionLabels { action });
+        }
+        for result in ["success", "failure"] {
+            m.config_reloads
+                .get_or_create_owned(&ResultLabels { result });
+        }
+        for reason in ["exec", "kernel"] {
+            m.renames_filtered
+                .get_or_create_owned(&ReasonLabels { reason });
+        }
         // The event stream is always there; its write errors count here.
         m.sink_errors
             .get_or_create_owned(&SinkLabels { sink: "output" });
