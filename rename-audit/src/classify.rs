@@ -87,7 +87,11 @@ impl Classifier {
             } => {
                 if class == Class::Lifecycle {
                     let pruned = self.table.prune_dead();
-                    tracing::warn!(count, pruned, "lifecycle records lost; pruned processes that are gone");
+                    tracing::warn!(
+                        count,
+                        pruned,
+                        "lifecycle records lost; pruned processes that are gone"
+                    );
                 }
                 let timestamp = self.clock.from_monotonic(ktime_ns);
                 return self.event(timestamp, None, Body::Lost(Lost { class, count }));

@@ -17,7 +17,7 @@ use rename_audit::{
     cli::{Cli, Command, RunArgs},
     config::{self, Config},
     metrics::Metrics,
-    output::JsonLinesWriter,
+    output::{JsonLinesWriter, OutputDest},
     pipeline::{Control, Pipeline},
     proctable::ProcessTable,
     rules::RuleEngine,
@@ -70,7 +70,11 @@ fn settings(args: &RunArgs) -> Result<Config> {
 
 fn run(args: RunArgs) -> Result<()> {
     let cfg = settings(&args)?;
-    let writer = JsonLinesWriter::open(&cfg.output_dest())?;
+    let dest = cfg.output_dest();
+    // Under systemd, stdout is the journal: a `<N>` prefix gives alert lines
+    // a priority that matches their severity.
+    let journal = dest == OutputDest::Stdout && rename_audit::output::stdout_is_journal();
+    let writer = JsonLinesWriter::open(&dest)?.with_syslog_prefix(journal);
     let host: Arc<str> = Arc::from(
         hostname::get()
             .context("reading the host name")?
@@ -94,11 +98,15 @@ fn run(args: RunArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let metrics = Metrics::new();
-    let sinks = runtime.block_on(Sinks::start(
+    for rule in rename_audit::rules::RuleId::ALL {
+        metrics.declare_rule(rule.as_str(), rule.severity());
+    }
+    let sinks = Sinks::start(
         &cfg.sinks_config(),
         metrics.clone(),
         host.clone(),
-    ))?;
+        runtime.handle(),
+    )?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCHES_IN_FLIGHT);
@@ -110,6 +118,7 @@ fn run(args: RunArgs) -> Result<()> {
             move || drainer.run(batch_tx, stop)
         })
         .context("starting the drain thread")?;
+    let metrics_for_reload = metrics.clone();
     let pipeline = Pipeline {
         classifier: Classifier::new(table, host, cfg.filter()),
         rules,
@@ -130,7 +139,7 @@ fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(%error, "could not notify systemd");
     }
 
-    runtime.block_on(wait_for_stop(args, control_tx))?;
+    runtime.block_on(wait_for_stop(args, control_tx, metrics_for_reload))?;
 
     // Stop: the drain thread empties the rings and takes every pending storm
     // count, the pipeline writes them out, then the programs detach.
@@ -150,7 +159,11 @@ fn run(args: RunArgs) -> Result<()> {
 
 /// Waits for SIGTERM or SIGINT; reloads the configuration on SIGHUP and
 /// keeps the old one when the new file is invalid.
-async fn wait_for_stop(args: RunArgs, control: crossbeam_channel::Sender<Control>) -> Result<()> {
+async fn wait_for_stop(
+    args: RunArgs,
+    control: crossbeam_channel::Sender<Control>,
+    metrics: std::sync::Arc<Metrics>,
+) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -161,9 +174,13 @@ async fn wait_for_stop(args: RunArgs, control: crossbeam_channel::Sender<Control
             _ = hup.recv() => match reload(&args) {
                 Ok(msg) => {
                     let _ = control.send(msg);
+                    metrics.config_reload(true);
                     tracing::info!("configuration reloaded");
                 }
-                Err(error) => tracing::error!(error = format!("{error:#}"), "configuration not reloaded; keeping the old one"),
+                Err(error) => {
+                    metrics.config_reload(false);
+                    tracing::error!(error = format!("{error:#}"), "configuration not reloaded; keeping the old one");
+                }
             },
         }
     }

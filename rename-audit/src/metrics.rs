@@ -1,13 +1,600 @@
-//! (interim: replaced by the metrics module)
-use crate::event::Event;
+//! The daemon's counters and gauges, exported by the Prometheus sink.
+//!
+//! Every label value comes from a fixed vocabulary (actions, methods, classes,
+//! rule ids, severities, sink names) and never from a task name or a path:
+//! prometheus-client writes label values verbatim, so a name in a label could
+//! forge series or break the exposition. Values given as plain `&str` are
+//! reduced to a safe alphabet before they become labels.
+//!
+//! Counters are registered without their `_total` suffix because the crate
+//! appends it itself: the exposition shows exactly the contract's names.
+
+use std::borrow::Cow;
 use std::sync::Arc;
-pub struct Metrics;
+
+use prometheus_client::encoding::{EncodeLabelSet, text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::event::{Body, Class, Event, Method, Severity};
+
+/// Sink names that may appear in `{sink}` labels; anything else is `other`.
+/// `output` is the event stream itself (stdout or the output file).
+pub const SINK_NAMES: [&str; 4] = ["output", "alertmanager", "syslog", "prometheus"];
+
+/// Reasons that may appear in `renames_filtered_total{reason}`: the rename
+/// method that a filter left out; anything else is `other`.
+const FILTER_REASONS: [&str; 4] = ["prctl", "procfs", "exec", "kernel"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RenameLabels {
+    action: &'static str,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    rule: Cow<'static, str>,
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: Cow<'static, str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    renames: Family<RenameLabels, Counter>,
+    alerts: Family<AlertLabels, Counter>,
+    lost: Family<ClassLabels, Counter>,
+    summarized: Counter,
+    summarized_by_class: Family<ClassLabels, Counter>,
+    processes_tracked: Gauge,
+    events: Family<ActionLabels, Counter>,
+    sink_errors: Family<SinkLabels, Counter>,
+    sink_dropped: Family<SinkLabels, Counter>,
+    sink_sent: Family<SinkLabels, Counter>,
+    sink_failed: Family<SinkLabels, Counter>,
+    alerts_suppressed: Family<RuleLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
+    renames_filtered: Family<ReasonLabels, Counter>,
+}
+
+const ACTIONS: [&str; 2] = ["process-renamed", "thread-renamed"];
+const METHODS: [Method; 4] = [Method::Prctl, Method::Procfs, Method::Exec, Method::Kernel];
+const CLASSES: [Class; 3] = [Class::Process, Class::Thread, Class::Lifecycle];
+
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
-        Arc::new(Metrics)
+        let mut m = Metrics {
+            renames: Family::default(),
+            alerts: Family::default(),
+            lost: Family::default(),
+            summarized: Counter::default(),
+            summarized_by_class: Family::default(),
+            processes_tracked: Gauge::default(),
+            events: Family::default(),
+            sink_errors: Family::default(),
+            sink_dropped: Family::default(),
+            sink_sent: Family::default(),
+            sink_failed: Family::default(),
+            alerts_suppressed: Family::default(),
+            config_reloads: Family::default(),
+            renames_filtered: Family::default(),
+            registry: Registry::default(),
+        };
+        let registry = &mut m.registry;
+        registry.register(
+            "rename_audit_renames",
+            "Renames reported one by one, by action and method",
+            m.renames.clone(),
+        );
+        registry.register(
+            "rename_audit_alerts",
+            "Alerts raised by rules, by rule and severity",
+            m.alerts.clone(),
+        );
+        registry.register(
+            "rename_audit_events_lost",
+            "Records the kernel could not send, by accounting class",
+            m.lost.clone(),
+        );
+        registry.register(
+            "rename_audit_renames_summarized",
+            "Renames counted inside storm summaries instead of reported one by one",
+            m.summarized.clone(),
+        );
+        registry.register(
+            "rename_audit_renames_summarized_by_class",
+            "Renames counted inside storm summaries, by accounting class",
+            m.summarized_by_class.clone(),
+        );
+        registry.register(
+            "rename_audit_processes_tracked",
+            "Processes in the process table",
+            m.processes_tracked.clone(),
+        );
+        registry.register(
+            "rename_audit_events",
+            "Output records, by event action",
+            m.events.clone(),
+        );
+        registry.register(
+            "rename_audit_sink_errors",
+            "Failed sink operations (connect, send, HTTP error, timeout), retries included",
+            m.sink_errors.clone(),
+        );
+        registry.register(
+            "rename_audit_sink_queue_dropped",
+            "Records a sink never got because its queue was full or shutdown cut it off",
+            m.sink_dropped.clone(),
+        );
+        registry.register(
+            "rename_audit_sink_sent",
+            "Records a sink delivered",
+            m.sink_sent.clone(),
+        );
+        registry.register(
+            "rename_audit_sink_failed",
+            "Records a sink gave up on after its retries",
+            m.sink_failed.clone(),
+        );
+        registry.register(
+            "rename_audit_alerts_suppressed",
+            "Repeated alerts not posted to Alertmanager by deduplication, by rule",
+            m.alerts_suppressed.clone(),
+        );
+        registry.register(
+            "rename_audit_config_reloads",
+            "Configuration reloads, by result",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "rename_audit_renames_filtered",
+            "Renames seen but not reported, by reason",
+            m.renames_filtered.clone(),
+        );
+        let build_info: Family<VersionLabels, Gauge> = Family::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "rename_audit_build_info",
+            "Build information; the value is always 1",
+            build_info,
+        );
+
+        // Series that exist from the start read 0 instead of being absent, so
+        // PromQL's increase() sees the first rename.
+        for action in ACTIONS {
+            for method in METHODS {
+                m.renames.get_or_create_owned(&RenameLabels {
+                    action,
+                    method: method.as_str(),
+                });
+            }
+        }
+        for action in [
+            "process-renamed",
+            "thread-renamed",
+            "renames-summarized",
+            "events-lost",
+        ] {
+            m.events.get_or_create_owned(&ActionLabels { action });
+        }
+        for result in ["success", "failure"] {
+            m.config_reloads
+                .get_or_create_owned(&ResultLabels { result });
+        }
+        for reason in ["exec", "kernel"] {
+            m.renames_filtered
+                .get_or_create_owned(&ReasonLabels { reason });
+        }
+        // The event stream is always there; its write errors count here.
+        m.sink_errors
+            .get_or_create_owned(&SinkLabels { sink: "output" });
+        for class in CLASSES {
+            m.lost.get_or_create_owned(&ClassLabels {
+                class: class.as_str(),
+            });
+            m.summarized_by_class.get_or_create_owned(&ClassLabels {
+                class: class.as_str(),
+            });
+        }
+        Arc::new(m)
     }
-    pub fn observe(&self, _e: &Event) {}
-    pub fn sink_error(&self, _s: &str) {}
-    pub fn filtered(&self, _m: &str) {}
-    pub fn set_processes_tracked(&self, _n: i64) {}
+
+    /// Count one output record (call it once for every record written).
+    pub fn observe(&self, ev: &Event) {
+        let action = ev.body.action();
+        self.events.get_or_create(&ActionLabels { action }).inc();
+        match &ev.body {
+            Body::Rename(r) => {
+                self.renames
+                    .get_or_create(&RenameLabels {
+                        action,
+                        method: r.method.as_str(),
+                    })
+                    .inc();
+            }
+            Body::Summary(s) => {
+                self.summarized.inc_by(s.count);
+                self.summarized_by_class
+                    .get_or_create(&ClassLabels {
+                        class: s.class.as_str(),
+                    })
+                    .inc_by(s.count);
+            }
+            Body::Lost(l) => {
+                self.lost
+                    .get_or_create(&ClassLabels {
+                        class: l.class.as_str(),
+                    })
+                    .inc_by(l.count);
+            }
+        }
+        if let Some(alert) = &ev.alert {
+            self.alerts
+                .get_or_create(&AlertLabels {
+                    rule: Cow::Borrowed(alert.rule_id),
+                    severity: alert.severity.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    /// Make a rule's alert series exist (at 0) before it first fires.
+    pub fn declare_rule(&self, rule: &'static str, severity: Severity) {
+        self.alerts.get_or_create_owned(&AlertLabels {
+            rule: Cow::Borrowed(rule),
+            severity: severity.as_str(),
+        });
+        self.alerts_suppressed.get_or_create_owned(&RuleLabels {
+            rule: Cow::Borrowed(rule),
+        });
+    }
+
+    /// Make a sink's series exist (at 0) from its start.
+    pub fn declare_sink(&self, sink: &str) {
+        let sink = sink_label(sink);
+        for family in [
+            &self.sink_errors,
+            &self.sink_dropped,
+            &self.sink_sent,
+            &self.sink_failed,
+        ] {
+            family.get_or_create_owned(&SinkLabels { sink });
+        }
+    }
+
+    pub fn set_processes_tracked(&self, n: i64) {
+        self.processes_tracked.set(n);
+    }
+
+    pub fn sink_error(&self, sink: &str) {
+        self.sink_errors
+            .get_or_create(&SinkLabels {
+                sink: sink_label(sink),
+            })
+            .inc();
+    }
+
+    pub fn sink_dropped(&self, sink: &str) {
+        self.sink_dropped_n(sink, 1);
+    }
+
+    pub fn sink_dropped_n(&self, sink: &str, n: u64) {
+        self.sink_dropped
+            .get_or_create(&SinkLabels {
+                sink: sink_label(sink),
+            })
+            .inc_by(n);
+    }
+
+    pub fn sink_sent(&self, sink: &str, n: u64) {
+        self.sink_sent
+            .get_or_create(&SinkLabels {
+                sink: sink_label(sink),
+            })
+            .inc_by(n);
+    }
+
+    pub fn sink_failed(&self, sink: &str, n: u64) {
+        self.sink_failed
+            .get_or_create(&SinkLabels {
+                sink: sink_label(sink),
+            })
+            .inc_by(n);
+    }
+
+    pub fn alert_suppressed(&self, rule: &str) {
+        self.alerts_suppressed
+            .get_or_create(&RuleLabels {
+                rule: safe_label(rule),
+            })
+            .inc();
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.config_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// A rename seen but not reported; `reason` is the rename method the
+    /// filter left out (`exec` without `--include-exec`, `kernel` ...).
+    pub fn filtered(&self, reason: &str) {
+        let reason = FILTER_REASONS
+            .iter()
+            .copied()
+            .find(|r| *r == reason)
+            .unwrap_or("other");
+        self.renames_filtered
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// The registry in the OpenMetrics text format (ends with `# EOF`).
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn sink_label(sink: &str) -> &'static str {
+    SINK_NAMES
+        .iter()
+        .copied()
+        .find(|s| *s == sink)
+        .unwrap_or("other")
+}
+
+/// A label value from a caller's string: rule ids are short ASCII words, so
+/// anything outside that alphabet is replaced and the length is capped.
+fn safe_label(s: &str) -> Cow<'static, str> {
+    let cleaned: String = s
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Cow::Owned(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Alert, Lost, ProcessContext, Rename, Summary, Writer};
+    use crate::names::Name;
+    use time::OffsetDateTime;
+
+    fn rename_event(main_thread: bool, method: Method) -> Event {
+        Event {
+            sequence: 1,
+            timestamp: OffsetDateTime::UNIX_EPOCH,
+            host: Arc::from("h"),
+            process: Some(ProcessContext::default()),
+            body: Body::Rename(Rename {
+                tid: 2,
+                old_name: Name::from("a"),
+                new_name: Name::from("b\n\"}x 1"),
+                main_thread,
+                method,
+                writer: Writer {
+                    pid: 2,
+                    tid: 2,
+                    name: Name::from("a"),
+                },
+                original_name: Name::from("a"),
+                count: 1,
+            }),
+            alert: None,
+        }
+    }
+
+    fn sample(exposition: &str, series: &str) -> Option<f64> {
+        exposition.lines().find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().expect("numeric sample"))
+        })
+    }
+
+    #[test]
+    fn exposition_has_the_contract_names() {
+        let m = Metrics::new();
+        m.declare_sink("alertmanager");
+        m.declare_rule("kernel-thread-mimic", Severity::Critical);
+        let text = m.encode();
+        for family in [
+            "# TYPE rename_audit_renames counter",
+            "# TYPE rename_audit_alerts counter",
+            "# TYPE rename_audit_events_lost counter",
+            "# TYPE rename_audit_renames_summarized counter",
+            "# TYPE rename_audit_processes_tracked gauge",
+            "# TYPE rename_audit_sink_errors counter",
+            "# TYPE rename_audit_sink_queue_dropped counter",
+            "# TYPE rename_audit_build_info gauge",
+            "# TYPE rename_audit_alerts_suppressed counter",
+        ] {
+            assert!(text.contains(family), "missing {family:?} in:\n{text}");
+        }
+        for series in [
+            "rename_audit_renames_total{action=\"process-renamed\",method=\"prctl\"}",
+            "rename_audit_renames_total{action=\"thread-renamed\",method=\"kernel\"}",
+            "rename_audit_alerts_total{rule=\"kernel-thread-mimic\",severity=\"critical\"}",
+            "rename_audit_events_lost_total{class=\"thread\"}",
+            "rename_audit_renames_summarized_total",
+            "rename_audit_processes_tracked",
+            "rename_audit_sink_errors_total{sink=\"alertmanager\"}",
+            "rename_audit_sink_queue_dropped_total{sink=\"alertmanager\"}",
+            "rename_audit_alerts_suppressed_total{rule=\"kernel-thread-mimic\"}",
+        ] {
+            assert_eq!(sample(&text, series), Some(0.0), "{series} in:\n{text}");
+        }
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            sample(
+                &text,
+                &format!("rename_audit_build_info{{version=\"{version}\"}}")
+            ),
+            Some(1.0)
+        );
+        assert!(!text.contains("_total_total"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn observe_counts_each_kind_of_record() {
+        let m = Metrics::new();
+        m.observe(&rename_event(true, Method::Prctl));
+        m.observe(&rename_event(true, Method::Prctl));
+        m.observe(&rename_event(false, Method::Procfs));
+        let mut alert = rename_event(true, Method::Procfs);
+        alert.alert = Some(Alert {
+            rule_id: "sibling-renamed-main",
+            rule_name: "Sibling renamed main thread",
+            severity: Severity::Medium,
+            technique: None,
+            message: "x".into(),
+        });
+        m.observe(&alert);
+        let mut summary = rename_event(false, Method::Prctl);
+        summary.body = Body::Summary(Summary {
+            class: Class::Thread,
+            tid: 3,
+            count: 500,
+            first_seen: OffsetDateTime::UNIX_EPOCH,
+            last_seen: OffsetDateTime::UNIX_EPOCH,
+            last_name: Name::from("x"),
+            thread_exited: false,
+        });
+        m.observe(&summary);
+        let mut lost = rename_event(false, Method::Prctl);
+        lost.process = None;
+        lost.body = Body::Lost(Lost {
+            class: Class::Process,
+            count: 7,
+        });
+        m.observe(&lost);
+        m.set_processes_tracked(42);
+
+        let text = m.encode();
+        let at = |s: &str| sample(&text, s).unwrap_or_else(|| panic!("no {s} in:\n{text}"));
+        assert_eq!(
+            at("rename_audit_renames_total{action=\"process-renamed\",method=\"prctl\"}"),
+            2.0
+        );
+        assert_eq!(
+            at("rename_audit_renames_total{action=\"thread-renamed\",method=\"procfs\"}"),
+            1.0
+        );
+        assert_eq!(
+            at("rename_audit_renames_total{action=\"process-renamed\",method=\"procfs\"}"),
+            1.0
+        );
+        assert_eq!(
+            at("rename_audit_alerts_total{rule=\"sibling-renamed-main\",severity=\"medium\"}"),
+            1.0
+        );
+        assert_eq!(at("rename_audit_renames_summarized_total"), 500.0);
+        assert_eq!(
+            at("rename_audit_renames_summarized_by_class_total{class=\"thread\"}"),
+            500.0
+        );
+        assert_eq!(at("rename_audit_events_lost_total{class=\"process\"}"), 7.0);
+        assert_eq!(at("rename_audit_processes_tracked"), 42.0);
+        assert_eq!(at("rename_audit_events_total{action=\"events-lost\"}"), 1.0);
+        // The odd new name never reaches the exposition.
+        assert!(!text.contains("}x 1"), "{text}");
+    }
+
+    #[test]
+    fn caller_strings_cannot_break_labels() {
+        let m = Metrics::new();
+        m.alert_suppressed("evil\"} 1\nrename_audit_fake_total 9");
+        m.sink_error("no-such-sink\n");
+        m.sink_dropped("syslog");
+        m.config_reload(false);
+        m.filtered("exec");
+        m.filtered("rm -rf");
+        let text = m.encode();
+        assert!(!text.contains("rename_audit_fake_total 9"), "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                "rename_audit_alerts_suppressed_total{rule=\"evil___1_rename_audit_fake_total_9\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "rename_audit_sink_errors_total{sink=\"other\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "rename_audit_sink_queue_dropped_total{sink=\"syslog\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "rename_audit_config_reloads_total{result=\"failure\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "rename_audit_renames_filtered_total{reason=\"exec\"}"
+            ),
+            Some(1.0)
+        );
+    }
 }

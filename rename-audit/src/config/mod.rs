@@ -11,9 +11,9 @@
 //! against their spans (`validate.rs`) into the plain types below.
 
 mod collect;
-mod runtime;
 mod error;
 mod raw;
+mod runtime;
 mod sinks;
 #[cfg(test)]
 mod tests;

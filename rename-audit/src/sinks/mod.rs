@@ -1,11 +1,224 @@
-//! (interim: replaced by the sinks module)
-use crate::{event::Event, metrics::Metrics};
-use std::{sync::Arc, time::Duration};
-pub struct Sinks;
-impl Sinks {
-    pub async fn start(_c: &(), _m: Arc<Metrics>, _h: Arc<str>) -> anyhow::Result<Sinks> {
-        Ok(Sinks)
+//! Fleet sinks: Prometheus `/metrics`, Alertmanager, syslog.
+//!
+//! Each sink is optional and runs as a task on the daemon's tokio runtime
+//! behind its own bounded queue. The producer, a plain OS thread on the
+//! capture path, only ever calls [`Sinks::send`], which never waits: a record
+//! that does not fit a sink's queue is counted in
+//! `rename_audit_sink_queue_dropped_total{sink}`. A slow or dead sink
+//! therefore costs capture nothing and holds at most its queue in memory.
+//!
+//! Per sink, every record offered ends up in exactly one of
+//! `rename_audit_sink_sent_total`, `rename_audit_sink_failed_total` (given up
+//! after retries) or `rename_audit_sink_queue_dropped_total` (queue full, or
+//! still queued at the shutdown deadline); Alertmanager adds
+//! `rename_audit_alerts_suppressed_total` for deduplicated repeats, and its
+//! `sent` also counts the re-posts that carry a repeat count.
+//! `rename_audit_sink_errors_total` counts failed attempts, retries included.
+
+pub mod alertmanager;
+mod backoff;
+pub mod prometheus;
+mod queue;
+pub mod syslog;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use self::alertmanager::AlertmanagerConfig;
+pub use self::prometheus::MetricsServer;
+use self::queue::SinkQueue;
+pub use self::syslog::{Facility, SyslogConfig, Transport};
+use crate::event::Event;
+use crate::metrics::Metrics;
+
+/// Which sinks run. Every field is optional: `None` leaves that sink off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinksConfig {
+    pub alertmanager: Option<AlertmanagerConfig>,
+    pub syslog: Option<SyslogConfig>,
+    /// Where `/metrics` listens.
+    pub prometheus: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("prometheus: cannot listen on {addr}: {source} ({hint})")]
+    Bind {
+        addr: SocketAddr,
+        hint: &'static str,
+        source: std::io::Error,
+    },
+    #[error("alertmanager: cannot use url {url:?}: {reason}")]
+    AlertmanagerUrl { url: String, reason: String },
+    #[error("alertmanager: cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("syslog: cannot use address {address:?}: {reason}")]
+    SyslogAddress { address: String, reason: String },
+    #[error("{sink}: the queue size must be at least 1")]
+    EmptyQueue { sink: &'static str },
+}
+
+struct Worker {
+    name: &'static str,
+    queue: SinkQueue,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Worker {
+    fn new(
+        name: &'static str,
+        capacity: usize,
+        metrics: &Arc<Metrics>,
+        spawn: impl FnOnce(
+            tokio::sync::mpsc::Receiver<Arc<Event>>,
+            watch::Receiver<bool>,
+        ) -> JoinHandle<()>,
+    ) -> Result<Self, SinkError> {
+        if capacity == 0 {
+            return Err(SinkError::EmptyQueue { sink: name });
+        }
+        metrics.declare_sink(name);
+        let (queue, rx) = SinkQueue::new(name, capacity, Arc::clone(metrics));
+        let (stop, stop_rx) = watch::channel(false);
+        let task = spawn(rx, stop_rx);
+        Ok(Self {
+            name,
+            queue,
+            stop,
+            task,
+        })
     }
-    pub fn send(&self, _e: &Arc<Event>) {}
-    pub async fn shutdown(self, _d: Duration) {}
+}
+
+/// The running sinks.
+pub struct Sinks {
+    alertmanager: Option<Worker>,
+    syslog: Option<(Worker, SyslogConfig)>,
+    prometheus: Option<MetricsServer>,
+}
+
+impl Sinks {
+    /// Check the configuration, bind `/metrics`, and start the sink tasks on
+    /// `rt`. Callable from any thread, inside or outside the runtime.
+    pub fn start(
+        cfg: &SinksConfig,
+        metrics: Arc<Metrics>,
+        host: Arc<str>,
+        rt: &Handle,
+    ) -> Result<Sinks, SinkError> {
+        // Build everything fallible before spawning anything, so an error
+        // leaves no task behind.
+        let am = cfg
+            .alertmanager
+            .as_ref()
+            .map(|c| {
+                alertmanager::AlertmanagerSink::new(c, Arc::clone(&host), Arc::clone(&metrics))
+                    .map(|s| (c.queue, s))
+            })
+            .transpose()?;
+        let sl = cfg
+            .syslog
+            .as_ref()
+            .map(|c| syslog::SyslogSink::new(c, &host, Arc::clone(&metrics)).map(|s| (c, s)))
+            .transpose()?;
+        for (sink, q) in [
+            (
+                alertmanager::SINK,
+                cfg.alertmanager.as_ref().map(|c| c.queue),
+            ),
+            (syslog::SINK, cfg.syslog.as_ref().map(|c| c.queue)),
+        ] {
+            if q == Some(0) {
+                return Err(SinkError::EmptyQueue { sink });
+            }
+        }
+        let prometheus = cfg
+            .prometheus
+            .map(|addr| prometheus::serve(addr, Arc::clone(&metrics), rt))
+            .transpose()?;
+
+        let alertmanager = am
+            .map(|(q, s)| {
+                Worker::new(alertmanager::SINK, q, &metrics, |rx, stop| {
+                    s.spawn(rx, stop, rt)
+                })
+            })
+            .transpose()?;
+        let syslog = sl
+            .map(|(c, s)| {
+                Worker::new(syslog::SINK, c.queue, &metrics, |rx, stop| {
+                    s.spawn(rx, stop, rt)
+                })
+                .map(|w| (w, c.clone()))
+            })
+            .transpose()?;
+        Ok(Sinks {
+            alertmanager,
+            syslog,
+            prometheus,
+        })
+    }
+
+    /// Hand one output record to every sink that takes it. Never blocks and
+    /// needs no runtime context: call it from the capture thread.
+    pub fn send(&self, ev: &Arc<Event>) {
+        if ev.alert.is_some()
+            && let Some(w) = &self.alertmanager
+        {
+            w.queue.offer(ev);
+        }
+        if let Some((w, cfg)) = &self.syslog
+            && cfg.wants(ev)
+        {
+            w.queue.offer(ev);
+        }
+    }
+
+    /// Where `/metrics` listens, when it does.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// Close the queues and let each sink deliver what is queued, for at most
+    /// `deadline`; whatever is left then is counted as dropped.
+    pub async fn shutdown(self, deadline: Duration) {
+        let until = tokio::time::Instant::now() + deadline;
+        let workers: Vec<Worker> = self
+            .alertmanager
+            .into_iter()
+            .chain(self.syslog.map(|(w, _)| w))
+            .collect();
+        let mut running = Vec::with_capacity(workers.len());
+        for w in workers {
+            // Dropping the only sender closes the queue: the task drains it
+            // and returns.
+            drop(w.queue);
+            running.push((w.name, w.stop, w.task));
+        }
+        for (name, stop, mut task) in running {
+            if tokio::time::timeout_at(until, &mut task).await.is_ok() {
+                continue;
+            }
+            // Out of time: the task stops waiting, counts what it could not
+            // deliver, and returns.
+            let _ = stop.send(true);
+            if tokio::time::timeout(Duration::from_millis(500), &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(sink = name, "sink did not stop; aborting it");
+                task.abort();
+            }
+        }
+        if let Some(p) = self.prometheus {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            p.stop(left.max(Duration::from_millis(100))).await;
+        }
+    }
 }

@@ -1,0 +1,361 @@
+//! Alertmanager sink: posts alert events to `<url>/api/v2/alerts`.
+//!
+//! One task owns the queue's receiving end. It batches what is queued,
+//! deduplicates per (rule, executable), and posts with bounded retries and
+//! backoff. Only this task ever waits on Alertmanager.
+
+mod dedup;
+mod payload;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use self::dedup::{Dedup, Release};
+use self::payload::PostableAlert;
+use super::SinkError;
+use super::backoff::{Backoff, LogThrottle};
+use super::queue::{abandon, stopped};
+use crate::event::Event;
+use crate::metrics::Metrics;
+use crate::names::Name;
+
+pub(crate) const SINK: &str = "alertmanager";
+/// Alerts per POST.
+const MAX_BATCH: usize = 64;
+/// Distinct (rule, executable) keys remembered for deduplication.
+const MAX_KEYS: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertmanagerConfig {
+    /// Base URL of Alertmanager, e.g. `http://127.0.0.1:9093` (a path prefix
+    /// such as `http://proxy/alertmanager` is kept). Plain HTTP only.
+    pub url: String,
+    /// Alerts waiting to be posted; beyond this they are dropped and counted.
+    pub queue: usize,
+    /// Repeats of the same (rule, executable) inside this window are not posted.
+    pub dedup_window_secs: u64,
+    /// Per HTTP request.
+    pub timeout_ms: u64,
+    /// Retries after the first attempt before a batch is given up.
+    pub max_retries: u32,
+    /// How long Alertmanager keeps an alert firing after its last post. It is
+    /// never shorter than the dedup window plus a minute, so an alert that
+    /// keeps repeating does not flap between posts.
+    pub resolve_timeout_secs: u64,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:9093".to_owned(),
+            queue: 1024,
+            dedup_window_secs: 300,
+            timeout_ms: 2000,
+            max_retries: 4,
+            resolve_timeout_secs: 600,
+        }
+    }
+}
+
+impl AlertmanagerConfig {
+    fn resolve_after(&self) -> Duration {
+        Duration::from_secs(
+            self.resolve_timeout_secs
+                .max(self.dedup_window_secs.saturating_add(60)),
+        )
+    }
+}
+
+/// `<url>/api/v2/alerts`, or why the URL cannot be used.
+pub(crate) fn endpoint(url: &str) -> Result<reqwest::Url, SinkError> {
+    let bad = |reason: &str| SinkError::AlertmanagerUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let base = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    match base.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(bad(
+                "https is not supported by this build; use http (e.g. a local TLS proxy)",
+            ));
+        }
+        other => return Err(bad(&format!("scheme {other:?} is not http"))),
+    }
+    if base.host().is_none() {
+        return Err(bad("no host"));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(bad("a query or fragment is not allowed"));
+    }
+    let joined = format!("{}/api/v2/alerts", base.as_str().trim_end_matches('/'));
+    reqwest::Url::parse(&joined).map_err(|e| bad(&e.to_string()))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Key {
+    rule: &'static str,
+    executable: Option<Name>,
+}
+
+pub(crate) struct AlertmanagerSink {
+    client: reqwest::Client,
+    endpoint: reqwest::Url,
+    cfg: AlertmanagerConfig,
+    host: Arc<str>,
+    metrics: Arc<Metrics>,
+    dedup: Dedup<Key, Arc<Event>>,
+    backoff: Backoff,
+    warn: LogThrottle,
+}
+
+impl AlertmanagerSink {
+    pub(crate) fn new(
+        cfg: &AlertmanagerConfig,
+        host: Arc<str>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, SinkError> {
+        let endpoint = endpoint(&cfg.url)?;
+        let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("rename-audit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(SinkError::HttpClient)?;
+        Ok(Self {
+            client,
+            endpoint,
+            cfg: cfg.clone(),
+            host,
+            metrics,
+            dedup: Dedup::new(Duration::from_secs(cfg.dedup_window_secs), MAX_KEYS),
+            backoff: Backoff {
+                base: Duration::from_millis(250),
+                max: Duration::from_secs(8),
+            },
+            warn: LogThrottle::new(Duration::from_secs(60)),
+        })
+    }
+
+    pub(crate) fn spawn(
+        self,
+        rx: mpsc::Receiver<Arc<Event>>,
+        stop: watch::Receiver<bool>,
+        rt: &Handle,
+    ) -> JoinHandle<()> {
+        rt.spawn(self.run(rx, stop))
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Arc<Event>>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let batch = tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => {
+                    abandon(&mut rx, SINK, &self.metrics);
+                    return;
+                }
+                _ = tick.tick() => {
+                    let released = self.dedup.due(Instant::now());
+                    self.payloads(released)
+                }
+                got = rx.recv() => match got {
+                    Some(ev) => {
+                        let mut evs = vec![ev];
+                        while evs.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(ev) => evs.push(ev),
+                                Err(_) => break,
+                            }
+                        }
+                        self.admit(evs)
+                    }
+                    None => {
+                        // Queue closed by shutdown: post the repeat counts
+                        // still pending, then finish.
+                        let pending = self.dedup.drain_pending();
+                        let batch = self.payloads(pending);
+                        self.deliver(batch, &mut stop).await;
+                        return;
+                    }
+                },
+            };
+            let mut rest = batch.as_slice();
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at(rest.len().min(MAX_BATCH));
+                rest = tail;
+                if !self.deliver(chunk.to_vec(), &mut stop).await {
+                    // `deliver` counted its own chunk; count what followed it.
+                    self.metrics.sink_dropped_n(SINK, rest.len() as u64);
+                    abandon(&mut rx, SINK, &self.metrics);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, evs: Vec<Arc<Event>>) -> Vec<PostableAlert> {
+        let now = Instant::now();
+        let mut released = Vec::with_capacity(evs.len());
+        for ev in evs {
+            let Some(alert) = ev.alert.as_ref() else {
+                continue;
+            };
+            let key = Key {
+                rule: alert.rule_id,
+                executable: ev.process.as_ref().and_then(|p| p.executable.clone()),
+            };
+            let rule = alert.rule_id;
+            match self.dedup.admit(key, Arc::clone(&ev), now) {
+                Some(r) => released.push(r),
+                None => self.metrics.alert_suppressed(rule),
+            }
+        }
+        self.payloads(released)
+    }
+
+    fn payloads(&self, released: Vec<Release<Arc<Event>>>) -> Vec<PostableAlert> {
+        let now = OffsetDateTime::now_utc();
+        let resolve_after = self.cfg.resolve_after();
+        released
+            .into_iter()
+            .filter_map(|r| payload::build(&r.item, &self.host, r.suppressed, now, resolve_after))
+            .collect()
+    }
+
+    /// Post one batch with retries. Returns false when told to stop meanwhile
+    /// (the batch is then counted as dropped).
+    async fn deliver(
+        &mut self,
+        batch: Vec<PostableAlert>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let n = batch.len() as u64;
+        let mut attempt = 0;
+        loop {
+            let result = tokio::select! {
+                biased;
+                _ = stopped(stop) => {
+                    self.metrics.sink_dropped_n(SINK, n);
+                    return false;
+                }
+                r = self.post(&batch) => r,
+            };
+            let err = match result {
+                Ok(()) => {
+                    self.metrics.sink_sent(SINK, n);
+                    return true;
+                }
+                Err(e) => e,
+            };
+            self.metrics.sink_error(SINK);
+            if !err.retryable || attempt >= self.cfg.max_retries {
+                self.metrics.sink_failed(SINK, n);
+                if let Some(held) = self.warn.allow(Instant::now()) {
+                    tracing::warn!(
+                        sink = SINK,
+                        alerts = n,
+                        attempts = attempt + 1,
+                        error = %err.message,
+                        similar_warnings_held_back = held,
+                        "giving up on posting alerts"
+                    );
+                }
+                return true;
+            }
+            let delay = self.backoff.delay_now(attempt);
+            tracing::debug!(sink = SINK, error = %err.message, ?delay, "post failed; retrying");
+            attempt += 1;
+            tokio::select! {
+                biased;
+                _ = stopped(stop) => {
+                    self.metrics.sink_dropped_n(SINK, n);
+                    return false;
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn post(&self, batch: &[PostableAlert]) -> Result<(), PostError> {
+        let resp = self
+            .client
+            .post(self.endpoint.clone())
+            .json(batch)
+            .send()
+            .await
+            .map_err(|e| PostError {
+                retryable: true,
+                message: format!("{}: {e}", self.endpoint),
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let body: String = body.chars().take(200).collect();
+        Err(PostError {
+            // 4xx means Alertmanager rejected the alerts themselves; sending
+            // them again cannot help. 408/429 are the exceptions.
+            retryable: status.is_server_error()
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                || status == reqwest::StatusCode::REQUEST_TIMEOUT,
+            message: format!("{}: HTTP {status}: {}", self.endpoint, body.trim()),
+        })
+    }
+}
+
+struct PostError {
+    retryable: bool,
+    message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_joins_the_api_path() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:9093").unwrap().as_str(),
+            "http://127.0.0.1:9093/api/v2/alerts"
+        );
+        assert_eq!(
+            endpoint("http://am.example:80/prefix/").unwrap().as_str(),
+            "http://am.example/prefix/api/v2/alerts"
+        );
+        for bad in [
+            "https://am:9093",
+            "ftp://am",
+            "127.0.0.1:9093",
+            "http://am:9093/?x=1",
+        ] {
+            let e = endpoint(bad).expect_err(bad).to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn resolve_after_outlasts_the_dedup_window() {
+        let cfg = AlertmanagerConfig {
+            dedup_window_secs: 900,
+            resolve_timeout_secs: 60,
+            ..Default::default()
+        };
+        assert_eq!(cfg.resolve_after(), Duration::from_secs(960));
+        assert_eq!(
+            AlertmanagerConfig::default().resolve_after(),
+            Duration::from_secs(600)
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! One event as an RFC 5424 message: what goes in the header, the structured
+//! data and MSG.
+
+use crate::event::{Body, Event};
+use crate::names::Name;
+
+use super::rfc5424::{self, Header, SdElement};
+
+/// Private SD-IDs under the documentation enterprise number (RFC 5612).
+pub(crate) const SD_RENAME: &str = "rename@32473";
+pub(crate) const SD_ALERT: &str = "alert@32473";
+#[cfg(test)]
+pub(crate) const SD_IDS: [&str; 2] = [SD_RENAME, SD_ALERT];
+
+pub(crate) const APP_NAME: &str = "rename-audit";
+/// Plain events are informational.
+const INFO: u8 = 6;
+/// Longest structured-data value taken from a path, in chars.
+const MAX_PATH_CHARS: usize = 512;
+
+/// Who sends: fixed for the daemon's lifetime.
+pub(crate) struct Origin {
+    pub hostname: String,
+    pub procid: String,
+    pub facility: u8,
+}
+
+pub(crate) fn format(ev: &Event, origin: &Origin, max_len: usize) -> String {
+    let severity = ev
+        .alert
+        .as_ref()
+        .map_or(INFO, |a| a.severity.syslog_priority());
+    let header = Header {
+        facility: origin.facility,
+        severity,
+        timestamp: ev.timestamp,
+        hostname: &origin.hostname,
+        app_name: APP_NAME,
+        procid: &origin.procid,
+        msgid: ev.body.action(),
+    };
+    let mut sd = vec![SdElement {
+        id: SD_RENAME,
+        params: params(ev),
+    }];
+    if let Some(a) = &ev.alert {
+        let mut p = vec![
+            ("rule", a.rule_id.to_owned()),
+            ("rule_name", a.rule_name.to_owned()),
+            ("severity", a.severity.as_str().to_owned()),
+            ("score", a.severity.score().to_string()),
+        ];
+        if let Some(t) = a.technique {
+            p.push(("technique", t.to_owned()));
+        }
+        sd.push(SdElement {
+            id: SD_ALERT,
+            params: p,
+        });
+    }
+    let msg = match &ev.alert {
+        Some(a) => a.message.clone(),
+        None => one_liner(ev),
+    };
+    rfc5424::format(&header, &sd, &msg, max_len)
+}
+
+fn params(ev: &Event) -> Vec<(&'static str, String)> {
+    let mut p = vec![("sequence", ev.sequence.to_string())];
+    if let Some(proc_) = &ev.process {
+        p.push(("pid", proc_.pid.to_string()));
+        p.push(("process_name", proc_.name.escaped()));
+        if let Some(exe) = &proc_.executable {
+            p.push(("executable", clip(exe.escaped(), MAX_PATH_CHARS)));
+        }
+        if let Some(uid) = proc_.uid {
+            p.push(("uid", uid.to_string()));
+        }
+        if let Some(unit) = &proc_.unit {
+            p.push(("unit", clip(Name::from(unit.as_str()).escaped(), 256)));
+        }
+        if let Some(parent) = &proc_.parent {
+            p.push(("parent_pid", parent.pid.to_string()));
+        }
+    }
+    match &ev.body {
+        Body::Rename(r) => {
+            p.extend([
+                ("tid", r.tid.to_string()),
+                ("main_thread", r.main_thread.to_string()),
+                ("method", r.method.as_str().to_owned()),
+                ("old_name", r.old_name.escaped()),
+                ("new_name", r.new_name.escaped()),
+                ("original_name", r.original_name.escaped()),
+                ("writer_pid", r.writer.pid.to_string()),
+                ("writer_tid", r.writer.tid.to_string()),
+                ("writer_name", r.writer.name.escaped()),
+                ("count", r.count.to_string()),
+            ]);
+        }
+        Body::Summary(s) => {
+            p.extend([
+                ("class", s.class.as_str().to_owned()),
+                ("tid", s.tid.to_string()),
+                ("count", s.count.to_string()),
+                ("first_seen", rfc5424::timestamp(s.first_seen)),
+                ("last_seen", rfc5424::timestamp(s.last_seen)),
+                ("last_name", s.last_name.escaped()),
+                ("thread_exited", s.thread_exited.to_string()),
+            ]);
+        }
+        Body::Lost(l) => {
+            p.extend([
+                ("class", l.class.as_str().to_owned()),
+                ("count", l.count.to_string()),
+            ]);
+        }
+    }
+    p
+}
+
+/// MSG for a plain event: a human line built from escaped names only.
+fn one_liner(ev: &Event) -> String {
+    let pid = ev.process.as_ref().map(|p| p.pid);
+    match &ev.body {
+        Body::Rename(r) => {
+            let what = if r.main_thread {
+                "process renamed"
+            } else {
+                "thread renamed"
+            };
+            format!(
+                "{what}: pid {} tid {} \"{}\" -> \"{}\" by pid {} tid {} \"{}\" via {}",
+                pid.unwrap_or(r.writer.pid),
+                r.tid,
+                r.old_name.escaped(),
+                r.new_name.escaped(),
+                r.writer.pid,
+                r.writer.tid,
+                r.writer.name.escaped(),
+                r.method.as_str()
+            )
+        }
+        Body::Summary(s) => format!(
+            "renames summarized: tid {} renamed {} times, last name \"{}\"",
+            s.tid,
+            s.count,
+            s.last_name.escaped()
+        ),
+        Body::Lost(l) => format!(
+            "events lost: {} {} records could not be sent by the kernel",
+            l.count,
+            l.class.as_str()
+        ),
+    }
+}
+
+fn clip(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        Alert, Class, Lost, Method, ProcessContext, Rename, Severity, Summary, Writer,
+    };
+    use std::sync::Arc;
+    use time::OffsetDateTime;
+
+    fn origin() -> Origin {
+        Origin {
+            hostname: "web-1".into(),
+            procid: "77".into(),
+            facility: 4,
+        }
+    }
+
+    fn rename(new_name: &[u8]) -> Event {
+        Event {
+            sequence: 5,
+            timestamp: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            host: Arc::from("web-1"),
+            process: Some(ProcessContext {
+                pid: 10,
+                name: Name::new(new_name.to_vec()),
+                executable: Some(Name::from("/tmp/a b]\"")),
+                uid: Some(1000),
+                ..Default::default()
+            }),
+            body: Body::Rename(Rename {
+                tid: 10,
+                old_name: Name::from("sleep"),
+                new_name: Name::new(new_name.to_vec()),
+                main_thread: true,
+                method: Method::Procfs,
+                writer: Writer {
+                    pid: 10,
+                    tid: 11,
+                    name: Name::from("worker"),
+                },
+                original_name: Name::from("sleep"),
+                count: 3,
+            }),
+            alert: None,
+        }
+    }
+
+    #[test]
+    fn plain_event_is_info_with_escaped_params() {
+        let m = format(&rename(b"evil\nname\x1b]\"x"), &origin(), 8192);
+        assert!(!m.contains('\n') && !m.contains('\x1b'), "{m:?}");
+        assert!(
+            m.starts_with("<38>1 2023-11-14T22:13:20.000000Z web-1 rename-audit 77 process-renamed [rename@32473 sequence=\"5\" pid=\"10\" "),
+            "{m}"
+        );
+        // escaped() then SD escaping: `\n` -> `\\n`, `]` -> `\]`, `\"` -> `\\\"`.
+        assert!(
+            m.contains(r#" new_name="evil\\nname\\u{1b}\]\\\"x" "#),
+            "{m}"
+        );
+        assert!(m.contains(r#" executable="/tmp/a b\]\\\"" "#), "{m}");
+        assert!(
+            m.ends_with(r#"] process renamed: pid 10 tid 10 "sleep" -> "evil\nname\u{1b}]\"x" by pid 10 tid 11 "worker" via procfs"#),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn alert_uses_its_severity_and_message() {
+        let mut ev = rename(b"kworker/0:1");
+        ev.alert = Some(Alert {
+            rule_id: "kernel-thread-mimic",
+            rule_name: "Kernel thread mimic",
+            severity: Severity::Critical,
+            technique: Some("T1036.004"),
+            message: "pid 10 took the name \"kworker/0:1\"".into(),
+        });
+        let m = format(&ev, &origin(), 8192);
+        assert!(m.starts_with("<34>1 "), "{m}");
+        assert!(
+            m.contains(r#"[alert@32473 rule="kernel-thread-mimic" rule_name="Kernel thread mimic" severity="critical" score="99" technique="T1036.004"]"#),
+            "{m}"
+        );
+        assert!(
+            m.ends_with(r#"] pid 10 took the name "kworker/0:1""#),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn summaries_and_losses() {
+        let mut ev = rename(b"x");
+        ev.body = Body::Summary(Summary {
+            class: Class::Thread,
+            tid: 12,
+            count: 5000,
+            first_seen: OffsetDateTime::UNIX_EPOCH,
+            last_seen: OffsetDateTime::UNIX_EPOCH,
+            last_name: Name::from("t\n"),
+            thread_exited: true,
+        });
+        let m = format(&ev, &origin(), 8192);
+        assert!(m.contains(" renames-summarized [rename@32473 "), "{m}");
+        assert!(m.contains(r#" count="5000" "#), "{m}");
+        assert!(m.ends_with(r#"last name "t\n""#), "{m}");
+
+        ev.process = None;
+        ev.body = Body::Lost(Lost {
+            class: Class::Process,
+            count: 2,
+        });
+        let m = format(&ev, &origin(), 8192);
+        assert!(
+            m.ends_with(r#" events-lost [rename@32473 sequence="5" class="process" count="2"] events lost: 2 process records could not be sent by the kernel"#),
+            "{m}"
+        );
+    }
+}
