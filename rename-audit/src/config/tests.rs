@@ -64,7 +64,6 @@ fn the_example_with_every_setting_uncommented_is_valid() {
     assert_eq!(am.url.as_str(), "http://127.0.0.1:9093/");
     assert_eq!(am.queue, 1024);
     assert_eq!(am.dedup_window, std::time::Duration::from_secs(300));
-    assert_eq!(am.rate_limit_per_minute, 10);
     assert_eq!(am.timeout, std::time::Duration::from_millis(5000));
     let syslog = c.sinks.syslog.expect("syslog");
     assert_eq!(syslog.target, SyslogTarget::Unix("/dev/log".into()));
@@ -119,7 +118,6 @@ listen = "[::1]:9464"
 url = "https://am.example.com:9093/prefix"
 queue = 16
 dedup_window_secs = 60
-rate_limit_per_minute = 2
 timeout_ms = 100
 [sinks.syslog]
 transport = "tcp"
@@ -183,10 +181,9 @@ queue = 8
         (
             am.queue,
             am.dedup_window.as_secs(),
-            am.rate_limit_per_minute,
             am.timeout.as_millis()
         ),
-        (16, 60, 2, 100)
+        (16, 60, 100)
     );
     assert_eq!(
         c.sinks.syslog,
