@@ -424,3 +424,28 @@ fn bad_flags_and_unwritable_output_get_clear_errors() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn without_privileges_it_says_which_capabilities_it_needs() {
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_rename-audit"))
+        .args(["run", "--output", "-"])
+        .output()
+        .expect("setpriv (util-linux) runs the daemon unprivileged");
+    assert!(
+        !out.status.success(),
+        "an unprivileged daemon must not start"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "the error names the capabilities: {err}"
+    );
+}

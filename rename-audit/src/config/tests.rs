@@ -178,11 +178,7 @@ queue = 8
     let am = c.sinks.alertmanager.unwrap();
     assert_eq!(am.url.as_str(), "https://am.example.com:9093/prefix");
     assert_eq!(
-        (
-            am.queue,
-            am.dedup_window.as_secs(),
-            am.timeout.as_millis()
-        ),
+        (am.queue, am.dedup_window.as_secs(), am.timeout.as_millis()),
         (16, 60, 100)
     );
     assert_eq!(

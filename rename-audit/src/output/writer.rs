@@ -44,20 +44,18 @@ impl fmt::Display for OutputDest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("cannot open output file {}: {source}; {hint}", path.display())]
+    // The OS error is part of the message rather than a `source`, so a
+    // caller printing the error chain does not repeat it.
+    #[error("cannot open output file {}: {error}; {hint}", path.display())]
     Open {
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
         hint: String,
     },
     #[error(
-        "cannot write events to stdout: {source}; start rename-audit with stdout open or use --output PATH"
+        "cannot write events to stdout: {error}; start rename-audit with stdout open or use --output PATH"
     )]
-    Stdout {
-        #[source]
-        source: io::Error,
-    },
+    Stdout { error: io::Error },
 }
 
 /// Lines are handed to the OS once this much is buffered, and at every
@@ -281,7 +279,7 @@ fn open_stdout() -> Result<File, OutputError> {
     let fd = io::stdout()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|source| OutputError::Stdout { source })?;
+        .map_err(|error| OutputError::Stdout { error })?;
     Ok(File::from(fd))
 }
 
@@ -291,10 +289,10 @@ fn open_file(path: &Path) -> Result<File, OutputError> {
         .create(true)
         .mode(0o640)
         .open(path)
-        .map_err(|source| OutputError::Open {
+        .map_err(|error| OutputError::Open {
             path: path.to_owned(),
-            hint: open_hint(path, &source),
-            source,
+            hint: open_hint(path, &error),
+            error,
         })
 }
 
