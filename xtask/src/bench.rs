@@ -8,7 +8,7 @@
 //! test: it prints numbers and asserts nothing about speed.
 use std::{
     fs,
-    io::{Read, Seek, SeekFrom},
+    io::{Read, Seek},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread::sleep,
@@ -28,8 +28,7 @@ pub struct BenchArgs {
     pub storm_secs: u64,
 }
 
-const BPFTRACE_PRINTF: &str =
-    r#"tracepoint:task:task_rename { printf("%d %s %s\n", args->pid, args->oldcomm, args->newcomm); }"#;
+const BPFTRACE_PRINTF: &str = r#"tracepoint:task:task_rename { printf("%d %s %s\n", args->pid, args->oldcomm, args->newcomm); }"#;
 const BPFTRACE_COUNT: &str = "tracepoint:task:task_rename { @renames = count(); }";
 
 struct Bench {
@@ -56,8 +55,9 @@ struct DaemonRun {
     peak_rss_kib: u64,
 }
 
-pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
-    let dir = root.join("target/bench");
+/// `target` is cargo's target directory, which holds the release daemon.
+pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
+    let dir = target.join("bench");
     fs::create_dir_all(&dir)?;
     let renamer = dir.join("renamer");
     let status = Command::new("cc")
@@ -67,13 +67,20 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         .status()
         .context("running cc to build the workload")?;
     ensure!(status.success(), "building the workload failed");
-    let b = Bench { dir, renamer, daemon: root.join("target/release/rename-audit"), secs: args.secs };
+    let b = Bench {
+        dir,
+        renamer,
+        daemon: target.join("release/rename-audit"),
+        secs: args.secs,
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     println!("# rename-audit benchmark");
     println!("machine: {}", machine());
     println!();
-    println!("| threads | untraced /s | rename-audit /s (ratio) | bpftrace count /s (ratio) | bpftrace printf /s (ratio) |");
+    println!(
+        "| threads | untraced /s | rename-audit /s (ratio) | bpftrace count /s (ratio) | bpftrace printf /s (ratio) |"
+    );
     println!("|---|---|---|---|---|");
     let mut audited = Vec::new();
     for threads in [1, cpus] {
@@ -95,7 +102,9 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         audited.push((threads, with_audit, daemon));
     }
     println!();
-    println!("| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | peak RSS MiB |");
+    println!(
+        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | peak RSS MiB |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for (threads, rate, d) in &audited {
         print_accounting(&threads.to_string(), *rate, d);
@@ -107,13 +116,18 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     println!("| rename-to-line latency | p50 ms | p99 ms | max ms | samples |");
     println!("|---|---|---|---|---|");
     for (label, l) in [("idle host", idle), ("during a storm on every core", storm)] {
-        println!("| {label} | {:.2} | {:.2} | {:.2} | {} |", l[0], l[1], l[2], l[3] as u64);
+        println!(
+            "| {label} | {:.2} | {:.2} | {:.2} | {} |",
+            l[0], l[1], l[2], l[3] as u64
+        );
     }
 
     let (rate, daemon) = b.with_daemon(|| b.timed_storm(cpus, args.storm_secs))?;
     println!();
     println!("{}-second storm on {cpus} threads:", args.storm_secs);
-    println!("| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | peak RSS MiB |");
+    println!(
+        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | peak RSS MiB |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     print_accounting(&cpus.to_string(), rate, &daemon);
     Ok(())
@@ -136,11 +150,23 @@ fn print_accounting(label: &str, rate: Rate, d: &DaemonRun) {
 fn machine() -> String {
     let model = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
     let mem = fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
         .unwrap_or(0);
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
@@ -152,7 +178,9 @@ fn machine() -> String {
 }
 
 fn values(out: &str, key: &str) -> Option<u64> {
-    out.lines().find_map(|l| l.strip_prefix(&format!("{key}="))?.parse::<f64>().ok()).map(|v| v as u64)
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}="))?.parse::<f64>().ok())
+        .map(|v| v as u64)
 }
 
 impl Bench {
@@ -173,7 +201,10 @@ impl Bench {
             .args(["rate", "", &threads.to_string(), &secs.to_string()])
             .output()?;
         let out = String::from_utf8_lossy(&out.stdout);
-        Ok(Rate { renamed: values(&out, "renamed").unwrap_or(0), per_sec: values(&out, "rate").unwrap_or(0) as f64 })
+        Ok(Rate {
+            renamed: values(&out, "renamed").unwrap_or(0),
+            per_sec: values(&out, "rate").unwrap_or(0) as f64,
+        })
     }
 
     fn start_daemon(&self, output: &Path) -> Result<Child> {
@@ -191,7 +222,10 @@ impl Bench {
         while !String::from_utf8_lossy(&seen).contains("ready") {
             let n = stderr.read(&mut buf)?;
             if n == 0 {
-                bail!("the daemon exited before it was ready: {}", String::from_utf8_lossy(&seen));
+                bail!(
+                    "the daemon exited before it was ready: {}",
+                    String::from_utf8_lossy(&seen)
+                );
             }
             seen.extend_from_slice(&buf[..n]);
         }
@@ -209,13 +243,28 @@ impl Bench {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0);
         let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         // utime and stime are fields 14 and 15; after "pid (comm)" they are 11 and 12.
-        let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let ticks: f64 = fields
+            .get(11)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
         send_signal(pid, 15);
         child.wait()?;
-        Ok(DaemonRun { cpu_secs: ticks / 100.0, peak_rss_kib, ..Default::default() })
+        Ok(DaemonRun {
+            cpu_secs: ticks / 100.0,
+            peak_rss_kib,
+            ..Default::default()
+        })
     }
 
     /// Runs `work` with the daemon attached and tallies the output for the
@@ -230,14 +279,26 @@ impl Bench {
         let text = fs::read_to_string(&output)?;
         for line in text.lines() {
             let e: Value = serde_json::from_str(line)?;
-            let name = e.pointer("/rename/new_name").or_else(|| e.pointer("/summary/last_name"));
-            let ours = name.and_then(Value::as_str).is_some_and(|n| n.starts_with("r-"));
+            let name = e
+                .pointer("/rename/new_name")
+                .or_else(|| e.pointer("/summary/last_name"));
+            let ours = name
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with("r-"));
             match e.pointer("/event/action").and_then(Value::as_str) {
                 Some("thread-renamed" | "process-renamed") if ours => run.delivered += 1,
                 Some("renames-summarized") if ours => {
-                    run.summarized += e.pointer("/summary/count").and_then(Value::as_u64).unwrap_or(0)
+                    run.summarized += e
+                        .pointer("/summary/count")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
                 }
-                Some("events-lost") => run.lost += e.pointer("/lost/count").and_then(Value::as_u64).unwrap_or(0),
+                Some("events-lost") => {
+                    run.lost += e
+                        .pointer("/lost/count")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                }
                 _ => {}
             }
         }
@@ -255,7 +316,10 @@ impl Bench {
         // bpftrace has no readiness signal: wait until it has attached.
         let deadline = Instant::now() + Duration::from_secs(30);
         while !attached(child.id()) {
-            ensure!(Instant::now() < deadline, "bpftrace did not attach within 30 s");
+            ensure!(
+                Instant::now() < deadline,
+                "bpftrace did not attach within 30 s"
+            );
             sleep(Duration::from_millis(100));
         }
         let rate = work();
@@ -271,10 +335,16 @@ impl Bench {
         let mut storm_child = storm
             .then(|| {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                Command::new(&self.renamer).args(["rate", "", &cpus.to_string(), "30"]).stdout(Stdio::null()).spawn()
+                Command::new(&self.renamer)
+                    .args(["rate", "", &cpus.to_string(), "30"])
+                    .stdout(Stdio::null())
+                    .spawn()
             })
             .transpose()?;
-        let mut probe = Command::new(&self.renamer).args(["probe", "", "300", "10"]).stdout(Stdio::null()).spawn()?;
+        let mut probe = Command::new(&self.renamer)
+            .args(["probe", "", "300", "10"])
+            .stdout(Stdio::null())
+            .spawn()?;
         let probe_pid = u64::from(probe.id());
         let mut file = loop {
             if let Ok(f) = fs::File::open(&output) {
@@ -292,15 +362,22 @@ impl Bench {
             pending.extend_from_slice(&chunk);
             while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=nl).collect();
-                let Ok(e) = serde_json::from_slice::<Value>(&line) else { continue };
+                let Ok(e) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
                 if e.pointer("/process/pid").and_then(Value::as_u64) != Some(probe_pid) {
                     continue;
                 }
-                let Some(ts) = e.get("@timestamp").and_then(Value::as_str) else { continue };
-                let at = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)?;
+                let Some(ts) = e.get("@timestamp").and_then(Value::as_str) else {
+                    continue;
+                };
+                let at = time::OffsetDateTime::parse(
+                    ts,
+                    &time::format_description::well_known::Rfc3339,
+                )?;
                 latencies.push((seen_at - at).as_seconds_f64() * 1000.0);
             }
-            file.seek(SeekFrom::Current(0))?;
+            file.stream_position()?;
             sleep(Duration::from_millis(1));
         }
         probe.wait()?;
@@ -310,8 +387,18 @@ impl Bench {
         }
         Self::stop_daemon(child)?;
         latencies.sort_by(f64::total_cmp);
-        let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
-        Ok([pct(0.5), pct(0.99), latencies.last().copied().unwrap_or(f64::NAN), latencies.len() as f64])
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Ok([
+            pct(0.5),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            latencies.len() as f64,
+        ])
     }
 }
 
@@ -319,10 +406,16 @@ impl Bench {
 fn attached(pid: u32) -> bool {
     fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
         fds.filter_map(|f| fs::read_link(f.ok()?.path()).ok())
-            .any(|l| l.to_string_lossy().contains("bpf-link") || l.to_string_lossy().contains("perf_event"))
+            .any(|l| {
+                l.to_string_lossy().contains("bpf-link")
+                    || l.to_string_lossy().contains("perf_event")
+            })
     })
 }
 
 fn send_signal(pid: u32, signal: i32) {
-    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
 }

@@ -1,1 +1,119 @@
-fn main() {}
+//! Developer and CI tasks for rename-audit: `cargo xtask <command>`.
+//!
+//! Every command that needs the BPF toolchain or the test servers first runs
+//! the cheap checks of [`setup::ensure`], so a fresh machine needs nothing but
+//! `cargo xtask run` or `cargo xtask test`.
+mod bench;
+mod build;
+mod cmd;
+mod install;
+mod run;
+mod setup;
+mod test;
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Developer and CI tasks for rename-audit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the BPF toolchain and the Debian packages the tests and the
+    /// benchmark use, and mount tracefs; does only what is missing.
+    Setup,
+    /// Build the daemon (and its kernel programs).
+    Build {
+        /// Build with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build the daemon in release mode and run it in the foreground; events
+    /// go to stdout.
+    ///
+    /// Arguments are passed to the daemon. With none it runs `rename-audit
+    /// run`; arguments that start with a flag are given to `run`
+    /// (`cargo xtask run -- --include-exec`); anything else is a full daemon
+    /// command line (`cargo xtask run -- check-config FILE`).
+    Run {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "DAEMON ARGS"
+        )]
+        args: Vec<OsString>,
+    },
+    /// Run every test (unit and end-to-end, serially), then clippy and rustfmt.
+    Test(test::Options),
+    /// Build in release mode and install the binary, the systemd unit and the
+    /// example configuration.
+    Install {
+        /// Where the binary goes: PREFIX/bin/rename-audit.
+        #[arg(long, default_value = install::DEFAULT_PREFIX)]
+        prefix: PathBuf,
+        /// Stage everything under this directory instead of / (packaging).
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+    },
+    /// Benchmark rename-audit against an untraced workload and bpftrace.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::setup().map(|()| ExitCode::SUCCESS),
+        Command::Build { release } => build::build(release).map(|_| ExitCode::SUCCESS),
+        Command::Run { args } => run::run(args),
+        Command::Test(options) => test::test(&options),
+        Command::Install { prefix, destdir } => {
+            install::install(&prefix, destdir.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => bench(&args).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Setup (bpftrace comes from there) and the release daemon, then the
+/// benchmark itself.
+fn bench(args: &bench::BenchArgs) -> anyhow::Result<()> {
+    build::build(true)?;
+    cmd::step("benchmarking (takes a few minutes)");
+    bench::run(cmd::workspace_root(), &build::target_dir()?, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_passes_flags_through_to_the_daemon() {
+        let cli = Cli::try_parse_from(["cargo xtask", "run", "--include-exec", "--output", "-"])
+            .expect("`run` with daemon flags must parse");
+        match cli.command {
+            Command::Run { args } => assert_eq!(args, ["--include-exec", "--output", "-"]),
+            _ => panic!("expected the run command"),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `cargo xtask run`: the release daemon in the foreground.
+use std::{ffi::OsString, os::unix::process::CommandExt as _, process::Command};
+
+use anyhow::{Context as _, Result};
+
+use crate::{build, cmd::step};
+
+pub fn run(args: Vec<OsString>) -> Result<std::process::ExitCode> {
+    let binary = build::build(true)?;
+    let args = daemon_args(args);
+    let mut daemon = Command::new(&binary);
+    daemon.args(&args);
+    step(format!(
+        "starting {} (stop with Ctrl-C; events on stdout, diagnostics on stderr)",
+        crate::cmd::display(&daemon)
+    ));
+    // exec, not spawn: the daemon gets our pid, so Ctrl-C and SIGTERM reach
+    // it directly and its exit status is ours.
+    let error = daemon.exec();
+    Err(error).with_context(|| format!("cannot start {}", binary.display()))
+}
+
+/// No arguments means `run`; leading flags are flags of `run`; anything else
+/// is a whole daemon command line (`check-config FILE`, `--version`, ...).
+fn daemon_args(args: Vec<OsString>) -> Vec<OsString> {
+    let is_flag = |arg: &OsString| arg.to_str().is_some_and(|arg| arg.starts_with('-'));
+    match args.first() {
+        None => vec!["run".into()],
+        Some(first) if is_flag(first) && !is_top_level_flag(first) => {
+            std::iter::once("run".into()).chain(args).collect()
+        }
+        Some(_) => args,
+    }
+}
+
+fn is_top_level_flag(arg: &OsString) -> bool {
+    ["--version", "-V"].iter().any(|flag| arg == flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn default_is_run() {
+        assert_eq!(daemon_args(vec![]), args(&["run"]));
+    }
+
+    #[test]
+    fn flags_go_to_run() {
+        assert_eq!(
+            daemon_args(args(&["--include-exec", "--output", "-"])),
+            args(&["run", "--include-exec", "--output", "-"])
+        );
+    }
+
+    #[test]
+    fn subcommands_and_version_pass_through() {
+        assert_eq!(
+            daemon_args(args(&["check-config", "x.toml"])),
+            args(&["check-config", "x.toml"])
+        );
+        assert_eq!(daemon_args(args(&["--version"])), args(&["--version"]));
+    }
+}

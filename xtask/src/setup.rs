@@ -1,0 +1,516 @@
+//! `cargo xtask setup`: everything a fresh Debian 12 machine of this kind
+//! (root, rustup with a `nightly` toolchain that carries LLVM) needs to build
+//! the kernel programs, run the daemon, its tests and the benchmark.
+//!
+//! [`inspect`] only looks (a few milliseconds: no network, no apt); the other
+//! commands call [`ensure`], which installs only when something is missing.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail, ensure as check};
+
+use crate::cmd::{self, note, step};
+
+/// The bpf-linker release that links the kernel programs; it must be built
+/// against the nightly's own LLVM, or it cannot read the bitcode rustc emits.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// LLVM majors that bpf-linker 0.13.0 has a feature (`llvm-<major>`) for.
+const BPF_LINKER_LLVM_MAJORS: std::ops::RangeInclusive<u32> = 21..=23;
+/// The toolchain aya-build compiles the kernel programs with.
+const NIGHTLY: &str = "nightly";
+const TRACEFS: &str = "/sys/kernel/tracing";
+const BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// A Debian package, present when all of its `programs` are.
+struct Package {
+    name: &'static str,
+    programs: &'static [&'static str],
+    purpose: &'static str,
+}
+
+/// Package names checked with `apt-cache policy` on Debian 12 (bookworm).
+const PACKAGES: &[Package] = &[
+    Package {
+        name: "bpftrace",
+        programs: &["bpftrace"],
+        purpose: "benchmark comparison",
+    },
+    Package {
+        name: "bpftool",
+        programs: &["bpftool"],
+        purpose: "inspecting loaded programs and maps",
+    },
+    Package {
+        name: "prometheus",
+        programs: &["prometheus"],
+        purpose: "metrics sink tests",
+    },
+    Package {
+        name: "prometheus-alertmanager",
+        programs: &["prometheus-alertmanager"],
+        purpose: "alert sink tests",
+    },
+    Package {
+        name: "rsyslog",
+        programs: &["rsyslogd"],
+        purpose: "syslog sink tests",
+    },
+    Package {
+        name: "systemd",
+        programs: &["systemd-analyze"],
+        purpose: "systemd unit tests",
+    },
+    Package {
+        name: "auditd",
+        programs: &["auditd", "auditctl"],
+        purpose: "benchmark comparison",
+    },
+];
+
+/// What the nightly toolchain is made of.
+struct Nightly {
+    sysroot: PathBuf,
+    llvm_major: u32,
+    /// The toolchain's `lib/libLLVM.so.<ver>-rust-<ver>-nightly`.
+    libllvm: PathBuf,
+}
+
+impl Nightly {
+    fn probe() -> Result<Self> {
+        let verbose = cmd::output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "-vV"]))
+            .with_context(|| {
+                format!(
+                    "the `{NIGHTLY}` toolchain is not usable; this machine kind should carry \
+                     it (else: rustup toolchain install {NIGHTLY} --component rust-src)"
+                )
+            })?;
+        let llvm_major = parse_llvm_major(&verbose)?;
+        let sysroot = cmd::output(Command::new("rustc").args([
+            &format!("+{NIGHTLY}"),
+            "--print",
+            "sysroot",
+        ]))?;
+        let sysroot = PathBuf::from(sysroot.trim());
+        let libllvm = find_libllvm(&sysroot.join("lib"))?;
+        Ok(Self {
+            sysroot,
+            llvm_major,
+            libllvm,
+        })
+    }
+
+    fn has_rust_src(&self) -> bool {
+        self.sysroot
+            .join("lib/rustlib/src/rust/library/core/src/lib.rs")
+            .is_file()
+    }
+
+    /// The file name of the toolchain's libLLVM, which Rust's packaging also
+    /// uses as its soname (what bpf-linker records as NEEDED).
+    fn soname(&self) -> &std::ffi::OsStr {
+        self.libllvm
+            .file_name()
+            .expect("find_libllvm returns file paths")
+    }
+}
+
+/// The LLVM major from the `LLVM version: 22.1.4` line of `rustc -vV`.
+fn parse_llvm_major(verbose: &str) -> Result<u32> {
+    let version = verbose
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version:"))
+        .context("`rustc +nightly -vV` printed no `LLVM version:` line")?;
+    let major = version.trim().split('.').next().unwrap_or_default();
+    major
+        .parse()
+        .with_context(|| format!("cannot read the LLVM major from `{}`", version.trim()))
+}
+
+/// The real shared library, not the `libLLVM-<major>-rust-*.so` linker script
+/// beside it.
+fn find_libllvm(lib: &Path) -> Result<PathBuf> {
+    let entries = fs::read_dir(lib).with_context(|| format!("cannot list {}", lib.display()))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let is_libllvm = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with("libLLVM.so."));
+        if is_libllvm && entry.file_type()?.is_file() {
+            found.push(entry.path());
+        }
+    }
+    match <[PathBuf; 1]>::try_from(found) {
+        Ok([path]) => Ok(path),
+        Err(found) if found.is_empty() => bail!(
+            "no libLLVM.so.* in {}: the nightly toolchain has no shared LLVM to build \
+             bpf-linker against",
+            lib.display()
+        ),
+        Err(found) => bail!("several libLLVM.so.* in {}: {found:?}", lib.display()),
+    }
+}
+
+/// What is missing; empty when the machine is ready.
+struct Plan {
+    nightly: Nightly,
+    rust_src: bool,
+    bpf_linker: Option<&'static str>,
+    tracefs: bool,
+    packages: Vec<&'static Package>,
+}
+
+fn inspect() -> Result<Plan> {
+    let nightly = Nightly::probe()?;
+    let rust_src = !nightly.has_rust_src();
+    let bpf_linker = bpf_linker_problem(&nightly);
+    let tracefs = !tracefs_mounted()?;
+    let packages = PACKAGES
+        .iter()
+        .filter(|package| {
+            package
+                .programs
+                .iter()
+                .any(|program| cmd::find_program(program).is_none())
+        })
+        .collect();
+    Ok(Plan {
+        nightly,
+        rust_src,
+        bpf_linker,
+        tracefs,
+        packages,
+    })
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        !self.rust_src && self.bpf_linker.is_none() && !self.tracefs && self.packages.is_empty()
+    }
+
+    fn needs_root(&self) -> bool {
+        self.tracefs || !self.packages.is_empty()
+    }
+
+    fn missing(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        if self.rust_src {
+            missing.push(format!("rust-src for {NIGHTLY}"));
+        }
+        if let Some(problem) = self.bpf_linker {
+            missing.push(format!("bpf-linker {BPF_LINKER_VERSION} ({problem})"));
+        }
+        if self.tracefs {
+            missing.push(format!("tracefs at {TRACEFS}"));
+        }
+        missing.extend(
+            self.packages
+                .iter()
+                .map(|package| format!("{} ({})", package.name, package.purpose)),
+        );
+        missing
+    }
+}
+
+/// `None` when a bpf-linker of the right version, linked against this
+/// nightly's libLLVM, is on hand.
+fn bpf_linker_problem(nightly: &Nightly) -> Option<&'static str> {
+    let Some(linker) = cmd::find_program("bpf-linker") else {
+        return Some("not installed");
+    };
+    let Some(version) = cmd::probe(Command::new(&linker).arg("--version")) else {
+        // Typically its libLLVM went away (toolchain update, prefix removed).
+        return Some("installed but does not run");
+    };
+    if !version
+        .split_whitespace()
+        .any(|word| word == BPF_LINKER_VERSION)
+    {
+        return Some("another version is installed");
+    }
+    // ldd is part of libc-bin, so always there on Debian; without it the
+    // version check has to do.
+    if let Some(libs) = cmd::probe(Command::new("ldd").arg(&linker)) {
+        let ours = fs::canonicalize(&nightly.libllvm).ok();
+        let linked = libs
+            .lines()
+            .filter(|line| line.contains("libLLVM"))
+            .filter_map(|line| line.split("=>").nth(1)?.split_whitespace().next())
+            .any(|path| fs::canonicalize(path).ok() == ours);
+        if !linked {
+            return Some("built against another LLVM than the nightly's");
+        }
+    }
+    None
+}
+
+fn tracefs_mounted() -> Result<bool> {
+    let mounts =
+        fs::read_to_string("/proc/self/mounts").context("cannot read /proc/self/mounts")?;
+    Ok(mounts.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (_source, target, fstype) = (fields.next(), fields.next(), fields.next());
+        target == Some(TRACEFS) && fstype == Some("tracefs")
+    }))
+}
+
+/// `cargo xtask setup`: report every item, then install what is missing.
+pub fn setup() -> Result<()> {
+    step("checking the machine");
+    let plan = inspect()?;
+    let nightly = &plan.nightly;
+    note(format!(
+        "{NIGHTLY} toolchain: {} (LLVM {})",
+        nightly.sysroot.display(),
+        nightly.llvm_major
+    ));
+    report("rust-src component", !plan.rust_src);
+    report(
+        &format!("bpf-linker {BPF_LINKER_VERSION} on the nightly's LLVM"),
+        plan.bpf_linker.is_none(),
+    );
+    report(&format!("tracefs mounted at {TRACEFS}"), !plan.tracefs);
+    for package in PACKAGES {
+        let present = !plan.packages.iter().any(|p| p.name == package.name);
+        report(&format!("{} ({})", package.name, package.purpose), present);
+    }
+    if !Path::new(BTF).exists() {
+        note(format!(
+            "warning: {BTF} is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF), \
+             so the daemon will refuse to start"
+        ));
+    }
+    if plan.is_empty() {
+        step("setup: nothing to do, everything is in place");
+        return Ok(());
+    }
+    apply(plan)
+}
+
+fn report(item: &str, present: bool) {
+    note(format!(
+        "[{}] {item}",
+        if present { " ok  " } else { "MISSING" }
+    ));
+}
+
+/// Runs [`setup`]'s installation steps only when the cheap checks find
+/// something missing. Every build, run and test command starts with this.
+pub fn ensure() -> Result<()> {
+    let plan = inspect()?;
+    if plan.is_empty() {
+        return Ok(());
+    }
+    step(format!(
+        "setup needed, missing: {}",
+        plan.missing().join(", ")
+    ));
+    apply(plan)
+}
+
+fn apply(plan: Plan) -> Result<()> {
+    // Refuse before changing anything, rather than half-way through.
+    if plan.needs_root() && !cmd::is_root() {
+        bail!(
+            "setup must run as root to mount tracefs and install Debian packages; missing: {}. \
+             Run `sudo -E cargo xtask setup` (or the same command as root)",
+            plan.missing().join(", ")
+        );
+    }
+    if plan.rust_src {
+        step(format!("adding rust-src to the {NIGHTLY} toolchain"));
+        cmd::run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            NIGHTLY,
+        ]))?;
+    }
+    if let Some(problem) = plan.bpf_linker {
+        step(format!(
+            "building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {} ({problem}; \
+             takes about a minute)",
+            plan.nightly.llvm_major
+        ));
+        install_bpf_linker(&plan.nightly)?;
+    }
+    if plan.tracefs {
+        step(format!("mounting tracefs at {TRACEFS}"));
+        mount_tracefs()?;
+    }
+    if !plan.packages.is_empty() {
+        step("installing Debian packages");
+        install_packages(&plan.packages)?;
+    }
+    let left = inspect()?;
+    check!(
+        left.is_empty(),
+        "setup finished but still missing: {}",
+        left.missing().join(", ")
+    );
+    step("setup complete");
+    Ok(())
+}
+
+/// Builds bpf-linker against the nightly's own libLLVM through an LLVM
+/// "prefix" that holds only `lib/libLLVM.so` and `lib/<soname>`.
+///
+/// The prefix is kept under CARGO_HOME, not under target/: bpf-linker's
+/// RUNPATH points into it, so it must outlive `cargo clean`. It is named after
+/// the libLLVM file, so a toolchain update gets a new prefix instead of
+/// rewriting the links an older build may still use.
+fn install_bpf_linker(nightly: &Nightly) -> Result<()> {
+    check!(
+        BPF_LINKER_LLVM_MAJORS.contains(&nightly.llvm_major),
+        "bpf-linker {BPF_LINKER_VERSION} supports LLVM {}..={}, but the {NIGHTLY} toolchain \
+         carries LLVM {}",
+        BPF_LINKER_LLVM_MAJORS.start(),
+        BPF_LINKER_LLVM_MAJORS.end(),
+        nightly.llvm_major
+    );
+    let prefix = cmd::cargo_home()?
+        .join("bpf-linker-llvm")
+        .join(nightly.soname());
+    let lib = prefix.join("lib");
+    fs::create_dir_all(&lib).with_context(|| format!("cannot create {}", lib.display()))?;
+    for name in [std::ffi::OsStr::new("libLLVM.so"), nightly.soname()] {
+        let link = lib.join(name);
+        if link.symlink_metadata().is_ok() {
+            fs::remove_file(&link).with_context(|| format!("cannot replace {}", link.display()))?;
+        }
+        std::os::unix::fs::symlink(&nightly.libllvm, &link)
+            .with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    note(format!(
+        "LLVM prefix {} -> {}",
+        lib.display(),
+        nightly.libllvm.display()
+    ));
+    let mut install = cmd::cargo()?;
+    install.env("LLVM_PREFIX", &prefix).args([
+        "install",
+        "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--locked",
+        "--no-default-features",
+        "--features",
+        &format!("llvm-{}", nightly.llvm_major),
+        // Replaces a broken or other-LLVM build of the same version too.
+        "--force",
+    ]);
+    cmd::run(&mut install)?;
+    if let Some(problem) = bpf_linker_problem(nightly) {
+        bail!(
+            "bpf-linker was installed but is still not usable ({problem}); is {} on PATH?",
+            cmd::cargo_home()?.join("bin").display()
+        );
+    }
+    Ok(())
+}
+
+fn mount_tracefs() -> Result<()> {
+    check!(
+        Path::new(TRACEFS).is_dir(),
+        "{TRACEFS} does not exist: this kernel has no tracefs (CONFIG_TRACING)"
+    );
+    cmd::run(Command::new("mount").args(["-t", "tracefs", "tracefs", TRACEFS])).with_context(|| {
+        format!(
+            "cannot mount tracefs; in a container, mount it on the host or grant \
+                 CAP_SYS_ADMIN (`mount -t tracefs tracefs {TRACEFS}`)"
+        )
+    })
+}
+
+fn install_packages(packages: &[&Package]) -> Result<()> {
+    let names: Vec<&str> = packages.iter().map(|package| package.name).collect();
+    check!(
+        cmd::find_program("apt-get").is_some(),
+        "apt-get not found: this is not a Debian system; install these packages by hand: {}",
+        names.join(" ")
+    );
+    let _no_service_starts = PolicyRcD::install()?;
+    let apt = |args: &[&str]| {
+        let mut command = Command::new("apt-get");
+        command
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["-o", "Dpkg::Options::=--force-confdef"])
+            .args(["-o", "Dpkg::Options::=--force-confold"])
+            .args(args);
+        command
+    };
+    cmd::run(&mut apt(&["update"]))?;
+    let mut install = apt(&["install", "-y"]);
+    install.args(&names);
+    cmd::run(&mut install)
+}
+
+/// Keeps apt from starting the packages' services (prometheus,
+/// alertmanager, rsyslog, auditd): the tests start their own, on loopback,
+/// with their own configuration, and a stray system instance would hold
+/// their ports. Removed again on drop; an existing policy is left alone.
+struct PolicyRcD(Option<PathBuf>);
+
+impl PolicyRcD {
+    const PATH: &'static str = "/usr/sbin/policy-rc.d";
+
+    fn install() -> Result<Self> {
+        let path = Path::new(Self::PATH);
+        if path.symlink_metadata().is_ok() {
+            return Ok(Self(None));
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::write(
+            path,
+            "#!/bin/sh\n# written by cargo xtask setup\nexit 101\n",
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+        Ok(Self(Some(path.to_owned())))
+    }
+}
+
+impl Drop for PolicyRcD {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0
+            && let Err(error) = fs::remove_file(path)
+        {
+            note(format!(
+                "warning: cannot remove {}: {error}",
+                path.display()
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_major_comes_from_rustc_verbose_version() {
+        let verbose = "rustc 1.97.0-nightly (e50aa6fba 2026-05-19)\nbinary: rustc\n\
+                       host: x86_64-unknown-linux-gnu\nLLVM version: 22.1.4\n";
+        assert_eq!(parse_llvm_major(verbose).expect("valid output"), 22);
+        assert!(parse_llvm_major("rustc 1.0\n").is_err(), "no LLVM line");
+    }
+
+    #[test]
+    fn libllvm_is_the_shared_object_not_the_linker_script() {
+        let dir = std::env::temp_dir().join(format!("xtask-libllvm-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("create temp dir");
+        fs::write(dir.join("libLLVM-22-rust-1.97.0-nightly.so"), "INPUT(x)").expect("write");
+        fs::write(dir.join("libLLVM.so.22.1-rust-1.97.0-nightly"), "").expect("write");
+        let found = find_libllvm(&dir);
+        fs::remove_dir_all(&dir).expect("remove temp dir");
+        assert_eq!(
+            found.expect("one libLLVM").file_name().expect("file name"),
+            "libLLVM.so.22.1-rust-1.97.0-nightly"
+        );
+    }
+}

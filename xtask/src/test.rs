@@ -1,0 +1,180 @@
+//! `cargo xtask test`: every test, then the lints, with one verdict at the end.
+use std::process::{Command, ExitCode};
+
+use anyhow::Result;
+
+use crate::{
+    build,
+    cmd::{self, note, step},
+    setup,
+};
+
+/// Built by the daemon's build.rs for bpfel-unknown-none with the nightly
+/// toolchain; it cannot be compiled for the host, so host-side cargo commands
+/// leave it out and it gets a clippy run of its own.
+const EBPF_PACKAGE: &str = "rename-audit-ebpf";
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Run only the tests whose name contains FILTER (passed to the harness).
+    filter: Option<String>,
+    /// Test only this package (repeatable); default: the whole workspace.
+    #[arg(short, long, value_name = "PACKAGE")]
+    package: Vec<String>,
+    /// Run only this integration test target, e.g. `deploy_unit` for
+    /// rename-audit/tests/deploy_unit.rs (repeatable).
+    #[arg(long, value_name = "NAME")]
+    test: Vec<String>,
+    /// Skip clippy and rustfmt.
+    #[arg(long)]
+    no_lint: bool,
+}
+
+pub fn test(options: &Options) -> Result<ExitCode> {
+    setup::ensure()?;
+    build::warn_if_kernel_programs_skipped();
+    if !cmd::is_root() {
+        note("warning: not root: the end-to-end tests load BPF programs and will fail");
+    }
+    let mut steps: Vec<(&str, Command)> = vec![("tests", cargo_test(options)?)];
+    if !options.no_lint {
+        steps.push(("clippy", clippy_host()?));
+        steps.push(("clippy (kernel programs)", clippy_ebpf()?));
+        steps.push(("rustfmt", rustfmt()?));
+    }
+    // Run every step even after a failure: CI should show all problems at once.
+    let mut failed = Vec::new();
+    for (name, mut command) in steps {
+        step(name);
+        if let Err(error) = cmd::run(&mut command) {
+            note(format!("FAILED: {error:#}"));
+            failed.push(name);
+        }
+    }
+    if failed.is_empty() {
+        step("all tests and lints passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        step(format!("FAILED: {}", failed.join(", ")));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn cargo_test(options: &Options) -> Result<Command> {
+    let mut cargo = cmd::cargo()?;
+    // --no-fail-fast: a failing unit test must not hide the end-to-end results.
+    cargo.args(["test", "--no-fail-fast"]);
+    select_packages(&mut cargo, &options.package);
+    for test in &options.test {
+        cargo.args(["--test", test]);
+    }
+    // Each end-to-end test starts a daemon that sees every rename on the
+    // host; run them one at a time so they cannot disturb each other.
+    cargo.args(["--", "--test-threads=1"]);
+    cargo.args(&options.filter);
+    Ok(cargo)
+}
+
+fn select_packages(cargo: &mut Command, packages: &[String]) {
+    if packages.is_empty() {
+        cargo.args(["--workspace", "--exclude", EBPF_PACKAGE]);
+    } else {
+        for package in packages {
+            cargo.args(["--package", package]);
+        }
+    }
+}
+
+fn clippy_host() -> Result<Command> {
+    let mut cargo = cmd::cargo()?;
+    cargo.arg("clippy");
+    select_packages(&mut cargo, &[]);
+    cargo.args(["--all-targets", "--", "-D", "warnings"]);
+    Ok(cargo)
+}
+
+/// Lints the kernel programs for their real target, the way aya-build
+/// compiles them (nightly, `-Z build-std=core`).
+fn clippy_ebpf() -> Result<Command> {
+    let mut rustup = Command::new("rustup");
+    rustup
+        .current_dir(cmd::workspace_root())
+        .env("PATH", cmd::path_with_cargo_bin()?)
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--package",
+            EBPF_PACKAGE,
+        ])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .args(["--", "-D", "warnings"]);
+    Ok(rustup)
+}
+
+fn rustfmt() -> Result<Command> {
+    let mut cargo = cmd::cargo()?;
+    cargo.args(["fmt", "--all", "--", "--check"]);
+    Ok(cargo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(command: &Command) -> Vec<String> {
+        command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn whole_workspace_runs_serially_without_the_kernel_crate() {
+        let options = Options {
+            filter: None,
+            package: vec![],
+            test: vec![],
+            no_lint: false,
+        };
+        let command = cargo_test(&options).expect("command");
+        assert_eq!(
+            args(&command),
+            [
+                "test",
+                "--no-fail-fast",
+                "--workspace",
+                "--exclude",
+                EBPF_PACKAGE,
+                "--",
+                "--test-threads=1"
+            ]
+        );
+    }
+
+    #[test]
+    fn selection_and_filter_are_passed_on() {
+        let options = Options {
+            filter: Some("verify".into()),
+            package: vec!["rename-audit".into()],
+            test: vec!["deploy_unit".into()],
+            no_lint: true,
+        };
+        let command = cargo_test(&options).expect("command");
+        assert_eq!(
+            args(&command),
+            [
+                "test",
+                "--no-fail-fast",
+                "--package",
+                "rename-audit",
+                "--test",
+                "deploy_unit",
+                "--",
+                "--test-threads=1",
+                "verify"
+            ]
+        );
+    }
+}
