@@ -7,6 +7,6 @@ use crate::{MARKS, task::current_key};
 
 #[btf_tracepoint(function = "sched_prepare_exec")]
 pub fn prepare_exec(_ctx: BtfTracePointContext) -> i32 {
-    let _ = MARKS.insert(&current_key(), &(method::EXEC as u32), 0);
+    let _ = MARKS.insert(current_key(), method::EXEC as u32, 0);
     0
 }

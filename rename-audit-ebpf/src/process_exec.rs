@@ -18,7 +18,7 @@ use crate::{
 pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
     // The exec rename consumed the mark already; this covers an exec whose
     // rename was not seen.
-    let _ = MARKS.remove(&current_key());
+    let _ = MARKS.remove(current_key());
     let _ = try_process_exec(&ctx);
     0
 }

@@ -10,7 +10,7 @@ use crate::{
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
-    let _ = MARKS.remove(&current_key());
+    let _ = MARKS.remove(current_key());
     let _ = try_process_exit(&ctx);
     0
 }

@@ -32,7 +32,7 @@ pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *con
     } else {
         (setting!(thread_interval_ns), setting!(thread_tolerance_ns))
     };
-    let Some(state) = RATE.get_ptr_mut(&tid) else {
+    let Some(state) = RATE.get_ptr_mut(tid) else {
         // First rename of this thread: always sent. A full map only means the
         // thread is not rate limited; its records are still accounted.
         let fresh = RateState {
@@ -40,7 +40,7 @@ pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *con
             slot: 0,
             _pad: 0,
         };
-        let _ = RATE.insert(&tid, &fresh, 0);
+        let _ = RATE.insert(tid, fresh, 0);
         return Verdict::Send;
     };
     let state = unsafe { &mut *state };
@@ -120,11 +120,11 @@ fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
 /// its rate state. Returns whether the thread had any rename state.
 #[inline(always)]
 pub fn forget(tid: u32) -> bool {
-    let Some(state) = RATE.get_ptr(&tid) else {
+    let Some(state) = RATE.get_ptr(tid) else {
         return false;
     };
     let slot = unsafe { (*state).slot };
-    let _ = RATE.remove(&tid);
+    let _ = RATE.remove(tid);
     if slot != 0
         && let Some(slot) = STORMS.get_ptr_mut(slot - 1)
     {

@@ -87,8 +87,8 @@ fn method_of(task: Task, tgid: u32) -> (u8, bool) {
         return (method::PRCTL, false);
     }
     let key = current_key();
-    if unsafe { MARKS.get(&key) }.is_some() {
-        let _ = MARKS.remove(&key);
+    if unsafe { MARKS.get(key) }.is_some() {
+        let _ = MARKS.remove(key);
         return (method::EXEC, false);
     }
     let same_process = writer

@@ -142,7 +142,8 @@ impl Capture {
             .map_max_entries(maps::STORMS, opts.storm_slots)
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;
-        let btf = Btf::from_sys_fs().map_err(|e| offsets::OffsetsError::NoBtf(e.to_string()))?;
+        let btf =
+            Btf::from_sys_fs().map_err(|e| offsets::OffsetsError::Unreadable(e.to_string()))?;
         for (program, target, hint) in TRACEPOINTS {
             let prog: &mut BtfTracePoint = program_mut(&mut ebpf, program)?;
             prog.load(target, &btf)

@@ -16,16 +16,16 @@ pub enum OffsetsError {
     #[error(
         "kernel BTF is not available at {VMLINUX_BTF} ({0}); rename-audit needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
     )]
-    NoBtf(String),
+    Unreadable(String),
     #[error("kernel BTF has no struct {0}; this kernel is not supported")]
-    NoStruct(&'static str),
+    UnknownStruct(&'static str),
     #[error("kernel BTF has no field {0}.{1}; this kernel is not supported")]
-    NoField(&'static str, &'static str),
+    UnknownField(&'static str, &'static str),
 }
 
 /// Reads the offsets the kernel programs need from `/sys/kernel/btf/vmlinux`.
 pub fn from_running_kernel() -> Result<KernelOffsets, OffsetsError> {
-    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| OffsetsError::NoBtf(e.to_string()))?;
+    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| OffsetsError::Unreadable(e.to_string()))?;
     let task = Layout::find(&btf, "task_struct")?;
     let mm = Layout::find(&btf, "mm_struct")?;
     let binprm = Layout::find(&btf, "linux_binprm")?;
@@ -55,7 +55,7 @@ struct Layout<'a> {
 impl<'a> Layout<'a> {
     fn find(btf: &'a Btf, name: &'static str) -> Result<Self, OffsetsError> {
         btf.resolve_types_by_name(name)
-            .map_err(|_| OffsetsError::NoStruct(name))?
+            .map_err(|_| OffsetsError::UnknownStruct(name))?
             .into_iter()
             .find_map(|t| match t {
                 // Forward declarations share the name; only a struct with
@@ -64,7 +64,7 @@ impl<'a> Layout<'a> {
                 _ => None,
             })
             .map(|ty| Self { btf, name, ty })
-            .ok_or(OffsetsError::NoStruct(name))
+            .ok_or(OffsetsError::UnknownStruct(name))
     }
 
     /// Byte offset of `field`, looking through anonymous structs and unions
@@ -72,7 +72,7 @@ impl<'a> Layout<'a> {
     fn offset(&self, field: &'static str) -> Result<u32, OffsetsError> {
         find_member(self.btf, &self.ty, field, 0)
             .map(|bits| bits / 8)
-            .ok_or(OffsetsError::NoField(self.name, field))
+            .ok_or(OffsetsError::UnknownField(self.name, field))
     }
 }
 
