@@ -2,7 +2,7 @@
 //! turns renames, summaries and loss reports into enriched [`Event`]s.
 use std::sync::Arc;
 
-use rename_audit_common::{RenameRecord, method, rename_flags};
+use rename_audit_common::{RenameRecord, method};
 
 use crate::{
     capture::{Record, StormSummary},
@@ -215,11 +215,6 @@ fn method_of(r: &RenameRecord) -> Method {
         method::EXEC => Method::Exec,
         _ => Method::Kernel,
     }
-}
-
-/// The renamed task is a kernel thread (for `--include-kernel` reporting).
-pub fn renamed_kthread(r: &RenameRecord) -> bool {
-    r.flags & rename_flags::RENAMED_KTHREAD != 0
 }
 
 #[cfg(test)]
