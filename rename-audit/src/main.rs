@@ -25,10 +25,10 @@ use rename_audit::{
 };
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Batches in flight between the drain and pipeline threads. When the
-/// pipeline falls behind, the drain thread blocks and the kernel counts what
-/// the full rings cannot take.
-const BATCHES_IN_FLIGHT: usize = 64;
+/// Batches in flight between the drain and pipeline threads. Few: the rings
+/// are the buffer. When the pipeline falls behind, the drain thread blocks
+/// and the kernel counts what the full rings cannot take.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -141,8 +141,10 @@ fn run(args: RunArgs) -> Result<()> {
 
     runtime.block_on(wait_for_stop(args, control_tx, metrics_for_reload))?;
 
-    // Stop: the drain thread empties the rings and takes every pending storm
-    // count, the pipeline writes them out, then the programs detach.
+    // Stop: detach first, so the rings hold a finite amount; the drain thread
+    // then empties them and takes every pending storm count, and the
+    // pipeline writes them out. The maps live on in the drain thread.
+    drop(capture);
     stop.store(true, Ordering::Release);
     drain
         .join()
@@ -150,7 +152,6 @@ fn run(args: RunArgs) -> Result<()> {
     let sinks = pipeline
         .join()
         .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
-    drop(capture);
     runtime.block_on(sinks.shutdown(Duration::from_millis(700)));
     runtime.shutdown_timeout(Duration::from_millis(100));
     tracing::info!("stopped");
