@@ -51,10 +51,10 @@ pub struct RunArgs {
     /// Burst allowed above --process-rate [default: 20000].
     #[arg(long, value_name = "N")]
     pub process_burst: Option<u32>,
-    /// Bytes of the ring for process renames and lifecycle records (power of two) [default: 1 MiB a CPU, at least 4 MiB].
+    /// Bytes of the ring for process renames and lifecycle records (power of two) [default: 512 KiB a CPU, at least 2 MiB].
     #[arg(long, value_name = "BYTES")]
     pub priority_ring_bytes: Option<u32>,
-    /// Bytes of the ring for thread renames (power of two) [default: 2 MiB a CPU, at least 8 MiB].
+    /// Bytes of the ring for thread renames (power of two) [default: 1 MiB a CPU, at least 4 MiB].
     #[arg(long, value_name = "BYTES")]
     pub thread_ring_bytes: Option<u32>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9560).

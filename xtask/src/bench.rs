@@ -52,6 +52,9 @@ struct DaemonRun {
     summarized: u64,
     lost: u64,
     cpu_secs: f64,
+    /// Highest RSS sampled every 50 ms while the workload ran.
+    run_rss_kib: u64,
+    /// The kernel's high-water mark, start-up included.
     peak_rss_kib: u64,
 }
 
@@ -103,9 +106,9 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     }
     println!();
     println!(
-        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | peak RSS MiB |"
+        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | RSS during run MiB | peak RSS incl. start-up MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (threads, rate, d) in &audited {
         print_accounting(&threads.to_string(), *rate, d);
     }
@@ -126,9 +129,9 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     println!();
     println!("{}-second storm on {cpus} threads:", args.storm_secs);
     println!(
-        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | peak RSS MiB |"
+        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | RSS during run MiB | peak RSS incl. start-up MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     print_accounting(&cpus.to_string(), rate, &daemon);
     Ok(())
 }
@@ -136,13 +139,14 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
 fn print_accounting(label: &str, rate: Rate, d: &DaemonRun) {
     let accounted = d.delivered + d.summarized + d.lost;
     println!(
-        "| {label} | {} | {} | {} | {} | {} | {:.2} | {:.1} |",
+        "| {label} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} |",
         rate.renamed,
         d.delivered,
         d.summarized,
         d.lost,
         rate.renamed as i64 - accounted as i64,
         d.cpu_secs,
+        d.run_rss_kib as f64 / 1024.0,
         d.peak_rss_kib as f64 / 1024.0,
     );
 }
@@ -236,12 +240,7 @@ impl Bench {
 
     fn stop_daemon(mut child: Child) -> Result<DaemonRun> {
         let pid = child.id();
-        let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let peak_rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+        let peak_rss_kib = status_kib(pid, "VmHWM:");
         let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
         let fields: Vec<&str> = stat
             .rsplit(')')
@@ -272,10 +271,25 @@ impl Bench {
     fn with_daemon(&self, work: impl FnOnce() -> Result<Rate>) -> Result<(Rate, DaemonRun)> {
         let output = self.dir.join("events.json");
         let child = self.start_daemon(&output)?;
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = {
+            let (pid, sampling) = (child.id(), sampling.clone());
+            std::thread::spawn(move || {
+                let mut max = 0;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    max = max.max(status_kib(pid, "VmRSS:"));
+                    sleep(Duration::from_millis(50));
+                }
+                max
+            })
+        };
         let rate = work()?;
         // Let the last storm summaries (thread exit) reach the output.
         sleep(Duration::from_millis(1500));
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let run_rss_kib = sampler.join().unwrap_or(0);
         let mut run = Self::stop_daemon(child)?;
+        run.run_rss_kib = run_rss_kib;
         let text = fs::read_to_string(&output)?;
         for line in text.lines() {
             let e: Value = serde_json::from_str(line)?;
@@ -418,4 +432,20 @@ fn send_signal(pid: u32, signal: i32) {
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// A `kB` field of /proc/<pid>/status.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
