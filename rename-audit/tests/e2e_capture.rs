@@ -449,3 +449,37 @@ fn without_privileges_it_says_which_capabilities_it_needs() {
         "the error names the capabilities: {err}"
     );
 }
+
+#[test]
+fn tells_systemd_it_is_ready_once_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rename-audit"))
+        .args(["run", "--output"])
+        .arg(dir.path().join("events.json"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = socket
+        .recv(&mut buf)
+        .expect("a notification from the daemon");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // Ready means attached: a rename right now is captured.
+    let out = renamer::run("prctl", b"e2e-ready", &[]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert!(message.lines().any(|l| l == "READY=1"), "got {message:?}");
+    let text = std::fs::read_to_string(dir.path().join("events.json")).unwrap();
+    let pid = out.get("pid");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"e2e-ready\"") && l.contains(&format!("\"pid\":{pid}"))),
+        "the rename right after READY=1 is in the output"
+    );
+}
