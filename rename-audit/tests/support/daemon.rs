@@ -106,6 +106,12 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Everything the daemon logged so far.
+    pub fn stderr_text(&mut self) -> String {
+        self.drain_stderr();
+        self.stderr_lines.join("\n")
+    }
+
     fn drain_stderr(&mut self) {
         while let Ok(line) = self.stderr.try_recv() {
             self.stderr_lines.push(line);
