@@ -82,9 +82,9 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     println!("machine: {}", machine());
     println!();
     println!(
-        "| threads | untraced /s | rename-audit /s (ratio) | bpftrace count /s (ratio) | bpftrace printf /s (ratio) |"
+        "| threads | untraced /s | rename-audit /s (ratio) | bpftrace count /s (ratio) | bpftrace printf /s (ratio) | auditd prctl rule /s (ratio) |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     let mut audited = Vec::new();
     for threads in [1, cpus] {
         let untraced = b.rate(threads)?;
@@ -92,8 +92,12 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         let counted = b.with_bpftrace(BPFTRACE_COUNT, || b.rate(threads))?;
         let printed = b.with_bpftrace(BPFTRACE_PRINTF, || b.rate(threads))?;
         let ratio = |r: Rate| r.per_sec / untraced.per_sec;
+        let audited_by_auditd = match b.with_auditd(|| b.rate(threads)) {
+            Ok(r) => format!("{:.0} ({:.3})", r.per_sec, ratio(r)),
+            Err(error) => format!("n/a ({error:#})"),
+        };
         println!(
-            "| {threads} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.0} ({:.2}) |",
+            "| {threads} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.0} ({:.2}) | {audited_by_auditd} |",
             untraced.per_sec,
             with_audit.per_sec,
             ratio(with_audit),
@@ -317,6 +321,74 @@ impl Bench {
             }
         }
         Ok((rate, run))
+    }
+
+    /// Runs `work` under a private auditd with the rule people use to
+    /// watch renames (`-S prctl`). Refuses when an auditd already runs: the
+    /// benchmark must not touch a host's real audit setup.
+    fn with_auditd(&self, work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
+        let status = Command::new("auditctl")
+            .arg("-s")
+            .output()
+            .context("auditctl (cargo xtask setup installs auditd)")?;
+        let status = String::from_utf8_lossy(&status.stdout);
+        ensure!(
+            status.lines().any(|l| l.trim() == "pid 0"),
+            "an auditd is already running"
+        );
+        let dir = self.dir.join("auditd");
+        fs::create_dir_all(&dir)?;
+        let log = dir.join("audit.log");
+        let _ = fs::remove_file(&log);
+        let conf = dir.join("auditd.conf");
+        fs::write(
+            &conf,
+            format!(
+                "log_file = {}\nlog_format = RAW\nflush = INCREMENTAL_ASYNC\nfreq = 50\nnum_logs = 2\n\
+                 max_log_file = 4000\nmax_log_file_action = ROTATE\nspace_left = 10\nspace_left_action = IGNORE\n\
+                 admin_space_left = 5\nadmin_space_left_action = IGNORE\ndisk_full_action = IGNORE\n\
+                 disk_error_action = IGNORE\n",
+                log.display()
+            ),
+        )?;
+        let mut perms = fs::metadata(&conf)?.permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o640);
+        fs::set_permissions(&conf, perms)?;
+        let ok = Command::new("auditd")
+            .arg("-c")
+            .arg(&dir)
+            .status()?
+            .success();
+        ensure!(ok, "auditd did not start");
+        sleep(Duration::from_millis(500));
+        let run = || -> Result<Rate> {
+            for args in [
+                &["-b", "8192"][..],
+                &["-a", "always,exit", "-F", "arch=b64", "-S", "prctl"],
+            ] {
+                ensure!(
+                    Command::new("auditctl")
+                        .args(args)
+                        .stdout(Stdio::null())
+                        .status()?
+                        .success(),
+                    "auditctl {args:?}"
+                );
+            }
+            work()
+        };
+        let rate = run();
+        let _ = Command::new("auditctl")
+            .arg("-D")
+            .stdout(Stdio::null())
+            .status();
+        let _ = Command::new("pkill").args(["-x", "auditd"]).status();
+        let _ = Command::new("auditctl")
+            .args(["-e", "0"])
+            .stdout(Stdio::null())
+            .status();
+        let _ = fs::remove_file(&log);
+        rate
     }
 
     fn with_bpftrace(&self, program: &str, work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
