@@ -97,6 +97,13 @@ fn run(args: RunArgs) -> Result<()> {
         .thread_name("rename-audit-io")
         .build()
         .context("starting the async runtime")?;
+    // Before "ready": systemd may stop or reload the daemon the moment it is
+    // told so, and until these are installed SIGTERM and SIGHUP kill the
+    // process outright (no drain, no flush).
+    let signals = {
+        let _in_runtime = runtime.enter();
+        Signals::install()?
+    };
     let metrics = Metrics::new();
     for rule in rename_audit::rules::RuleId::ALL {
         metrics.declare_rule(rule.as_str(), rule.severity());
@@ -139,7 +146,7 @@ fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(%error, "could not notify systemd");
     }
 
-    runtime.block_on(wait_for_stop(args, control_tx, metrics_for_reload))?;
+    runtime.block_on(wait_for_stop(signals, args, control_tx, metrics_for_reload))?;
 
     // Stop: the drain thread empties the rings and takes every pending storm
     // count, the pipeline writes them out, then the programs detach.
@@ -157,21 +164,38 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The daemon's signal streams; installing them replaces the default
+/// actions (which end the process) at once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must run inside the runtime.
+    fn install() -> Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+}
+
 /// Waits for SIGTERM or SIGINT; reloads the configuration on SIGHUP and
 /// keeps the old one when the new file is invalid.
 async fn wait_for_stop(
+    mut signals: Signals,
     args: RunArgs,
     control: crossbeam_channel::Sender<Control>,
     metrics: std::sync::Arc<Metrics>,
 ) -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => match reload(&args) {
+            _ = signals.term.recv() => return Ok(()),
+            _ = signals.int.recv() => return Ok(()),
+            _ = signals.hup.recv() => match reload(&args) {
                 Ok(msg) => {
                     let _ = control.send(msg);
                     metrics.config_reload(true);
