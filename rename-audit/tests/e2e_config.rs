@@ -268,3 +268,21 @@ fn sigterm_right_after_ready_is_a_clean_stop() {
         );
     }
 }
+
+#[test]
+fn the_daemon_log_holds_no_terminal_escapes_off_a_terminal() {
+    // Under systemd stderr is the journal: colour codes would be stored as-is.
+    let mut d = Daemon::start(&[]);
+    let (status, _) = d.stop();
+    assert!(status.success());
+    let with_escapes: Vec<&String> = d
+        .stderr_lines
+        .iter()
+        .filter(|l| l.contains('\u{1b}'))
+        .collect();
+    assert!(
+        with_escapes.is_empty(),
+        "log lines with escape codes: {with_escapes:#?}"
+    );
+    assert!(d.stderr_lines.iter().any(|l| l.contains("stopped")));
+}
