@@ -246,6 +246,50 @@ fn a_burst_of_1000_identical_alerts_arrives_at_alertmanager_as_one() {
 }
 
 #[test]
+fn alertmanager_posts_are_rate_limited_per_rule_and_executable() {
+    let am = Alertmanager::start();
+    let metrics = metrics_addr();
+    let (mut d, _dir) = daemon_with(
+        &format!(
+            "[sinks.alertmanager]\nurl = \"{}\"\ndedup_window_secs = 1\n\
+             rate_limit_per_minute = 2\n",
+            am.url()
+        ),
+        metrics,
+    );
+    let dropped = Dropped::new();
+    // 50 alerts over 5 s: one-second dedup windows alone would post about
+    // six times; the limit allows two a minute.
+    let out = renamer::run_from(&dropped.exe, "loop-prctl", b"limit", &["50", "10"]);
+    let pid = out.get("pid");
+    rename_of(&mut d, "the last rename", pid, pid, "limit-49");
+    // Let windows end and repeats come due.
+    std::thread::sleep(Duration::from_secs(3));
+    let text = scrape(metrics);
+    assert_eq!(
+        sample(&text, "rename_audit_sink_sent_total{sink=\"alertmanager\"}"),
+        Some(2.0),
+        "two posts in the minute: {text}"
+    );
+    let at_am = am.alerts_with_label("executable", dropped.exe_str());
+    assert!(
+        (1..=2).contains(&at_am.len()),
+        "at most two posts reached Alertmanager: {at_am:#?}"
+    );
+    let suppressed = sample(
+        &text,
+        "rename_audit_alerts_suppressed_total{rule=\"writable-path-stomp\"}",
+    )
+    .unwrap_or_default();
+    assert!(
+        suppressed >= 48.0,
+        "the alerts not posted are counted: {suppressed}: {text}"
+    );
+    let (status, _) = d.stop();
+    assert!(status.success());
+}
+
+#[test]
 fn stopping_alertmanager_neither_slows_nor_stops_capture() {
     let mut am = Alertmanager::start();
     let metrics = metrics_addr();

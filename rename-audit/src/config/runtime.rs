@@ -85,6 +85,7 @@ impl Config {
                 url: a.url.to_string(),
                 queue: a.queue,
                 dedup_window_secs: a.dedup_window.as_secs(),
+                rate_limit_per_minute: a.rate_limit_per_minute,
                 timeout_ms: a.timeout.as_millis() as u64,
                 ..AlertmanagerConfig::default()
             });
