@@ -11,7 +11,8 @@ use std::{
 
 use support::{
     alerting::{
-        PROCESS_RENAMED, assert_alert, assert_no_alert, rename_of, sample, scrape, write_config,
+        KillOnDrop, PROCESS_RENAMED, assert_alert, assert_no_alert, rename_of, sample, scrape,
+        write_config,
     },
     daemon::{Daemon, str_at},
     renamer,
@@ -176,16 +177,18 @@ fn sighup_with_a_bad_file_keeps_the_old_config_and_a_good_one_applies() {
 /// Starts `rename-audit run` and returns the moment its stderr says
 /// "ready", reading the pipe directly so that a signal can follow within
 /// microseconds, as systemd's reload or stop can.
-fn start_raw(output: &Path) -> (std::process::Child, std::process::ChildStderr) {
-    let mut child = Command::new(BIN)
-        .args(["run", "--output", output.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rename-audit");
-    let mut stderr = child.stderr.take().expect("stderr");
+fn start_raw(output: &Path) -> (KillOnDrop, std::process::ChildStderr) {
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", "--output", output.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rename-audit"),
+    );
+    let mut stderr = child.0.stderr.take().expect("stderr");
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("ready") {
@@ -200,15 +203,15 @@ fn start_raw(output: &Path) -> (std::process::Child, std::process::ChildStderr) 
     (child, stderr)
 }
 
-fn kill(child: &std::process::Child, signal: i32) {
+fn kill(child: &KillOnDrop, signal: i32) {
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, signal) };
+    unsafe { libc::kill(child.0.id() as i32, signal) };
 }
 
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<ExitStatus> {
+fn wait_exit(child: &mut KillOnDrop, within: Duration) -> Option<ExitStatus> {
     let until = Instant::now() + within;
     while Instant::now() < until {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = child.0.try_wait().expect("wait") {
             return Some(status);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -237,10 +240,8 @@ fn sighup_right_after_ready_never_kills_the_daemon() {
             );
         }
         kill(&child, libc::SIGTERM);
-        let status = wait_exit(&mut child, Duration::from_secs(5)).unwrap_or_else(|| {
-            let _ = child.kill();
-            panic!("round {round}: no exit within 5 s of SIGTERM")
-        });
+        let status = wait_exit(&mut child, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("round {round}: no exit within 5 s of SIGTERM"));
         let log = rest(stderr);
         assert!(status.success(), "round {round}: {status}: {log}");
         assert!(
@@ -257,10 +258,8 @@ fn sigterm_right_after_ready_is_a_clean_stop() {
     for round in 0..10 {
         let (mut child, stderr) = start_raw(&output);
         kill(&child, libc::SIGTERM);
-        let status = wait_exit(&mut child, Duration::from_secs(5)).unwrap_or_else(|| {
-            let _ = child.kill();
-            panic!("round {round}: no exit within 5 s of SIGTERM")
-        });
+        let status = wait_exit(&mut child, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("round {round}: no exit within 5 s of SIGTERM"));
         let log = rest(stderr);
         assert!(
             status.success() && log.contains("stopped"),

@@ -8,8 +8,9 @@ use std::process::{Command, Stdio};
 
 use support::{
     alerting::{
-        Dropped, KERNEL_THREAD_MIMIC, PROCESS_RENAMED, SIBLING_RENAMED_MAIN, SYSTEM_NAME_MIMIC,
-        WRITABLE_PATH_STOMP, assert_alert, assert_no_alert, rename_of, write_config,
+        Dropped, KERNEL_THREAD_MIMIC, KillOnDrop, PROCESS_RENAMED, SIBLING_RENAMED_MAIN,
+        SYSTEM_NAME_MIMIC, WRITABLE_PATH_STOMP, assert_alert, assert_no_alert, rename_of,
+        write_config,
     },
     daemon::{Daemon, at, str_at, u64_at},
     renamer,
@@ -76,16 +77,6 @@ fn a_process_taking_a_system_program_name_is_system_name_mimic() {
     );
 }
 
-/// A child killed when the test ends, even by a panic.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_process_taking_the_name_of_another_running_program_is_system_name_mimic() {
     let mut d = Daemon::start(&[]);
@@ -93,7 +84,7 @@ fn a_process_taking_the_name_of_another_running_program_is_system_name_mimic() {
     let dir = tempfile::tempdir().expect("temp dir");
     let other = dir.path().join("e2e-lookalike");
     std::fs::copy("/bin/sleep", &other).expect("copy /bin/sleep");
-    let sleeper = Running(
+    let sleeper = KillOnDrop(
         Command::new(&other)
             .arg("30")
             .stdin(Stdio::null())

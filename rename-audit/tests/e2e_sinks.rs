@@ -11,7 +11,7 @@ use std::{
 use serde_json::Value;
 use support::{
     alerting::{
-        Dropped, KERNEL_THREAD_MIMIC, PROCESS_RENAMED, Rule, SIBLING_RENAMED_MAIN,
+        Dropped, KERNEL_THREAD_MIMIC, KillOnDrop, PROCESS_RENAMED, Rule, SIBLING_RENAMED_MAIN,
         SYSTEM_NAME_MIMIC, WRITABLE_PATH_STOMP, assert_alert, rename_of, sample, scrape,
         wait_for_sample, write_config,
     },
@@ -477,4 +477,95 @@ fn a_name_holding_a_newline_arrives_at_rsyslog_as_one_message() {
         let (status, _) = d.stop();
         assert!(status.success());
     }
+}
+
+/// Lines of `path` (the daemon's stdout) about process `pid`, each split into
+/// its `<N>` priority prefix and the JSON after it.
+fn journal_lines_of(path: &std::path::Path, pid: u32) -> Vec<(u8, Value)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('<')?;
+            let (prio, json) = rest.split_once('>')?;
+            let v: Value = serde_json::from_str(json)
+                .unwrap_or_else(|e| panic!("not JSON after the prefix ({e}): {l}"));
+            (at(&v, "process.pid").as_u64() == Some(pid.into()))
+                .then(|| (prio.parse().expect("numeric priority"), v))
+        })
+        .collect()
+}
+
+#[test]
+fn on_the_journal_stream_alert_lines_carry_their_severity_as_priority() {
+    use std::{io::Read, os::unix::fs::MetadataExt};
+    // What systemd does for a service whose stdout is the journal: the
+    // stream's device and inode in JOURNAL_STREAM. A file stands in for the
+    // journal's socket.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stdout_path = dir.path().join("journal-stream");
+    let stdout = std::fs::File::create(&stdout_path).expect("create the stream file");
+    let meta = stdout.metadata().expect("stat");
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rename-audit"))
+            .args(["run", "--output", "-"])
+            .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start rename-audit"),
+    );
+    let mut stderr = child.0.stderr.take().expect("stderr");
+    let mut log = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&log).contains("ready") {
+        let n = stderr.read(&mut buf).expect("read stderr");
+        assert!(n > 0, "exited early: {}", String::from_utf8_lossy(&log));
+        log.extend_from_slice(&buf[..n]);
+    }
+
+    let cases: [(&[u8], Option<&Rule>, u8); 3] = [
+        (b"kworker/0:1", Some(&KERNEL_THREAD_MIMIC), 2),
+        (b"sshd", Some(&SYSTEM_NAME_MIMIC), 3),
+        (b"e2e-journal", Some(&PROCESS_RENAMED), 5),
+    ];
+    for (name, rule, prio) in cases {
+        let pid = renamer::run("prctl", name, &[]).get("pid");
+        let until = Instant::now() + Duration::from_secs(10);
+        let lines = loop {
+            let lines = journal_lines_of(&stdout_path, pid);
+            if !lines.is_empty() || Instant::now() > until {
+                break lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            !lines.is_empty(),
+            "no prefixed line about pid {pid} on the stream"
+        );
+        let (got, e) = &lines[0];
+        assert_eq!(*got, prio, "{e}");
+        if let Some(rule) = rule {
+            assert_alert(e, rule, pid, std::str::from_utf8(name).unwrap());
+        }
+    }
+    // A plain event is informational.
+    let out = renamer::run("thread-prctl", b"e2e-jthread", &[]);
+    let pid = out.get("pid");
+    let until = Instant::now() + Duration::from_secs(10);
+    while journal_lines_of(&stdout_path, pid).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines = journal_lines_of(&stdout_path, pid);
+    let thread = lines
+        .iter()
+        .find(|(_, e)| at(e, "rename.new_name") == "e2e-jthread")
+        .unwrap_or_else(|| panic!("no thread rename line: {lines:?}"));
+    assert_eq!(thread.0, 6, "{}", thread.1);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let status = child.0.wait().expect("wait");
+    assert!(status.success(), "{status}");
 }

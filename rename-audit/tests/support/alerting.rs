@@ -182,3 +182,16 @@ pub fn wait_for_sample(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A process a test started by hand (a daemon, a look-alike), killed when the
+/// test ends, even by a panic, unless it has exited.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
