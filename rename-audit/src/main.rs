@@ -149,7 +149,12 @@ fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(%error, "could not notify systemd");
     }
 
-    runtime.block_on(wait_for_stop(signals, args, control_tx, metrics_for_reload))?;
+    runtime.block_on(wait_for_stop(
+        signals,
+        Reloader { args, started: cfg },
+        control_tx,
+        metrics_for_reload,
+    ))?;
 
     // Stop: the drain thread empties the rings and takes every pending storm
     // count, the pipeline writes them out, then the programs detach.
@@ -190,7 +195,7 @@ impl Signals {
 /// keeps the old one when the new file is invalid.
 async fn wait_for_stop(
     mut signals: Signals,
-    args: RunArgs,
+    reloader: Reloader,
     control: crossbeam_channel::Sender<Control>,
     metrics: std::sync::Arc<Metrics>,
 ) -> Result<()> {
@@ -198,7 +203,7 @@ async fn wait_for_stop(
         tokio::select! {
             _ = signals.term.recv() => return Ok(()),
             _ = signals.int.recv() => return Ok(()),
-            _ = signals.hup.recv() => match reload(&args) {
+            _ = signals.hup.recv() => match reloader.reload() {
                 Ok(msg) => {
                     let _ = control.send(msg);
                     metrics.config_reload(true);
@@ -213,11 +218,28 @@ async fn wait_for_stop(
     }
 }
 
-fn reload(args: &RunArgs) -> Result<Control> {
-    let cfg = settings(args)?;
-    let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
-    Ok(Control::Reload {
-        rules: Box::new(rules),
-        filter: cfg.filter(),
-    })
+/// Re-reads the configuration on SIGHUP.
+struct Reloader {
+    args: RunArgs,
+    /// What the daemon started with: the parts a reload cannot change.
+    started: Config,
+}
+
+impl Reloader {
+    fn reload(&self) -> Result<Control> {
+        let cfg = settings(&self.args)?;
+        let restart = self.started.needs_restart(&cfg);
+        if !restart.is_empty() {
+            // The rest of the file still applies; say plainly what does not.
+            tracing::warn!(
+                settings = restart.join(", "),
+                "these settings changed but only take effect at the next start"
+            );
+        }
+        let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
+        Ok(Control::Reload {
+            rules: Box::new(rules),
+            filter: cfg.filter(),
+        })
+    }
 }

@@ -174,6 +174,31 @@ fn sighup_with_a_bad_file_keeps_the_old_config_and_a_good_one_applies() {
     assert!(status.success());
 }
 
+#[test]
+fn sighup_applies_the_rules_and_says_which_settings_need_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "config.toml", "");
+    let mut d = Daemon::start(&["--config", config.to_str().unwrap()]);
+    write_config(
+        dir.path(),
+        "config.toml",
+        "[rules.process-renamed]\nenabled = false\n[storm]\nthread_rate = 50\n\
+         [sinks.syslog]\ntransport = \"udp\"\n",
+    );
+    d.signal(libc::SIGHUP);
+    let warning = d.wait_for_log("only take effect at the next start");
+    assert!(
+        warning.contains("storm, sinks"),
+        "the warning names the sections: {warning}"
+    );
+    d.wait_for_log("configuration reloaded");
+    let pid = renamer::run("prctl", b"e2e-hup-4", &[]).get("pid");
+    let e = rename_of(&mut d, "e2e-hup-4", pid, pid, "e2e-hup-4");
+    assert_no_alert(&e, "the reloaded rules switched process-renamed off");
+    let (status, _) = d.stop();
+    assert!(status.success());
+}
+
 /// Starts `rename-audit run` and returns the moment its stderr says
 /// "ready", reading the pipe directly so that a signal can follow within
 /// microseconds, as systemd's reload or stop can.

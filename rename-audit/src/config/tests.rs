@@ -434,3 +434,19 @@ fn files_are_read_and_checked() {
     assert_eq!(err.diagnostics()[0].column, 9);
     assert!(err.to_string().contains("not UTF-8"), "{err}");
 }
+
+#[test]
+fn a_reload_names_what_only_a_restart_applies() {
+    let start = parse("[rules.process-renamed]\nenabled = false\n");
+    let rules_only =
+        parse("[rules.process-renamed]\nenabled = true\n[output]\ninclude_exec = true\n");
+    assert!(start.needs_restart(&rules_only).is_empty());
+    let everything = parse(
+        "[output]\npath = \"/var/log/x.jsonl\"\n[capture]\nstorm_slots = 8\n\
+         [storm]\nthread_rate = 5\n[sinks.prometheus]\nlisten = \"127.0.0.1:1\"\n",
+    );
+    assert_eq!(
+        start.needs_restart(&everything),
+        vec!["output.path", "capture", "storm", "sinks"]
+    );
+}
