@@ -4,7 +4,10 @@
 //! the whole host.
 mod support;
 
-use std::process::{Command, Stdio};
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
 
 use support::{
     alerting::{
@@ -62,6 +65,39 @@ fn a_binary_in_tmp_renaming_itself_is_writable_path_stomp() {
     assert!(
         message.contains("under /tmp") && message.contains(dropped.exe_str()),
         "the message says where the executable is: {message}"
+    );
+}
+
+/// A dropper that deletes its own binary, from a directory that is not one of
+/// the writable ones, then renames itself.
+#[test]
+fn a_process_whose_executable_was_deleted_renaming_itself_is_writable_path_stomp() {
+    let mut d = Daemon::start(&["--include-exec"]);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let exe = dir.path().join("self-deleting");
+    std::fs::copy(renamer::path(), &exe).expect("copy the renamer");
+    let mut waiting = renamer::spawn_waiting_from(&exe, "wait-prctl-hold", b"e2e-gone", &[]);
+    let pid = waiting.pid;
+    // Delete only once the daemon has handled the exec, so that what it
+    // learnt at exec (the path, not yet deleted) is out of date.
+    rename_of(&mut d, "the exec", pid, pid, "self-deleting");
+    std::fs::remove_file(&exe).expect("delete the running binary");
+    // Rename, and stay alive as an implant would: the daemon reads the
+    // executable of a live process.
+    let stdin = waiting.child.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"go\n").expect("tell it to rename");
+    stdin.flush().expect("flush");
+    let e = rename_of(&mut d, "the rename after the delete", pid, pid, "e2e-gone");
+    waiting.go();
+    assert_alert(&e, &WRITABLE_PATH_STOMP, pid, "e2e-gone");
+    assert_eq!(
+        str_at(&e, "process.executable"),
+        format!("{} (deleted)", exe.display()),
+        "the executable shows as deleted, as /proc/<pid>/exe does"
+    );
+    assert!(
+        str_at(&e, "message").contains("the executable was deleted"),
+        "{e}"
     );
 }
 

@@ -125,6 +125,14 @@ int main(int argc, char **argv) {
         printf("waiting=1\n");
         wait_line();
         prctl(PR_SET_NAME, name, 0, 0, 0);
+    } else if (!strcmp(cmd, "wait-prctl-hold")) {
+        /* rename when told, then stay alive until told again or stdin closes */
+        printf("waiting=1\n");
+        wait_line();
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+        printf("renamed=1\n");
+        char buf[16];
+        if (!fgets(buf, sizeof buf, stdin)) buf[0] = 0;
     } else if (!strcmp(cmd, "thread-prctl") || !strcmp(cmd, "sibling")) {
         pthread_t t;
         pthread_create(&t, NULL, !strcmp(cmd, "sibling") ? thread_sibling : thread_prctl, NULL);
