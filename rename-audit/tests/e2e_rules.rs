@@ -102,6 +102,30 @@ fn a_process_whose_executable_was_deleted_renaming_itself_is_writable_path_stomp
 }
 
 #[test]
+fn a_fileless_process_running_from_a_memfd_renaming_itself_is_writable_path_stomp() {
+    let mut d = Daemon::start(&[]);
+    let mut waiting = renamer::spawn_waiting("memfd-exec", b"e2e-fileless", &["wait-prctl-hold"]);
+    let pid = waiting.pid;
+    // The memfd image says it is ready, with the same pid.
+    assert_eq!(waiting.read_value("waiting"), 1);
+    let stdin = waiting.child.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"go\n").expect("tell it to rename");
+    stdin.flush().expect("flush");
+    let e = rename_of(&mut d, "the fileless rename", pid, pid, "e2e-fileless");
+    waiting.go();
+    assert_alert(&e, &WRITABLE_PATH_STOMP, pid, "e2e-fileless");
+    assert_eq!(
+        str_at(&e, "process.executable"),
+        "/memfd:payload (deleted)",
+        "{e}"
+    );
+    assert!(
+        str_at(&e, "message").contains("the executable is a memfd"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_process_taking_a_system_program_name_is_system_name_mimic() {
     let mut d = Daemon::start(&[]);
     let pid = renamer::run("prctl", b"sshd", &[]).get("pid");
