@@ -256,3 +256,65 @@ fn a_rule_switched_off_raises_nothing() {
     let e = rename_of(&mut d, "the rename to kworker/1:2", pid, pid, "kworker/1:2");
     assert_alert(&e, &KERNEL_THREAD_MIMIC, pid, "kworker/1:2");
 }
+
+/// Runs `program args` to completion; its pid.
+fn run_program(program: &str, args: &[&str]) -> u32 {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let pid = child.id();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{program} {args:?}: {status}");
+    pid
+}
+
+#[test]
+fn real_interpreters_masquerading_are_caught() {
+    let mut d = Daemon::start(&[]);
+    // Perl's `$0 = ...` renames the process.
+    let pid = run_program("/usr/bin/perl", &["-e", "$0 = 'kworker/0:2'"]);
+    let e = rename_of(&mut d, "perl's $0", pid, pid, "kworker/0:2");
+    assert_alert(&e, &KERNEL_THREAD_MIMIC, pid, "kworker/0:2");
+    assert_eq!(str_at(&e, "process.executable"), "/usr/bin/perl");
+
+    // The example: python renamed to "sshd".
+    let pid = run_program(
+        "/usr/bin/python3",
+        &[
+            "-c",
+            "import ctypes; ctypes.CDLL(None).prctl(15, b'sshd', 0, 0, 0)",
+        ],
+    );
+    let e = rename_of(&mut d, "python's prctl", pid, pid, "sshd");
+    assert_alert(&e, &SYSTEM_NAME_MIMIC, pid, "sshd");
+    assert!(
+        str_at(&e, "process.executable").starts_with("/usr/bin/python3"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tmux_naming_its_server_is_allowed_by_default() {
+    let mut d = Daemon::start(&[]);
+    let socket = format!("rename-audit-e2e-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = Command::new("/usr/bin/tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux (Debian's tmux package)");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    tmux(&["new-session", "-d", "sleep 30"]);
+    let server: u32 = tmux(&["display", "-p", "#{pid}"])
+        .parse()
+        .expect("the server's pid");
+    let e = rename_of(&mut d, "tmux's server name", server, server, "tmux: server");
+    tmux(&["kill-server"]);
+    assert_eq!(str_at(&e, "process.executable"), "/usr/bin/tmux");
+    assert_no_alert(&e, "tmux naming its server (default allow-list)");
+}
