@@ -114,7 +114,7 @@ fn alerts_of(am: &Alertmanager, pid: u32, timeout: Duration) -> Vec<Value> {
         let mine: Vec<Value> = am
             .alerts()
             .into_iter()
-            .filter(|a| a["annotations"]["pid"] == pid.to_string())
+            .filter(|a| a["annotations"]["pid"].as_str() == Some(pid.to_string().as_str()))
             .collect();
         if !mine.is_empty() {
             return mine;
