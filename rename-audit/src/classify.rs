@@ -144,6 +144,11 @@ impl Classifier {
         if excluded {
             return Classified::Filtered(how);
         }
+        if main_thread && matches!(how, Method::Prctl | Method::Procfs) {
+            // A process renaming itself is what the rules judge by its
+            // executable: make sure a since-deleted binary shows as such.
+            self.table.refresh_executable(key, r.hdr.ktime_ns);
+        }
         let process = self.context(key, r.start_boottime_ns, || {
             if main_thread {
                 new_name.clone()

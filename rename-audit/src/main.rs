@@ -33,6 +33,9 @@ const BATCHES_IN_FLIGHT: usize = 4;
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: under systemd stderr is the journal,
+        // which would store the escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -97,6 +100,13 @@ fn run(args: RunArgs) -> Result<()> {
         .thread_name("rename-audit-io")
         .build()
         .context("starting the async runtime")?;
+    // Before "ready": systemd may stop or reload the daemon the moment it is
+    // told so, and until these are installed SIGTERM and SIGHUP kill the
+    // process outright (no drain, no flush).
+    let signals = {
+        let _in_runtime = runtime.enter();
+        Signals::install()?
+    };
     let metrics = Metrics::new();
     for rule in rename_audit::rules::RuleId::ALL {
         metrics.declare_rule(rule.as_str(), rule.severity());
@@ -139,7 +149,12 @@ fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(%error, "could not notify systemd");
     }
 
-    runtime.block_on(wait_for_stop(args, control_tx, metrics_for_reload))?;
+    runtime.block_on(wait_for_stop(
+        signals,
+        Reloader { args, started: cfg },
+        control_tx,
+        metrics_for_reload,
+    ))?;
 
     // Stop: detach first, so the rings hold a finite amount; the drain thread
     // then empties them and takes every pending storm count, and the
@@ -158,21 +173,38 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The daemon's signal streams; installing them replaces the default
+/// actions (which end the process) at once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must run inside the runtime.
+    fn install() -> Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+}
+
 /// Waits for SIGTERM or SIGINT; reloads the configuration on SIGHUP and
 /// keeps the old one when the new file is invalid.
 async fn wait_for_stop(
-    args: RunArgs,
+    mut signals: Signals,
+    reloader: Reloader,
     control: crossbeam_channel::Sender<Control>,
     metrics: std::sync::Arc<Metrics>,
 ) -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => match reload(&args) {
+            _ = signals.term.recv() => return Ok(()),
+            _ = signals.int.recv() => return Ok(()),
+            _ = signals.hup.recv() => match reloader.reload() {
                 Ok(msg) => {
                     let _ = control.send(msg);
                     metrics.config_reload(true);
@@ -187,11 +219,28 @@ async fn wait_for_stop(
     }
 }
 
-fn reload(args: &RunArgs) -> Result<Control> {
-    let cfg = settings(args)?;
-    let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
-    Ok(Control::Reload {
-        rules: Box::new(rules),
-        filter: cfg.filter(),
-    })
+/// Re-reads the configuration on SIGHUP.
+struct Reloader {
+    args: RunArgs,
+    /// What the daemon started with: the parts a reload cannot change.
+    started: Config,
+}
+
+impl Reloader {
+    fn reload(&self) -> Result<Control> {
+        let cfg = settings(&self.args)?;
+        let restart = self.started.needs_restart(&cfg);
+        if !restart.is_empty() {
+            // The rest of the file still applies; say plainly what does not.
+            tracing::warn!(
+                settings = restart.join(", "),
+                "these settings changed but only take effect at the next start"
+            );
+        }
+        let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
+        Ok(Control::Reload {
+            rules: Box::new(rules),
+            filter: cfg.filter(),
+        })
+    }
 }

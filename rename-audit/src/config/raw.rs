@@ -113,6 +113,7 @@ pub(super) struct Alertmanager {
     pub url: S<String>,
     pub queue: S<u64>,
     pub dedup_window_secs: S<u64>,
+    pub rate_limit_per_minute: S<u64>,
     pub timeout_ms: S<u64>,
 }
 

@@ -46,6 +46,28 @@ impl Config {
         }
     }
 
+    /// The settings of `new` that differ from `self` (the configuration the
+    /// daemon started with) and that a reload cannot apply: the output
+    /// destination, the kernel buffers and rates, and the sinks are set up
+    /// once at start-up. Rules, allow-lists and the exec/kernel filters are
+    /// reloaded.
+    pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.output.path != new.output.path {
+            changed.push("output.path");
+        }
+        if self.capture != new.capture {
+            changed.push("capture");
+        }
+        if self.storm != new.storm {
+            changed.push("storm");
+        }
+        if self.sinks != new.sinks {
+            changed.push("sinks");
+        }
+        changed
+    }
+
     pub fn output_dest(&self) -> OutputDest {
         match &self.output.path {
             OutputTarget::Stdout => OutputDest::Stdout,
@@ -85,6 +107,7 @@ impl Config {
                 url: a.url.to_string(),
                 queue: a.queue,
                 dedup_window_secs: a.dedup_window.as_secs(),
+                rate_limit_per_minute: a.rate_limit_per_minute,
                 timeout_ms: a.timeout.as_millis() as u64,
                 ..AlertmanagerConfig::default()
             });

@@ -27,6 +27,8 @@ pub struct AlertmanagerSink {
     pub queue: usize,
     /// Identical alerts within this window are sent once.
     pub dedup_window: Duration,
+    /// Alerts sent per (rule, executable) and minute; the rest are counted.
+    pub rate_limit_per_minute: u32,
     /// Per request.
     pub timeout: Duration,
 }
@@ -34,6 +36,7 @@ pub struct AlertmanagerSink {
 impl AlertmanagerSink {
     pub const DEFAULT_QUEUE: usize = 1024;
     pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(300);
+    pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 10;
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 }
 

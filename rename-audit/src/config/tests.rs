@@ -64,6 +64,7 @@ fn the_example_with_every_setting_uncommented_is_valid() {
     assert_eq!(am.url.as_str(), "http://127.0.0.1:9093/");
     assert_eq!(am.queue, 1024);
     assert_eq!(am.dedup_window, std::time::Duration::from_secs(300));
+    assert_eq!(am.rate_limit_per_minute, 10);
     assert_eq!(am.timeout, std::time::Duration::from_millis(5000));
     let syslog = c.sinks.syslog.expect("syslog");
     assert_eq!(syslog.target, SyslogTarget::Unix("/dev/log".into()));
@@ -118,6 +119,7 @@ listen = "[::1]:9464"
 url = "https://am.example.com:9093/prefix"
 queue = 16
 dedup_window_secs = 60
+rate_limit_per_minute = 2
 timeout_ms = 100
 [sinks.syslog]
 transport = "tcp"
@@ -178,8 +180,13 @@ queue = 8
     let am = c.sinks.alertmanager.unwrap();
     assert_eq!(am.url.as_str(), "https://am.example.com:9093/prefix");
     assert_eq!(
-        (am.queue, am.dedup_window.as_secs(), am.timeout.as_millis()),
-        (16, 60, 100)
+        (
+            am.queue,
+            am.dedup_window.as_secs(),
+            am.rate_limit_per_minute,
+            am.timeout.as_millis()
+        ),
+        (16, 60, 2, 100)
     );
     assert_eq!(
         c.sinks.syslog,
@@ -426,4 +433,20 @@ fn files_are_read_and_checked() {
     assert_eq!(err.diagnostics()[0].line, 2);
     assert_eq!(err.diagnostics()[0].column, 9);
     assert!(err.to_string().contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn a_reload_names_what_only_a_restart_applies() {
+    let start = parse("[rules.process-renamed]\nenabled = false\n");
+    let rules_only =
+        parse("[rules.process-renamed]\nenabled = true\n[output]\ninclude_exec = true\n");
+    assert!(start.needs_restart(&rules_only).is_empty());
+    let everything = parse(
+        "[output]\npath = \"/var/log/x.jsonl\"\n[capture]\nstorm_slots = 8\n\
+         [storm]\nthread_rate = 5\n[sinks.prometheus]\nlisten = \"127.0.0.1:1\"\n",
+    );
+    assert_eq!(
+        start.needs_restart(&everything),
+        vec!["output.path", "capture", "storm", "sinks"]
+    );
 }

@@ -360,6 +360,12 @@ impl Checker<'_> {
             1..=86_400,
             AlertmanagerSink::DEFAULT_DEDUP_WINDOW.as_secs(),
         );
+        let rate = self.ranged(
+            raw.rate_limit_per_minute,
+            "sinks.alertmanager.rate_limit_per_minute",
+            1..=60_000,
+            AlertmanagerSink::DEFAULT_RATE_LIMIT_PER_MINUTE.into(),
+        );
         let timeout = self.ranged(
             raw.timeout_ms,
             "sinks.alertmanager.timeout_ms",
@@ -374,6 +380,7 @@ impl Checker<'_> {
                     url: u,
                     queue: queue as usize,
                     dedup_window: Duration::from_secs(dedup),
+                    rate_limit_per_minute: rate as u32,
                     timeout: Duration::from_millis(timeout),
                 })
             }

@@ -48,6 +48,9 @@ pub struct Process {
     pub kthread: bool,
     /// Renames so far of each thread that has renamed, by tid.
     pub thread_renames: HashMap<u32, u64>,
+    /// When [`ProcessTable::refresh_executable`] last read the executable
+    /// link (kernel monotonic ns); `None` since the last exec.
+    pub exe_checked_ns: Option<u64>,
 }
 
 /// Exited processes stay this long, for records about them that were
@@ -152,6 +155,7 @@ impl ProcessTable {
             parent_pid: r.parent_tgid,
             kthread: from.is_some_and(|p| p.kthread),
             thread_renames: HashMap::new(),
+            exe_checked_ns: None,
         };
         self.insert(child);
     }
@@ -179,7 +183,39 @@ impl ProcessTable {
         p.kthread = false;
         p.original_name = name.clone();
         p.thread_renames.clear();
+        p.exe_checked_ns = None;
         self.set_name(key, name);
+    }
+
+    /// Re-reads the executable link of a live process before its rename is
+    /// judged. Exec only tells the path the program started from; a binary
+    /// deleted since (a dropper that removes itself) shows in /proc as
+    /// "<path> (deleted)", which is what the rules must see. At most once a
+    /// second per process, so a storm of renames costs one readlink a second;
+    /// a deleted or memfd executable cannot change back and is not re-read.
+    pub fn refresh_executable(&mut self, key: ProcKey, now_ns: u64) {
+        const EVERY_NS: u64 = 1_000_000_000;
+        let Some(p) = self.procs.get_mut(&key) else {
+            return;
+        };
+        let settled = p
+            .executable
+            .as_ref()
+            .is_some_and(|e| e.as_bytes().ends_with(b" (deleted)"));
+        let recent = p
+            .exe_checked_ns
+            .is_some_and(|t| now_ns.saturating_sub(t) < EVERY_NS);
+        if p.kthread || settled || recent {
+            return;
+        }
+        p.exe_checked_ns = Some(now_ns);
+        // Read the link first, then check the process is still the same one:
+        // if it is alive now, it was alive when the link was read.
+        if let Some(exe) = snapshot::executable(key.tgid)
+            && snapshot::read_start_ticks(key.tgid) == Some(key.start_ticks)
+        {
+            p.executable = Some(exe);
+        }
     }
 
     /// Marks a process exited, or forgets one thread's rename count.
@@ -260,5 +296,67 @@ impl crate::rules::ProcessIndex for ProcessTable {
             .filter(|p| p.key.tgid != except_pid)
             .filter_map(|p| p.executable.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test process, in a table, with a stale executable path.
+    fn me_with_stale_exe() -> (ProcessTable, ProcKey) {
+        let mut table = ProcessTable::new();
+        let mut me = snapshot::read(std::process::id(), None).expect("own /proc entry");
+        me.executable = Some(Name::from("/stale/path"));
+        let key = me.key;
+        table.insert(me);
+        (table, key)
+    }
+
+    fn exe(table: &ProcessTable, key: ProcKey) -> Vec<u8> {
+        table
+            .get(&key)
+            .unwrap()
+            .executable
+            .clone()
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn refresh_reads_the_live_executable_at_most_once_a_second() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let real = std::env::current_exe().unwrap();
+        let (mut table, key) = me_with_stale_exe();
+        table.refresh_executable(key, 10_000_000_000);
+        assert_eq!(exe(&table, key), real.as_os_str().as_bytes());
+
+        table.get_or_load(key).unwrap().executable = Some(Name::from("/stale/again"));
+        table.refresh_executable(key, 10_500_000_000);
+        assert_eq!(
+            exe(&table, key),
+            b"/stale/again",
+            "read again within a second"
+        );
+        table.refresh_executable(key, 11_000_000_000);
+        assert_eq!(exe(&table, key), real.as_os_str().as_bytes());
+    }
+
+    #[test]
+    fn a_deleted_executable_is_settled_and_another_process_is_not_read() {
+        let (mut table, key) = me_with_stale_exe();
+        table.get_or_load(key).unwrap().executable = Some(Name::from("/x (deleted)"));
+        table.refresh_executable(key, 1);
+        assert_eq!(exe(&table, key), b"/x (deleted)");
+
+        // Same pid, other start time: a different (older) process.
+        let (mut table, key) = me_with_stale_exe();
+        let mut other = table.get(&key).unwrap().clone();
+        other.key.start_ticks += 1;
+        let other_key = other.key;
+        table.insert(other);
+        table.refresh_executable(other_key, 1);
+        assert_eq!(exe(&table, other_key), b"/stale/path");
     }
 }

@@ -156,6 +156,7 @@ pub fn read(pid: u32, expect_start_ticks: Option<u64>) -> Option<Process> {
         parent_pid: st.ppid,
         kthread: st.kthread,
         thread_renames: Default::default(),
+        exe_checked_ns: None,
     })
 }
 

@@ -17,6 +17,8 @@ pub struct Daemon {
     events: Vec<Value>,
     stderr: mpsc::Receiver<String>,
     pub stderr_lines: Vec<String>,
+    /// Lines of `stderr_lines` that `wait_for_log` has looked past.
+    log_read: usize,
 }
 
 /// `event["a"]["b"]` for the path "a.b"; Null when absent.
@@ -76,6 +78,7 @@ impl Daemon {
             events: Vec::new(),
             stderr,
             stderr_lines: Vec::new(),
+            log_read: 0,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -169,6 +172,35 @@ impl Daemon {
             })
             .cloned()
             .collect()
+    }
+
+    /// Waits up to 10 s for a line on the daemon's stderr (its own log)
+    /// that contains `needle` and was not seen by an earlier call.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.drain_stderr();
+            if let Some(i) = self.stderr_lines[self.log_read..]
+                .iter()
+                .position(|l| l.contains(needle))
+            {
+                let i = self.log_read + i;
+                self.log_read = i + 1;
+                return self.stderr_lines[i].clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the daemon logged no {needle:?} within 10 s; its stderr: {:#?}",
+                    self.stderr_lines
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
     }
 
     pub fn signal(&self, signal: i32) {

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
 static char name[64];
 static size_t name_len;
 
@@ -125,6 +127,29 @@ int main(int argc, char **argv) {
         printf("waiting=1\n");
         wait_line();
         prctl(PR_SET_NAME, name, 0, 0, 0);
+    } else if (!strcmp(cmd, "wait-prctl-hold")) {
+        /* rename when told, then stay alive until told again or stdin closes */
+        printf("waiting=1\n");
+        wait_line();
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+        printf("renamed=1\n");
+        char buf[16];
+        if (!fgets(buf, sizeof buf, stdin)) buf[0] = 0;
+    } else if (!strcmp(cmd, "memfd-exec")) {
+        /* copy this binary into a memfd and run command argv[3] from there
+         * with the same name, as a fileless payload does */
+        int mfd = memfd_create("payload", 0);
+        int src = open("/proc/self/exe", O_RDONLY);
+        if (mfd < 0 || src < 0) return 5;
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(src, buf, sizeof buf)) > 0)
+            if (write(mfd, buf, (size_t)n) != n) return 5;
+        close(src);
+        char *args[] = {"payload", argv[3], argv[2], NULL};
+        fflush(stdout);
+        fexecve(mfd, args, environ);
+        return 5;
     } else if (!strcmp(cmd, "thread-prctl") || !strcmp(cmd, "sibling")) {
         pthread_t t;
         pthread_create(&t, NULL, !strcmp(cmd, "sibling") ? thread_sibling : thread_prctl, NULL);

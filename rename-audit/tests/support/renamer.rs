@@ -96,7 +96,12 @@ pub struct Waiting {
 }
 
 pub fn spawn_waiting(cmd: &str, name: &[u8], extra: &[&str]) -> Waiting {
-    let mut child = Command::new(path())
+    spawn_waiting_from(path(), cmd, name, extra)
+}
+
+/// Like [`spawn_waiting`], running the renamer binary at `program`.
+pub fn spawn_waiting_from(program: &PathBuf, cmd: &str, name: &[u8], extra: &[&str]) -> Waiting {
+    let mut child = Command::new(program)
         .arg(cmd)
         .arg(hex(name))
         .args(extra)

@@ -39,6 +39,8 @@ pub struct AlertmanagerConfig {
     pub queue: usize,
     /// Repeats of the same (rule, executable) inside this window are not posted.
     pub dedup_window_secs: u64,
+    /// Posts per (rule, executable) and minute; repeats beyond wait, counted.
+    pub rate_limit_per_minute: u32,
     /// Per HTTP request.
     pub timeout_ms: u64,
     /// Retries after the first attempt before a batch is given up.
@@ -55,6 +57,7 @@ impl Default for AlertmanagerConfig {
             url: "http://127.0.0.1:9093".to_owned(),
             queue: 1024,
             dedup_window_secs: 300,
+            rate_limit_per_minute: 10,
             timeout_ms: 2000,
             max_retries: 4,
             resolve_timeout_secs: 600,
@@ -134,7 +137,11 @@ impl AlertmanagerSink {
             cfg: cfg.clone(),
             host,
             metrics,
-            dedup: Dedup::new(Duration::from_secs(cfg.dedup_window_secs), MAX_KEYS),
+            dedup: Dedup::new(
+                Duration::from_secs(cfg.dedup_window_secs),
+                cfg.rate_limit_per_minute,
+                MAX_KEYS,
+            ),
             backoff: Backoff {
                 base: Duration::from_millis(250),
                 max: Duration::from_secs(8),
