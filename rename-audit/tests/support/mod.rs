@@ -1,6 +1,5 @@
 //! Shared by the end-to-end tests.
 #![allow(dead_code)]
-pub mod alerting;
 pub mod daemon;
 pub mod http;
 pub mod renamer;
