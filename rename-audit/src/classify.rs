@@ -179,7 +179,13 @@ impl Classifier {
         let last_name = Name::from_c_buf(&s.last_name);
         let main_thread = s.tid == s.tgid;
         if let Some(p) = self.table.get_or_load(key) {
-            *p.thread_renames.entry(s.tid).or_insert(0) += s.count;
+            // The thread's exit record may already have freed its counter:
+            // a last summary must not bring it back.
+            if s.thread_exited {
+                p.thread_renames.remove(&s.tid);
+            } else {
+                *p.thread_renames.entry(s.tid).or_insert(0) += s.count;
+            }
         }
         if main_thread {
             self.table.set_name(key, last_name.clone());

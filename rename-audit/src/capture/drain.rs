@@ -109,7 +109,9 @@ impl Drainer {
 
     /// Returns true when the batch filled up before the rings were empty.
     fn drain_rings(&mut self, batch: &mut Vec<Record>) -> bool {
-        for ring in [&mut self.priority, &mut self.thread] {
+        // Thread ring first: a fork or exec that precedes a thread rename is
+        // then always in this batch or an earlier one, never a later one.
+        for ring in [&mut self.thread, &mut self.priority] {
             while batch.len() < MAX_BATCH {
                 let Some(item) = ring.next() else { break };
                 match decode(&item) {
