@@ -100,21 +100,44 @@ impl Classifier {
         Classified::Nothing
     }
 
+    /// An `events-lost` record of class `output` for `count` records the
+    /// output could not write, numbered in sequence like every record.
+    pub fn output_lost(&mut self, count: u64) -> Box<Event> {
+        let timestamp = self.clock.from_monotonic(clock::monotonic_ns());
+        self.new_event(
+            timestamp,
+            None,
+            Body::Lost(Lost {
+                class: Class::Output,
+                count,
+            }),
+        )
+    }
+
     fn event(
         &mut self,
         timestamp: time::OffsetDateTime,
         process: Option<ProcessContext>,
         body: Body,
     ) -> Classified {
+        Classified::Event(self.new_event(timestamp, process, body))
+    }
+
+    fn new_event(
+        &mut self,
+        timestamp: time::OffsetDateTime,
+        process: Option<ProcessContext>,
+        body: Body,
+    ) -> Box<Event> {
         self.sequence += 1;
-        Classified::Event(Box::new(Event {
+        Box::new(Event {
             sequence: self.sequence,
             timestamp,
             host: self.host.clone(),
             process,
             body,
             alert: None,
-        }))
+        })
     }
 
     fn rename(&mut self, r: &RenameRecord) -> Classified {

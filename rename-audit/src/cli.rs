@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Where events go: a file path (appended to), or - for stdout [default: -].
     #[arg(long, value_name = "PATH|-")]
     pub output: Option<String>,
+    /// Seconds the output may stay unwritable (disk full, ...) before the daemon stops with a
+    /// non-zero exit status [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub output_unwritable_timeout: Option<u64>,
     /// Also report renames done by exec (by default they only set the baseline name).
     #[arg(long)]
     pub include_exec: bool,

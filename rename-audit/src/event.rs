@@ -30,6 +30,8 @@ pub enum Class {
     Process,
     Thread,
     Lifecycle,
+    /// Records the daemon could not write to its output (disk full, ...).
+    Output,
 }
 
 impl Class {
@@ -38,6 +40,7 @@ impl Class {
             Class::Process => "process",
             Class::Thread => "thread",
             Class::Lifecycle => "lifecycle",
+            Class::Output => "output",
         }
     }
 }
@@ -109,7 +112,8 @@ pub struct Summary {
     pub thread_exited: bool,
 }
 
-/// Records the kernel could not send.
+/// Records the kernel could not send, or (class `Output`) the daemon could
+/// not write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lost {
     pub class: Class,
@@ -184,6 +188,15 @@ pub struct Alert {
     pub technique: Option<&'static str>,
     /// One human-readable line; built from escaped names only.
     pub message: String,
+}
+
+/// This run of the daemon: a random (version 4) UUID drawn from the
+/// kernel's random pool at first use, ECS `agent.ephemeral_id`.
+/// `event.sequence` starts at 1 in every run; with this it identifies an
+/// event across restarts and hosts (see `event.id`).
+pub fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// One output record.

@@ -17,7 +17,7 @@ use rename_audit::{
     cli::{Cli, Command, RunArgs},
     config::{self, Config},
     metrics::Metrics,
-    output::{JsonLinesWriter, OutputDest},
+    output::{JsonLinesWriter, OutputDest, OutputStream, OutputSummary},
     pipeline::{Control, Pipeline},
     proctable::ProcessTable,
     rules::RuleEngine,
@@ -56,7 +56,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn check_config(file: &Path) -> Result<()> {
-    config::check(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    config::check(file)?;
     println!("{}: ok", file.display());
     Ok(())
 }
@@ -67,7 +67,7 @@ fn settings(args: &RunArgs) -> Result<Config> {
         Some(path) => Config::load(path),
         None => Config::load_or_default(Path::new(config::DEFAULT_PATH)),
     }?;
-    cfg.apply_flags(args);
+    cfg.apply_flags(args)?;
     Ok(cfg)
 }
 
@@ -121,6 +121,7 @@ fn run(args: RunArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCHES_IN_FLIGHT);
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let (fatal_tx, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
     let drain = std::thread::Builder::new()
         .name("ra-drain".into())
         .spawn({
@@ -132,9 +133,10 @@ fn run(args: RunArgs) -> Result<()> {
     let pipeline = Pipeline {
         classifier: Classifier::new(table, host, cfg.filter()),
         rules,
-        writer,
+        output: OutputStream::new(writer, metrics.clone(), cfg.output.unwritable_timeout),
         sinks,
         metrics,
+        fatal: fatal_tx,
     };
     let pipeline = std::thread::Builder::new()
         .name("ra-pipeline".into())
@@ -149,12 +151,13 @@ fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(%error, "could not notify systemd");
     }
 
-    runtime.block_on(wait_for_stop(
+    let fatal = runtime.block_on(wait_for_stop(
         signals,
         Reloader { args, started: cfg },
         control_tx,
+        fatal_rx,
         metrics_for_reload,
-    ))?;
+    ));
 
     // Stop: detach first, so the rings hold a finite amount; the drain thread
     // then empties them and takes every pending storm count, and the
@@ -164,13 +167,32 @@ fn run(args: RunArgs) -> Result<()> {
     drain
         .join()
         .map_err(|_| anyhow::anyhow!("the drain thread panicked"))?;
-    let sinks = pipeline
+    let (sinks, output) = pipeline
         .join()
         .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
     runtime.block_on(sinks.shutdown(Duration::from_millis(700)));
     runtime.shutdown_timeout(Duration::from_millis(100));
     tracing::info!("stopped");
-    Ok(())
+    exit_status(fatal, &output)
+}
+
+/// The daemon's end in one message: a fatal output failure, or events
+/// that could not be written and are reported nowhere but in the metrics.
+/// Either is a failure, so that systemd's `Restart=on-failure` acts.
+fn exit_status(fatal: Option<String>, output: &OutputSummary) -> Result<()> {
+    let lost = match output.unreported_lost {
+        0 => String::new(),
+        n => format!(
+            "{n} events could not be written to {} and are not in it ({} lost in all)",
+            output.dest, output.lost
+        ),
+    };
+    match (fatal, lost.is_empty()) {
+        (None, true) => Ok(()),
+        (None, false) => Err(anyhow::anyhow!(lost)),
+        (Some(fatal), true) => Err(anyhow::anyhow!(fatal)),
+        (Some(fatal), false) => Err(anyhow::anyhow!("{fatal}; {lost}")),
+    }
 }
 
 /// The daemon's signal streams; installing them replaces the default
@@ -192,19 +214,29 @@ impl Signals {
     }
 }
 
-/// Waits for SIGTERM or SIGINT; reloads the configuration on SIGHUP and
-/// keeps the old one when the new file is invalid.
+/// Waits for SIGTERM or SIGINT, or a fatal output failure (returned). On
+/// SIGHUP reopens the output file (log rotation) and reloads the
+/// configuration, keeping the old one when the new file is invalid.
 async fn wait_for_stop(
     mut signals: Signals,
     reloader: Reloader,
     control: crossbeam_channel::Sender<Control>,
+    mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
     metrics: std::sync::Arc<Metrics>,
-) -> Result<()> {
+) -> Option<String> {
     loop {
         tokio::select! {
-            _ = signals.term.recv() => return Ok(()),
-            _ = signals.int.recv() => return Ok(()),
-            _ = signals.hup.recv() => match reloader.reload() {
+            _ = signals.term.recv() => return None,
+            _ = signals.int.recv() => return None,
+            Some(message) = fatal.recv() => {
+                tracing::error!("{message}");
+                return Some(message);
+            }
+            _ = signals.hup.recv() => {
+                // Reopen first and whatever the configuration says: the
+                // rotated file must be let go of even if the new file is bad.
+                let _ = control.send(Control::ReopenOutput);
+                match reloader.reload() {
                 Ok(msg) => {
                     let _ = control.send(msg);
                     metrics.config_reload(true);
@@ -214,7 +246,8 @@ async fn wait_for_stop(
                     metrics.config_reload(false);
                     tracing::error!(error = format!("{error:#}"), "configuration not reloaded; keeping the old one");
                 }
-            },
+                }
+            }
         }
     }
 }

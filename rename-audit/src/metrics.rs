@@ -96,7 +96,12 @@ pub struct Metrics {
 
 const ACTIONS: [&str; 2] = ["process-renamed", "thread-renamed"];
 const METHODS: [Method; 4] = [Method::Prctl, Method::Procfs, Method::Exec, Method::Kernel];
-const CLASSES: [Class; 3] = [Class::Process, Class::Thread, Class::Lifecycle];
+const CLASSES: [Class; 4] = [
+    Class::Process,
+    Class::Thread,
+    Class::Lifecycle,
+    Class::Output,
+];
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
@@ -130,7 +135,7 @@ impl Metrics {
         );
         registry.register(
             "rename_audit_events_lost",
-            "Records the kernel could not send, by accounting class",
+            "Records the kernel could not send, by accounting class; class output: records the daemon could not write to its output",
             m.lost.clone(),
         );
         registry.register(
@@ -261,6 +266,9 @@ impl Metrics {
                     })
                     .inc_by(s.count);
             }
+            // Output losses are counted when they happen (`output_lost`):
+            // their record may come much later, or never.
+            Body::Lost(l) if l.class == Class::Output => {}
             Body::Lost(l) => {
                 self.lost
                     .get_or_create(&ClassLabels {
@@ -277,6 +285,16 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Count records given up by the output (written neither whole nor
+    /// at all).
+    pub fn output_lost(&self, n: u64) {
+        self.lost
+            .get_or_create(&ClassLabels {
+                class: Class::Output.as_str(),
+            })
+            .inc_by(n);
     }
 
     /// Make a rule's alert series exist (at 0) before it first fires.

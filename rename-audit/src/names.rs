@@ -48,8 +48,11 @@ impl Name {
     }
 
     /// Text safe for one-line human output (syslog, alert messages): every
-    /// control byte, backslash and non-UTF-8 byte is written as an escape, so
-    /// the result is a single line that cannot forge structure.
+    /// control character, line or paragraph separator, bidi control,
+    /// backslash and non-UTF-8 byte is written as a visible escape (the set
+    /// the JSON output escapes, see [`must_escape`]), so the result is a
+    /// single line that cannot forge structure or reorder what a reader
+    /// sees.
     pub fn escaped(&self) -> String {
         let mut out = String::with_capacity(self.0.len());
         for chunk in self.0.utf8_chunks() {
@@ -58,6 +61,7 @@ impl Name {
                     '\\' => out.push_str("\\\\"),
                     '"' => out.push_str("\\\""),
                     c if c.is_control() => out.extend(c.escape_default()),
+                    c if is_invisible_format(c) => out.extend(c.escape_unicode()),
                     c => out.push(c),
                 }
             }
@@ -68,6 +72,27 @@ impl Name {
         }
         out
     }
+}
+
+/// Characters that are not control characters but still break a line
+/// (U+2028 line separator, U+2029 paragraph separator) or change how text
+/// around them is displayed (the bidi controls: U+061C, U+200E, U+200F,
+/// U+202A-U+202E, U+2066-U+2069).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Every character a name must not carry raw into any sink: control
+/// characters (C0, DEL, C1) and [`is_invisible_format`].
+pub fn must_escape(c: char) -> bool {
+    c.is_control() || is_invisible_format(c)
 }
 
 impl fmt::Debug for Name {
@@ -112,5 +137,17 @@ mod tests {
         let e = n.escaped();
         assert!(!e.contains('\n') && !e.contains('\x1b'));
         assert_eq!(e, "a\\nb\\u{1b}[31m\\\"\\\\\\xff");
+    }
+
+    #[test]
+    fn separators_and_bidi_controls_are_escaped_visibly() {
+        let n = Name::from("a\u{2028}b\u{2029}c\u{202e}d\u{2066}e\u{200f}f\u{61c}g\u{85}");
+        assert_eq!(
+            n.escaped(),
+            "a\\u{2028}b\\u{2029}c\\u{202e}d\\u{2066}e\\u{200f}f\\u{61c}g\\u{85}"
+        );
+        // Neighbours of the ranges stay as they are.
+        let n = Name::from("\u{2027}\u{202f}\u{2065}\u{206a}\u{200d}ü");
+        assert_eq!(n.escaped(), n.text());
     }
 }

@@ -2,53 +2,73 @@
 //! batch at a time. Runs off the drain thread so formatting and writing never
 //! hold up the rings.
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
 use crate::{
     capture::Batch,
     classify::{Classified, Classifier, Filter},
+    event::Event,
     metrics::Metrics,
-    output::JsonLinesWriter,
+    output::{OutputStream, OutputSummary},
     rules::RuleEngine,
     sinks::Sinks,
 };
 
-/// Changes applied between batches (SIGHUP reloads).
+/// Changes applied between batches (SIGHUP).
 pub enum Control {
     Reload {
         rules: Box<RuleEngine>,
         filter: Filter,
     },
+    /// Log rotation: continue in a new file at the output's path.
+    ReopenOutput,
 }
+
+/// With no batch for this long, the pipeline retries a failing output
+/// anyway, so it notices both recovery and the unwritable timeout.
+const IDLE_TICK: Duration = Duration::from_millis(500);
 
 pub struct Pipeline {
     pub classifier: Classifier,
     pub rules: RuleEngine,
-    pub writer: JsonLinesWriter,
+    pub output: OutputStream,
     pub sinks: Sinks,
     pub metrics: Arc<Metrics>,
+    /// Told once, when the output fails for good: the daemon stops.
+    pub fatal: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Pipeline {
     /// Runs until the capture side closes the batch channel, then flushes.
-    pub fn run(mut self, batches: Receiver<Batch>, control: Receiver<Control>) -> Sinks {
+    pub fn run(
+        mut self,
+        batches: Receiver<Batch>,
+        control: Receiver<Control>,
+    ) -> (Sinks, OutputSummary) {
         loop {
             select! {
                 recv(batches) -> batch => match batch {
                     Ok(batch) => self.batch(batch),
                     Err(_) => break,
                 },
-                recv(control) -> msg => if let Ok(Control::Reload { rules, filter }) = msg {
-                    self.rules = *rules;
-                    self.classifier.set_filter(filter);
+                recv(control) -> msg => match msg {
+                    Ok(Control::Reload { rules, filter }) => {
+                        self.rules = *rules;
+                        self.classifier.set_filter(filter);
+                    }
+                    Ok(Control::ReopenOutput) => match self.output.reopen() {
+                        Ok(()) => tracing::info!("output reopened"),
+                        Err(error) => tracing::error!(%error, "cannot reopen the output; still writing to the old file"),
+                    },
+                    Err(_) => {}
                 },
+                default(IDLE_TICK) => self.settle(),
             }
         }
-        if let Err(error) = self.writer.flush() {
-            tracing::error!(%error, "flushing the output failed");
-        }
-        self.sinks
+        self.settle();
+        (self.sinks, self.output.close())
     }
 
     fn batch(&mut self, batch: Batch) {
@@ -56,24 +76,36 @@ impl Pipeline {
             match self.classifier.classify(record) {
                 Classified::Event(mut event) => {
                     event.alert = self.rules.evaluate(&event, self.classifier.table());
-                    self.metrics.observe(&event);
-                    if let Err(error) = self.writer.write_event(&event) {
-                        self.metrics.sink_error("output");
-                        tracing::error!(%error, "writing an event failed");
-                    }
-                    self.sinks.send(&Arc::new(*event));
+                    self.emit(event);
                 }
                 Classified::Filtered(method) => self.metrics.filtered(method.as_str()),
                 Classified::Nothing => {}
             }
         }
-        // Once per batch: lines reach the file well within a second.
-        if let Err(error) = self.writer.flush() {
-            self.metrics.sink_error("output");
-            tracing::error!(%error, "flushing the output failed");
-        }
+        self.settle();
         self.classifier.tick();
         self.metrics
             .set_processes_tracked(self.classifier.table().len() as i64);
+    }
+
+    fn emit(&mut self, event: Box<Event>) {
+        self.metrics.observe(&event);
+        self.output.write(&event);
+        self.sinks.send(&Arc::new(*event));
+    }
+
+    /// Once per batch (lines reach the file well within a second) and when
+    /// idle: flush, report output losses once the output works again, and
+    /// tell the daemon to stop if the output failed for good.
+    fn settle(&mut self) {
+        self.output.flush();
+        if let Some(count) = self.output.losses_to_report() {
+            let lost = self.classifier.output_lost(count);
+            self.emit(lost);
+            self.output.flush();
+        }
+        if let Some(message) = self.output.fatal(Instant::now()) {
+            let _ = self.fatal.send(message);
+        }
     }
 }

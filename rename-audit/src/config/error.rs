@@ -7,12 +7,23 @@ use super::collect::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read the configuration: {source}", path.display())]
+    // The OS error is the `source` and not part of the message, so that a
+    // caller printing the chain prints it once.
+    #[error("{}: cannot read the configuration", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{}: the configuration is larger than {} KiB; is this the right file?",
+        path.display(),
+        super::MAX_FILE_BYTES / 1024
+    )]
+    TooLarge { path: PathBuf },
+    /// A command-line flag failed the same check as its key in the file.
+    #[error("--{flag}: {problem}")]
+    Flag { flag: &'static str, problem: String },
     /// One `path:line:col: message` line per problem, in file order.
     #[error("{}", render(path, diagnostics))]
     Invalid {
@@ -45,7 +56,9 @@ impl ConfigError {
     /// The problems found in the file; empty when it could not be read.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            ConfigError::Read { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::TooLarge { .. } | ConfigError::Flag { .. } => {
+                &[]
+            }
             ConfigError::Invalid { diagnostics, .. } => diagnostics,
         }
     }

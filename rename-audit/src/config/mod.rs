@@ -26,6 +26,30 @@ pub use sinks::{AlertmanagerSink, PrometheusSink, SinksConfig, SyslogSink, Syslo
 
 use crate::rules::{AllowConfig, RulesConfig};
 
+/// Larger files are refused unread: a configuration is a few KiB, and
+/// `--config /dev/zero` must not read until memory runs out.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads at most [`MAX_FILE_BYTES`] of `path`.
+fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read as _;
+    let read = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/rename-audit/config.toml";
 
@@ -42,13 +66,33 @@ pub struct Config {
 }
 
 /// `[output]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputConfig {
     pub path: OutputTarget,
     /// Report exec renames (otherwise they only set the baseline name).
     pub include_exec: bool,
     /// Report renames done by kernel threads.
     pub include_kernel: bool,
+    /// How long the output may stay unwritable (disk full, ...) before the
+    /// daemon stops with a non-zero exit status.
+    pub unwritable_timeout: std::time::Duration,
+}
+
+impl OutputConfig {
+    pub const DEFAULT_UNWRITABLE_TIMEOUT_SECS: u64 = 120;
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            path: OutputTarget::default(),
+            include_exec: false,
+            include_kernel: false,
+            unwritable_timeout: std::time::Duration::from_secs(
+                Self::DEFAULT_UNWRITABLE_TIMEOUT_SECS,
+            ),
+        }
+    }
 }
 
 /// Where the event stream goes.
@@ -110,23 +154,21 @@ impl Config {
     /// Reads and validates `path`. A missing file is an error: use this for a
     /// file the user named.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_limited(path)?;
         Config::parse_bytes(&bytes, path)
     }
 
     /// Like [`Config::load`], but a file that does not exist gives the
     /// defaults: use this for [`DEFAULT_PATH`].
     pub fn load_or_default(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read(path) {
+        match read_limited(path) {
             Ok(bytes) => Config::parse_bytes(&bytes, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            }),
+            Err(ConfigError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(Config::default())
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -26,6 +26,7 @@ pub(super) struct Output {
     pub path: S<String>,
     pub include_exec: Option<bool>,
     pub include_kernel: Option<bool>,
+    pub unwritable_timeout_secs: S<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,6 @@
 //! From the file's settings and the command line to what each stage takes.
 //! Flags given on the command line win over the file.
-use super::{Config, OutputTarget, SyslogTarget};
+use super::{Config, ConfigError, OutputTarget, SyslogTarget, validate};
 use crate::{
     capture::CaptureOptions,
     classify::Filter,
@@ -14,36 +14,48 @@ use crate::{
 };
 
 impl Config {
-    pub fn apply_flags(&mut self, args: &RunArgs) {
+    /// Applies the flags given, each through the same check as its key in
+    /// the file, so the command line accepts exactly what the file does.
+    pub fn apply_flags(&mut self, args: &RunArgs) -> Result<(), ConfigError> {
+        let flag = |flag: &'static str| move |problem| ConfigError::Flag { flag, problem };
         if let Some(path) = &args.output {
-            self.output.path = if path == "-" {
-                OutputTarget::Stdout
-            } else {
-                OutputTarget::File(path.into())
-            };
+            self.output.path = validate::output_path(path).map_err(flag("output"))?;
+        }
+        if let Some(secs) = args.output_unwritable_timeout {
+            let secs = validate::in_range(secs, &validate::UNWRITABLE_TIMEOUT_SECS)
+                .map_err(flag("output-unwritable-timeout"))?;
+            self.output.unwritable_timeout = std::time::Duration::from_secs(secs);
         }
         self.output.include_exec |= args.include_exec;
         self.output.include_kernel |= args.include_kernel;
         let storm = &mut self.storm;
-        for (flag, value) in [
-            (args.thread_rate, &mut storm.thread_rate),
-            (args.thread_burst, &mut storm.thread_burst),
-            (args.process_rate, &mut storm.process_rate),
-            (args.process_burst, &mut storm.process_burst),
+        for (name, given, value) in [
+            ("thread-rate", args.thread_rate, &mut storm.thread_rate),
+            ("thread-burst", args.thread_burst, &mut storm.thread_burst),
+            ("process-rate", args.process_rate, &mut storm.process_rate),
+            (
+                "process-burst",
+                args.process_burst,
+                &mut storm.process_burst,
+            ),
         ] {
-            if let Some(flag) = flag {
-                *value = flag;
+            if let Some(given) = given {
+                *value =
+                    validate::in_range(given.into(), &validate::RATE).map_err(flag(name))? as u32;
             }
         }
         if let Some(bytes) = args.priority_ring_bytes {
-            self.capture.priority_ring_bytes = Some(bytes.into());
+            self.capture.priority_ring_bytes =
+                validate::ring_bytes(bytes.into()).map_err(flag("priority-ring-bytes"))?;
         }
         if let Some(bytes) = args.thread_ring_bytes {
-            self.capture.thread_ring_bytes = Some(bytes.into());
+            self.capture.thread_ring_bytes =
+                validate::ring_bytes(bytes.into()).map_err(flag("thread-ring-bytes"))?;
         }
         if let Some(listen) = args.metrics_listen {
             self.sinks.prometheus = Some(super::PrometheusSink { listen });
         }
+        Ok(())
     }
 
     /// The settings of `new` that differ from `self` (the configuration the
@@ -55,6 +67,9 @@ impl Config {
         let mut changed = Vec::new();
         if self.output.path != new.output.path {
             changed.push("output.path");
+        }
+        if self.output.unwritable_timeout != new.output.unwritable_timeout {
+            changed.push("output.unwritable_timeout_secs");
         }
         if self.capture != new.capture {
             changed.push("capture");

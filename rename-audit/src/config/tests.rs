@@ -136,6 +136,7 @@ queue = 8
             path: OutputTarget::File("/var/log/rename-audit.jsonl".into()),
             include_exec: true,
             include_kernel: true,
+            ..OutputConfig::default()
         }
     );
     assert_eq!(

@@ -26,6 +26,58 @@ const MAX_QUEUE: u64 = 1 << 20;
 /// A task name holds at most this many bytes.
 const COMM_LEN: usize = 15;
 
+/// Storm rates and bursts, per second and per thread.
+pub(super) const RATE: RangeInclusive<u64> = 1..=u32::MAX as u64;
+/// `output.unwritable_timeout_secs`: at least a second, at most a day.
+pub(super) const UNWRITABLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
+
+// The checks below are shared by the file and the command line, so both
+// accept exactly the same values; callers prefix the key or the flag.
+
+pub(super) fn in_range(n: u64, range: &RangeInclusive<u64>) -> Result<u64, String> {
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "must be between {} and {}, not {n}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// `-` is stdout; anything else must be an absolute path.
+pub(super) fn output_path(p: &str) -> Result<OutputTarget, String> {
+    if p == "-" {
+        Ok(OutputTarget::Stdout)
+    } else if p.starts_with('/') && !p.contains('\0') {
+        Ok(OutputTarget::File(PathBuf::from(p)))
+    } else {
+        Err(format!(
+            "must be \"-\" (stdout) or an absolute path, not {p:?}"
+        ))
+    }
+}
+
+/// `None` for 0 (sized by the daemon), else a power of two of at least a
+/// page: what the kernel requires of a BPF ring buffer.
+pub(super) fn ring_bytes(n: u64) -> Result<Option<u64>, String> {
+    let page = page_size();
+    if n == 0 {
+        Ok(None)
+    } else if !n.is_power_of_two() {
+        Err(format!(
+            "{n} is not a power of two (0 sizes the ring by the number of CPUs)"
+        ))
+    } else if n < page {
+        Err(format!("{n} is smaller than a page ({page} bytes)"))
+    } else if n > MAX_RING_BYTES {
+        Err(format!("{n} is larger than 1 GiB ({MAX_RING_BYTES} bytes)"))
+    } else {
+        Ok(Some(n))
+    }
+}
+
 /// `text` is the file, to tell where an allow entry ends.
 pub(super) fn validate(file: raw::File, text: &str, problems: &mut Vec<Problem>) -> Config {
     let mut c = Checker { text, problems };
@@ -90,43 +142,34 @@ impl Checker<'_> {
         let Some(value) = value else {
             return default;
         };
-        let n = *value.get_ref();
-        if range.contains(&n) {
-            return n;
+        match in_range(*value.get_ref(), &range) {
+            Ok(n) => n,
+            Err(problem) => {
+                self.error(value.span(), format!("{key}: {problem}"));
+                default
+            }
         }
-        self.error(
-            value.span(),
-            format!(
-                "{key}: must be between {} and {}, not {n}",
-                range.start(),
-                range.end()
-            ),
-        );
-        default
     }
 
     fn output(&mut self, raw: raw::Output) -> OutputConfig {
         let path = match raw.path {
             None => OutputTarget::Stdout,
-            Some(p) if p.get_ref() == "-" => OutputTarget::Stdout,
-            Some(p) if p.get_ref().starts_with('/') && !p.get_ref().contains('\0') => {
-                OutputTarget::File(PathBuf::from(p.into_inner()))
-            }
-            Some(p) => {
-                self.error(
-                    p.span(),
-                    format!(
-                        "output.path: must be \"-\" (stdout) or an absolute path, not {:?}",
-                        p.get_ref()
-                    ),
-                );
+            Some(p) => output_path(p.get_ref()).unwrap_or_else(|problem| {
+                self.error(p.span(), format!("output.path: {problem}"));
                 OutputTarget::Stdout
-            }
+            }),
         };
+        let d = OutputConfig::default();
         OutputConfig {
             path,
             include_exec: raw.include_exec.unwrap_or(false),
             include_kernel: raw.include_kernel.unwrap_or(false),
+            unwritable_timeout: Duration::from_secs(self.ranged(
+                raw.unwritable_timeout_secs,
+                "output.unwritable_timeout_secs",
+                UNWRITABLE_TIMEOUT_SECS,
+                d.unwritable_timeout.as_secs(),
+            )),
         }
     }
 
@@ -148,27 +191,18 @@ impl Checker<'_> {
     /// at least a page: what the kernel requires of a BPF ring buffer.
     fn ring(&mut self, value: Option<Spanned<u64>>, key: &str) -> Option<u64> {
         let value = value?;
-        let n = *value.get_ref();
-        let page = page_size();
-        let problem = if n == 0 {
-            return None;
-        } else if !n.is_power_of_two() {
-            format!("{key}: {n} is not a power of two (0 sizes the ring by the number of CPUs)")
-        } else if n < page {
-            format!("{key}: {n} is smaller than a page ({page} bytes)")
-        } else if n > MAX_RING_BYTES {
-            format!("{key}: {n} is larger than 1 GiB ({MAX_RING_BYTES} bytes)")
-        } else {
-            return Some(n);
-        };
-        self.error(value.span(), problem);
-        None
+        match ring_bytes(*value.get_ref()) {
+            Ok(n) => n,
+            Err(problem) => {
+                self.error(value.span(), format!("{key}: {problem}"));
+                None
+            }
+        }
     }
 
     fn storm(&mut self, raw: raw::Storm) -> StormConfig {
         let d = StormConfig::default();
-        let max = u32::MAX.into();
-        let mut rate = |v, key, default: u32| self.ranged(v, key, 1..=max, default.into()) as u32;
+        let mut rate = |v, key, default: u32| self.ranged(v, key, RATE, default.into()) as u32;
         StormConfig {
             thread_rate: rate(raw.thread_rate, "storm.thread_rate", d.thread_rate),
             thread_burst: rate(raw.thread_burst, "storm.thread_burst", d.thread_burst),

@@ -5,10 +5,10 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::encode::{ArgsHex, ArgsText, LineSafeFormatter, NumStr, Rfc3339Micros, text_and_hex};
-use crate::event::{Alert, Body, Event, ParentContext, ProcessContext};
+use crate::event::{Alert, Body, Event, ParentContext, ProcessContext, run_id};
 use crate::names::Name;
 
 /// The ECS version whose field set the lines follow.
@@ -88,6 +88,7 @@ struct Line<'a> {
     timestamp: Rfc3339Micros,
     ecs: Ecs,
     event: EventMeta,
+    agent: Agent,
     host: Host<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<ProcessOut<'a>>,
@@ -119,11 +120,32 @@ struct EventMeta {
     #[serde(rename = "type")]
     type_: [&'static str; 1],
     action: &'static str,
+    id: EventId,
     sequence: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     severity: Option<u8>,
     module: &'static str,
     dataset: &'static str,
+}
+
+/// `event.id`: `<agent.ephemeral_id>-<event.sequence>`, unique across
+/// restarts and hosts (the run id is a random UUID), so downstream can drop
+/// duplicates. Written straight into the line, without an allocation.
+struct EventId(u64);
+
+impl Serialize for EventId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}-{}", run_id(), self.0))
+    }
+}
+
+/// ECS `agent`: this daemon, and in `ephemeral_id` this run of it.
+#[derive(Serialize)]
+struct Agent {
+    #[serde(rename = "type")]
+    type_: &'static str,
+    version: &'static str,
+    ephemeral_id: &'static str,
 }
 
 #[derive(Serialize)]
@@ -290,10 +312,16 @@ impl<'a> Line<'a> {
                     Body::Summary(_) | Body::Lost(_) => ["info"],
                 },
                 action: ev.body.action(),
+                id: EventId(ev.sequence),
                 sequence: ev.sequence,
                 severity: alert.map(|a| a.severity.score()),
                 module: EVENT_MODULE,
                 dataset: EVENT_DATASET,
+            },
+            agent: Agent {
+                type_: "rename-audit",
+                version: env!("CARGO_PKG_VERSION"),
+                ephemeral_id: run_id(),
             },
             host: Host { hostname: &ev.host },
             process,

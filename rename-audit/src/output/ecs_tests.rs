@@ -111,7 +111,8 @@ fn raw(obj: &Value, field: &str) -> Vec<u8> {
 
 const GOLDEN: &str = concat!(
     r#"{"@timestamp":"2026-11-23T12:00:00.123456Z","ecs":{"version":"8.11.0"},"#,
-    r#""event":{"kind":"event","category":["process"],"type":["change"],"action":"process-renamed","sequence":42,"module":"rename_audit","dataset":"rename_audit.renames"},"#,
+    r#""event":{"kind":"event","category":["process"],"type":["change"],"action":"process-renamed","id":"RUN-42","sequence":42,"module":"rename_audit","dataset":"rename_audit.renames"},"#,
+    r#""agent":{"type":"rename-audit","version":"VERSION","ephemeral_id":"RUN"},"#,
     r#""host":{"hostname":"build-7"},"#,
     r#""process":{"pid":4242,"name":"kworker/0:1","executable":"/tmp/x","args":["/tmp/x","--flag"],"start":"2026-11-23T11:59:00.500000Z","user":{"id":"1000"},"#,
     r#""parent":{"pid":1,"name":"systemd","executable":"/usr/lib/systemd/systemd"},"thread":{"id":4242,"name":"kworker/0:1"}},"#,
@@ -122,7 +123,16 @@ const GOLDEN: &str = concat!(
 
 #[test]
 fn golden_process_rename_line() {
-    assert_eq!(line(&event(Body::Rename(rename()))), GOLDEN);
+    let run = crate::event::run_id();
+    assert_eq!(
+        line(&event(Body::Rename(rename()))),
+        GOLDEN
+            .replace("RUN", run)
+            .replace("VERSION", env!("CARGO_PKG_VERSION"))
+    );
+    // A version 4 UUID: random, so unique across restarts and hosts.
+    let id = uuid::Uuid::parse_str(run).expect("the run id is a UUID");
+    assert_eq!(id.get_version_num(), 4);
 }
 
 #[test]

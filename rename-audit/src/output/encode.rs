@@ -212,6 +212,23 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    #[test]
+    fn escapes_exactly_what_every_other_sink_escapes() {
+        // serde_json escapes everything below 0x20 itself; from there on
+        // the formatter's fast byte test must agree with `must_escape`,
+        // which syslog and Alertmanager use.
+        for c in ('\u{20}'..=char::MAX).filter(|c| *c != '\\' && *c != '"') {
+            let mut b = [0; 4];
+            let bytes = c.encode_utf8(&mut b).as_bytes();
+            assert_eq!(
+                unsafe_char_len(bytes) != 0,
+                crate::names::must_escape(c),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
+
     fn ts(t: OffsetDateTime) -> String {
         String::from_utf8(Rfc3339Micros(t).format().to_vec()).expect("ASCII timestamp")
     }

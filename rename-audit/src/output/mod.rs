@@ -6,12 +6,16 @@
 //!
 //! - `@timestamp`: RFC 3339 UTC, six fractional digits, the time of the
 //!   rename itself. `ecs.version`.
-//! - `event`: `kind` ("event", or "alert" when a rule matched), `category`
+//! - `event`: `id` (`<agent.ephemeral_id>-<event.sequence>`, unique across
+//!   restarts and hosts), `kind` ("event", or "alert" when a rule matched), `category`
 //!   ["process"], `type` ["change"] for renames and ["info"] for
 //!   `renames-summarized` / `events-lost`, `action` (`process-renamed`,
 //!   `thread-renamed`, `renames-summarized`, `events-lost`), `sequence`,
 //!   `severity` (alerts only: 21/47/73/99 for low/medium/high/critical),
 //!   `module` "rename_audit", `dataset` "rename_audit.renames".
+//! - `agent`: `type` "rename-audit", `version`, `ephemeral_id` (a random
+//!   UUID drawn at start-up: the run; `event.sequence` restarts at 1 in
+//!   each run).
 //! - `host.hostname`.
 //! - `process` (when known): `pid`, `name`, `executable`, `args`, `start`,
 //!   `user.id` (a string, as ECS wants), `parent.{pid,name,executable}`,
@@ -22,7 +26,8 @@
 //!   `writer.{pid,tid,name}`, `original_name`, `count`.
 //! - `summary`: `count`, `first_seen`, `last_seen`, `last_name`, `class`
 //!   ("process"/"thread"), `thread_exited`.
-//! - `lost`: `count`, `class`.
+//! - `lost`: `count`, `class` (`process`, `thread`, `lifecycle`: the kernel
+//!   could not send them; `output`: the daemon could not write them).
 //! - Alerts add `rule.{id,name,severity}` (`rule.severity` is the label,
 //!   "low".."critical": ECS has no field for it), `threat.framework`
 //!   "MITRE ATT&CK" with `threat.technique.{id,reference}` (arrays, as in
@@ -39,10 +44,12 @@
 
 pub mod ecs;
 mod encode;
+pub mod stream;
 pub mod writer;
 
 #[cfg(test)]
 mod ecs_tests;
 
 pub use ecs::write_json_line;
-pub use writer::{JsonLinesWriter, OutputDest, OutputError, stdout_is_journal};
+pub use stream::{OutputStream, OutputSummary};
+pub use writer::{JsonLinesWriter, OutputDest, OutputError, WriteOutcome, stdout_is_journal};

@@ -53,6 +53,11 @@ pub enum OutputError {
         hint: String,
     },
     #[error(
+        "cannot use {} as the output: it is {kind}; name a regular file, a FIFO or - for stdout",
+        path.display()
+    )]
+    Unsupported { path: PathBuf, kind: &'static str },
+    #[error(
         "cannot write events to stdout: {error}; start rename-audit with stdout open or use --output PATH"
     )]
     Stdout { error: io::Error },
@@ -69,13 +74,23 @@ const MAX_BACKLOG: usize = 8 * 1024 * 1024;
 /// Writes events as ECS JSON lines. Owns its buffer: each event is
 /// serialized straight into it, and it goes to the destination in large
 /// writes, so the cost per event is one serialization and no syscall.
+///
+/// The buffer only ever holds whole lines. A short write (a disk filling
+/// up) leaves the head of a line in the file; `written` remembers how much,
+/// so the rest follows when the destination recovers, or, if the line is
+/// given up, the file is cut back to where the line began: a reader never
+/// sees half a line, and every line is either written whole or counted in
+/// [`Self::lines_lost`].
 pub struct JsonLinesWriter {
     file: File,
     dest: OutputDest,
     buf: Vec<u8>,
+    /// Bytes at the start of `buf` already handed to the OS: the head of
+    /// the first line, after a short write.
+    written: usize,
     syslog_prefix: bool,
     broken: bool,
-    lines_dropped: u64,
+    lines_lost: u64,
 }
 
 impl JsonLinesWriter {
@@ -95,9 +110,10 @@ impl JsonLinesWriter {
             file,
             dest,
             buf: Vec::with_capacity(WRITE_AT + 4096),
+            written: 0,
             syslog_prefix: false,
             broken: false,
-            lines_dropped: 0,
+            lines_lost: 0,
         }
     }
 
@@ -114,39 +130,39 @@ impl JsonLinesWriter {
         &self.dest
     }
 
-    /// Lines refused because the destination was closed (broken pipe) or
-    /// the backlog was full. Never reset.
-    pub fn lines_dropped(&self) -> u64 {
-        self.lines_dropped
+    /// Lines that will never be written: refused because the backlog was
+    /// full or the reader was gone, or given up at [`Self::close`]. Never
+    /// reset.
+    pub fn lines_lost(&self) -> u64 {
+        self.lines_lost
     }
 
-    /// The reader of stdout went away (EPIPE); every later line is dropped.
+    /// The reader of stdout went away (EPIPE); every later line is lost.
     pub fn is_broken(&self) -> bool {
         self.broken
     }
 
+    /// Nothing is waiting to be written.
+    pub fn is_drained(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// Serializes `ev` into the buffer, handing the buffer to the OS once it
     /// is large. An error leaves the lines buffered (up to a bound) for the
-    /// next call; the error is returned so it can be logged. After a broken
-    /// pipe every call fails with [`io::ErrorKind::BrokenPipe`] and counts
-    /// the line as dropped: check [`Self::is_broken`] to log it once.
-    pub fn write_event(&mut self, ev: &Event) -> io::Result<()> {
+    /// next call; the error is returned so it can be logged. A line that
+    /// does not fit the backlog, or comes after a broken pipe, is lost and
+    /// counted, and the call says so with [`WriteOutcome::Lost`].
+    pub fn write_event(&mut self, ev: &Event) -> io::Result<WriteOutcome> {
         if self.broken {
-            self.lines_dropped += 1;
-            return Err(broken_pipe());
+            self.lines_lost += 1;
+            return Ok(WriteOutcome::Lost);
         }
         if self.buf.len() >= MAX_BACKLOG {
             // Give the destination one more chance before dropping.
-            if let Err(err) = self.write_buffered() {
-                self.lines_dropped += 1;
-                return Err(io::Error::new(
-                    err.kind(),
-                    format!(
-                        "output {} failed and {} bytes are waiting: line dropped: {err}",
-                        self.dest,
-                        self.buf.len()
-                    ),
-                ));
+            let result = self.write_buffered();
+            if self.buf.len() >= MAX_BACKLOG {
+                self.lines_lost += 1;
+                return result.map(|()| WriteOutcome::Lost);
             }
         }
         if self.syslog_prefix {
@@ -157,7 +173,7 @@ impl JsonLinesWriter {
         if self.buf.len() >= WRITE_AT {
             self.write_buffered()?;
         }
-        Ok(())
+        Ok(WriteOutcome::Buffered)
     }
 
     /// Hands every buffered line to the OS. No fsync: a line is in the page
@@ -181,42 +197,66 @@ impl JsonLinesWriter {
         }
     }
 
-    /// Flushes, then reopens a file destination by path, for log rotation
-    /// that renames the file. Stdout is left as it is.
+    /// Reopens a file destination by path, for log rotation that renames
+    /// the file (the logrotate convention, on SIGHUP). What is buffered goes
+    /// to the old file first, so a line written between the rename and the
+    /// reopen ends up in the rotated file; what the old file does not take
+    /// goes to the new one, whole. Stdout is left as it is. On error the old
+    /// file stays in use.
     pub fn reopen(&mut self) -> Result<(), OutputError> {
         let OutputDest::File(path) = &self.dest else {
             return Ok(());
         };
-        let path = path.clone();
-        // Lines that fail to reach the old file go to the new one.
-        let _ = self.write_buffered();
-        self.file = open_file(&path)?;
+        let file = open_file(path)?;
+        if !self.broken && self.write_buffered().is_err() {
+            self.cut_partial_line();
+        }
+        self.file = file;
         Ok(())
     }
 
-    /// Writes out the buffer, keeping whatever the OS did not take.
-    fn write_buffered(&mut self) -> io::Result<()> {
-        let mut done = 0;
-        let result = loop {
-            if done == self.buf.len() {
-                break Ok(());
-            }
-            match self.file.write(&self.buf[done..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
+    /// Flushes for the last time; lines that still cannot be written are
+    /// counted as lost (a head already in the file is cut off again).
+    /// Returns how many lines this call gave up.
+    pub fn close(&mut self) -> (u64, Option<io::Error>) {
+        let error = match self.flush() {
+            Ok(()) => return (0, None),
+            Err(e) => e,
         };
-        self.buf.drain(..done);
+        let lost = self.abandon();
+        (lost, Some(error))
+    }
+
+    /// Writes out the buffer; keeps every line the OS did not take whole.
+    fn write_buffered(&mut self) -> io::Result<()> {
+        let mut result = Ok(());
+        while self.written < self.buf.len() {
+            match self.file.write(&self.buf[self.written..]) {
+                Ok(0) => {
+                    result = Err(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Forget the lines that are out; a line's written head stays, with
+        // `written` pointing past it.
+        let out = self.buf[..self.written]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        self.buf.drain(..out);
+        self.written -= out;
         if let Err(e) = &result
             && e.kind() == io::ErrorKind::BrokenPipe
         {
             self.broken = true;
-            // Lines still buffered (a partly written one included) will
-            // never be written.
-            self.lines_dropped += self.buf.iter().filter(|&&b| b == b'\n').count() as u64;
-            self.buf = Vec::new();
+            self.abandon();
             return Err(broken_pipe());
         }
         // Keep the buffer's memory bounded after a backlog drains.
@@ -225,12 +265,50 @@ impl JsonLinesWriter {
         }
         result
     }
+
+    /// Gives up every buffered line: counts them, cuts a written head.
+    fn abandon(&mut self) -> u64 {
+        self.cut_partial_line();
+        let lost = self.buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.lines_lost += lost;
+        self.buf = Vec::new();
+        lost
+    }
+
+    /// A line's head is in the file but its tail will not follow: truncate
+    /// the file back to where the line began. Only a regular file can be
+    /// cut; a pipe's reader is gone when this happens.
+    fn cut_partial_line(&mut self) {
+        if self.written == 0 {
+            return;
+        }
+        let head = self.written as u64;
+        self.written = 0;
+        let cut = self.file.metadata().and_then(|m| {
+            if !m.file_type().is_file() {
+                return Ok(());
+            }
+            self.file.set_len(m.len().saturating_sub(head))
+        });
+        if let Err(error) = cut {
+            tracing::error!(%error, output = %self.dest, "cannot cut a partly written line from the output");
+        }
+    }
+}
+
+/// What [`JsonLinesWriter::write_event`] did with a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Taken: it is in the buffer or already written.
+    Buffered,
+    /// Lost and counted in [`JsonLinesWriter::lines_lost`].
+    Lost,
 }
 
 impl Drop for JsonLinesWriter {
     fn drop(&mut self) {
         if !self.broken {
-            let _ = self.write_buffered();
+            let _ = self.close();
         }
     }
 }
@@ -283,17 +361,55 @@ fn open_stdout() -> Result<File, OutputError> {
     Ok(File::from(fd))
 }
 
+/// Opens `path` for appending. Non-blocking at first, so that a FIFO with
+/// no reader fails at once (ENXIO) instead of hanging start-up; then back
+/// to blocking, so a slow reader only slows this thread. Only regular
+/// files, FIFOs and character devices (a terminal, /dev/null) are taken.
 fn open_file(path: &Path) -> Result<File, OutputError> {
-    OpenOptions::new()
+    let fail = |error: io::Error| OutputError::Open {
+        path: path.to_owned(),
+        hint: open_hint(path, &error),
+        error,
+    };
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|error| OutputError::Open {
+        .map_err(fail)?;
+    let kind = file.metadata().map_err(fail)?.file_type();
+    use std::os::unix::fs::FileTypeExt;
+    if !(kind.is_file() || kind.is_fifo() || kind.is_char_device()) {
+        return Err(OutputError::Unsupported {
             path: path.to_owned(),
-            hint: open_hint(path, &error),
-            error,
-        })
+            kind: if kind.is_block_device() {
+                "a block device"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            },
+        });
+    }
+    set_blocking(&file).map_err(fail)?;
+    Ok(file)
+}
+
+fn set_blocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function's caller owns; F_GETFL
+    // and F_SETFL only read and set its status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// What to do about a failed open, in the terms of the error.
@@ -308,6 +424,9 @@ fn open_hint(path: &Path, err: &io::Error) -> String {
         }
         Some(libc::ENOTDIR) => format!("a component of {dir} is not a directory: fix the path"),
         Some(libc::EISDIR) => "it is a directory: name a file inside it".to_owned(),
+        Some(libc::ENXIO) => {
+            "it is a FIFO that no process reads: start the reader first, or use a file".to_owned()
+        }
         Some(libc::EACCES) | Some(libc::EPERM) => format!(
             "the path or {dir} is not writable by this user: fix its permissions or choose another path"
         ),
@@ -476,10 +595,13 @@ mod tests {
         let err = w.flush().expect_err("write to a closed pipe");
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
         assert!(w.is_broken());
-        assert_eq!(w.lines_dropped(), 1, "the buffered line is counted");
-        let err = w.write_event(&lost_event(2)).expect_err("still broken");
-        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
-        assert_eq!(w.lines_dropped(), 2);
+        assert_eq!(w.lines_lost(), 1, "the buffered line is counted");
+        assert_eq!(
+            w.write_event(&lost_event(2))
+                .expect("refused, not an error"),
+            WriteOutcome::Lost
+        );
+        assert_eq!(w.lines_lost(), 2);
         assert_eq!(
             w.flush().expect_err("still broken").kind(),
             io::ErrorKind::BrokenPipe
@@ -522,7 +644,7 @@ mod tests {
         let mut w = JsonLinesWriter::with_file(full, OutputDest::File("/dev/full".into()));
         let mut errors = 0;
         let mut seq = 0;
-        while w.lines_dropped() == 0 {
+        while w.lines_lost() == 0 {
             seq += 1;
             assert!(seq < 1_000_000, "backlog never hit its bound");
             if let Err(e) = w.write_event(&lost_event(seq)) {
@@ -541,13 +663,80 @@ mod tests {
             w.buf.len()
         );
         let kept = w.buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        assert_eq!(
-            kept + w.lines_dropped(),
-            seq,
-            "every line is kept or counted"
-        );
+        assert_eq!(kept + w.lines_lost(), seq, "every line is kept or counted");
         assert!(!w.is_broken(), "a full disk is not a broken pipe");
-        w.buf.clear(); // do not retry on drop
+        let (gave_up, error) = w.close();
+        assert_eq!(gave_up, kept, "close counts what it cannot write");
+        assert!(error.is_some());
+        assert_eq!(w.lines_lost(), seq);
+    }
+
+    #[test]
+    fn a_line_given_up_after_a_short_write_is_cut_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.jsonl");
+        let mut w = JsonLinesWriter::open(&OutputDest::File(path.clone())).expect("open");
+        w.write_event(&lost_event(1)).expect("write");
+        w.flush().expect("flush");
+        let whole = std::fs::read(&path).expect("read");
+        // As after a short write: the head of the next line is in the file.
+        w.write_event(&lost_event(2)).expect("write");
+        let head = 10;
+        w.file.write_all(&w.buf[..head]).expect("write a head");
+        w.written = head;
+        assert_eq!(w.abandon(), 1);
+        assert_eq!(std::fs::read(&path).expect("read"), whole, "head cut off");
+        assert_eq!(w.lines_lost(), 1);
+    }
+
+    #[test]
+    fn reopen_after_a_short_write_completes_the_line_in_the_rotated_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.jsonl");
+        let rotated = dir.path().join("out.jsonl.1");
+        let mut w = JsonLinesWriter::open(&OutputDest::File(path.clone())).expect("open");
+        w.write_event(&lost_event(1)).expect("write");
+        w.flush().expect("flush");
+        w.write_event(&lost_event(2)).expect("write");
+        w.file.write_all(&w.buf[..10]).expect("write a head");
+        w.written = 10;
+        std::fs::rename(&path, &rotated).expect("rotate");
+        w.reopen().expect("reopen");
+        w.write_event(&lost_event(3)).expect("write");
+        w.flush().expect("flush");
+        let old = lines(&rotated);
+        assert_eq!(old.len(), 2, "the started line is finished where it began");
+        assert_eq!(old[1]["event"]["sequence"], 2);
+        assert_eq!(lines(&path)[0]["event"]["sequence"], 3);
+        assert_eq!(w.lines_lost(), 0);
+    }
+
+    #[test]
+    fn odd_targets_are_refused_and_a_fifo_without_reader_does_not_hang() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = JsonLinesWriter::open(&OutputDest::File(fifo.clone()))
+            .err()
+            .expect("no reader");
+        assert!(
+            err.to_string().contains("FIFO that no process reads"),
+            "{err}"
+        );
+        // With a reader it works, and writes block again (not EAGAIN).
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("reader");
+        let w = JsonLinesWriter::open(&OutputDest::File(fifo)).expect("open with a reader");
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_GETFL on an open descriptor.
+        let flags = unsafe { libc::fcntl(w.file.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "blocking after open");
+        drop((w, reader));
     }
 
     #[test]

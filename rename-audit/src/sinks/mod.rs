@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use self::alertmanager::AlertmanagerConfig;
+pub(crate) use self::backoff::LogThrottle;
 pub use self::prometheus::MetricsServer;
 use self::queue::SinkQueue;
 pub use self::syslog::{Facility, SyslogConfig, Transport};

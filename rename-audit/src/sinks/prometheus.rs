@@ -5,24 +5,38 @@
 //! classic text format (0.0.4) gets the same samples with counter metadata
 //! renamed to the sample names and without the OpenMetrics-only lines.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::SinkError;
+use super::backoff::LogThrottle;
 use crate::metrics::Metrics;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Connections served at once. A scraper needs one; the cap keeps the
+/// descriptors a local user can make the daemon hold far below its limit,
+/// so capture and its /proc reads never run out of them.
+pub const MAX_CONNECTIONS: usize = 32;
+/// A client must send its whole request header within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// And be done, response read, within this time.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running metrics endpoint.
 pub struct MetricsServer {
@@ -64,23 +78,114 @@ pub fn serve(
     let addr = std_listener.local_addr().map_err(bind_err)?;
     let listener = {
         let _guard = rt.enter();
-        tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?
+        TcpListener::from_std(std_listener).map_err(bind_err)?
     };
-    let app = Router::new()
-        .route("/metrics", get(scrape))
-        .route("/", get(index))
-        .with_state(metrics);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = rt.spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "metrics endpoint stopped");
-        }
-    });
+    let task = rt.spawn(accept_loop(listener, metrics, stopped));
     tracing::info!(%addr, "metrics endpoint listening");
     Ok(MetricsServer { addr, stop, task })
+}
+
+/// One open connection, as the accept loop sees it.
+struct Slot {
+    /// Its request header is in and being answered.
+    answering: Arc<AtomicBool>,
+    /// Dropping this closes the connection; closed once the task is done.
+    close: oneshot::Sender<()>,
+}
+
+/// Accepts connections and serves each on its own task, at most
+/// [`MAX_CONNECTIONS`] at once. When full, the oldest connection that has
+/// not sent its request yet is closed for the new one: slow, half-sent
+/// requests cannot lock a scraper out, and the descriptors held stay
+/// bounded whatever clients do.
+async fn accept_loop(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut open: VecDeque<Slot> = VecDeque::with_capacity(MAX_CONNECTIONS);
+    let mut log = LogThrottle::new(Duration::from_secs(60));
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // EMFILE and the like: wait instead of spinning; the
+                    // pending connections stay in the kernel's backlog.
+                    if let Some(held) = log.allow(Instant::now()) {
+                        tracing::warn!(%error, repeated = held, "metrics endpoint cannot accept a connection");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        open.retain(|s| !s.close.is_closed());
+        if open.len() >= MAX_CONNECTIONS {
+            let idle = open
+                .iter()
+                .position(|s| !s.answering.load(Ordering::Relaxed));
+            if let Some(held) = log.allow(Instant::now()) {
+                tracing::warn!(
+                    limit = MAX_CONNECTIONS,
+                    repeated = held,
+                    "metrics endpoint: too many connections; closing the oldest one that sent no request"
+                );
+            }
+            match idle {
+                // Dropping its sender ends that connection's task.
+                Some(i) => drop(open.remove(i)),
+                None => {
+                    drop(stream);
+                    continue;
+                }
+            }
+        }
+        let answering = Arc::new(AtomicBool::new(false));
+        let (close, closed) = oneshot::channel();
+        open.push_back(Slot {
+            answering: Arc::clone(&answering),
+            close,
+        });
+        tokio::spawn(connection(stream, Arc::clone(&metrics), answering, closed));
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    metrics: Arc<Metrics>,
+    answering: Arc<AtomicBool>,
+    closed: oneshot::Receiver<()>,
+) {
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        answering.store(true, Ordering::Relaxed);
+        let metrics = Arc::clone(&metrics);
+        async move { Ok::<_, Infallible>(route(&req, &metrics)) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        // One request per connection: an idle keep-alive connection would
+        // hold a slot (Prometheus reconnects for every scrape anyway).
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = closed => {}
+        _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => {}
+    }
+}
+
+fn route(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    match req.uri().path() {
+        "/metrics" => scrape(metrics, req.headers()),
+        "/" => (StatusCode::OK, "rename-audit: metrics at /metrics\n").into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 fn bind_hint(e: &std::io::Error, listen: SocketAddr) -> &'static str {
@@ -94,11 +199,7 @@ fn bind_hint(e: &std::io::Error, listen: SocketAddr) -> &'static str {
     }
 }
 
-async fn index() -> &'static str {
-    "rename-audit: metrics at /metrics\n"
-}
-
-async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {
+fn scrape(metrics: &Metrics, headers: &HeaderMap) -> Response {
     let body = metrics.encode();
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
@@ -113,7 +214,7 @@ async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Resp
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
+        Body::from(body),
     )
         .into_response()
 }

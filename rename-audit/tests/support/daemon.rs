@@ -49,17 +49,28 @@ impl Daemon {
     }
 
     pub fn start_with(dir: tempfile::TempDir, output: PathBuf, args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
-            .arg("run")
+        Self::start_configured(dir, output, args, |_| {})
+    }
+
+    /// As [`Daemon::start_with`], with `configure` applied to the command
+    /// last (limits, stdout, ...).
+    pub fn start_configured(
+        dir: tempfile::TempDir,
+        output: PathBuf,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rename-audit"));
+        cmd.arg("run")
             .arg("--output")
             .arg(&output)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start rename-audit");
+            .stderr(Stdio::piped());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("start rename-audit");
         let (tx, stderr) = mpsc::channel();
         let pipe = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
@@ -107,6 +118,32 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The child, e.g. to take a piped stdout.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Waits up to `timeout` for the daemon to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // The stderr reader thread ends with the pipe; collect all.
+                std::thread::sleep(Duration::from_millis(100));
+                self.drain_stderr();
+                return status;
+            }
+            if Instant::now() > deadline {
+                self.drain_stderr();
+                panic!(
+                    "the daemon did not exit within {timeout:?}; its stderr: {:#?}",
+                    self.stderr_lines
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Everything the daemon logged so far.

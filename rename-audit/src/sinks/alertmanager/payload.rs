@@ -229,6 +229,18 @@ mod tests {
     }
 
     #[test]
+    fn separators_and_bidi_controls_are_escaped_in_labels_and_annotations() {
+        let ev = alert_event("x\u{2028}y\u{202e}z".as_bytes(), Some("/tmp/\u{2066}e"));
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let a = build(&ev, "h", 0, now, Duration::from_secs(60)).unwrap();
+        for v in a.labels.values().chain(a.annotations.values()) {
+            assert!(!v.chars().any(crate::names::must_escape), "raw in {v:?}");
+        }
+        assert_eq!(a.labels["process_name"], "x\\u{2028}y\\u{202e}z");
+        assert_eq!(a.labels["executable"], "/tmp/\\u{2066}e");
+    }
+
+    #[test]
     fn events_without_alert_build_nothing() {
         let mut ev = alert_event(b"x", None);
         ev.alert = None;

@@ -108,8 +108,10 @@ pub(crate) fn header_field(s: &str, max: usize) -> String {
     if out.is_empty() { NIL.to_owned() } else { out }
 }
 
-/// PARAM-VALUE escaping. Control characters are not forbidden by the RFC but
-/// would let a value break a line in receivers that store messages as lines.
+/// PARAM-VALUE escaping. Control characters, line separators and bidi
+/// controls are not forbidden by the RFC but would let a value break a line
+/// in receivers that store messages as lines, or display reordered; they
+/// are escaped visibly, the way the JSON output and `Name::escaped` do.
 pub(crate) fn escape_param_value(v: &str, out: &mut String) {
     for c in v.chars() {
         match c {
@@ -118,8 +120,13 @@ pub(crate) fn escape_param_value(v: &str, out: &mut String) {
                 out.push(c);
             }
             // Escaped the way `Name::escaped` writes it, then SD-escaped.
-            c if c.is_control() => {
-                for e in c.escape_default() {
+            c if crate::names::must_escape(c) => {
+                let escape = if c.is_control() {
+                    c.escape_default().collect::<String>()
+                } else {
+                    c.escape_unicode().collect()
+                };
+                for e in escape.chars() {
                     if e == '\\' {
                         out.push('\\');
                     }
@@ -189,6 +196,20 @@ mod tests {
         let m = format(&header("m"), &sd, "x", 2048);
         assert!(
             m.ends_with(r#" m [rename@32473 new_name="a\"b\\c\]d\\ne\\u{1b}f"] x"#),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn separators_and_bidi_controls_are_escaped_in_param_values() {
+        let sd = [SdElement {
+            id: "rename@32473",
+            params: vec![("new_name", "a\u{2028}b\u{202e}c".to_owned())],
+        }];
+        let m = format(&header("m"), &sd, "x\u{2029}", 2048);
+        assert!(!m.chars().any(crate::names::must_escape), "{m:?}");
+        assert!(
+            m.ends_with(r#" m [rename@32473 new_name="a\\u{2028}b\\u{202e}c"] x\u{2029}"#),
             "{m}"
         );
     }
