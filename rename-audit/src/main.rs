@@ -228,10 +228,8 @@ async fn wait_for_stop(
         tokio::select! {
             _ = signals.term.recv() => return None,
             _ = signals.int.recv() => return None,
-            Some(message) = fatal.recv() => {
-                tracing::error!("{message}");
-                return Some(message);
-            }
+            // Printed once, as the exit message.
+            Some(message) = fatal.recv() => return Some(message),
             _ = signals.hup.recv() => {
                 // Reopen first and whatever the configuration says: the
                 // rotated file must be let go of even if the new file is bad.

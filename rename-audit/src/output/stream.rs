@@ -177,6 +177,10 @@ impl OutputStream {
         });
         f.errors += 1;
         f.last_error = error.to_string();
+        // A broken pipe is fatal and said once, as the exit message.
+        if self.writer.is_broken() {
+            return;
+        }
         let Some(held) = self.log.allow(now) else {
             return;
         };

@@ -180,9 +180,26 @@ impl Daemon {
         &self.events
     }
 
+    /// The output file was rotated: read the new file at the path from its
+    /// start, forgetting the events read so far.
+    pub fn follow_new_file(&mut self) {
+        self.read = 0;
+        self.events.clear();
+    }
+
     /// Waits up to 10 s for an event matching `pred`.
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_within(Duration::from_secs(10), what, pred)
+    }
+
+    /// Waits up to `timeout` for an event matching `pred`.
+    pub fn wait_for_within(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(e) = self.events().iter().find(|e| pred(e)) {
                 return e.clone();
@@ -190,7 +207,7 @@ impl Daemon {
             if Instant::now() > deadline {
                 self.drain_stderr();
                 panic!(
-                    "no event for {what} within 10 s; daemon stderr: {:#?}",
+                    "no event for {what} within {timeout:?}; daemon stderr: {:#?}",
                     self.stderr_lines
                 );
             }
@@ -247,9 +264,15 @@ impl Daemon {
 
     /// SIGTERM, then waits for the exit; returns the status and how long it took.
     pub fn stop(&mut self) -> (ExitStatus, Duration) {
+        self.stop_within(Duration::from_secs(10))
+    }
+
+    /// As [`Daemon::stop`], allowing `timeout` for the exit (a backlog of
+    /// records to drain on a busy host).
+    pub fn stop_within(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
         let start = Instant::now();
         self.signal(libc::SIGTERM);
-        let deadline = start + Duration::from_secs(10);
+        let deadline = start + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 self.drain_stderr();
@@ -257,7 +280,7 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("the daemon did not exit within 10 s of SIGTERM");
+                panic!("the daemon did not exit within {timeout:?} of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
