@@ -3,6 +3,30 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::capture;
+use crate::config::{OutputConfig, StormConfig};
+
+fn with_default(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
+/// `1 MiB`, `512 KiB`: how the README and config docs write sizes.
+pub fn mib(bytes: u32) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
+}
+
+fn ring_help(text: &str, per_cpu: u32, min: u32) -> String {
+    format!(
+        "{text} (a power of two) [default: {} a CPU, at least {}]",
+        mib(per_cpu),
+        mib(min)
+    )
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rename-audit",
@@ -33,9 +57,10 @@ pub struct RunArgs {
     /// Where events go: a file path (appended to), or - for stdout [default: -].
     #[arg(long, value_name = "PATH|-")]
     pub output: Option<String>,
-    /// Seconds the output may stay unwritable (disk full, ...) before the daemon stops with a
-    /// non-zero exit status [default: 120].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help = with_default(
+        "Seconds the output may stay unwritable (disk full, ...) before the daemon stops with a non-zero exit status",
+        OutputConfig::DEFAULT_UNWRITABLE_TIMEOUT_SECS,
+    ))]
     pub output_unwritable_timeout: Option<u64>,
     /// Also report renames done by exec (by default they only set the baseline name).
     #[arg(long)]
@@ -43,23 +68,39 @@ pub struct RunArgs {
     /// Also report renames done by the kernel (kernel threads, io_uring workers).
     #[arg(long)]
     pub include_kernel: bool,
-    /// Renames per second one non-main thread may make before it is summarized [default: 100].
-    #[arg(long, value_name = "N")]
+    // The defaults in these help texts come from the code that applies
+    // them, so `--help` cannot drift from it.
+    #[arg(long, value_name = "N", help = with_default(
+        "Renames per second one non-main thread may make before it is summarized",
+        StormConfig::default().thread_rate,
+    ))]
     pub thread_rate: Option<u32>,
-    /// Burst allowed above --thread-rate [default: 1000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = with_default(
+        "Burst allowed above --thread-rate",
+        StormConfig::default().thread_burst,
+    ))]
     pub thread_burst: Option<u32>,
-    /// Renames per second one main thread may make before it is summarized [default: 20000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = with_default(
+        "Renames per second one main thread may make before it is summarized",
+        StormConfig::default().process_rate,
+    ))]
     pub process_rate: Option<u32>,
-    /// Burst allowed above --process-rate [default: 20000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = with_default(
+        "Burst allowed above --process-rate",
+        StormConfig::default().process_burst,
+    ))]
     pub process_burst: Option<u32>,
-    /// Bytes of the ring for process renames and lifecycle records (power of two) [default: 512 KiB a CPU, at least 2 MiB].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help = ring_help(
+        "Bytes of the ring for process renames and lifecycle records",
+        capture::PRIORITY_RING_PER_CPU,
+        capture::PRIORITY_RING_MIN,
+    ))]
     pub priority_ring_bytes: Option<u32>,
-    /// Bytes of the ring for thread renames (power of two) [default: 1 MiB a CPU, at least 4 MiB].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help = ring_help(
+        "Bytes of the ring for thread renames",
+        capture::THREAD_RING_PER_CPU,
+        capture::THREAD_RING_MIN,
+    ))]
     pub thread_ring_bytes: Option<u32>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9560).
     #[arg(long, value_name = "ADDR")]

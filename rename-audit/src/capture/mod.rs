@@ -106,15 +106,15 @@ impl Capture {
         let prio = ring_size(
             opts.priority_ring_bytes,
             cpus,
-            1 << 20,
-            4 << 20,
+            PRIORITY_RING_PER_CPU,
+            PRIORITY_RING_MIN,
             "priority_ring_bytes",
         )?;
         let thread = ring_size(
             opts.thread_ring_bytes,
             cpus,
-            2 << 20,
-            8 << 20,
+            THREAD_RING_PER_CPU,
+            THREAD_RING_MIN,
             "thread_ring_bytes",
         )?;
         if opts.storm_slots == 0 {
@@ -222,6 +222,14 @@ fn interval(rate: u32, name: &str) -> Result<u64, CaptureError> {
     }
     Ok(1_000_000_000 / u64::from(rate))
 }
+
+/// Default ring sizes: this much a CPU, at least the minimum, rounded up to
+/// a power of two. Shown by `run --help`, the README and deploy/config.toml
+/// (a test checks they agree).
+pub const PRIORITY_RING_PER_CPU: u32 = 1 << 20;
+pub const PRIORITY_RING_MIN: u32 = 4 << 20;
+pub const THREAD_RING_PER_CPU: u32 = 2 << 20;
+pub const THREAD_RING_MIN: u32 = 8 << 20;
 
 /// A ring size: the configured one (a power of two of at least a page), or
 /// `per_cpu` bytes a CPU but at least `min`.
