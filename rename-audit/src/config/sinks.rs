@@ -21,7 +21,7 @@ pub struct PrometheusSink {
 /// `[sinks.alertmanager]`: alerts posted to `<url>/api/v2/alerts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertmanagerSink {
-    /// Base URL (http or https), e.g. `http://127.0.0.1:9093`.
+    /// Base URL (plain http), e.g. `http://127.0.0.1:9093`.
     pub url: reqwest::Url,
     /// Alerts waiting to be sent; more are dropped and counted.
     pub queue: usize,
@@ -56,6 +56,7 @@ pub struct SyslogSink {
 
 impl SyslogSink {
     pub const DEFAULT_QUEUE: usize = 1024;
+    pub const DEFAULT_FACILITY: crate::sinks::Facility = crate::sinks::Facility::DAEMON;
     pub const DEFAULT_UNIX_PATH: &str = "/dev/log";
     pub const DEFAULT_NET_ADDRESS: &str = "127.0.0.1:514";
 }
@@ -70,27 +71,3 @@ pub enum SyslogTarget {
     /// `host:port`, resolved when connecting.
     Tcp(String),
 }
-
-/// RFC 5424 facility names and codes.
-pub(super) const FACILITIES: &[(&str, u8)] = &[
-    ("kern", 0),
-    ("user", 1),
-    ("mail", 2),
-    ("daemon", 3),
-    ("auth", 4),
-    ("syslog", 5),
-    ("lpr", 6),
-    ("news", 7),
-    ("uucp", 8),
-    ("cron", 9),
-    ("authpriv", 10),
-    ("ftp", 11),
-    ("local0", 16),
-    ("local1", 17),
-    ("local2", 18),
-    ("local3", 19),
-    ("local4", 20),
-    ("local5", 21),
-    ("local6", 22),
-    ("local7", 23),
-];

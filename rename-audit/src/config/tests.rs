@@ -116,7 +116,7 @@ name = "app-*"
 [sinks.prometheus]
 listen = "[::1]:9464"
 [sinks.alertmanager]
-url = "https://am.example.com:9093/prefix"
+url = "http://am.example.com:9093/prefix"
 queue = 16
 dedup_window_secs = 60
 rate_limit_per_minute = 2
@@ -179,7 +179,7 @@ queue = 8
         "[::1]:9464".parse().unwrap()
     );
     let am = c.sinks.alertmanager.unwrap();
-    assert_eq!(am.url.as_str(), "https://am.example.com:9093/prefix");
+    assert_eq!(am.url.as_str(), "http://am.example.com:9093/prefix");
     assert_eq!(
         (
             am.queue,
@@ -299,10 +299,10 @@ facility = "nope"
         "allow.entry.executable: ",
         "allow.entry: give at least one of executable, unit, uid, name",
         "sinks.prometheus.listen: \"localhost\" is not an IP socket address",
-        "sinks.alertmanager.url: \"ftp://x\" is not an http(s) URL",
+        "sinks.alertmanager.url: \"ftp://x\" cannot be used: scheme \"ftp\" is not http",
         "sinks.alertmanager.queue: must be between 1 and 1048576, not 0",
         "sinks.syslog.transport: unknown variant `carrier-pigeon`",
-        "sinks.syslog.facility: unknown facility \"nope\"",
+        "sinks.syslog.facility: unknown syslog facility \"nope\"",
     ];
     for (line, want) in p.iter().zip(expect) {
         assert!(line.contains(want), "{line:?} should contain {want:?}");
@@ -450,4 +450,111 @@ fn a_reload_names_what_only_a_restart_applies() {
         start.needs_restart(&everything),
         vec!["output.path", "capture", "storm", "sinks"]
     );
+}
+
+#[test]
+fn check_config_refuses_what_the_alertmanager_sink_refuses() {
+    let err = Config::parse(
+        "[sinks.alertmanager]\nurl = \"https://am:9093\"\n",
+        Path::new("t.toml"),
+    )
+    .expect_err("the sink cannot post over https");
+    assert!(
+        err.to_string()
+            .contains("2:7: sinks.alertmanager.url: \"https://am:9093\" cannot be used: https is not supported"),
+        "{err}"
+    );
+    let err = Config::parse("[sinks.syslog]\nfacility = \"nope\"\n", Path::new("t.toml"))
+        .expect_err("unknown facility");
+    assert!(err.to_string().contains("unknown syslog facility"), "{err}");
+    // Every facility the sink knows, the file accepts.
+    let c = Config::parse("[sinks.syslog]\nfacility = \"ntp\"\n", Path::new("t.toml"))
+        .expect("ntp is an RFC 5424 facility");
+    assert_eq!(c.sinks.syslog.expect("syslog on").facility, 12);
+}
+
+#[test]
+fn help_readme_and_config_docs_show_the_defaults_the_code_uses() {
+    use crate::capture::{
+        PRIORITY_RING_MIN, PRIORITY_RING_PER_CPU, THREAD_RING_MIN, THREAD_RING_PER_CPU,
+    };
+    use crate::cli::mib;
+    let readme = include_str!("../../../README.md");
+    let docs = include_str!("../../../deploy/config.toml");
+    let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let help = cmd
+        .find_subcommand_mut("run")
+        .expect("run")
+        .render_help()
+        .to_string();
+    let storm = StormConfig::default();
+    let thousands = |n: u32| {
+        let s = n.to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    for (flag, value) in [
+        ("--thread-rate", storm.thread_rate),
+        ("--thread-burst", storm.thread_burst),
+        ("--process-rate", storm.process_rate),
+        ("--process-burst", storm.process_burst),
+    ] {
+        let after = &help[help.find(flag).expect(flag)..];
+        let line_end = after.find("[default: ").expect("a default");
+        assert!(
+            after[line_end..].starts_with(&format!("[default: {value}]")),
+            "{flag}"
+        );
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        assert!(
+            docs.contains(&format!("\n{key} = {value}\n")),
+            "config.toml {key}"
+        );
+    }
+    assert!(readme.contains(&format!(
+        "| {}/s, {} |",
+        thousands(storm.thread_rate),
+        thousands(storm.thread_burst)
+    )));
+    assert!(readme.contains(&format!(
+        "| {}/s, {} |",
+        thousands(storm.process_rate),
+        thousands(storm.process_burst)
+    )));
+    let rings = format!(
+        "{} / {} per CPU, at least {} / {}",
+        mib(PRIORITY_RING_PER_CPU),
+        mib(THREAD_RING_PER_CPU),
+        mib(PRIORITY_RING_MIN).trim_end_matches(" MiB"),
+        mib(THREAD_RING_MIN)
+    );
+    assert!(readme.contains(&rings), "README rings: {rings}");
+    let docs_rings = format!(
+        "{} / {} a CPU, at least {} / {}",
+        mib(PRIORITY_RING_PER_CPU),
+        mib(THREAD_RING_PER_CPU),
+        mib(PRIORITY_RING_MIN).trim_end_matches(" MiB"),
+        mib(THREAD_RING_MIN)
+    );
+    assert!(
+        docs.contains(&docs_rings),
+        "config.toml rings: {docs_rings}"
+    );
+    assert!(help.contains(&format!(
+        "[default: {} a CPU, at least {}]",
+        mib(PRIORITY_RING_PER_CPU),
+        mib(PRIORITY_RING_MIN)
+    )));
+    let timeout = OutputConfig::DEFAULT_UNWRITABLE_TIMEOUT_SECS;
+    assert!(help.contains(&format!("[default: {timeout}]")));
+    assert!(readme.contains(&format!(
+        "| `--output-unwritable-timeout SECS` | {timeout} s |"
+    )));
+    assert!(docs.contains(&format!("\nunwritable_timeout_secs = {timeout}\n")));
 }

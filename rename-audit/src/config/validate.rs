@@ -11,13 +11,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::collect::Problem;
-use super::sinks::FACILITIES;
 use super::{
     AlertmanagerSink, CaptureConfig, Config, OutputConfig, OutputTarget, PrometheusSink,
     SinksConfig, StormConfig, SyslogSink, SyslogTarget, raw,
 };
 use crate::names::Name;
 use crate::rules::{AllowConfig, AllowEntry, Pattern, RuleId, RulesConfig};
+use crate::sinks::Facility;
 
 /// Largest ring accepted: far beyond any sensible size, well within what
 /// the kernel allows for a BPF ring buffer.
@@ -407,29 +407,25 @@ impl Checker<'_> {
             AlertmanagerSink::DEFAULT_TIMEOUT.as_millis() as u64,
         );
         let url = raw.url?;
-        let parsed = reqwest::Url::parse(url.get_ref());
-        match parsed {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                Some(AlertmanagerSink {
-                    url: u,
-                    queue: queue as usize,
-                    dedup_window: Duration::from_secs(dedup),
-                    rate_limit_per_minute: rate as u32,
-                    timeout: Duration::from_millis(timeout),
-                })
-            }
-            _ => {
-                self.error(
-                    url.span(),
-                    format!(
-                        "sinks.alertmanager.url: {:?} is not an http(s) URL \
-                         such as \"http://127.0.0.1:9093\"",
-                        url.get_ref()
-                    ),
-                );
-                None
-            }
+        // The daemon's own check: check-config accepts exactly the URLs the
+        // sink can post to (plain http; https is refused in both).
+        if let Err(crate::sinks::SinkError::AlertmanagerUrl { url: given, reason }) =
+            crate::sinks::alertmanager::endpoint(url.get_ref())
+        {
+            self.error(
+                url.span(),
+                format!("sinks.alertmanager.url: {given:?} cannot be used: {reason}"),
+            );
+            return None;
         }
+        let u = reqwest::Url::parse(url.get_ref()).ok()?;
+        Some(AlertmanagerSink {
+            url: u,
+            queue: queue as usize,
+            dedup_window: Duration::from_secs(dedup),
+            rate_limit_per_minute: rate as u32,
+            timeout: Duration::from_millis(timeout),
+        })
     }
 
     fn syslog(&mut self, raw: Spanned<raw::Syslog>) -> Option<SyslogSink> {
@@ -490,26 +486,16 @@ impl Checker<'_> {
                 }
             }
         };
+        // The sink's own table of facilities, so the two cannot disagree.
         let facility = match raw.facility {
-            None => Some(3),
-            Some(f) => {
-                let code = FACILITIES
-                    .iter()
-                    .find(|(name, _)| *name == f.get_ref())
-                    .map(|(_, code)| *code);
-                if code.is_none() {
-                    let names: Vec<&str> = FACILITIES.iter().map(|(n, _)| *n).collect();
-                    self.error(
-                        f.span(),
-                        format!(
-                            "sinks.syslog.facility: unknown facility {:?}, expected one of {}",
-                            f.get_ref(),
-                            names.join(", ")
-                        ),
-                    );
+            None => Some(SyslogSink::DEFAULT_FACILITY.code()),
+            Some(f) => match f.get_ref().parse::<Facility>() {
+                Ok(facility) => Some(facility.code()),
+                Err(problem) => {
+                    self.error(f.span(), format!("sinks.syslog.facility: {problem}"));
+                    None
                 }
-                code
-            }
+            },
         };
         let queue = self.ranged(
             raw.queue,

@@ -52,13 +52,15 @@ pub struct AlertmanagerConfig {
 }
 
 impl Default for AlertmanagerConfig {
+    /// The defaults of `[sinks.alertmanager]`, defined there once.
     fn default() -> Self {
+        use crate::config::AlertmanagerSink as D;
         Self {
             url: "http://127.0.0.1:9093".to_owned(),
-            queue: 1024,
-            dedup_window_secs: 300,
-            rate_limit_per_minute: 10,
-            timeout_ms: 2000,
+            queue: D::DEFAULT_QUEUE,
+            dedup_window_secs: D::DEFAULT_DEDUP_WINDOW.as_secs(),
+            rate_limit_per_minute: D::DEFAULT_RATE_LIMIT_PER_MINUTE,
+            timeout_ms: D::DEFAULT_TIMEOUT.as_millis() as u64,
             max_retries: 4,
             resolve_timeout_secs: 600,
         }

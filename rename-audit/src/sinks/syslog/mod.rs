@@ -134,14 +134,16 @@ pub struct SyslogConfig {
 }
 
 impl Default for SyslogConfig {
+    /// The defaults of `[sinks.syslog]`, defined there once.
     fn default() -> Self {
+        use crate::config::SyslogSink as D;
         Self {
             transport: Transport::Unix,
-            address: "/dev/log".to_owned(),
+            address: D::DEFAULT_UNIX_PATH.to_owned(),
             alerts: true,
             events: false,
-            facility: Facility::AUTH,
-            queue: 1024,
+            facility: D::DEFAULT_FACILITY,
+            queue: D::DEFAULT_QUEUE,
             timeout_ms: 2000,
             max_retries: 3,
         }
