@@ -64,6 +64,11 @@ const PACKAGES: &[Package] = &[
         purpose: "systemd unit tests",
     },
     Package {
+        name: "logrotate",
+        programs: &["logrotate"],
+        purpose: "log rotation tests with the shipped deploy/logrotate",
+    },
+    Package {
         name: "auditd",
         programs: &["auditd", "auditctl"],
         purpose: "benchmark comparison",
