@@ -14,11 +14,16 @@
 //! `rename_audit_alerts_suppressed_total` for deduplicated repeats, and its
 //! `sent` also counts the re-posts that carry a repeat count.
 //! `rename_audit_sink_errors_total` counts failed attempts, retries included.
+//!
+//! Alertmanager and syslog share one delivery loop (`retry.rs`): each says
+//! how one attempt is made, and the loop retries with backoff, gives up
+//! after a bound and counts every record once.
 
 pub mod alertmanager;
 mod backoff;
 pub mod prometheus;
 mod queue;
+mod retry;
 pub mod syslog;
 
 use std::net::SocketAddr;

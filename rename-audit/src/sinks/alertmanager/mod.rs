@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 use self::dedup::{Dedup, Release};
 use self::payload::PostableAlert;
 use super::SinkError;
-use super::backoff::{Backoff, LogThrottle};
+use super::backoff::Backoff;
 use super::queue::{abandon, stopped};
+use super::retry::{Deliver, DeliveryError, Retry};
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::names::Name;
@@ -109,14 +110,18 @@ struct Key {
 }
 
 pub(crate) struct AlertmanagerSink {
-    client: reqwest::Client,
-    endpoint: reqwest::Url,
+    poster: Poster,
     cfg: AlertmanagerConfig,
     host: Arc<str>,
     metrics: Arc<Metrics>,
     dedup: Dedup<Key, Arc<Event>>,
-    backoff: Backoff,
-    warn: LogThrottle,
+    retry: Retry,
+}
+
+/// One POST of a batch to `/api/v2/alerts`.
+struct Poster {
+    client: reqwest::Client,
+    endpoint: reqwest::Url,
 }
 
 impl AlertmanagerSink {
@@ -133,9 +138,17 @@ impl AlertmanagerSink {
             .user_agent(concat!("rename-audit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(SinkError::HttpClient)?;
+        let retry = Retry::new(
+            SINK,
+            cfg.max_retries,
+            Backoff {
+                base: Duration::from_millis(250),
+                max: Duration::from_secs(8),
+            },
+            Arc::clone(&metrics),
+        );
         Ok(Self {
-            client,
-            endpoint,
+            poster: Poster { client, endpoint },
             cfg: cfg.clone(),
             host,
             metrics,
@@ -144,11 +157,7 @@ impl AlertmanagerSink {
                 cfg.rate_limit_per_minute,
                 MAX_KEYS,
             ),
-            backoff: Backoff {
-                base: Duration::from_millis(250),
-                max: Duration::from_secs(8),
-            },
-            warn: LogThrottle::new(Duration::from_secs(60)),
+            retry,
         })
     }
 
@@ -250,60 +259,23 @@ impl AlertmanagerSink {
             return true;
         }
         let n = batch.len() as u64;
-        let mut attempt = 0;
-        loop {
-            let result = tokio::select! {
-                biased;
-                _ = stopped(stop) => {
-                    self.metrics.sink_dropped_n(SINK, n);
-                    return false;
-                }
-                r = self.post(&batch) => r,
-            };
-            let err = match result {
-                Ok(()) => {
-                    self.metrics.sink_sent(SINK, n);
-                    return true;
-                }
-                Err(e) => e,
-            };
-            self.metrics.sink_error(SINK);
-            if !err.retryable || attempt >= self.cfg.max_retries {
-                self.metrics.sink_failed(SINK, n);
-                if let Some(held) = self.warn.allow(Instant::now()) {
-                    tracing::warn!(
-                        sink = SINK,
-                        alerts = n,
-                        attempts = attempt + 1,
-                        error = %err.message,
-                        similar_warnings_held_back = held,
-                        "giving up on posting alerts"
-                    );
-                }
-                return true;
-            }
-            let delay = self.backoff.delay_now(attempt);
-            tracing::debug!(sink = SINK, error = %err.message, ?delay, "post failed; retrying");
-            attempt += 1;
-            tokio::select! {
-                biased;
-                _ = stopped(stop) => {
-                    self.metrics.sink_dropped_n(SINK, n);
-                    return false;
-                }
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
+        self.retry
+            .deliver(&mut self.poster, batch.as_slice(), n, stop)
+            .await
     }
+}
 
-    async fn post(&self, batch: &[PostableAlert]) -> Result<(), PostError> {
+impl Deliver for Poster {
+    type Unit = [PostableAlert];
+
+    async fn attempt(&mut self, batch: &[PostableAlert]) -> Result<(), DeliveryError> {
         let resp = self
             .client
             .post(self.endpoint.clone())
             .json(batch)
             .send()
             .await
-            .map_err(|e| PostError {
+            .map_err(|e| DeliveryError {
                 retryable: true,
                 message: format!("{}: {e}", self.endpoint),
             })?;
@@ -313,7 +285,7 @@ impl AlertmanagerSink {
         }
         let body = resp.text().await.unwrap_or_default();
         let body: String = body.chars().take(200).collect();
-        Err(PostError {
+        Err(DeliveryError {
             // 4xx means Alertmanager rejected the alerts themselves; sending
             // them again cannot help. 408/429 are the exceptions.
             retryable: status.is_server_error()
@@ -322,11 +294,6 @@ impl AlertmanagerSink {
             message: format!("{}: HTTP {status}: {}", self.endpoint, body.trim()),
         })
     }
-}
-
-struct PostError {
-    retryable: bool,
-    message: String,
 }
 
 #[cfg(test)]

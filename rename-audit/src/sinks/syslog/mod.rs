@@ -16,8 +16,9 @@ use tokio::task::JoinHandle;
 use self::message::Origin;
 use self::transport::Conn;
 use super::SinkError;
-use super::backoff::{Backoff, LogThrottle};
+use super::backoff::Backoff;
 use super::queue::{abandon, stopped};
+use super::retry::{Deliver, DeliveryError, Retry};
 use crate::event::Event;
 use crate::metrics::Metrics;
 
@@ -199,9 +200,16 @@ pub(crate) struct SyslogSink {
     cfg: SyslogConfig,
     origin: Origin,
     metrics: Arc<Metrics>,
+    sender: Sender,
+    retry: Retry,
+}
+
+/// One message to the server, over a connection kept between messages.
+struct Sender {
+    transport: Transport,
+    address: String,
+    timeout: Duration,
     conn: Option<Conn>,
-    backoff: Backoff,
-    warn: LogThrottle,
 }
 
 impl SyslogSink {
@@ -218,13 +226,22 @@ impl SyslogSink {
                 procid: std::process::id().to_string(),
                 facility: cfg.facility.code(),
             },
+            retry: Retry::new(
+                SINK,
+                cfg.max_retries,
+                Backoff {
+                    base: Duration::from_millis(100),
+                    max: Duration::from_secs(5),
+                },
+                Arc::clone(&metrics),
+            ),
             metrics,
-            conn: None,
-            backoff: Backoff {
-                base: Duration::from_millis(100),
-                max: Duration::from_secs(5),
+            sender: Sender {
+                transport: cfg.transport,
+                address: cfg.address.clone(),
+                timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+                conn: None,
             },
-            warn: LogThrottle::new(Duration::from_secs(60)),
         })
     }
 
@@ -261,64 +278,34 @@ impl SyslogSink {
     /// Send one message, reconnecting with backoff on failure. Returns false
     /// when told to stop meanwhile (the message is then counted as dropped).
     async fn deliver(&mut self, msg: &str, stop: &mut watch::Receiver<bool>) -> bool {
-        let timeout = Duration::from_millis(self.cfg.timeout_ms.max(1));
-        let mut attempt = 0;
-        loop {
-            let result = tokio::select! {
-                biased;
-                _ = stopped(stop) => {
-                    self.metrics.sink_dropped(SINK);
-                    return false;
-                }
-                r = self.try_send(msg, timeout) => r,
-            };
-            match result {
-                Ok(()) => {
-                    self.metrics.sink_sent(SINK, 1);
-                    return true;
-                }
-                Err(e) => {
-                    self.conn = None;
-                    self.metrics.sink_error(SINK);
-                    if attempt >= self.cfg.max_retries {
-                        self.metrics.sink_failed(SINK, 1);
-                        if let Some(held) = self.warn.allow(std::time::Instant::now()) {
-                            tracing::warn!(
-                                sink = SINK,
-                                address = %self.cfg.address,
-                                attempts = attempt + 1,
-                                error = %e,
-                                similar_warnings_held_back = held,
-                                "giving up on a syslog message"
-                            );
-                        }
-                        return true;
-                    }
-                }
-            }
-            let delay = self.backoff.delay_now(attempt);
-            attempt += 1;
-            tokio::select! {
-                biased;
-                _ = stopped(stop) => {
-                    self.metrics.sink_dropped(SINK);
-                    return false;
-                }
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
+        self.retry.deliver(&mut self.sender, msg, 1, stop).await
     }
+}
 
-    async fn try_send(&mut self, msg: &str, timeout: Duration) -> std::io::Result<()> {
+impl Deliver for Sender {
+    type Unit = str;
+
+    async fn attempt(&mut self, msg: &str) -> Result<(), DeliveryError> {
+        self.try_send(msg).await.map_err(|e| {
+            // Reconnect for the next attempt.
+            self.conn = None;
+            DeliveryError {
+                retryable: true,
+                message: format!("{}: {e}", self.address),
+            }
+        })
+    }
+}
+
+impl Sender {
+    async fn try_send(&mut self, msg: &str) -> std::io::Result<()> {
+        let timeout = self.timeout;
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {
-                let c = tokio::time::timeout(
-                    timeout,
-                    Conn::connect(self.cfg.transport, &self.cfg.address),
-                )
-                .await
-                .map_err(|_| timed_out("connect"))??;
+                let c = tokio::time::timeout(timeout, Conn::connect(self.transport, &self.address))
+                    .await
+                    .map_err(|_| timed_out("connect"))??;
                 self.conn.insert(c)
             }
         };
