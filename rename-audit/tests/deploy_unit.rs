@@ -210,6 +210,15 @@ fn unit_keeps_what_a_host_wide_tracer_needs() {
             "deploy/{UNIT_NAME}: {key}={forbidden} would blind the daemon"
         );
     }
+    // The default of 1024 is the limit the /metrics test runs under; the
+    // unit leaves room above it for the daemon's own descriptors.
+    let nofile: u64 = one("LimitNOFILE")
+        .parse()
+        .unwrap_or_else(|e| panic!("deploy/{UNIT_NAME}: LimitNOFILE is not a number: {e}"));
+    assert!(
+        nofile >= 4096,
+        "deploy/{UNIT_NAME}: LimitNOFILE={nofile} leaves no room"
+    );
     let syscalls = one("SystemCallFilter");
     for needed in ["bpf", "perf_event_open"] {
         assert!(
