@@ -140,7 +140,7 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 
 fn am_config(am: &Alertmanager) -> AlertmanagerConfig {
     AlertmanagerConfig {
-        url: am.url(),
+        url: am.url().parse().expect("Alertmanager URL"),
         ..Default::default()
     }
 }

@@ -119,7 +119,7 @@ impl Config {
             .alertmanager
             .as_ref()
             .map(|a| AlertmanagerConfig {
-                url: a.url.to_string(),
+                url: a.url.clone(),
                 queue: a.queue,
                 dedup_window_secs: a.dedup_window.as_secs(),
                 rate_limit_per_minute: a.rate_limit_per_minute,

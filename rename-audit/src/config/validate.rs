@@ -409,18 +409,25 @@ impl Checker<'_> {
         let url = raw.url?;
         // The daemon's own check: check-config accepts exactly the URLs the
         // sink can post to (plain http; https is refused in both).
-        if let Err(crate::sinks::SinkError::AlertmanagerUrl { url: given, reason }) =
-            crate::sinks::alertmanager::endpoint(url.get_ref())
-        {
-            self.error(
-                url.span(),
-                format!("sinks.alertmanager.url: {given:?} cannot be used: {reason}"),
-            );
-            return None;
+        match crate::sinks::alertmanager::endpoint_of(url.get_ref()) {
+            Ok(_) => {}
+            Err(crate::sinks::SinkError::AlertmanagerUrl { reason, .. }) => {
+                self.error(
+                    url.span(),
+                    format!(
+                        "sinks.alertmanager.url: {:?} cannot be used: {reason}",
+                        url.get_ref()
+                    ),
+                );
+                return None;
+            }
+            Err(other) => {
+                self.error(url.span(), format!("sinks.alertmanager.url: {other}"));
+                return None;
+            }
         }
-        let u = reqwest::Url::parse(url.get_ref()).ok()?;
         Some(AlertmanagerSink {
-            url: u,
+            url: reqwest::Url::parse(url.get_ref()).ok()?,
             queue: queue as usize,
             dedup_window: Duration::from_secs(dedup),
             rate_limit_per_minute: rate as u32,

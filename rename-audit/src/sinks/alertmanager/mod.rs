@@ -34,8 +34,9 @@ const MAX_KEYS: usize = 10_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertmanagerConfig {
     /// Base URL of Alertmanager, e.g. `http://127.0.0.1:9093` (a path prefix
-    /// such as `http://proxy/alertmanager` is kept). Plain HTTP only.
-    pub url: String,
+    /// such as `http://proxy/alertmanager` is kept). Plain HTTP only: see
+    /// [`endpoint`], which `check-config` runs too.
+    pub url: reqwest::Url,
     /// Alerts waiting to be posted; beyond this they are dropped and counted.
     pub queue: usize,
     /// Repeats of the same (rule, executable) inside this window are not posted.
@@ -57,7 +58,7 @@ impl Default for AlertmanagerConfig {
     fn default() -> Self {
         use crate::config::AlertmanagerSink as D;
         Self {
-            url: "http://127.0.0.1:9093".to_owned(),
+            url: reqwest::Url::parse("http://127.0.0.1:9093").expect("a constant, valid URL"),
             queue: D::DEFAULT_QUEUE,
             dedup_window_secs: D::DEFAULT_DEDUP_WINDOW.as_secs(),
             rate_limit_per_minute: D::DEFAULT_RATE_LIMIT_PER_MINUTE,
@@ -77,13 +78,22 @@ impl AlertmanagerConfig {
     }
 }
 
-/// `<url>/api/v2/alerts`, or why the URL cannot be used.
-pub(crate) fn endpoint(url: &str) -> Result<reqwest::Url, SinkError> {
-    let bad = |reason: &str| SinkError::AlertmanagerUrl {
+/// `<url>/api/v2/alerts` for the text of a URL, or why it cannot be used.
+pub fn endpoint_of(url: &str) -> Result<reqwest::Url, SinkError> {
+    let base = reqwest::Url::parse(url).map_err(|e| SinkError::AlertmanagerUrl {
         url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    endpoint(&base)
+}
+
+/// `<base>/api/v2/alerts`, or why the URL cannot be used. The daemon and
+/// `check-config` both judge a URL with this.
+pub fn endpoint(base: &reqwest::Url) -> Result<reqwest::Url, SinkError> {
+    let bad = |reason: &str| SinkError::AlertmanagerUrl {
+        url: base.to_string(),
         reason: reason.to_owned(),
     };
-    let base = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     match base.scheme() {
         "http" => {}
         "https" => {
@@ -303,11 +313,13 @@ mod tests {
     #[test]
     fn endpoint_joins_the_api_path() {
         assert_eq!(
-            endpoint("http://127.0.0.1:9093").unwrap().as_str(),
+            endpoint_of("http://127.0.0.1:9093").unwrap().as_str(),
             "http://127.0.0.1:9093/api/v2/alerts"
         );
         assert_eq!(
-            endpoint("http://am.example:80/prefix/").unwrap().as_str(),
+            endpoint_of("http://am.example:80/prefix/")
+                .unwrap()
+                .as_str(),
             "http://am.example/prefix/api/v2/alerts"
         );
         for bad in [
@@ -316,7 +328,7 @@ mod tests {
             "127.0.0.1:9093",
             "http://am:9093/?x=1",
         ] {
-            let e = endpoint(bad).expect_err(bad).to_string();
+            let e = endpoint_of(bad).expect_err(bad).to_string();
             assert!(e.contains(bad), "{e}");
         }
     }
