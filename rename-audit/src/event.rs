@@ -213,3 +213,10 @@ pub struct Event {
     /// Set when a rule matched: the event becomes `event.kind` = "alert".
     pub alert: Option<Alert>,
 }
+
+impl Event {
+    /// `event.id`: `<run id>-<sequence>`, unique across restarts and hosts.
+    pub fn id(&self) -> String {
+        format!("{}-{}", run_id(), self.sequence)
+    }
+}

@@ -67,6 +67,7 @@ pub(crate) fn build(
     annotations.insert("rule_name", alert.rule_name.to_owned());
     annotations.insert("severity_score", alert.severity.score().to_string());
     annotations.insert("event_sequence", ev.sequence.to_string());
+    annotations.insert("event_id", ev.id());
     if let Some(t) = alert.technique {
         annotations.insert("technique", t.to_owned());
     }

@@ -1,7 +1,7 @@
 //! One event as an RFC 5424 message: what goes in the header, the structured
 //! data and MSG.
 
-use crate::event::{Body, Event};
+use crate::event::{Body, Class, Event};
 use crate::names::Name;
 
 use super::rfc5424::{self, Header, SdElement};
@@ -66,7 +66,7 @@ pub(crate) fn format(ev: &Event, origin: &Origin, max_len: usize) -> String {
 }
 
 fn params(ev: &Event) -> Vec<(&'static str, String)> {
-    let mut p = vec![("sequence", ev.sequence.to_string())];
+    let mut p = vec![("sequence", ev.sequence.to_string()), ("event_id", ev.id())];
     if let Some(proc_) = &ev.process {
         p.push(("pid", proc_.pid.to_string()));
         p.push(("process_name", proc_.name.escaped()));
@@ -147,6 +147,10 @@ fn one_liner(ev: &Event) -> String {
             s.count,
             s.last_name.escaped()
         ),
+        Body::Lost(l) if l.class == Class::Output => format!(
+            "events lost: {} records could not be written to the output",
+            l.count
+        ),
         Body::Lost(l) => format!(
             "events lost: {} {} records could not be sent by the kernel",
             l.count,
@@ -214,7 +218,7 @@ mod tests {
         let m = format(&rename(b"evil\nname\x1b]\"x"), &origin(), 8192);
         assert!(!m.contains('\n') && !m.contains('\x1b'), "{m:?}");
         assert!(
-            m.starts_with("<38>1 2023-11-14T22:13:20.000000Z web-1 rename-audit 77 process-renamed [rename@32473 sequence=\"5\" pid=\"10\" "),
+            m.starts_with(&format!("<38>1 2023-11-14T22:13:20.000000Z web-1 rename-audit 77 process-renamed [rename@32473 sequence=\"5\" event_id=\"{}-5\" pid=\"10\" ", crate::event::run_id())),
             "{m}"
         );
         // escaped() then SD escaping: `\n` -> `\\n`, `]` -> `\]`, `\"` -> `\\\"`.
@@ -274,8 +278,18 @@ mod tests {
             count: 2,
         });
         let m = format(&ev, &origin(), 8192);
+        let run = crate::event::run_id();
         assert!(
-            m.ends_with(r#" events-lost [rename@32473 sequence="5" class="process" count="2"] events lost: 2 process records could not be sent by the kernel"#),
+            m.ends_with(&format!(r#" events-lost [rename@32473 sequence="5" event_id="{run}-5" class="process" count="2"] events lost: 2 process records could not be sent by the kernel"#)),
+            "{m}"
+        );
+        ev.body = Body::Lost(Lost {
+            class: Class::Output,
+            count: 7,
+        });
+        let m = format(&ev, &origin(), 8192);
+        assert!(
+            m.ends_with(r#" class="output" count="7"] events lost: 7 records could not be written to the output"#),
             "{m}"
         );
     }
