@@ -123,13 +123,39 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `rename-audit` with `args`, not the daemon's normal start.
+/// `rename-audit` with `args`, expected to refuse and exit at once; one
+/// that starts instead is killed after 30 s and the test fails.
 fn rename_audit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rename-audit"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
         .args(args)
         .stdin(Stdio::null())
-        .output()
-        .expect("run rename-audit")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rename-audit");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        text
+    });
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rename-audit {args:?} did not refuse: it was still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: reader.join().expect("stderr reader"),
+    }
 }
 
 #[test]
@@ -655,30 +681,9 @@ fn flags_are_checked_like_the_file_and_odd_outputs_are_refused() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
-        .args(["run", "--output", fifo.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("start-up hangs on a FIFO without a reader");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(!status.success());
+    let o = rename_audit(&["run", "--output", fifo.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
     assert!(err.contains("a FIFO that no process reads"), "{err}");
 
     let o = rename_audit(&["run", "--output", dir.path().to_str().unwrap()]);
