@@ -89,6 +89,14 @@ fn run(args: RunArgs) -> Result<()> {
     // Attach first, then snapshot /proc: whatever starts in between is in the
     // rings as a fork and merged by key, so nothing is missed or doubled.
     let mut capture = Capture::attach(&cfg.capture_options())?;
+    let kernel = capture.kernel();
+    tracing::info!(
+        kernel = %kernel.release,
+        exec_rename = kernel.exec_rename.as_str(),
+        process_exit = kernel.process_exit.as_str(),
+        kernel_workers = kernel.worker_flag_names(),
+        "kernel hooks attached"
+    );
     let drainer = capture.drainer()?;
     let mut table = ProcessTable::new();
     table.snapshot();

@@ -12,7 +12,7 @@ use std::{
 use serde_json::Value;
 use support::{
     daemon::{Daemon, at, str_at, u64_at},
-    http,
+    http, patience,
     renamer::{self, Output},
     servers::{Alertmanager, Prometheus, Rsyslog, free_port},
 };
@@ -415,7 +415,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_the_new_is_bad() {
 
     std::fs::write(&cfg, "[rules.process-renamed]\nenabled = maybe\n").unwrap();
     d.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + patience(Duration::from_secs(10));
     while !d.stderr_text().contains("not reloaded") {
         assert!(Instant::now() < deadline, "the failed reload is not logged");
         std::thread::sleep(Duration::from_millis(50));
@@ -425,7 +425,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_when_the_new_is_bad() {
 
     std::fs::write(&cfg, "[rules.process-renamed]\nenabled = true\n").unwrap();
     d.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + patience(Duration::from_secs(10));
     while !d.stderr_text().contains("configuration reloaded") {
         assert!(Instant::now() < deadline, "the reload is not logged");
         std::thread::sleep(Duration::from_millis(50));

@@ -6,6 +6,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod guest;
 mod install;
 mod run;
 mod setup;

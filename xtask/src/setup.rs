@@ -12,7 +12,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure as check};
 
-use crate::cmd::{self, note, step};
+use crate::{
+    cmd::{self, note, step},
+    guest,
+};
 
 /// The bpf-linker release that links the kernel programs; it must be built
 /// against the nightly's own LLVM, or it cannot read the bitcode rustc emits.
@@ -67,6 +70,16 @@ const PACKAGES: &[Package] = &[
         name: "auditd",
         programs: &["auditd", "auditctl"],
         purpose: "benchmark comparison",
+    },
+    Package {
+        name: "qemu-system-x86",
+        programs: &["qemu-system-x86_64"],
+        purpose: "the kernel matrix's guest",
+    },
+    Package {
+        name: "busybox-static",
+        programs: &["busybox"],
+        purpose: "the guest's initramfs (virtme-ng)",
     },
 ];
 
@@ -162,6 +175,10 @@ struct Plan {
     bpf_linker: Option<&'static str>,
     tracefs: bool,
     packages: Vec<&'static Package>,
+    /// virtme-ng (PyPI), which boots the guest kernels.
+    virtme: bool,
+    /// The default guest kernel (Debian 12's newest 6.1) is not unpacked.
+    guest_kernel: bool,
 }
 
 fn inspect() -> Result<Plan> {
@@ -178,22 +195,31 @@ fn inspect() -> Result<Plan> {
                 .any(|program| cmd::find_program(program).is_none())
         })
         .collect();
+    let virtme = cmd::find_program("vng").is_none();
+    let guest_kernel = guest::cached_default().is_none();
     Ok(Plan {
         nightly,
         rust_src,
         bpf_linker,
         tracefs,
         packages,
+        virtme,
+        guest_kernel,
     })
 }
 
 impl Plan {
     fn is_empty(&self) -> bool {
-        !self.rust_src && self.bpf_linker.is_none() && !self.tracefs && self.packages.is_empty()
+        !self.rust_src
+            && self.bpf_linker.is_none()
+            && !self.tracefs
+            && self.packages.is_empty()
+            && !self.virtme
+            && !self.guest_kernel
     }
 
     fn needs_root(&self) -> bool {
-        self.tracefs || !self.packages.is_empty()
+        self.tracefs || !self.packages.is_empty() || self.guest_kernel
     }
 
     fn missing(&self) -> Vec<String> {
@@ -212,6 +238,12 @@ impl Plan {
                 .iter()
                 .map(|package| format!("{} ({})", package.name, package.purpose)),
         );
+        if self.virtme {
+            missing.push(format!("{} (boots the guest kernels)", guest::VIRTME_NG));
+        }
+        if self.guest_kernel {
+            missing.push("Debian 12's newest linux-image-6.1.0-*-amd64 (the guest kernel)".into());
+        }
         missing
     }
 }
@@ -278,6 +310,14 @@ pub fn setup() -> Result<()> {
         let present = !plan.packages.iter().any(|p| p.name == package.name);
         report(&format!("{} ({})", package.name, package.purpose), present);
     }
+    report(
+        &format!("{} (boots the guest kernels)", guest::VIRTME_NG),
+        !plan.virtme,
+    );
+    report(
+        "the Debian 12 guest kernel (linux-image-6.1.0-*-amd64)",
+        !plan.guest_kernel,
+    );
     if !Path::new(BTF).exists() {
         note(format!(
             "warning: {BTF} is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF), \
@@ -346,6 +386,20 @@ fn apply(plan: Plan) -> Result<()> {
     if !plan.packages.is_empty() {
         step("installing Debian packages");
         install_packages(&plan.packages)?;
+    }
+    if plan.virtme {
+        step(format!("installing {} from PyPI", guest::VIRTME_NG));
+        cmd::run(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            guest::VIRTME_NG,
+        ]))?;
+    }
+    if plan.guest_kernel {
+        let kernel = guest::fetch_default()?;
+        note(format!("guest kernel: {}", kernel.vmlinuz.display()));
     }
     let left = inspect()?;
     check!(

@@ -80,7 +80,7 @@ impl Daemon {
             stderr_lines: Vec::new(),
             log_read: 0,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + super::patience(Duration::from_secs(60));
         loop {
             if let Some(status) = daemon.child.try_wait().expect("wait") {
                 daemon.drain_stderr();
@@ -145,7 +145,7 @@ impl Daemon {
 
     /// Waits up to 10 s for an event matching `pred`.
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + super::patience(Duration::from_secs(10));
         loop {
             if let Some(e) = self.events().iter().find(|e| pred(e)) {
                 return e.clone();
@@ -177,7 +177,7 @@ impl Daemon {
     /// Waits up to 10 s for a line on the daemon's stderr (its own log)
     /// that contains `needle` and was not seen by an earlier call.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + super::patience(Duration::from_secs(10));
         loop {
             self.drain_stderr();
             if let Some(i) = self.stderr_lines[self.log_read..]
@@ -212,7 +212,7 @@ impl Daemon {
     pub fn stop(&mut self) -> (ExitStatus, Duration) {
         let start = Instant::now();
         self.signal(libc::SIGTERM);
-        let deadline = start + Duration::from_secs(10);
+        let deadline = start + super::patience(Duration::from_secs(10));
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 self.drain_stderr();
