@@ -41,7 +41,7 @@ enum Command {
     /// go to stdout.
     ///
     /// Arguments are passed to the daemon. With none it runs `rename-audit
-    /// run`; arguments that start with a flag are given to `run`
+    /// run --format text` (readable lines; add `--format json` for JSON); arguments that start with a flag are given to `run`
     /// (`cargo xtask run -- --include-exec`); anything else is a full daemon
     /// command line (`cargo xtask run -- check-config FILE`).
     Run {
