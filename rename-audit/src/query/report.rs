@@ -1,0 +1,211 @@
+//! `rename-audit report`: counts over the events in range, printed as small
+//! tables, most frequent first.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use super::record::Record;
+use crate::output::text::escape_into;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    events: u64,
+    first: Option<String>,
+    last: Option<String>,
+    process_renames: u64,
+    thread_renames: u64,
+    alerts: u64,
+    summaries: u64,
+    summarized: HashMap<String, u64>,
+    loss_reports: u64,
+    lost: HashMap<String, u64>,
+    by_executable: HashMap<Vec<u8>, u64>,
+    by_rule: HashMap<(String, String), u64>,
+    by_method: HashMap<String, u64>,
+    by_new_name: HashMap<Vec<u8>, u64>,
+    /// (pid, executable, process name) -> renames, summarized ones included.
+    renamers: HashMap<(u32, Vec<u8>, Vec<u8>), u64>,
+}
+
+const UNKNOWN: &[u8] = b"(unknown)";
+
+impl Report {
+    pub fn add(&mut self, r: &Record<'_>) {
+        self.events += 1;
+        let ts = &*r.timestamp;
+        if self.first.as_deref().is_none_or(|f| ts < f) {
+            self.first = Some(ts.to_owned());
+        }
+        if self.last.as_deref().is_none_or(|l| ts > l) {
+            self.last = Some(ts.to_owned());
+        }
+        let exe = r
+            .executable()
+            .map_or_else(|| UNKNOWN.to_vec(), |e| e.into_owned());
+        let renamer = r.pid().map(|pid| {
+            let name = r.process_name().map(|n| n.into_owned()).unwrap_or_default();
+            (pid, exe.clone(), name)
+        });
+        if let Some(rename) = &r.rename {
+            if rename.main_thread {
+                self.process_renames += 1;
+            } else {
+                self.thread_renames += 1;
+            }
+            *self.by_executable.entry(exe.clone()).or_default() += 1;
+            *self.by_method.entry(rename.method.to_string()).or_default() += 1;
+            if let Some(name) = r.new_name() {
+                *self.by_new_name.entry(name.into_owned()).or_default() += 1;
+            }
+            if let Some(key) = renamer.clone() {
+                *self.renamers.entry(key).or_default() += 1;
+            }
+        }
+        if let Some(rule) = &r.rule {
+            self.alerts += 1;
+            for id in r.rules() {
+                // The severity is known for the alert's own rule; the others
+                // are listed under theirs by id alone.
+                let severity = if id == rule.id {
+                    rule.severity.to_string()
+                } else {
+                    String::new()
+                };
+                *self.by_rule.entry((id.to_owned(), severity)).or_default() += 1;
+            }
+        }
+        if let Some(s) = &r.summary {
+            self.summaries += 1;
+            *self.summarized.entry(s.class.to_string()).or_default() += s.count;
+            if let Some(key) = renamer {
+                *self.renamers.entry(key).or_default() += s.count;
+            }
+        }
+        if let Some(l) = &r.lost {
+            self.loss_reports += 1;
+            *self.lost.entry(l.class.to_string()).or_default() += l.count;
+        }
+    }
+
+    pub fn write(&self, out: &mut Vec<u8>, top: usize) {
+        match (&self.first, &self.last) {
+            (Some(first), Some(last)) => {
+                let _ = write!(out, "rename-audit report: {} events from ", self.events);
+                escape_into(out, first.as_bytes());
+                out.extend_from_slice(b" to ");
+                escape_into(out, last.as_bytes());
+                out.push(b'\n');
+            }
+            _ => {
+                out.extend_from_slice(b"rename-audit report: no events in range\n");
+                return;
+            }
+        }
+        let _ = writeln!(out, "  process renames   {:>12}", self.process_renames);
+        let _ = writeln!(out, "  thread renames    {:>12}", self.thread_renames);
+        let _ = writeln!(out, "  alerts            {:>12}", self.alerts);
+        let _ = writeln!(
+            out,
+            "  storm summaries   {:>12}  ({} renames summarized{})",
+            self.summaries,
+            self.summarized.values().sum::<u64>(),
+            by_class(&self.summarized)
+        );
+        let _ = writeln!(
+            out,
+            "  loss reports      {:>12}  ({} records lost{})",
+            self.loss_reports,
+            self.lost.values().sum::<u64>(),
+            by_class(&self.lost)
+        );
+
+        table(
+            out,
+            "Renames by executable",
+            &["executable"],
+            top,
+            self.by_executable
+                .iter()
+                .map(|(k, n)| (vec![k.clone()], *n)),
+        );
+        table(
+            out,
+            "Alerts by rule (each matched rule counted)",
+            &["rule", "severity"],
+            top,
+            self.by_rule.iter().map(|((id, sev), n)| {
+                (vec![id.clone().into_bytes(), sev.clone().into_bytes()], *n)
+            }),
+        );
+        table(
+            out,
+            "Renames by method",
+            &["method"],
+            top,
+            self.by_method
+                .iter()
+                .map(|(k, n)| (vec![k.clone().into_bytes()], *n)),
+        );
+        table(
+            out,
+            "Renames by new name",
+            &["new name"],
+            top,
+            self.by_new_name.iter().map(|(k, n)| (vec![k.clone()], *n)),
+        );
+        table(
+            out,
+            "Top renamers (renames, summarized ones included)",
+            &["pid", "executable", "process name"],
+            top,
+            self.renamers.iter().map(|((pid, exe, name), n)| {
+                (
+                    vec![pid.to_string().into_bytes(), exe.clone(), name.clone()],
+                    *n,
+                )
+            }),
+        );
+    }
+}
+
+/// `: thread 5, process 2` when there are counts.
+fn by_class(counts: &HashMap<String, u64>) -> String {
+    let mut classes: Vec<_> = counts.iter().filter(|(_, n)| **n > 0).collect();
+    classes.sort();
+    classes
+        .iter()
+        .map(|(class, n)| format!(", {class} {n}"))
+        .collect()
+}
+
+/// A table of `count  columns...`, most frequent first (ties by key), at
+/// most `top` rows. Every cell from the log is escaped.
+fn table(
+    out: &mut Vec<u8>,
+    title: &str,
+    columns: &[&str],
+    top: usize,
+    rows: impl Iterator<Item = (Vec<Vec<u8>>, u64)>,
+) {
+    let mut rows: Vec<_> = rows.collect();
+    if rows.is_empty() {
+        return;
+    }
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let _ = write!(out, "\n{title}\n  {:>10}", "count");
+    for c in columns {
+        let _ = write!(out, "  {c}");
+    }
+    out.push(b'\n');
+    for (cells, n) in rows.iter().take(top) {
+        let _ = write!(out, "  {n:>10}");
+        for cell in cells {
+            out.extend_from_slice(b"  ");
+            escape_into(out, if cell.is_empty() { b"-" } else { cell });
+        }
+        out.push(b'\n');
+    }
+    if rows.len() > top {
+        let _ = writeln!(out, "  ... and {} more", rows.len() - top);
+    }
+}
