@@ -95,7 +95,7 @@ pub fn with_rotations(path: &Path) -> io::Result<Vec<PathBuf>> {
             dated.push((date.to_owned(), entry.path()));
         }
     }
-    numbered.sort_by(|a, b| b.0.cmp(&a.0));
+    numbered.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     dated.sort();
     let mut files: Vec<PathBuf> = numbered.into_iter().map(|(_, p)| p).collect();
     files.extend(dated.into_iter().map(|(_, p)| p));

@@ -121,7 +121,7 @@ pub fn raw<'s>(text: &'s str, hex: Option<&str>) -> Cow<'s, [u8]> {
 
 fn unhex(hex: &str) -> Option<Vec<u8>> {
     let digits = hex.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits

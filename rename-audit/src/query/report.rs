@@ -6,6 +6,7 @@ use std::io::Write as _;
 
 use super::record::Record;
 use crate::output::text::escape_into;
+use crate::rules::RuleId;
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -20,7 +21,8 @@ pub struct Report {
     loss_reports: u64,
     lost: HashMap<String, u64>,
     by_executable: HashMap<Vec<u8>, u64>,
-    by_rule: HashMap<(String, String), u64>,
+    /// rule id -> (severity, alerts it matched in).
+    by_rule: HashMap<String, (String, u64)>,
     by_method: HashMap<String, u64>,
     by_new_name: HashMap<Vec<u8>, u64>,
     /// (pid, executable, process name) -> renames, summarized ones included.
@@ -64,14 +66,18 @@ impl Report {
         if let Some(rule) = &r.rule {
             self.alerts += 1;
             for id in r.rules() {
-                // The severity is known for the alert's own rule; the others
-                // are listed under theirs by id alone.
-                let severity = if id == rule.id {
-                    rule.severity.to_string()
-                } else {
-                    String::new()
+                // The log gives the severity of the alert's own rule only;
+                // the others' is the built-in rule's.
+                let severity = match RuleId::parse(id) {
+                    Some(known) => known.severity().as_str().to_owned(),
+                    None if id == rule.id => rule.severity.to_string(),
+                    None => String::new(),
                 };
-                *self.by_rule.entry((id.to_owned(), severity)).or_default() += 1;
+                let entry = self
+                    .by_rule
+                    .entry(id.to_owned())
+                    .or_insert_with(|| (severity, 0));
+                entry.1 += 1;
             }
         }
         if let Some(s) = &r.summary {
@@ -133,8 +139,11 @@ impl Report {
             "Alerts by rule (each matched rule counted)",
             &["rule", "severity"],
             top,
-            self.by_rule.iter().map(|((id, sev), n)| {
-                (vec![id.clone().into_bytes(), sev.clone().into_bytes()], *n)
+            self.by_rule.iter().map(|(id, (severity, n))| {
+                (
+                    vec![id.clone().into_bytes(), severity.clone().into_bytes()],
+                    *n,
+                )
             }),
         );
         table(

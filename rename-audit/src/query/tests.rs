@@ -99,7 +99,7 @@ fn report_counts_what_it_is_given() {
         "  thread renames               1\n",
         "  storm summaries              1  (77 renames summarized, thread 77)\n",
         "  loss reports                 1  (9 records lost, process 9)\n",
-        "Alerts by rule (each matched rule counted)\n       count  rule  severity\n           1  kernel-thread-mimic  critical\n           1  process-renamed  -\n",
+        "Alerts by rule (each matched rule counted)\n       count  rule  severity\n           1  kernel-thread-mimic  critical\n           1  process-renamed  low\n",
         "Renames by new name\n       count  new name\n           1  kworker/\\xff\\n\n",
         "Top renamers (renames, summarized ones included)\n       count  pid  executable  process name\n          78  4242  /tmp/a\\nb\\xfe  n\\xff\\u{1b}\n",
     ] {
