@@ -4,9 +4,11 @@
 //! the cheap checks of [`setup::ensure`], so a fresh machine needs nothing but
 //! `cargo xtask run` or `cargo xtask test`.
 mod bench;
+
 mod build;
 mod cmd;
 mod install;
+mod package;
 mod run;
 mod setup;
 mod test;
@@ -64,7 +66,11 @@ enum Command {
         #[arg(long)]
         destdir: Option<PathBuf>,
     },
-    /// Benchmark rename-audit against an untraced workload and bpftrace.
+    /// Build the Debian package target/debian/rename-audit_<version>_amd64.deb
+    /// (cargo-deb) with man pages and completions, and check it with lintian.
+    Package,
+    /// Benchmark rename-audit against an untraced workload and bpftrace, then
+    /// search and report over a 1 GB log (--search-only for just that).
     Bench(bench::BenchArgs),
 }
 
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         Command::Install { prefix, destdir } => {
             install::install(&prefix, destdir.as_deref()).map(|()| ExitCode::SUCCESS)
         }
+        Command::Package => package::package().map(|_| ExitCode::SUCCESS),
         Command::Bench(args) => bench(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
