@@ -29,6 +29,7 @@ const EXPECTED: &[&str] = &[
     "./usr/share/zsh/vendor-completions/_rename-audit",
     "./usr/share/fish/vendor_completions.d/rename-audit.fish",
     "./usr/share/doc/rename-audit/copyright",
+    "./usr/share/doc/rename-audit/changelog.gz",
 ];
 const ENABLED_LINK: &str = "/etc/systemd/system/multi-user.target.wants/rename-audit.service";
 

@@ -17,6 +17,9 @@ use crate::{
     cmd::{self, note, step},
 };
 
+/// The Debian changelog; its first entry must name the crate's version.
+const CHANGELOG: &str = "deploy/debian/changelog";
+
 /// Builds, checks and returns the package's path.
 pub fn package() -> Result<PathBuf> {
     let binary = build::build(true)?;
@@ -42,6 +45,13 @@ pub fn package() -> Result<PathBuf> {
             .arg(stage.join("completions")),
     )?;
 
+    // A native package's changelog is changelog.gz (cargo-deb's own
+    // `changelog` key would name it changelog.Debian.gz).
+    let changelog = stage.join("changelog");
+    fs::copy(cmd::workspace_root().join(CHANGELOG), &changelog)
+        .with_context(|| format!("cannot copy {CHANGELOG}"))?;
+    cmd::run(Command::new("gzip").arg("-9nf").arg(&changelog))?;
+
     step("building the Debian package (cargo-deb)");
     let mut deb = cmd::cargo()?;
     deb.args(["deb", "--package", "rename-audit", "--no-build"]);
@@ -61,4 +71,19 @@ pub fn package() -> Result<PathBuf> {
     )?;
     note(format!("package: {}", path.display()));
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_changelog_names_the_crate_version() {
+        let text = fs::read_to_string(cmd::workspace_root().join(CHANGELOG)).expect("read");
+        let first = text.lines().next().expect("a first line");
+        assert!(
+            first.starts_with(&format!("rename-audit ({}) ", env!("CARGO_PKG_VERSION"))),
+            "{CHANGELOG} must start with an entry for this version: {first}"
+        );
+    }
 }
