@@ -69,6 +69,11 @@ impl Filters {
         if let Some(method) = &args.method {
             needles.push(Finder::new(format!("\"method\":\"{method}\"").as_bytes()).into_owned());
         }
+        for glob in [&args.name, &args.exe].into_iter().flatten() {
+            if let Some(literal) = required_literal(glob) {
+                needles.push(Finder::new(literal.as_bytes()).into_owned());
+            }
+        }
         Ok(Filters {
             pid: args.pid,
             tid: args.tid,
@@ -153,6 +158,21 @@ impl Filters {
     }
 }
 
+/// A piece of text every string matching `glob` contains, written the same
+/// in the JSON line: the longest run between `*` and `?` wildcards, when it
+/// is printable ASCII that JSON does not escape (`"` and `\\` are). A name
+/// that is not UTF-8 is written lossily, but its ASCII runs stay as they
+/// are. Globs with classes, alternatives or escapes give none.
+fn required_literal(glob: &str) -> Option<&str> {
+    if glob.contains(['[', '{', '\\']) {
+        return None;
+    }
+    glob.split(['*', '?'])
+        .filter(|run| run.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"'))
+        .max_by_key(|run| run.len())
+        .filter(|run| !run.is_empty())
+}
+
 /// `@timestamp` as the daemon writes it; any other RFC 3339 form is
 /// converted so that comparing text compares times.
 fn normalized(ts: &str) -> std::borrow::Cow<'_, str> {
@@ -235,6 +255,18 @@ mod tests {
     use super::*;
 
     const NOW: OffsetDateTime = datetime!(2026-11-23 12:00:00 UTC);
+
+    #[test]
+    fn globs_give_a_literal_only_when_every_match_holds_it() {
+        assert_eq!(required_literal("kworker/*"), Some("kworker/"));
+        assert_eq!(required_literal("*/tmp/*x?y*"), Some("/tmp/"));
+        assert_eq!(required_literal("*"), None);
+        assert_eq!(required_literal("{a,b}*"), None);
+        assert_eq!(required_literal("[ab]cd"), None);
+        assert_eq!(required_literal("a\\*b"), None);
+        assert_eq!(required_literal("caf\u{e9}*x"), Some("x"));
+        assert_eq!(required_literal("say\"hi\"*"), None);
+    }
 
     #[test]
     fn times_and_durations() {
