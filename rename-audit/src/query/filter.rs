@@ -101,6 +101,24 @@ impl Filters {
         self.needles.iter().all(|n| n.find(line).is_some())
     }
 
+    /// Whether [`Filters::may_match`] saying yes to `line` is already the
+    /// answer: only time bounds are given and the line starts with a
+    /// timestamp as the daemon writes it. Then a caller that only copies
+    /// lines need not parse them.
+    pub fn decided_by_bytes(&self, line: &[u8]) -> bool {
+        self.pid.is_none()
+            && self.tid.is_none()
+            && self.name.is_none()
+            && self.exe.is_none()
+            && self.rule.is_none()
+            && self.method.is_none()
+            && !self.process_only
+            && line
+                .strip_prefix(TIMESTAMP_PREFIX)
+                .and_then(|rest| rest.get(..TIMESTAMP_LEN))
+                .is_some_and(|ts| ts.ends_with(b"Z"))
+    }
+
     fn in_time(&self, ts: &[u8]) -> bool {
         self.since.as_ref().is_none_or(|s| ts >= s.as_bytes())
             && self.until.as_ref().is_none_or(|u| ts <= u.as_bytes())

@@ -34,11 +34,13 @@ pub struct Scan {
 
 /// Calls `on_match` with each matching line (as read, `'\n'` included) and
 /// its record, in input order. Stops early, without error, when `on_match`
-/// reports a broken pipe (`search ... | head`).
+/// reports a broken pipe (`search ... | head`). Without `needs_record`, a
+/// line the byte checks alone decide is passed without parsing (`None`).
 pub fn scan(
     inputs: &[Input],
     filters: &Filters,
-    mut on_match: impl FnMut(&[u8], &Record<'_>) -> io::Result<()>,
+    needs_record: bool,
+    mut on_match: impl FnMut(&[u8], Option<&Record<'_>>) -> io::Result<()>,
 ) -> Result<Scan> {
     let mut scan = Scan::default();
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -56,15 +58,22 @@ pub fn scan(
             if line.is_empty() || !filters.may_match(line) {
                 continue;
             }
-            let Some(record) = Record::parse(line) else {
-                scan.unreadable += 1;
-                continue;
+            let parsed;
+            let record = if !needs_record && filters.decided_by_bytes(line) {
+                None
+            } else {
+                let Some(record) = Record::parse(line) else {
+                    scan.unreadable += 1;
+                    continue;
+                };
+                if !filters.matches(&record) {
+                    continue;
+                }
+                parsed = record;
+                Some(&parsed)
             };
-            if !filters.matches(&record) {
-                continue;
-            }
             scan.matched += 1;
-            match on_match(&buf, &record) {
+            match on_match(&buf, record) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(scan),
                 Err(e) => return Err(e).context("cannot write to stdout"),
@@ -96,16 +105,19 @@ pub fn search(args: &SearchArgs) -> Result<ExitCode> {
     let color = !args.json && crate::output::stdout_wants_color();
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut text = Vec::with_capacity(512);
-    let scan = scan(&inputs, &filters, |line, record| {
-        if args.json {
-            out.write_all(line)?;
-            if !line.ends_with(b"\n") {
-                out.write_all(b"\n")?;
+    let scan = scan(&inputs, &filters, !args.json, |line, record| {
+        match record {
+            Some(record) if !args.json => {
+                text.clear();
+                record.text().write(&mut text, color);
+                out.write_all(&text)?;
             }
-        } else {
-            text.clear();
-            record.text().write(&mut text, color);
-            out.write_all(&text)?;
+            _ => {
+                out.write_all(line)?;
+                if !line.ends_with(b"\n") {
+                    out.write_all(b"\n")?;
+                }
+            }
         }
         Ok(())
     })?;
@@ -128,8 +140,10 @@ pub fn report(args: &ReportArgs) -> Result<ExitCode> {
     let filters = Filters::new(&args.filters, OffsetDateTime::now_utc())?;
     let inputs = input::inputs(&args.input)?;
     let mut report = report::Report::default();
-    let scan = scan(&inputs, &filters, |_, record| {
-        report.add(record);
+    let scan = scan(&inputs, &filters, true, |_, record| {
+        if let Some(record) = record {
+            report.add(record);
+        }
         Ok(())
     })?;
     let mut out = Vec::new();

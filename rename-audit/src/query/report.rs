@@ -25,8 +25,32 @@ pub struct Report {
     by_rule: HashMap<String, (String, u64)>,
     by_method: HashMap<String, u64>,
     by_new_name: HashMap<Vec<u8>, u64>,
-    /// (pid, executable, process name) -> renames, summarized ones included.
-    renamers: HashMap<(u32, Vec<u8>, Vec<u8>), u64>,
+    /// pid -> the processes seen with it (pids are reused), each with its
+    /// renames, summarized ones included.
+    renamers: HashMap<u32, Vec<Renamer>>,
+}
+
+#[derive(Debug)]
+struct Renamer {
+    executable: Vec<u8>,
+    /// The process name in its latest event.
+    name: Vec<u8>,
+    renames: u64,
+}
+
+/// Adds `n` to `key`'s count, allocating the key only the first time: a
+/// report sees the same few keys on millions of lines.
+fn bump<K, Q>(map: &mut HashMap<K, u64>, key: &Q, n: u64)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+{
+    match map.get_mut(key) {
+        Some(count) => *count += n,
+        None => {
+            map.insert(key.to_owned(), n);
+        }
+    }
 }
 
 const UNKNOWN: &[u8] = b"(unknown)";
@@ -35,32 +59,55 @@ impl Report {
     pub fn add(&mut self, r: &Record<'_>) {
         self.events += 1;
         let ts = &*r.timestamp;
-        if self.first.as_deref().is_none_or(|f| ts < f) {
-            self.first = Some(ts.to_owned());
+        match &mut self.first {
+            Some(first) if ts >= first.as_str() => {}
+            first => *first = Some(ts.to_owned()),
         }
-        if self.last.as_deref().is_none_or(|l| ts > l) {
-            self.last = Some(ts.to_owned());
+        match &mut self.last {
+            Some(last) if ts <= last.as_str() => {}
+            Some(last) => {
+                last.clear();
+                last.push_str(ts);
+            }
+            None => self.last = Some(ts.to_owned()),
         }
-        let exe = r
-            .executable()
-            .map_or_else(|| UNKNOWN.to_vec(), |e| e.into_owned());
-        let renamer = r.pid().map(|pid| {
-            let name = r.process_name().map(|n| n.into_owned()).unwrap_or_default();
-            (pid, exe.clone(), name)
-        });
+        let exe = r.executable();
+        let exe: &[u8] = exe.as_deref().unwrap_or(UNKNOWN);
+        let mut renames = 0;
         if let Some(rename) = &r.rename {
             if rename.main_thread {
                 self.process_renames += 1;
             } else {
                 self.thread_renames += 1;
             }
-            *self.by_executable.entry(exe.clone()).or_default() += 1;
-            *self.by_method.entry(rename.method.to_string()).or_default() += 1;
+            renames = 1;
+            bump(&mut self.by_executable, exe, 1);
+            bump(&mut self.by_method, &*rename.method, 1);
             if let Some(name) = r.new_name() {
-                *self.by_new_name.entry(name.into_owned()).or_default() += 1;
+                bump(&mut self.by_new_name, &*name, 1);
             }
-            if let Some(key) = renamer.clone() {
-                *self.renamers.entry(key).or_default() += 1;
+        }
+        if let Some(s) = &r.summary {
+            self.summaries += 1;
+            bump(&mut self.summarized, &*s.class, s.count);
+            renames += s.count;
+        }
+        if let (Some(pid), true) = (r.pid(), renames > 0) {
+            let name = r.process_name();
+            let name: &[u8] = name.as_deref().unwrap_or_default();
+            let seen = self.renamers.entry(pid).or_default();
+            match seen.iter_mut().find(|p| p.executable == exe) {
+                Some(p) => {
+                    p.renames += renames;
+                    if p.name != name {
+                        p.name = name.to_vec();
+                    }
+                }
+                None => seen.push(Renamer {
+                    executable: exe.to_vec(),
+                    name: name.to_vec(),
+                    renames,
+                }),
             }
         }
         if let Some(rule) = &r.rule {
@@ -80,16 +127,9 @@ impl Report {
                 entry.1 += 1;
             }
         }
-        if let Some(s) = &r.summary {
-            self.summaries += 1;
-            *self.summarized.entry(s.class.to_string()).or_default() += s.count;
-            if let Some(key) = renamer {
-                *self.renamers.entry(key).or_default() += s.count;
-            }
-        }
         if let Some(l) = &r.lost {
             self.loss_reports += 1;
-            *self.lost.entry(l.class.to_string()).or_default() += l.count;
+            bump(&mut self.lost, &*l.class, l.count);
         }
     }
 
@@ -167,11 +207,17 @@ impl Report {
             "Top renamers (renames, summarized ones included)",
             &["pid", "executable", "process name"],
             top,
-            self.renamers.iter().map(|((pid, exe, name), n)| {
-                (
-                    vec![pid.to_string().into_bytes(), exe.clone(), name.clone()],
-                    *n,
-                )
+            self.renamers.iter().flat_map(|(pid, seen)| {
+                seen.iter().map(move |p| {
+                    (
+                        vec![
+                            pid.to_string().into_bytes(),
+                            p.executable.clone(),
+                            p.name.clone(),
+                        ],
+                        p.renames,
+                    )
+                })
             }),
         );
     }

@@ -42,7 +42,7 @@ impl Bench {
         let _ = fs::read(&log)?;
         let mid = timestamp(lines / 2);
         let file = log.to_str().context("non-UTF-8 bench path")?;
-        let queries: [(&str, Vec<&str>); 6] = [
+        let queries: [(&str, Vec<&str>); 7] = [
             (
                 "one pid (byte prefilter)",
                 vec!["search", "--pid", "4242", file],
