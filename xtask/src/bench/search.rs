@@ -52,11 +52,15 @@ impl Bench {
                 vec!["search", "--rule", "sibling-renamed-main", file],
             ),
             (
-                "name glob (parses every line)",
+                "name glob kworker/* (its literal prefilters)",
                 vec!["search", "--name", "kworker/*", file],
             ),
             (
-                "second half by time, --json",
+                "name glob [k]worker/* (parses every line)",
+                vec!["search", "--name", "[k]worker/*", file],
+            ),
+            (
+                "second half by time, --json (copies, no parsing)",
                 vec!["search", "--json", "--since", &mid, file],
             ),
             (
