@@ -11,7 +11,9 @@ use crate::{noise::ThreadRenames, output::Format, rules::RuleId};
 #[command(
     name = "rename-audit",
     version,
-    about = "Audit every thread and process rename (comm change) on this host with eBPF"
+    about = "Audit every thread and process rename (comm change) on this host with eBPF",
+    // `--help` on each command instead: every listed command has a man page.
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -20,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Capture renames and write them as ECS JSON lines.
+    /// Capture renames and write them as ECS JSON lines (or readable lines).
     Run(RunArgs),
     /// Validate a configuration file and report every problem with its line and column.
     CheckConfig {
