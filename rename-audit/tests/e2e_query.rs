@@ -475,3 +475,40 @@ fn report_counts_the_range() {
         "the storm is the top renamer with all its renames:\n{out}"
     );
 }
+
+/// Runs `rename-audit <args>` on a pseudo-terminal (util-linux `script`),
+/// returning what the terminal received.
+fn on_a_terminal(args: &[&str], no_color: bool) -> String {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_rename-audit"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("run script");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let log = log();
+    let pid = log.first.to_string();
+    let args = ["search", "--pid", &pid, log.file()];
+    let tty = on_a_terminal(&args, false);
+    assert!(
+        tty.contains("\x1b[") && tty.contains("e2e-q-first"),
+        "a terminal gets colours: {tty:?}"
+    );
+    let plain = on_a_terminal(&args, true);
+    assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
+    assert!(
+        !text(found(&args)).contains('\x1b'),
+        "a pipe gets no colour"
+    );
+}
