@@ -42,12 +42,18 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    let success = |()| std::process::ExitCode::SUCCESS;
     let result = match cli.command {
-        Command::Run(args) => run(args),
-        Command::CheckConfig { file } => check_config(&file),
+        Command::Run(args) => run(args).map(success),
+        Command::CheckConfig { file } => check_config(&file).map(success),
+        Command::Search(args) => rename_audit::query::search(&args),
+        Command::Report(args) => rename_audit::query::report(&args),
+        Command::Generate { what, dir } => {
+            rename_audit::generate::generate(what, &dir).map(success)
+        }
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("rename-audit: {error:#}");
             std::process::ExitCode::FAILURE
@@ -77,7 +83,10 @@ fn run(args: RunArgs) -> Result<()> {
     // Under systemd, stdout is the journal: a `<N>` prefix gives alert lines
     // a priority that matches their severity.
     let journal = dest == OutputDest::Stdout && rename_audit::output::stdout_is_journal();
-    let writer = JsonLinesWriter::open(&dest)?.with_syslog_prefix(journal);
+    let color = dest == OutputDest::Stdout && rename_audit::output::stdout_wants_color();
+    let writer = JsonLinesWriter::open(&dest)?
+        .with_syslog_prefix(journal)
+        .with_format(cfg.output.format, color);
     let host: Arc<str> = Arc::from(
         hostname::get()
             .context("reading the host name")?
@@ -140,6 +149,7 @@ fn run(args: RunArgs) -> Result<()> {
     let pipeline = Pipeline {
         classifier: Classifier::new(table, host, cfg.filter()),
         rules,
+        noise: cfg.noise(),
         writer,
         sinks,
         metrics,
@@ -249,6 +259,7 @@ impl Reloader {
         Ok(Control::Reload {
             rules: Box::new(rules),
             filter: cfg.filter(),
+            noise: cfg.noise(),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The pipeline thread: classify -> rules -> output and sinks, one drained
+//! The pipeline thread: classify -> rules -> noise -> output and sinks, one drained
 //! batch at a time. Runs off the drain thread so formatting and writing never
 //! hold up the rings.
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use crate::{
     capture::Batch,
     classify::{Classified, Classifier, Filter},
     metrics::Metrics,
+    noise::NoiseFilter,
     output::JsonLinesWriter,
     rules::RuleEngine,
     sinks::Sinks,
@@ -19,12 +20,14 @@ pub enum Control {
     Reload {
         rules: Box<RuleEngine>,
         filter: Filter,
+        noise: NoiseFilter,
     },
 }
 
 pub struct Pipeline {
     pub classifier: Classifier,
     pub rules: RuleEngine,
+    pub noise: NoiseFilter,
     pub writer: JsonLinesWriter,
     pub sinks: Sinks,
     pub metrics: Arc<Metrics>,
@@ -39,9 +42,10 @@ impl Pipeline {
                     Ok(batch) => self.batch(batch),
                     Err(_) => break,
                 },
-                recv(control) -> msg => if let Ok(Control::Reload { rules, filter }) = msg {
+                recv(control) -> msg => if let Ok(Control::Reload { rules, filter, noise }) = msg {
                     self.rules = *rules;
                     self.classifier.set_filter(filter);
+                    self.noise = noise;
                 },
             }
         }
@@ -56,6 +60,11 @@ impl Pipeline {
             match self.classifier.classify(record) {
                 Classified::Event(mut event) => {
                     event.alert = self.rules.evaluate(&event, self.classifier.table());
+                    if let Some(reason) = self.noise.drop_reason(&event) {
+                        // Neither written nor sent, but counted.
+                        self.metrics.filtered(reason);
+                        continue;
+                    }
                     self.metrics.observe(&event);
                     if let Err(error) = self.writer.write_event(&event) {
                         self.metrics.sink_error("output");

@@ -20,6 +20,9 @@ use crate::{
 /// The bpf-linker release that links the kernel programs; it must be built
 /// against the nightly's own LLVM, or it cannot read the bitcode rustc emits.
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The cargo-deb release that builds the Debian package (`cargo xtask
+/// package`).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 /// LLVM majors that bpf-linker 0.13.0 has a feature (`llvm-<major>`) for.
 const BPF_LINKER_LLVM_MAJORS: std::ops::RangeInclusive<u32> = 21..=23;
 /// The toolchain aya-build compiles the kernel programs with.
@@ -80,6 +83,11 @@ const PACKAGES: &[Package] = &[
         name: "busybox-static",
         programs: &["busybox"],
         purpose: "the guest's initramfs (virtme-ng)",
+    },
+    Package {
+        name: "lintian",
+        programs: &["lintian"],
+        purpose: "checking the Debian package",
     },
 ];
 
@@ -173,6 +181,7 @@ struct Plan {
     nightly: Nightly,
     rust_src: bool,
     bpf_linker: Option<&'static str>,
+    cargo_deb: Option<&'static str>,
     tracefs: bool,
     packages: Vec<&'static Package>,
     /// virtme-ng (PyPI), which boots the guest kernels.
@@ -185,6 +194,7 @@ fn inspect() -> Result<Plan> {
     let nightly = Nightly::probe()?;
     let rust_src = !nightly.has_rust_src();
     let bpf_linker = bpf_linker_problem(&nightly);
+    let cargo_deb = cargo_deb_problem();
     let tracefs = !tracefs_mounted()?;
     let packages = PACKAGES
         .iter()
@@ -201,6 +211,7 @@ fn inspect() -> Result<Plan> {
         nightly,
         rust_src,
         bpf_linker,
+        cargo_deb,
         tracefs,
         packages,
         virtme,
@@ -212,6 +223,7 @@ impl Plan {
     fn is_empty(&self) -> bool {
         !self.rust_src
             && self.bpf_linker.is_none()
+            && self.cargo_deb.is_none()
             && !self.tracefs
             && self.packages.is_empty()
             && !self.virtme
@@ -229,6 +241,9 @@ impl Plan {
         }
         if let Some(problem) = self.bpf_linker {
             missing.push(format!("bpf-linker {BPF_LINKER_VERSION} ({problem})"));
+        }
+        if let Some(problem) = self.cargo_deb {
+            missing.push(format!("cargo-deb {CARGO_DEB_VERSION} ({problem})"));
         }
         if self.tracefs {
             missing.push(format!("tracefs at {TRACEFS}"));
@@ -280,6 +295,43 @@ fn bpf_linker_problem(nightly: &Nightly) -> Option<&'static str> {
     None
 }
 
+/// `None` when `cargo deb` is the pinned version.
+fn cargo_deb_problem() -> Option<&'static str> {
+    let Some(program) = cmd::find_program("cargo-deb") else {
+        return Some("not installed");
+    };
+    // Run as `cargo deb` would: the subcommand gets "deb" as its first argument.
+    let Some(version) = cmd::probe(Command::new(program).args(["deb", "--version"])) else {
+        return Some("installed but does not run");
+    };
+    if version
+        .split_whitespace()
+        .any(|word| word == CARGO_DEB_VERSION)
+    {
+        None
+    } else {
+        Some("another version is installed")
+    }
+}
+
+fn install_cargo_deb() -> Result<()> {
+    let mut install = cmd::cargo()?;
+    install.args([
+        "install",
+        "--locked",
+        "cargo-deb",
+        "--version",
+        &format!("={CARGO_DEB_VERSION}"),
+        // Replaces another version.
+        "--force",
+    ]);
+    cmd::run(&mut install)?;
+    if let Some(problem) = cargo_deb_problem() {
+        bail!("cargo-deb was installed but is still not usable ({problem})");
+    }
+    Ok(())
+}
+
 fn tracefs_mounted() -> Result<bool> {
     let mounts =
         fs::read_to_string("/proc/self/mounts").context("cannot read /proc/self/mounts")?;
@@ -304,6 +356,10 @@ pub fn setup() -> Result<()> {
     report(
         &format!("bpf-linker {BPF_LINKER_VERSION} on the nightly's LLVM"),
         plan.bpf_linker.is_none(),
+    );
+    report(
+        &format!("cargo-deb {CARGO_DEB_VERSION}"),
+        plan.cargo_deb.is_none(),
     );
     report(&format!("tracefs mounted at {TRACEFS}"), !plan.tracefs);
     for package in PACKAGES {
@@ -378,6 +434,12 @@ fn apply(plan: Plan) -> Result<()> {
             plan.nightly.llvm_major
         ));
         install_bpf_linker(&plan.nightly)?;
+    }
+    if let Some(problem) = plan.cargo_deb {
+        step(format!(
+            "installing cargo-deb {CARGO_DEB_VERSION} ({problem}; takes a few minutes)"
+        ));
+        install_cargo_deb()?;
     }
     if plan.tracefs {
         step(format!("mounting tracefs at {TRACEFS}"));

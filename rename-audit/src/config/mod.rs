@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, Diagnostic};
 pub use sinks::{AlertmanagerSink, PrometheusSink, SinksConfig, SyslogSink, SyslogTarget};
 
-use crate::rules::{AllowConfig, RulesConfig};
+use crate::noise::ThreadRenames;
+use crate::output::Format;
+use crate::rules::{AllowConfig, Pattern, RulesConfig};
 
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/rename-audit/config.toml";
@@ -45,10 +47,17 @@ pub struct Config {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutputConfig {
     pub path: OutputTarget,
+    /// JSON lines or readable lines.
+    pub format: Format,
     /// Report exec renames (otherwise they only set the baseline name).
     pub include_exec: bool,
     /// Report renames done by kernel threads.
     pub include_kernel: bool,
+    /// Which thread renames are written.
+    pub thread_renames: ThreadRenames,
+    /// Executables whose thread renames are not written under
+    /// [`ThreadRenames::All`] unless a rule matched.
+    pub thread_renames_allow: Vec<Pattern>,
 }
 
 /// Where the event stream goes.

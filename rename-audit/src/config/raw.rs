@@ -24,8 +24,11 @@ pub(super) struct File {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct Output {
     pub path: S<String>,
+    pub format: Option<crate::output::Format>,
     pub include_exec: Option<bool>,
     pub include_kernel: Option<bool>,
+    pub thread_renames: Option<crate::noise::ThreadRenames>,
+    pub thread_renames_allow: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@ use crate::{
     capture::CaptureOptions,
     classify::Filter,
     cli::RunArgs,
+    noise::NoiseFilter,
     output::OutputDest,
     sinks::{
         SinksConfig,
@@ -21,6 +22,12 @@ impl Config {
             } else {
                 OutputTarget::File(path.into())
             };
+        }
+        if let Some(format) = args.format {
+            self.output.format = format;
+        }
+        if let Some(mode) = args.thread_renames {
+            self.output.thread_renames = mode;
         }
         self.output.include_exec |= args.include_exec;
         self.output.include_kernel |= args.include_kernel;
@@ -49,12 +56,15 @@ impl Config {
     /// The settings of `new` that differ from `self` (the configuration the
     /// daemon started with) and that a reload cannot apply: the output
     /// destination, the kernel buffers and rates, and the sinks are set up
-    /// once at start-up. Rules, allow-lists and the exec/kernel filters are
-    /// reloaded.
+    /// once at start-up, and so is the output format. Rules, allow-lists,
+    /// the exec/kernel filters and the thread-rename setting are reloaded.
     pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         if self.output.path != new.output.path {
             changed.push("output.path");
+        }
+        if self.output.format != new.output.format {
+            changed.push("output.format");
         }
         if self.capture != new.capture {
             changed.push("capture");
@@ -79,6 +89,14 @@ impl Config {
         Filter {
             include_exec: self.output.include_exec,
             include_kernel: self.output.include_kernel,
+        }
+    }
+
+    /// Which thread renames are written; reloaded on SIGHUP.
+    pub fn noise(&self) -> NoiseFilter {
+        NoiseFilter {
+            thread_renames: self.output.thread_renames,
+            allow: self.output.thread_renames_allow.clone(),
         }
     }
 

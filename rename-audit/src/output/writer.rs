@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use crate::event::Event;
 
-use super::ecs;
+use super::{Format, ecs, text};
 
 /// Where the lines go; `-` on the command line means stdout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +73,8 @@ pub struct JsonLinesWriter {
     file: File,
     dest: OutputDest,
     buf: Vec<u8>,
+    format: Format,
+    color: bool,
     syslog_prefix: bool,
     broken: bool,
     lines_dropped: u64,
@@ -95,6 +97,8 @@ impl JsonLinesWriter {
             file,
             dest,
             buf: Vec::with_capacity(WRITE_AT + 4096),
+            format: Format::Json,
+            color: false,
             syslog_prefix: false,
             broken: false,
             lines_dropped: 0,
@@ -107,6 +111,14 @@ impl JsonLinesWriter {
     /// [`stdout_is_journal`]): elsewhere the prefix would break the JSON.
     pub fn with_syslog_prefix(mut self, on: bool) -> Self {
         self.syslog_prefix = on;
+        self
+    }
+
+    /// Writes lines in `format`; `color` adds ANSI colours to readable
+    /// lines (only for a terminal: see [`super::stdout_wants_color`]).
+    pub fn with_format(mut self, format: Format, color: bool) -> Self {
+        self.format = format;
+        self.color = color && format == Format::Text;
         self
     }
 
@@ -153,7 +165,10 @@ impl JsonLinesWriter {
             let prio = ecs::syslog_priority(ev);
             self.buf.extend_from_slice(&[b'<', b'0' + prio, b'>']);
         }
-        ecs::write_json_line(ev, &mut self.buf);
+        match self.format {
+            Format::Json => ecs::write_json_line(ev, &mut self.buf),
+            Format::Text => text::write_text_line(ev, &mut self.buf, self.color),
+        }
         if self.buf.len() >= WRITE_AT {
             self.write_buffered()?;
         }

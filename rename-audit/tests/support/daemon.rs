@@ -49,10 +49,21 @@ impl Daemon {
     }
 
     pub fn start_with(dir: tempfile::TempDir, output: PathBuf, args: &[&str]) -> Daemon {
+        // Most tests look at every rename, thread renames included, so they
+        // ask for all of them unless they choose (by flag or in a file).
+        let chooses = args
+            .iter()
+            .any(|a| *a == "--thread-renames" || *a == "--config");
+        let all_threads: &[&str] = if chooses {
+            &[]
+        } else {
+            &["--thread-renames", "all"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
             .arg("run")
             .arg("--output")
             .arg(&output)
+            .args(all_threads)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -119,6 +130,11 @@ impl Daemon {
         while let Ok(line) = self.stderr.try_recv() {
             self.stderr_lines.push(line);
         }
+    }
+
+    /// The output file's bytes so far (for tests of non-JSON formats).
+    pub fn raw_output(&self) -> Vec<u8> {
+        std::fs::read(&self.output).unwrap_or_default()
     }
 
     /// Every complete line written so far, parsed.
