@@ -234,6 +234,23 @@ pub struct KernelOffsets {
     /// `pt_regs` field holding the number of the syscall in progress
     /// (`orig_ax` on x86_64).
     pub regs_syscall_nr: u32,
+    /// `task_struct.signal` (the thread group's shared `signal_struct`).
+    pub task_signal: u32,
+    /// `signal_struct.live`: threads of the group that have not yet passed
+    /// the exit point (an `atomic_t`, whose counter is its first field).
+    pub signal_live: u32,
+}
+
+/// How the rename that exec does is recognized (`Settings::exec_detect`).
+/// The daemon picks one from the running kernel's BTF before loading.
+pub mod exec_detect {
+    /// `sched_prepare_exec` (Linux 6.10+) marks the task; its rename takes
+    /// the mark.
+    pub const PREPARE_EXEC: u32 = 0;
+    /// No `sched_prepare_exec`: exec renames only the task that runs it, from
+    /// inside `execve`/`execveat`, so the writer renaming itself inside one
+    /// of those syscalls is an exec.
+    pub const SYSCALL: u32 = 1;
 }
 
 /// Run-time settings of the kernel programs (the `SETTINGS` global).
@@ -258,6 +275,28 @@ pub struct Settings {
     pub storm_slots: u32,
     /// This architecture's syscall number of `prctl`.
     pub nr_prctl: u32,
+    /// One of [`exec_detect`].
+    pub exec_detect: u32,
+    /// This architecture's syscall numbers of `execve` and `execveat`
+    /// (used when `exec_detect` is [`exec_detect::SYSCALL`]).
+    pub nr_execve: u32,
+    pub nr_execveat: u32,
+    /// `task_struct.flags` bits that mark a kernel thread or a kernel-run
+    /// worker of a user process on this kernel (`PF_KTHREAD`, and
+    /// `PF_IO_WORKER` / `PF_USER_WORKER` where the kernel has them: the same
+    /// bit meant something else before).
+    pub kernel_worker_flags: u32,
+}
+
+/// `task_struct.flags` bits (include/linux/sched.h). Not in BTF, so the
+/// daemon decides from BTF which of them the running kernel defines.
+pub mod task_flags {
+    /// io_uring worker (Linux 5.12+).
+    pub const PF_IO_WORKER: u32 = 0x0000_0010;
+    /// vhost and other user workers (Linux 6.4+); unused before.
+    pub const PF_USER_WORKER: u32 = 0x0000_4000;
+    /// A kernel thread.
+    pub const PF_KTHREAD: u32 = 0x0020_0000;
 }
 
 /// Map names, shared so the two sides cannot disagree.
@@ -308,6 +347,8 @@ mod tests {
         assert_eq!(size_of::<ForkRecord>(), 16 + 32 + 16);
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
         assert_eq!(size_of::<StormSlot>(), 72);
+        assert_eq!(size_of::<KernelOffsets>(), 14 * 4);
+        assert_eq!(size_of::<Settings>(), 14 * 4 + 6 * 8 + 6 * 4);
         assert_eq!(
             size_of::<ExecRecord>(),
             16 + 24 + TASK_COMM_LEN + FILENAME_LEN + ARGS_LEN

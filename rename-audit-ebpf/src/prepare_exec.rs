@@ -1,5 +1,8 @@
 //! `tp_btf/sched_prepare_exec`: runs in exec after the point of no return and
 //! before the kernel renames the task, so it marks that rename as "exec".
+//!
+//! Needs: Linux 6.10 (the tracepoint). Not loaded on older kernels, where
+//! `task_rename` recognizes exec by its syscall number instead.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use rename_audit_common::method;
 

@@ -1,5 +1,7 @@
 //! `tp_btf/sched_process_exec`: the process has its new image; records the
 //! path given to exec and the new argument block.
+//!
+//! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel.
 use aya_ebpf::{
     helpers::{
         bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user,
@@ -7,7 +9,7 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use rename_audit_common::{ARGS_LEN, ExecRecord, kind};
+use rename_audit_common::{ARGS_LEN, ExecRecord, exec_detect, kind};
 
 use crate::{
     MARKS, PRIORITY_RING, ring, setting,
@@ -16,9 +18,11 @@ use crate::{
 
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
-    // The exec rename consumed the mark already; this covers an exec whose
-    // rename was not seen.
-    let _ = MARKS.remove(current_key());
+    if setting!(exec_detect) == exec_detect::PREPARE_EXEC {
+        // The exec rename consumed the mark already; this covers an exec whose
+        // rename was not seen.
+        let _ = MARKS.remove(current_key());
+    }
     // A non-main thread that execs takes over the process id: the state kept
     // under its old tid would outlive it.
     let old_pid = ctx.arg::<u64>(1) as u32;

@@ -1,24 +1,48 @@
 //! `tp_btf/sched_process_exit`: a task exits. Frees its kernel-side state,
 //! and tells the daemon when the process is gone or a renamed thread is.
+//!
+//! Two variants; the daemon loads the one the running kernel's BTF allows:
+//! - `process_exit` (kernels whose tracepoint passes `group_dead`, 2025 on):
+//!   the kernel says whether the whole group is gone.
+//! - `process_exit_live` (Linux 5.15 on): the same answer from
+//!   `signal->live`, which `do_exit` decrements before this tracepoint
+//!   fires. When the last two threads exit together both may read 0, so the
+//!   process's exit can be reported twice; the daemon treats the second as a
+//!   no-op.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use rename_audit_common::{ExitRecord, exit_flags, kind};
+use rename_audit_common::{ExitRecord, exec_detect, exit_flags, kind};
 
 use crate::{
-    MARKS, PRIORITY_RING, ring, storm,
+    MARKS, PRIORITY_RING, ring, setting, storm,
     task::{Task, current_key},
 };
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
-    let _ = MARKS.remove(current_key());
-    let _ = try_process_exit(&ctx);
+    if let Some(task) = Task::from_ptr(ctx.arg::<*const u8>(0)) {
+        let group_dead = ctx.arg::<u64>(1) & 0xff != 0;
+        let _ = exited(task, group_dead);
+    }
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn process_exit_live(ctx: BtfTracePointContext) -> i32 {
+    if let Some(task) = Task::from_ptr(ctx.arg::<*const u8>(0)) {
+        // Unreadable: say the group lives on. Its exit record is then missed,
+        // which the daemon's lifecycle-loss pruning already covers.
+        let group_dead = task.live_threads() == Some(0);
+        let _ = exited(task, group_dead);
+    }
     0
 }
 
 #[inline(always)]
-fn try_process_exit(ctx: &BtfTracePointContext) -> Option<()> {
-    let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
-    let group_dead = ctx.arg::<u64>(1) & 0xff != 0;
+fn exited(task: Task, group_dead: bool) -> Option<()> {
+    if setting!(exec_detect) == exec_detect::PREPARE_EXEC {
+        // A mark whose exec rename was never seen goes with the task.
+        let _ = MARKS.remove(current_key());
+    }
     let (tid, tgid) = task.ids()?;
     let mut renamed = storm::forget(tid);
     if group_dead && tid != tgid {
@@ -30,17 +54,18 @@ fn try_process_exit(ctx: &BtfTracePointContext) -> Option<()> {
         return None;
     }
     let mut entry = ring::reserve_lifecycle::<ExitRecord>()?;
-    let rec = unsafe { &mut *entry.as_mut_ptr() };
-    rec.hdr = ring::header(kind::EXIT, ring::now_ns());
-    rec.tid = tid;
-    rec.tgid = tgid;
-    rec.start_boottime_ns = task.process_start().unwrap_or(0);
-    rec.flags = if group_dead {
-        exit_flags::GROUP_DEAD
-    } else {
-        0
-    };
-    rec._pad = 0;
+    entry.write(ExitRecord {
+        hdr: ring::header(kind::EXIT, ring::now_ns()),
+        tid,
+        tgid,
+        start_boottime_ns: task.process_start().unwrap_or(0),
+        flags: if group_dead {
+            exit_flags::GROUP_DEAD
+        } else {
+            0
+        },
+        _pad: 0,
+    });
     ring::submit(&PRIORITY_RING, entry);
     Some(())
 }

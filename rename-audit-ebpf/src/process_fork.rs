@@ -1,5 +1,7 @@
 //! `tp_btf/sched_process_fork`: a new process (threads are skipped: the
 //! daemon's table holds processes, and thread renames carry their own ids).
+//!
+//! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel.
 use aya_ebpf::{
     helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };

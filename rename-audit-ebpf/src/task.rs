@@ -4,18 +4,13 @@ use aya_ebpf::helpers::{
     bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel,
     bpf_probe_read_kernel_buf, generated::bpf_task_pt_regs,
 };
-use rename_audit_common::TASK_COMM_LEN;
+use rename_audit_common::{TASK_COMM_LEN, task_flags::PF_KTHREAD};
 
 use crate::setting;
 
 /// A `struct task_struct *`.
 #[derive(Clone, Copy)]
 pub struct Task(*const u8);
-
-// Task flag bits (include/linux/sched.h); stable kernel ABI, not in BTF.
-const PF_IO_WORKER: u32 = 0x0000_0010;
-const PF_USER_WORKER: u32 = 0x0000_4000;
-const PF_KTHREAD: u32 = 0x0020_0000;
 
 #[inline(always)]
 unsafe fn field<T>(base: *const u8, offset: u32) -> Option<T> {
@@ -58,11 +53,13 @@ impl Task {
         unsafe { field(self.0, setting!(offsets.task_flags)) }
     }
 
-    /// A kernel thread, or a kernel-run worker inside a user process.
+    /// A kernel thread, or a kernel-run worker inside a user process. Which
+    /// flag bits mean "worker" depends on the kernel, so the daemon passes
+    /// the mask.
     #[inline(always)]
     pub fn is_kernel_worker(self) -> bool {
-        self.flags()
-            .is_some_and(|f| f & (PF_KTHREAD | PF_IO_WORKER | PF_USER_WORKER) != 0)
+        let mask = setting!(kernel_worker_flags);
+        self.flags().is_some_and(|f| f & mask != 0)
     }
 
     #[inline(always)]
@@ -103,6 +100,18 @@ impl Task {
     #[inline(always)]
     pub fn process_start(self) -> Option<u64> {
         self.group_leader()?.start_boottime()
+    }
+
+    /// `signal->live`: threads of this task's group that have not passed the
+    /// exit point yet. At `sched_process_exit` the exiting task has already
+    /// decremented it, so 0 means the whole group is exiting.
+    #[inline(always)]
+    pub fn live_threads(self) -> Option<i32> {
+        let signal = unsafe { field::<*const u8>(self.0, setting!(offsets.task_signal))? };
+        if signal.is_null() {
+            return None;
+        }
+        unsafe { field(signal, setting!(offsets.signal_live)) }
     }
 
     /// `mm->arg_start`, `mm->arg_end`.

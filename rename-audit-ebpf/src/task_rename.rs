@@ -1,11 +1,15 @@
 //! `tp_btf/task_rename`: every rename of every task passes here, with the
 //! renamed task itself as the first argument (which need not be current).
+//!
+//! Needs: BTF tracepoints (5.5), ring buffers (5.8), `bpf_task_pt_regs`
+//! (5.15). Exec renames are told apart by `sched_prepare_exec`'s mark on
+//! 6.10+, else by the execve/execveat syscall number (`Settings::exec_detect`).
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use rename_audit_common::{RenameRecord, class, kind, method, rename_flags};
+use rename_audit_common::{RenameRecord, class, exec_detect, kind, method, rename_flags};
 
 use crate::{
     MARKS, PRIORITY_RING, THREAD_RING, ring, setting,
@@ -71,9 +75,9 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
 }
 
 /// How the writer is renaming `task`. A user task renames only through
-/// prctl (itself), exec (itself, marked by `sched_prepare_exec`) or a write
-/// to a procfs comm file (a task of its own process); everything else is the
-/// kernel's doing. prctl is tested first and costs no map lookup.
+/// prctl (itself), exec (itself) or a write to a procfs comm file (a task of
+/// its own process); everything else is the kernel's doing. prctl is tested
+/// first and costs no map lookup.
 #[inline(always)]
 fn method_of(task: Task, tgid: u32) -> (u8, bool) {
     let Some(writer) = Task::current() else {
@@ -83,12 +87,11 @@ fn method_of(task: Task, tgid: u32) -> (u8, bool) {
         return (method::KERNEL, true);
     }
     let is_self = writer.as_ptr() == task.as_ptr();
-    if is_self && current_syscall() == Some(u64::from(setting!(nr_prctl))) {
+    let syscall = if is_self { current_syscall() } else { None };
+    if syscall == Some(u64::from(setting!(nr_prctl))) {
         return (method::PRCTL, false);
     }
-    let key = current_key();
-    if unsafe { MARKS.get(key) }.is_some() {
-        let _ = MARKS.remove(key);
+    if is_exec(syscall) {
         return (method::EXEC, false);
     }
     let same_process = writer
@@ -99,4 +102,25 @@ fn method_of(task: Task, tgid: u32) -> (u8, bool) {
     } else {
         (method::KERNEL, false)
     }
+}
+
+/// Whether this rename is exec naming the task after its new image, by the
+/// variant the daemon chose for this kernel. `syscall` is the writer's
+/// syscall when it renames itself, else `None`.
+#[inline(always)]
+fn is_exec(syscall: Option<u64>) -> bool {
+    if setting!(exec_detect) == exec_detect::SYSCALL {
+        // Before Linux 6.10 there is no sched_prepare_exec. Exec renames only
+        // the task running it, inside execve/execveat; no other rename of a
+        // task by itself happens inside those syscalls.
+        return syscall.is_some_and(|nr| {
+            nr == u64::from(setting!(nr_execve)) || nr == u64::from(setting!(nr_execveat))
+        });
+    }
+    let key = current_key();
+    if unsafe { MARKS.get(key) }.is_some() {
+        let _ = MARKS.remove(key);
+        return true;
+    }
+    false
 }

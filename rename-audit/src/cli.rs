@@ -1,13 +1,27 @@
-//! Command line. Flags override the configuration file.
+//! Command line. Flags override the configuration file. The man pages and
+//! shell completions are generated from this definition
+//! (`rename-audit generate`, used by `cargo xtask package`).
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{noise::ThreadRenames, output::Format, rules::RuleId};
 
 use crate::capture;
 use crate::config::{OutputConfig, StormConfig};
 
 fn with_default(text: &str, default: impl std::fmt::Display) -> String {
     format!("{text} [default: {default}]")
+}
+
+/// The command-line spelling of a value enum's default (`json`, `alerts`),
+/// so help shows the default the configuration uses.
+pub fn default_name<T: ValueEnum + Default>() -> String {
+    T::default()
+        .to_possible_value()
+        .expect("a default value is never skipped")
+        .get_name()
+        .to_owned()
 }
 
 /// `1 MiB`, `512 KiB`: how the README and config docs write sizes.
@@ -31,7 +45,9 @@ fn ring_help(text: &str, per_cpu: u32, min: u32) -> String {
 #[command(
     name = "rename-audit",
     version,
-    about = "Audit every thread and process rename (comm change) on this host with eBPF"
+    about = "Audit every thread and process rename (comm change) on this host with eBPF",
+    // `--help` on each command instead: every listed command has a man page.
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,13 +56,120 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Capture renames and write them as ECS JSON lines.
+    /// Capture renames and write them as ECS JSON lines (or readable lines).
     Run(RunArgs),
     /// Validate a configuration file and report every problem with its line and column.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
     },
+    /// Find events in the audit log: who renamed what, when and how.
+    ///
+    /// Reads the given files (rotated and gzip-compressed ones too; - is
+    /// stdin), or with none the configured output file and its rotations,
+    /// oldest first. Needs no privileges and no BPF. Prints one readable line
+    /// per matching event, or with --json the matching lines exactly as they
+    /// are in the log.
+    Search(SearchArgs),
+    /// Summarize the audit log over a time range, as aureport does: counts by
+    /// executable, rule, method and new name, the top renamers, and the
+    /// losses and storm summaries in the range.
+    Report(ReportArgs),
+    /// Write the man pages or shell completions into a directory (packaging).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generate,
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// rename-audit(8), one page per command, and rename-audit.toml(5).
+    Man,
+    /// bash, zsh and fish completions.
+    Completions,
+}
+
+/// Which events `search` and `report` look at. All given filters must match.
+#[derive(Debug, Args, Default, Clone)]
+pub struct FilterArgs {
+    /// Events about process N: the renamed process or the writer's.
+    #[arg(long, value_name = "N")]
+    pub pid: Option<u32>,
+    /// Events about thread N: the renamed thread or the writer.
+    #[arg(long, value_name = "N")]
+    pub tid: Option<u32>,
+    /// The old or the new name matches GLOB (* and ? match any character, / too).
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// The executable path matches GLOB (* and ? match any character, / too).
+    #[arg(long, value_name = "GLOB")]
+    pub exe: Option<String>,
+    /// Alerts in which rule ID matched (the most severe rule or any other).
+    #[arg(long, value_name = "ID", value_parser = rule_id)]
+    pub rule: Option<String>,
+    /// Renames done by method M.
+    #[arg(long, value_name = "M", value_parser = ["prctl", "procfs", "exec", "kernel"])]
+    pub method: Option<String>,
+    /// Only process (main-thread) renames and process storm summaries.
+    #[arg(long)]
+    pub process_only: bool,
+    /// Events at or after TIME: an RFC 3339 time (2026-11-23T12:00:00Z), a
+    /// UTC date and time (2026-11-23 12:00[:00]), a date, or a duration
+    /// before now (30s, 15m, 1h, 2d, "1h 30m").
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Events at or before TIME (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+fn rule_id(id: &str) -> Result<String, String> {
+    match RuleId::parse(id) {
+        Some(_) => Ok(id.to_owned()),
+        None => Err(format!(
+            "unknown rule; the rules are {}",
+            RuleId::ALL.map(RuleId::as_str).join(", ")
+        )),
+    }
+}
+
+/// The log files `search` and `report` read.
+#[derive(Debug, Args, Default, Clone)]
+pub struct InputArgs {
+    /// Configuration file naming the output file read when no FILE is given
+    /// [default: /etc/rename-audit/config.toml, if it exists].
+    #[arg(long, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log files (plain or gzip-compressed); - reads stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Print the matching events as they are in the log (JSON lines, byte
+    /// for byte) instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Rows in each table.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 #[derive(Debug, Args, Default)]
@@ -62,6 +185,16 @@ pub struct RunArgs {
         OutputConfig::DEFAULT_UNWRITABLE_TIMEOUT_SECS,
     ))]
     pub output_unwritable_timeout: Option<u64>,
+    #[arg(long, value_enum, value_name = "FORMAT", help = with_default(
+        "How events are written: ECS JSON lines, or one readable line each (coloured on a terminal)",
+        default_name::<Format>(),
+    ))]
+    pub format: Option<Format>,
+    #[arg(long, value_enum, value_name = "WHICH", help = with_default(
+        "Which thread (non-main) renames are written: all, only those a rule matches (alerts), or none; process renames always are",
+        default_name::<ThreadRenames>(),
+    ))]
+    pub thread_renames: Option<ThreadRenames>,
     /// Also report renames done by exec (by default they only set the baseline name).
     #[arg(long)]
     pub include_exec: bool,

@@ -188,6 +188,9 @@ pub struct Alert {
     pub technique: Option<&'static str>,
     /// One human-readable line; built from escaped names only.
     pub message: String,
+    /// Every rule that matched and was not allow-listed, most severe first:
+    /// `rule_id` and then the others (ECS `rename.rules`).
+    pub matched: Vec<&'static str>,
 }
 
 /// This run of the daemon: a random (version 4) UUID drawn from the

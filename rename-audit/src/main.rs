@@ -42,12 +42,18 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    let success = |()| std::process::ExitCode::SUCCESS;
     let result = match cli.command {
-        Command::Run(args) => run(args),
-        Command::CheckConfig { file } => check_config(&file),
+        Command::Run(args) => run(args).map(success),
+        Command::CheckConfig { file } => check_config(&file).map(success),
+        Command::Search(args) => rename_audit::query::search(&args),
+        Command::Report(args) => rename_audit::query::report(&args),
+        Command::Generate { what, dir } => {
+            rename_audit::generate::generate(what, &dir).map(success)
+        }
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("rename-audit: {error:#}");
             std::process::ExitCode::FAILURE
@@ -77,7 +83,10 @@ fn run(args: RunArgs) -> Result<()> {
     // Under systemd, stdout is the journal: a `<N>` prefix gives alert lines
     // a priority that matches their severity.
     let journal = dest == OutputDest::Stdout && rename_audit::output::stdout_is_journal();
-    let writer = JsonLinesWriter::open(&dest)?.with_syslog_prefix(journal);
+    let color = dest == OutputDest::Stdout && rename_audit::output::stdout_wants_color();
+    let writer = JsonLinesWriter::open(&dest)?
+        .with_syslog_prefix(journal)
+        .with_format(cfg.output.format, color);
     let host: Arc<str> = Arc::from(
         hostname::get()
             .context("reading the host name")?
@@ -89,6 +98,14 @@ fn run(args: RunArgs) -> Result<()> {
     // Attach first, then snapshot /proc: whatever starts in between is in the
     // rings as a fork and merged by key, so nothing is missed or doubled.
     let mut capture = Capture::attach(&cfg.capture_options())?;
+    let kernel = capture.kernel();
+    tracing::info!(
+        kernel = %kernel.release,
+        exec_rename = kernel.exec_rename.as_str(),
+        process_exit = kernel.process_exit.as_str(),
+        kernel_workers = kernel.worker_flag_names(),
+        "kernel hooks attached"
+    );
     let drainer = capture.drainer()?;
     let mut table = ProcessTable::new();
     table.snapshot();
@@ -133,6 +150,7 @@ fn run(args: RunArgs) -> Result<()> {
     let pipeline = Pipeline {
         classifier: Classifier::new(table, host, cfg.filter()),
         rules,
+        noise: cfg.noise(),
         output: OutputStream::new(writer, metrics.clone(), cfg.output.unwritable_timeout),
         sinks,
         metrics,
@@ -272,6 +290,7 @@ impl Reloader {
         Ok(Control::Reload {
             rules: Box::new(rules),
             filter: cfg.filter(),
+            noise: cfg.noise(),
         })
     }
 }

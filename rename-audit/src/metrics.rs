@@ -25,8 +25,17 @@ use crate::event::{Body, Class, Event, Method, Severity};
 pub const SINK_NAMES: [&str; 4] = ["output", "alertmanager", "syslog", "prometheus"];
 
 /// Reasons that may appear in `renames_filtered_total{reason}`: the rename
-/// method that a filter left out; anything else is `other`.
-const FILTER_REASONS: [&str; 4] = ["prctl", "procfs", "exec", "kernel"];
+/// method that a filter left out, or the thread-rename setting
+/// ([`crate::noise`]) and its executable allow-list; anything else is
+/// `other`.
+const FILTER_REASONS: [&str; 6] = [
+    "prctl",
+    "procfs",
+    "exec",
+    "kernel",
+    crate::noise::REASON_SETTING,
+    crate::noise::REASON_ALLOW,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RenameLabels {
@@ -227,7 +236,12 @@ impl Metrics {
             m.config_reloads
                 .get_or_create_owned(&ResultLabels { result });
         }
-        for reason in ["exec", "kernel"] {
+        for reason in [
+            "exec",
+            "kernel",
+            crate::noise::REASON_SETTING,
+            crate::noise::REASON_ALLOW,
+        ] {
             m.renames_filtered
                 .get_or_create_owned(&ReasonLabels { reason });
         }
@@ -518,6 +532,7 @@ mod tests {
             severity: Severity::Medium,
             technique: None,
             message: "x".into(),
+            matched: vec!["sibling-renamed-main"],
         });
         m.observe(&alert);
         let mut summary = rename_event(false, Method::Prctl);

@@ -1,4 +1,4 @@
-//! The pipeline thread: classify -> rules -> output and sinks, one drained
+//! The pipeline thread: classify -> rules -> noise -> output and sinks, one drained
 //! batch at a time. Runs off the drain thread so formatting and writing never
 //! hold up the rings.
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use crate::{
     classify::{Classified, Classifier, Filter},
     event::Event,
     metrics::Metrics,
+    noise::NoiseFilter,
     output::{OutputStream, OutputSummary},
     rules::RuleEngine,
     sinks::Sinks,
@@ -21,6 +22,7 @@ pub enum Control {
     Reload {
         rules: Box<RuleEngine>,
         filter: Filter,
+        noise: NoiseFilter,
     },
     /// Log rotation: continue in a new file at the output's path.
     ReopenOutput,
@@ -33,6 +35,7 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 pub struct Pipeline {
     pub classifier: Classifier,
     pub rules: RuleEngine,
+    pub noise: NoiseFilter,
     pub output: OutputStream,
     pub sinks: Sinks,
     pub metrics: Arc<Metrics>,
@@ -54,9 +57,10 @@ impl Pipeline {
                     Err(_) => break,
                 },
                 recv(control) -> msg => match msg {
-                    Ok(Control::Reload { rules, filter }) => {
+                    Ok(Control::Reload { rules, filter, noise }) => {
                         self.rules = *rules;
                         self.classifier.set_filter(filter);
+                        self.noise = noise;
                     }
                     Ok(Control::ReopenOutput) => match self.output.reopen() {
                         Ok(()) => tracing::info!("output reopened"),
@@ -76,6 +80,11 @@ impl Pipeline {
             match self.classifier.classify(record) {
                 Classified::Event(mut event) => {
                     event.alert = self.rules.evaluate(&event, self.classifier.table());
+                    if let Some(reason) = self.noise.drop_reason(&event) {
+                        // Neither written nor sent, but counted.
+                        self.metrics.filtered(reason);
+                        continue;
+                    }
                     self.emit(event);
                 }
                 Classified::Filtered(method) => self.metrics.filtered(method.as_str()),

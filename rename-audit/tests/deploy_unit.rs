@@ -9,8 +9,9 @@ use std::{
 };
 
 const UNIT_NAME: &str = "rename-audit.service";
-/// Where `cargo xtask install` puts the daemon with the default prefix.
-const INSTALLED_BINARY: &str = "/usr/local/bin/rename-audit";
+/// Where the Debian package puts the daemon (`cargo xtask install` rewrites
+/// the path for its prefix).
+const INSTALLED_BINARY: &str = "/usr/bin/rename-audit";
 /// systemd-analyze's exposure scale runs from 0.0 (fully locked down) to 10.0.
 /// The unit scored 2.7 with systemd 252; what is left is what a host-wide
 /// tracer needs (root with CAP_BPF/CAP_PERFMON/CAP_SYS_PTRACE, all of /proc,
@@ -58,7 +59,7 @@ fn unit_copy() -> (tempfile::TempDir, PathBuf) {
     assert!(
         unit.lines()
             .any(|line| line.starts_with(&format!("ExecStart={INSTALLED_BINARY} "))),
-        "{}: ExecStart must run {INSTALLED_BINARY} (cargo xtask install rewrites that path)",
+        "{}: ExecStart must run {INSTALLED_BINARY} (the package's path; cargo xtask install rewrites it)",
         repository_unit().display()
     );
     let unit = unit.replace(INSTALLED_BINARY, env!("CARGO_BIN_EXE_rename-audit"));

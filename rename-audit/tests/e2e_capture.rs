@@ -11,6 +11,7 @@ use std::{
 use serde_json::Value;
 use support::{
     daemon::{Daemon, at, str_at, u64_at},
+    patience,
     renamer::{self, Output},
 };
 
@@ -358,7 +359,7 @@ fn sigterm_during_renames_loses_nothing_that_happened_before_it() {
     storm.wait().unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(
-        took < Duration::from_secs(2),
+        took < patience(Duration::from_secs(2)),
         "SIGTERM to exit took {took:?}"
     );
     let mut seen: Vec<u64> = d
@@ -392,7 +393,7 @@ fn file_output_reaches_the_disk_within_a_second() {
     let start = Instant::now();
     let e = rename_of(&mut d, "the rename line", pid, pid, "e2e-fast");
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < patience(Duration::from_secs(1)),
         "the line took {:?}",
         start.elapsed()
     );
@@ -456,7 +457,7 @@ fn tells_systemd_it_is_ready_once_attached() {
     let socket_path = dir.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket
-        .set_read_timeout(Some(Duration::from_secs(60)))
+        .set_read_timeout(Some(patience(Duration::from_secs(60))))
         .unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rename-audit"))
         .args(["run", "--output"])

@@ -139,7 +139,7 @@ fn rename_audit(args: &[&str]) -> std::process::Output {
         let _ = stderr.read_to_end(&mut text);
         text
     });
-    let until = Instant::now() + Duration::from_secs(30);
+    let until = Instant::now() + support::patience(Duration::from_secs(30));
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
@@ -270,7 +270,7 @@ fn a_full_tmpfs_loses_no_line_uncounted_and_breaks_none() {
     // 15,000 process renames.
     renamer::run("loop-prctl", b"fullxx", &["15000"]);
     d.wait_for_log("writing to the output failed");
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + support::patience(Duration::from_secs(60));
     while metric(addr, "rename_audit_events_lost_total{class=\"output\"}") == 0.0 {
         assert!(Instant::now() < until, "no output loss counted within 60 s");
         renamer::run("loop-prctl", b"fullyy", &["5000"]);
@@ -365,7 +365,7 @@ fn an_output_unwritable_past_the_timeout_stops_the_daemon() {
     );
     let _filler = fs.fill();
     // Keep events coming until the daemon gives up.
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + support::patience(Duration::from_secs(60));
     while d.running() {
         assert!(
             Instant::now() < until,
@@ -395,7 +395,7 @@ fn a_broken_stdout_stops_the_daemon_with_one_message() {
     let mut ten = [0u8; 10];
     stdout.read_exact(&mut ten).expect("the first bytes");
     drop(stdout);
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + support::patience(Duration::from_secs(60));
     while d.running() {
         assert!(
             Instant::now() < until,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{
     daemon::{Daemon, at, str_at, u64_at},
-    renamer,
+    patience, renamer,
 };
 
 /// What the output says about one thread's renames.
@@ -59,7 +59,7 @@ fn wait_accounted(
     class: &str,
     generated: u64,
 ) -> Vec<Tally> {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + patience(Duration::from_secs(15));
     loop {
         let tallies: Vec<Tally> = tids.iter().map(|&tid| tally(d, pid, tid)).collect();
         let seen: u64 = tallies
@@ -192,7 +192,7 @@ fn a_tiny_ring_loses_records_but_counts_every_one() {
     let tids = out.all("storm_tid");
     // Other threads on the host may lose records to these rings too, so
     // here the identity is a lower bound on what is accounted.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + patience(Duration::from_secs(15));
     loop {
         let tallies: Vec<Tally> = tids.iter().map(|&tid| tally(&mut d, pid, tid)).collect();
         let own: u64 = tallies.iter().map(|t| t.delivered + t.summarized).sum();

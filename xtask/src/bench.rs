@@ -4,8 +4,9 @@
 //! with rename-audit attached (writing to a file), under bpftrace `printf`
 //! and under a counting bpftrace program (the floor of what attaching to the
 //! tracepoint costs), then the daemon's accounting, CPU, peak RSS and
-//! rename-to-line latency idle and during a storm. It is a benchmark, not a
-//! test: it prints numbers and asserts nothing about speed.
+//! rename-to-line latency idle and during a storm, and last ([`search`]) how
+//! fast `rename-audit search` and `report` read a 1 GB log. It is a
+//! benchmark, not a test: it prints numbers and asserts nothing about speed.
 use std::{
     fs,
     io::{Read, Seek},
@@ -16,6 +17,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
+
+mod search;
 use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +29,13 @@ pub struct BenchArgs {
     /// Seconds of the long storm that measures the daemon's peak memory.
     #[arg(long, default_value_t = 60)]
     pub storm_secs: u64,
+    /// Only measure `rename-audit search` and `report` over a generated log
+    /// (about a minute), not the capture benchmark.
+    #[arg(long)]
+    pub search_only: bool,
+    /// Size of the log the search step generates, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub search_log_mib: u64,
 }
 
 const BPFTRACE_PRINTF: &str = r#"tracepoint:task:task_rename { printf("%d %s %s\n", args->pid, args->oldcomm, args->newcomm); }"#;
@@ -77,6 +87,11 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         secs: args.secs,
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.search_only {
+        println!("# rename-audit search benchmark");
+        println!("machine: {}", machine());
+        return b.search(args.search_log_mib);
+    }
 
     println!("# rename-audit benchmark");
     println!("machine: {}", machine());
@@ -137,7 +152,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     print_accounting(&cpus.to_string(), rate, &daemon);
-    Ok(())
+    b.search(args.search_log_mib)
 }
 
 fn print_accounting(label: &str, rate: Rate, d: &DaemonRun) {
@@ -221,6 +236,9 @@ impl Bench {
             .arg("run")
             .arg("--output")
             .arg(output)
+            // The benchmark counts (and pays for) every line, thread renames
+            // included, whatever the default noise setting.
+            .args(["--thread-renames", "all"])
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", self.daemon.display()))?;

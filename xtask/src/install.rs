@@ -13,8 +13,9 @@ use crate::{
 };
 
 pub const DEFAULT_PREFIX: &str = "/usr/local";
-/// The path the unit in deploy/ runs; rewritten for other prefixes.
-const UNIT_BINARY: &str = "/usr/local/bin/rename-audit";
+/// The path the unit in deploy/ runs (where the Debian package puts the
+/// binary); rewritten for the prefix installed to.
+const UNIT_BINARY: &str = "/usr/bin/rename-audit";
 const UNIT_SOURCE: &str = "deploy/rename-audit.service";
 const UNIT_TARGET: &str = "/etc/systemd/system/rename-audit.service";
 const CONFIG_SOURCE: &str = "deploy/config.toml";
@@ -139,11 +140,11 @@ fn replace_file(target: &Path, contents: &[u8], mode: u32) -> Result<()> {
 mod tests {
     use super::*;
 
-    const UNIT: &str = "[Service]\nExecStart=/usr/local/bin/rename-audit run --config /etc/x\n\
+    const UNIT: &str = "[Service]\nExecStart=/usr/bin/rename-audit run --config /etc/x\n\
                         ExecReload=/bin/kill -HUP $MAINPID\n";
 
     #[test]
-    fn default_prefix_keeps_the_unit_as_is() {
+    fn the_package_path_keeps_the_unit_as_is() {
         let unit = rewrite_exec_paths(UNIT, Path::new(UNIT_BINARY)).expect("rewrite");
         assert_eq!(unit, UNIT);
     }

@@ -4,9 +4,12 @@
 //! the cheap checks of [`setup::ensure`], so a fresh machine needs nothing but
 //! `cargo xtask run` or `cargo xtask test`.
 mod bench;
+
 mod build;
 mod cmd;
+mod guest;
 mod install;
+mod package;
 mod run;
 mod setup;
 mod test;
@@ -41,7 +44,7 @@ enum Command {
     /// go to stdout.
     ///
     /// Arguments are passed to the daemon. With none it runs `rename-audit
-    /// run`; arguments that start with a flag are given to `run`
+    /// run --format text` (readable lines; add `--format json` for JSON); arguments that start with a flag are given to `run`
     /// (`cargo xtask run -- --include-exec`); anything else is a full daemon
     /// command line (`cargo xtask run -- check-config FILE`).
     Run {
@@ -64,7 +67,11 @@ enum Command {
         #[arg(long)]
         destdir: Option<PathBuf>,
     },
-    /// Benchmark rename-audit against an untraced workload and bpftrace.
+    /// Build the Debian package target/debian/rename-audit_<version>_amd64.deb
+    /// (cargo-deb) with man pages and completions, and check it with lintian.
+    Package,
+    /// Benchmark rename-audit against an untraced workload and bpftrace, then
+    /// search and report over a 1 GB log (--search-only for just that).
     Bench(bench::BenchArgs),
 }
 
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
         Command::Install { prefix, destdir } => {
             install::install(&prefix, destdir.as_deref()).map(|()| ExitCode::SUCCESS)
         }
+        Command::Package => package::package().map(|_| ExitCode::SUCCESS),
         Command::Bench(args) => bench(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -11,7 +11,8 @@ pub fn run(args: Vec<OsString>) -> Result<std::process::ExitCode> {
     let mut daemon = Command::new(&binary);
     daemon.args(&args);
     step(format!(
-        "starting {} (stop with Ctrl-C; events on stdout, diagnostics on stderr)",
+        "starting {} (stop with Ctrl-C; events on stdout, diagnostics on stderr; \
+         --format json for JSON lines)",
         crate::cmd::display(&daemon)
     ));
     // exec, not spawn: the daemon gets our pid, so Ctrl-C and SIGTERM reach
@@ -22,12 +23,25 @@ pub fn run(args: Vec<OsString>) -> Result<std::process::ExitCode> {
 
 /// No arguments means `run`; leading flags are flags of `run`; anything else
 /// is a whole daemon command line (`check-config FILE`, `--version`, ...).
+/// A person runs this at a terminal, so `run` prints readable lines unless
+/// the arguments choose a `--format`.
 fn daemon_args(args: Vec<OsString>) -> Vec<OsString> {
     let is_flag = |arg: &OsString| arg.to_str().is_some_and(|arg| arg.starts_with('-'));
+    let chooses_format = args.iter().any(|arg| {
+        arg.to_str()
+            .is_some_and(|a| a == "--format" || a.starts_with("--format="))
+    });
+    let readable = || -> Vec<OsString> {
+        if chooses_format {
+            vec!["run".into()]
+        } else {
+            vec!["run".into(), "--format".into(), "text".into()]
+        }
+    };
     match args.first() {
-        None => vec!["run".into()],
+        None => readable(),
         Some(first) if is_flag(first) && !is_top_level_flag(first) => {
-            std::iter::once("run".into()).chain(args).collect()
+            readable().into_iter().chain(args).collect()
         }
         Some(_) => args,
     }
@@ -46,15 +60,23 @@ mod tests {
     }
 
     #[test]
-    fn default_is_run() {
-        assert_eq!(daemon_args(vec![]), args(&["run"]));
+    fn default_is_run_with_readable_lines() {
+        assert_eq!(daemon_args(vec![]), args(&["run", "--format", "text"]));
     }
 
     #[test]
     fn flags_go_to_run() {
         assert_eq!(
             daemon_args(args(&["--include-exec", "--output", "-"])),
-            args(&["run", "--include-exec", "--output", "-"])
+            args(&["run", "--format", "text", "--include-exec", "--output", "-"])
+        );
+        assert_eq!(
+            daemon_args(args(&["--format", "json"])),
+            args(&["run", "--format", "json"])
+        );
+        assert_eq!(
+            daemon_args(args(&["--format=json"])),
+            args(&["run", "--format=json"])
         );
     }
 

@@ -12,11 +12,17 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure as check};
 
-use crate::cmd::{self, note, step};
+use crate::{
+    cmd::{self, note, step},
+    guest,
+};
 
 /// The bpf-linker release that links the kernel programs; it must be built
 /// against the nightly's own LLVM, or it cannot read the bitcode rustc emits.
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The cargo-deb release that builds the Debian package (`cargo xtask
+/// package`).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 /// LLVM majors that bpf-linker 0.13.0 has a feature (`llvm-<major>`) for.
 const BPF_LINKER_LLVM_MAJORS: std::ops::RangeInclusive<u32> = 21..=23;
 /// The toolchain aya-build compiles the kernel programs with.
@@ -72,6 +78,21 @@ const PACKAGES: &[Package] = &[
         name: "auditd",
         programs: &["auditd", "auditctl"],
         purpose: "benchmark comparison",
+    },
+    Package {
+        name: "qemu-system-x86",
+        programs: &["qemu-system-x86_64"],
+        purpose: "the kernel matrix's guest",
+    },
+    Package {
+        name: "busybox-static",
+        programs: &["busybox"],
+        purpose: "the guest's initramfs (virtme-ng)",
+    },
+    Package {
+        name: "lintian",
+        programs: &["lintian"],
+        purpose: "checking the Debian package",
     },
 ];
 
@@ -165,14 +186,20 @@ struct Plan {
     nightly: Nightly,
     rust_src: bool,
     bpf_linker: Option<&'static str>,
+    cargo_deb: Option<&'static str>,
     tracefs: bool,
     packages: Vec<&'static Package>,
+    /// virtme-ng (PyPI), which boots the guest kernels.
+    virtme: bool,
+    /// The default guest kernel (Debian 12's newest 6.1) is not unpacked.
+    guest_kernel: bool,
 }
 
 fn inspect() -> Result<Plan> {
     let nightly = Nightly::probe()?;
     let rust_src = !nightly.has_rust_src();
     let bpf_linker = bpf_linker_problem(&nightly);
+    let cargo_deb = cargo_deb_problem();
     let tracefs = !tracefs_mounted()?;
     let packages = PACKAGES
         .iter()
@@ -183,22 +210,33 @@ fn inspect() -> Result<Plan> {
                 .any(|program| cmd::find_program(program).is_none())
         })
         .collect();
+    let virtme = cmd::find_program("vng").is_none();
+    let guest_kernel = guest::cached_default().is_none();
     Ok(Plan {
         nightly,
         rust_src,
         bpf_linker,
+        cargo_deb,
         tracefs,
         packages,
+        virtme,
+        guest_kernel,
     })
 }
 
 impl Plan {
     fn is_empty(&self) -> bool {
-        !self.rust_src && self.bpf_linker.is_none() && !self.tracefs && self.packages.is_empty()
+        !self.rust_src
+            && self.bpf_linker.is_none()
+            && self.cargo_deb.is_none()
+            && !self.tracefs
+            && self.packages.is_empty()
+            && !self.virtme
+            && !self.guest_kernel
     }
 
     fn needs_root(&self) -> bool {
-        self.tracefs || !self.packages.is_empty()
+        self.tracefs || !self.packages.is_empty() || self.guest_kernel
     }
 
     fn missing(&self) -> Vec<String> {
@@ -209,6 +247,9 @@ impl Plan {
         if let Some(problem) = self.bpf_linker {
             missing.push(format!("bpf-linker {BPF_LINKER_VERSION} ({problem})"));
         }
+        if let Some(problem) = self.cargo_deb {
+            missing.push(format!("cargo-deb {CARGO_DEB_VERSION} ({problem})"));
+        }
         if self.tracefs {
             missing.push(format!("tracefs at {TRACEFS}"));
         }
@@ -217,6 +258,12 @@ impl Plan {
                 .iter()
                 .map(|package| format!("{} ({})", package.name, package.purpose)),
         );
+        if self.virtme {
+            missing.push(format!("{} (boots the guest kernels)", guest::VIRTME_NG));
+        }
+        if self.guest_kernel {
+            missing.push("Debian 12's newest linux-image-6.1.0-*-amd64 (the guest kernel)".into());
+        }
         missing
     }
 }
@@ -253,6 +300,43 @@ fn bpf_linker_problem(nightly: &Nightly) -> Option<&'static str> {
     None
 }
 
+/// `None` when `cargo deb` is the pinned version.
+fn cargo_deb_problem() -> Option<&'static str> {
+    let Some(program) = cmd::find_program("cargo-deb") else {
+        return Some("not installed");
+    };
+    // Run as `cargo deb` would: the subcommand gets "deb" as its first argument.
+    let Some(version) = cmd::probe(Command::new(program).args(["deb", "--version"])) else {
+        return Some("installed but does not run");
+    };
+    if version
+        .split_whitespace()
+        .any(|word| word == CARGO_DEB_VERSION)
+    {
+        None
+    } else {
+        Some("another version is installed")
+    }
+}
+
+fn install_cargo_deb() -> Result<()> {
+    let mut install = cmd::cargo()?;
+    install.args([
+        "install",
+        "--locked",
+        "cargo-deb",
+        "--version",
+        &format!("={CARGO_DEB_VERSION}"),
+        // Replaces another version.
+        "--force",
+    ]);
+    cmd::run(&mut install)?;
+    if let Some(problem) = cargo_deb_problem() {
+        bail!("cargo-deb was installed but is still not usable ({problem})");
+    }
+    Ok(())
+}
+
 fn tracefs_mounted() -> Result<bool> {
     let mounts =
         fs::read_to_string("/proc/self/mounts").context("cannot read /proc/self/mounts")?;
@@ -278,11 +362,23 @@ pub fn setup() -> Result<()> {
         &format!("bpf-linker {BPF_LINKER_VERSION} on the nightly's LLVM"),
         plan.bpf_linker.is_none(),
     );
+    report(
+        &format!("cargo-deb {CARGO_DEB_VERSION}"),
+        plan.cargo_deb.is_none(),
+    );
     report(&format!("tracefs mounted at {TRACEFS}"), !plan.tracefs);
     for package in PACKAGES {
         let present = !plan.packages.iter().any(|p| p.name == package.name);
         report(&format!("{} ({})", package.name, package.purpose), present);
     }
+    report(
+        &format!("{} (boots the guest kernels)", guest::VIRTME_NG),
+        !plan.virtme,
+    );
+    report(
+        "the Debian 12 guest kernel (linux-image-6.1.0-*-amd64)",
+        !plan.guest_kernel,
+    );
     if !Path::new(BTF).exists() {
         note(format!(
             "warning: {BTF} is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF), \
@@ -344,6 +440,12 @@ fn apply(plan: Plan) -> Result<()> {
         ));
         install_bpf_linker(&plan.nightly)?;
     }
+    if let Some(problem) = plan.cargo_deb {
+        step(format!(
+            "installing cargo-deb {CARGO_DEB_VERSION} ({problem}; takes a few minutes)"
+        ));
+        install_cargo_deb()?;
+    }
     if plan.tracefs {
         step(format!("mounting tracefs at {TRACEFS}"));
         mount_tracefs()?;
@@ -351,6 +453,20 @@ fn apply(plan: Plan) -> Result<()> {
     if !plan.packages.is_empty() {
         step("installing Debian packages");
         install_packages(&plan.packages)?;
+    }
+    if plan.virtme {
+        step(format!("installing {} from PyPI", guest::VIRTME_NG));
+        cmd::run(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            guest::VIRTME_NG,
+        ]))?;
+    }
+    if plan.guest_kernel {
+        let kernel = guest::fetch_default()?;
+        note(format!("guest kernel: {}", kernel.vmlinuz.display()));
     }
     let left = inspect()?;
     check!(

@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::{
     build,
     cmd::{self, note, step},
-    setup,
+    guest, setup,
 };
 
 /// Built by the daemon's build.rs for bpfel-unknown-none with the nightly
@@ -28,6 +28,17 @@ pub struct Options {
     /// Skip clippy and rustfmt.
     #[arg(long)]
     no_lint: bool,
+    /// Boot this kernel for the guest run instead of Debian 12's 6.1: a
+    /// Debian kernel package name (`linux-image-6.12.48+deb13-amd64`) or the
+    /// path of a `vmlinuz-<release>` whose modules are in /lib/modules.
+    #[arg(long, value_name = "PACKAGE|VMLINUZ")]
+    kernel: Option<String>,
+    /// Skip the guest run (the end-to-end tests on a second kernel).
+    #[arg(long, conflicts_with_all = ["kernel", "guest_only"])]
+    no_guest: bool,
+    /// Run only the end-to-end tests inside the guest.
+    #[arg(long)]
+    guest_only: bool,
 }
 
 pub fn test(options: &Options) -> Result<ExitCode> {
@@ -36,19 +47,46 @@ pub fn test(options: &Options) -> Result<ExitCode> {
     if !cmd::is_root() {
         note("warning: not root: the end-to-end tests load BPF programs and will fail");
     }
-    let mut steps: Vec<(&str, Command)> = vec![("tests", cargo_test(options)?)];
-    if !options.no_lint {
-        steps.push(("clippy", clippy_host()?));
-        steps.push(("clippy (kernel programs)", clippy_ebpf()?));
-        steps.push(("rustfmt", rustfmt()?));
-    }
     // Run every step even after a failure: CI should show all problems at once.
     let mut failed = Vec::new();
-    for (name, mut command) in steps {
-        step(name);
-        if let Err(error) = cmd::run(&mut command) {
-            note(format!("FAILED: {error:#}"));
-            failed.push(name);
+    if !options.guest_only {
+        let mut steps: Vec<(&str, Command)> = vec![("tests", cargo_test(options)?)];
+        if !options.no_lint {
+            steps.push(("clippy", clippy_host()?));
+            steps.push(("clippy (kernel programs)", clippy_ebpf()?));
+            steps.push(("rustfmt", rustfmt()?));
+        }
+        for (name, mut command) in steps {
+            step(name);
+            if let Err(error) = cmd::run(&mut command) {
+                note(format!("FAILED: {error:#}"));
+                failed.push(name.to_owned());
+            }
+        }
+    }
+    if !options.no_guest {
+        let kernel = match &options.kernel {
+            Some(spec) => guest::from_spec(spec),
+            None => guest::cached_default()
+                .map(Ok)
+                .unwrap_or_else(guest::fetch_default),
+        };
+        let outcome = kernel.and_then(|kernel| {
+            let binaries = guest_binaries(options)?;
+            guest::run_tests(
+                &kernel,
+                &binaries,
+                options.filter.as_deref(),
+                &build::target_dir()?,
+            )
+            .map(|()| kernel.release)
+        });
+        match outcome {
+            Ok(release) => step(format!("guest (Linux {release}): passed")),
+            Err(error) => {
+                note(format!("FAILED: {error:#}"));
+                failed.push("end-to-end tests in the guest".to_owned());
+            }
         }
     }
     if failed.is_empty() {
@@ -58,6 +96,53 @@ pub fn test(options: &Options) -> Result<ExitCode> {
         step(format!("FAILED: {}", failed.join(", ")));
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Builds the end-to-end test binaries that also run in the guest (those
+/// of `--test` when given) and returns their paths.
+fn guest_binaries(options: &Options) -> Result<Vec<guest::TestBinary>> {
+    let targets: Vec<&str> = guest::GUEST_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| options.test.is_empty() || options.test.iter().any(|o| o == t))
+        .collect();
+    let mut cargo = cmd::cargo()?;
+    cargo.args([
+        "test",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+        "--package",
+        "rename-audit",
+    ]);
+    for target in &targets {
+        cargo.args(["--test", target]);
+    }
+    step("building the end-to-end tests for the guest");
+    let json = cmd::output(&mut cargo)?;
+    let mut binaries = Vec::new();
+    for line in json.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let name = message["target"]["name"].as_str().unwrap_or_default();
+        if message["reason"] == "compiler-artifact"
+            && message["profile"]["test"] == true
+            && targets.contains(&name)
+            && let Some(exe) = message["executable"].as_str()
+        {
+            binaries.push(guest::TestBinary {
+                target: name.to_owned(),
+                executable: exe.into(),
+            });
+        }
+    }
+    anyhow::ensure!(
+        binaries.len() == targets.len(),
+        "cargo built {} of the {} guest test binaries ({targets:?})",
+        binaries.len(),
+        targets.len()
+    );
+    Ok(binaries)
 }
 
 fn cargo_test(options: &Options) -> Result<Command> {
@@ -137,6 +222,9 @@ mod tests {
             package: vec![],
             test: vec![],
             no_lint: false,
+            kernel: None,
+            no_guest: false,
+            guest_only: false,
         };
         let command = cargo_test(&options).expect("command");
         assert_eq!(
@@ -160,6 +248,9 @@ mod tests {
             package: vec!["rename-audit".into()],
             test: vec!["deploy_unit".into()],
             no_lint: true,
+            kernel: None,
+            no_guest: true,
+            guest_only: false,
         };
         let command = cargo_test(&options).expect("command");
         assert_eq!(

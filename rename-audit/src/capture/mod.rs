@@ -2,12 +2,14 @@
 //! their ring buffers, storm slots and loss counters on a dedicated thread
 //! into time-ordered batches of [`Record`]s.
 mod drain;
+pub mod kernel;
 mod offsets;
 mod preflight;
 mod records;
 mod storms;
 
 pub use drain::{Batch, Drainer};
+pub use kernel::{ExecRename, KernelSupport, ProcessExit};
 pub use records::{DecodeError, Record, StormSummary, decode};
 
 use aya::{
@@ -15,7 +17,7 @@ use aya::{
     maps::{Map, MapData, PerCpuArray, RingBuf},
     programs::BtfTracePoint,
 };
-use rename_audit_common::{STORM_SLOTS, Settings, maps};
+use rename_audit_common::{STORM_SLOTS, Settings, exec_detect, maps};
 
 /// The kernel programs, built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rename-audit"));
@@ -54,6 +56,8 @@ pub enum CaptureError {
     Preflight(#[from] preflight::PreflightError),
     #[error(transparent)]
     Offsets(#[from] offsets::OffsetsError),
+    #[error(transparent)]
+    Kernel(#[from] kernel::KernelError),
     #[error(
         "the kernel programs are missing from this build (built with AYA_BUILD_SKIP?); rebuild with `cargo xtask build`"
     )]
@@ -62,10 +66,9 @@ pub enum CaptureError {
     Setting(String),
     #[error("loading the kernel programs failed: {0}")]
     Load(#[source] aya::EbpfError),
-    #[error("{what}: {source}{hint}")]
+    #[error("{what}: {source}")]
     Program {
         what: String,
-        hint: &'static str,
         #[source]
         source: aya::programs::ProgramError,
     },
@@ -78,20 +81,50 @@ pub struct Capture {
     ebpf: Ebpf,
     storm_slots: u32,
     ring_bytes: (u32, u32),
+    kernel: KernelSupport,
 }
 
-/// The kernel hooks: (program, BTF target, what it needs from the kernel).
-const TRACEPOINTS: [(&str, &str, &str); 5] = [
-    ("task_rename", "task_rename", ""),
-    (
-        "prepare_exec",
-        "sched_prepare_exec",
-        " (the sched_prepare_exec tracepoint needs Linux 6.10 or later)",
-    ),
-    ("process_exec", "sched_process_exec", ""),
-    ("process_fork", "sched_process_fork", ""),
-    ("process_exit", "sched_process_exit", ""),
-];
+/// One kernel hook: the program to load and the BTF tracepoint it attaches
+/// to. What each needs from the kernel is said in its own file in
+/// rename-audit-ebpf; [`KernelSupport`] decides which variants apply.
+struct Hook {
+    program: &'static str,
+    tracepoint: &'static str,
+}
+
+/// The hooks to attach on this kernel, in order. The lifecycle hooks come
+/// first and `task_rename` last: a rename recorded at start-up then always
+/// has the fork and exec that give it its process context.
+fn hooks(kernel: &KernelSupport) -> Vec<Hook> {
+    let mut hooks = vec![
+        Hook {
+            program: "process_fork",
+            tracepoint: "sched_process_fork",
+        },
+        Hook {
+            program: "process_exec",
+            tracepoint: "sched_process_exec",
+        },
+        Hook {
+            program: match kernel.process_exit {
+                ProcessExit::GroupDeadArg => "process_exit",
+                ProcessExit::SignalLive => "process_exit_live",
+            },
+            tracepoint: "sched_process_exit",
+        },
+    ];
+    if kernel.exec_rename == ExecRename::PrepareExec {
+        hooks.push(Hook {
+            program: "prepare_exec",
+            tracepoint: "sched_prepare_exec",
+        });
+    }
+    hooks.push(Hook {
+        program: "task_rename",
+        tracepoint: "task_rename",
+    });
+    hooks
+}
 
 impl Capture {
     /// Checks privileges and kernel support, loads and attaches every hook.
@@ -101,7 +134,11 @@ impl Capture {
         if EBPF_OBJECT.is_empty() {
             return Err(CaptureError::NoObject);
         }
-        let offsets = offsets::from_running_kernel()?;
+        let (kernel, offsets) = {
+            let btf = offsets::running_kernel_btf()?;
+            let kernel = KernelSupport::probe(&btf, &kernel::running_release())?;
+            (kernel, offsets::from_btf(&btf)?)
+        };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let prio = ring_size(
             opts.priority_ring_bytes,
@@ -134,6 +171,13 @@ impl Capture {
             lifecycle_limit_bytes: u64::from(prio) * 3 / 4,
             storm_slots: opts.storm_slots,
             nr_prctl: libc::SYS_prctl as u32,
+            exec_detect: match kernel.exec_rename {
+                ExecRename::PrepareExec => exec_detect::PREPARE_EXEC,
+                ExecRename::Syscall => exec_detect::SYSCALL,
+            },
+            nr_execve: libc::SYS_execve as u32,
+            nr_execveat: libc::SYS_execveat as u32,
+            kernel_worker_flags: kernel.worker_flags,
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(maps::SETTINGS, &settings, true)
@@ -144,13 +188,15 @@ impl Capture {
             .map_err(CaptureError::Load)?;
         let btf =
             Btf::from_sys_fs().map_err(|e| offsets::OffsetsError::Unreadable(e.to_string()))?;
-        for (program, target, hint) in TRACEPOINTS {
-            let prog: &mut BtfTracePoint = program_mut(&mut ebpf, program)?;
-            prog.load(target, &btf)
+        for hook in hooks(&kernel) {
+            let prog: &mut BtfTracePoint = program_mut(&mut ebpf, hook.program)?;
+            prog.load(hook.tracepoint, &btf)
                 .and_then(|()| prog.attach().map(drop))
                 .map_err(|source| CaptureError::Program {
-                    what: format!("attaching to tracepoint {target}"),
-                    hint,
+                    what: format!(
+                        "attaching {} to tracepoint {} on Linux {}",
+                        hook.program, hook.tracepoint, kernel.release
+                    ),
                     source,
                 })?;
         }
@@ -166,7 +212,13 @@ impl Capture {
             ebpf,
             storm_slots: opts.storm_slots,
             ring_bytes: (prio, thread),
+            kernel,
         })
+    }
+
+    /// The running kernel and the hook variants in use.
+    pub fn kernel(&self) -> &KernelSupport {
+        &self.kernel
     }
 
     /// Ring sizes in use: (priority, thread).
@@ -204,7 +256,6 @@ where
         .ok_or_else(|| CaptureError::Setting(format!("program {name} missing from the object")))?;
     program.try_into().map_err(|source| CaptureError::Program {
         what: format!("program {name}"),
-        hint: "",
         source,
     })
 }

@@ -23,13 +23,18 @@ pub enum OffsetsError {
     UnknownField(&'static str, &'static str),
 }
 
-/// Reads the offsets the kernel programs need from `/sys/kernel/btf/vmlinux`.
-pub fn from_running_kernel() -> Result<KernelOffsets, OffsetsError> {
-    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| OffsetsError::Unreadable(e.to_string()))?;
-    let task = Layout::find(&btf, "task_struct")?;
-    let mm = Layout::find(&btf, "mm_struct")?;
-    let binprm = Layout::find(&btf, "linux_binprm")?;
-    let regs = Layout::find(&btf, "pt_regs")?;
+/// Parses the running kernel's BTF (`/sys/kernel/btf/vmlinux`).
+pub fn running_kernel_btf() -> Result<Btf, OffsetsError> {
+    Btf::from_file(VMLINUX_BTF).map_err(|e| OffsetsError::Unreadable(e.to_string()))
+}
+
+/// Reads the offsets the kernel programs need from the kernel's BTF.
+pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
+    let task = Layout::find(btf, "task_struct")?;
+    let mm = Layout::find(btf, "mm_struct")?;
+    let binprm = Layout::find(btf, "linux_binprm")?;
+    let regs = Layout::find(btf, "pt_regs")?;
+    let signal = Layout::find(btf, "signal_struct")?;
     Ok(KernelOffsets {
         task_pid: task.offset("pid")?,
         task_tgid: task.offset("tgid")?,
@@ -43,6 +48,8 @@ pub fn from_running_kernel() -> Result<KernelOffsets, OffsetsError> {
         mm_arg_end: mm.offset("arg_end")?,
         binprm_filename: binprm.offset("filename")?,
         regs_syscall_nr: regs.offset(SYSCALL_NR_FIELD)?,
+        task_signal: task.offset("signal")?,
+        signal_live: signal.offset("live")?,
     })
 }
 
@@ -99,10 +106,13 @@ mod tests {
 
     #[test]
     fn running_kernel_has_every_field() {
-        let offsets = from_running_kernel().expect("this machine's kernel has BTF");
+        let btf = running_kernel_btf().expect("this machine's kernel has BTF");
+        let offsets = from_btf(&btf).expect("every field is there");
         // pid and tgid are adjacent pid_t fields in every kernel layout.
         assert_eq!(offsets.task_tgid, offsets.task_pid + 4);
         assert!(offsets.mm_arg_end > offsets.mm_arg_start);
         assert!(offsets.task_comm > 0 && offsets.task_group_leader > 0);
+        // signal_struct starts with sigcnt, then live (both atomic_t).
+        assert_eq!(offsets.signal_live, 4);
     }
 }

@@ -15,9 +15,11 @@ pub enum PreflightError {
     )]
     MissingCapabilities,
     #[error(
-        "kernel BTF is missing ({0} does not exist): rename-audit needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        "Linux {release} is not supported: it has no kernel BTF ({path} does not exist); \
+         rename-audit needs Linux {min} or later, built with BTF (CONFIG_DEBUG_INFO_BTF=y)",
+        min = super::kernel::MIN_KERNEL
     )]
-    NoBtf(&'static str),
+    NoBtf { release: String, path: &'static str },
 }
 
 pub fn check() -> Result<(), PreflightError> {
@@ -25,7 +27,10 @@ pub fn check() -> Result<(), PreflightError> {
         return Err(PreflightError::MissingCapabilities);
     }
     if !Path::new(super::offsets::VMLINUX_BTF).exists() {
-        return Err(PreflightError::NoBtf(super::offsets::VMLINUX_BTF));
+        return Err(PreflightError::NoBtf {
+            release: super::kernel::running_release(),
+            path: super::offsets::VMLINUX_BTF,
+        });
     }
     raise_memlock();
     ensure_tracefs();

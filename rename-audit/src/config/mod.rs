@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, Diagnostic};
 pub use sinks::{AlertmanagerSink, PrometheusSink, SinksConfig, SyslogSink, SyslogTarget};
 
-use crate::rules::{AllowConfig, RulesConfig};
+use crate::noise::ThreadRenames;
+use crate::output::Format;
+use crate::rules::{AllowConfig, Pattern, RulesConfig};
 
 /// Larger files are refused unread: a configuration is a few KiB, and
 /// `--config /dev/zero` must not read until memory runs out.
@@ -69,10 +71,17 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputConfig {
     pub path: OutputTarget,
+    /// JSON lines or readable lines.
+    pub format: Format,
     /// Report exec renames (otherwise they only set the baseline name).
     pub include_exec: bool,
     /// Report renames done by kernel threads.
     pub include_kernel: bool,
+    /// Which thread renames are written.
+    pub thread_renames: ThreadRenames,
+    /// Executables whose thread renames are not written under
+    /// [`ThreadRenames::All`] unless a rule matched.
+    pub thread_renames_allow: Vec<Pattern>,
     /// How long the output may stay unwritable (disk full, ...) before the
     /// daemon stops with a non-zero exit status.
     pub unwritable_timeout: std::time::Duration,
@@ -86,8 +95,11 @@ impl Default for OutputConfig {
     fn default() -> Self {
         OutputConfig {
             path: OutputTarget::default(),
+            format: Format::default(),
             include_exec: false,
             include_kernel: false,
+            thread_renames: ThreadRenames::default(),
+            thread_renames_allow: Vec::new(),
             unwritable_timeout: std::time::Duration::from_secs(
                 Self::DEFAULT_UNWRITABLE_TIMEOUT_SECS,
             ),

@@ -24,9 +24,12 @@ pub(super) struct File {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct Output {
     pub path: S<String>,
+    pub format: Option<crate::output::Format>,
     pub include_exec: Option<bool>,
     pub include_kernel: Option<bool>,
     pub unwritable_timeout_secs: S<u64>,
+    pub thread_renames: Option<crate::noise::ThreadRenames>,
+    pub thread_renames_allow: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

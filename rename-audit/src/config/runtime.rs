@@ -5,6 +5,7 @@ use crate::{
     capture::CaptureOptions,
     classify::Filter,
     cli::RunArgs,
+    noise::NoiseFilter,
     output::OutputDest,
     sinks::{
         SinksConfig,
@@ -25,6 +26,12 @@ impl Config {
             let secs = validate::in_range(secs, &validate::UNWRITABLE_TIMEOUT_SECS)
                 .map_err(flag("output-unwritable-timeout"))?;
             self.output.unwritable_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(format) = args.format {
+            self.output.format = format;
+        }
+        if let Some(mode) = args.thread_renames {
+            self.output.thread_renames = mode;
         }
         self.output.include_exec |= args.include_exec;
         self.output.include_kernel |= args.include_kernel;
@@ -61,8 +68,8 @@ impl Config {
     /// The settings of `new` that differ from `self` (the configuration the
     /// daemon started with) and that a reload cannot apply: the output
     /// destination, the kernel buffers and rates, and the sinks are set up
-    /// once at start-up. Rules, allow-lists and the exec/kernel filters are
-    /// reloaded.
+    /// once at start-up, and so is the output format. Rules, allow-lists,
+    /// the exec/kernel filters and the thread-rename setting are reloaded.
     pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         if self.output.path != new.output.path {
@@ -70,6 +77,9 @@ impl Config {
         }
         if self.output.unwritable_timeout != new.output.unwritable_timeout {
             changed.push("output.unwritable_timeout_secs");
+        }
+        if self.output.format != new.output.format {
+            changed.push("output.format");
         }
         if self.capture != new.capture {
             changed.push("capture");
@@ -94,6 +104,14 @@ impl Config {
         Filter {
             include_exec: self.output.include_exec,
             include_kernel: self.output.include_kernel,
+        }
+    }
+
+    /// Which thread renames are written; reloaded on SIGHUP.
+    pub fn noise(&self) -> NoiseFilter {
+        NoiseFilter {
+            thread_renames: self.output.thread_renames,
+            allow: self.output.thread_renames_allow.clone(),
         }
     }
 

@@ -36,6 +36,8 @@ fn an_empty_file_gives_the_defaults() {
     assert_eq!(parse(""), Config::default());
     let d = Config::default();
     assert_eq!(d.output.path, OutputTarget::Stdout);
+    assert_eq!(d.output.format, crate::output::Format::Json);
+    assert_eq!(d.output.thread_renames, ThreadRenames::Alerts);
     assert_eq!(d.capture.storm_slots, 4096);
     assert_eq!(d.capture.priority_ring_bytes, None);
     assert_eq!(d.storm.thread_rate, 100);
@@ -84,8 +86,11 @@ fn every_key_is_read() {
         r#"
 [output]
 path = "/var/log/rename-audit.jsonl"
+format = "text"
 include_exec = true
 include_kernel = true
+thread_renames = "all"
+thread_renames_allow = ["/usr/lib/jvm/**"]
 [capture]
 priority_ring_bytes = 1048576
 thread_ring_bytes = 0
@@ -134,8 +139,11 @@ queue = 8
         c.output,
         OutputConfig {
             path: OutputTarget::File("/var/log/rename-audit.jsonl".into()),
+            format: crate::output::Format::Text,
             include_exec: true,
             include_kernel: true,
+            thread_renames: ThreadRenames::All,
+            thread_renames_allow: vec![Pattern::path("/usr/lib/jvm/**").unwrap()],
             ..OutputConfig::default()
         }
     );
@@ -443,12 +451,43 @@ fn a_reload_names_what_only_a_restart_applies() {
         parse("[rules.process-renamed]\nenabled = true\n[output]\ninclude_exec = true\n");
     assert!(start.needs_restart(&rules_only).is_empty());
     let everything = parse(
-        "[output]\npath = \"/var/log/x.jsonl\"\n[capture]\nstorm_slots = 8\n\
+        "[output]\npath = \"/var/log/x.jsonl\"\nformat = \"text\"\n[capture]\nstorm_slots = 8\n\
          [storm]\nthread_rate = 5\n[sinks.prometheus]\nlisten = \"127.0.0.1:1\"\n",
     );
     assert_eq!(
         start.needs_restart(&everything),
-        vec!["output.path", "capture", "storm", "sinks"]
+        vec!["output.path", "output.format", "capture", "storm", "sinks"]
+    );
+    let noise =
+        parse("[rules.process-renamed]\nenabled = false\n[output]\nthread_renames = \"none\"\n");
+    assert!(
+        start.needs_restart(&noise).is_empty(),
+        "the thread-rename setting is reloaded"
+    );
+}
+
+#[test]
+fn noise_settings_are_checked() {
+    let got = problems(
+        "[output]\nthread_renames = \"some\"\nformat = \"xml\"\n\
+         thread_renames_allow = [\"java\", \"/ok/**\", \"/a/{b\"]\n",
+    );
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(
+        got[0].starts_with("2:18: output.thread_renames: unknown variant `some`"),
+        "{got:#?}"
+    );
+    assert!(
+        got[1].starts_with("3:10: output.format: unknown variant `xml`"),
+        "{got:#?}"
+    );
+    assert!(
+        got[2].starts_with("4:25: output.thread_renames_allow: \"java\" never matches"),
+        "{got:#?}"
+    );
+    assert!(
+        got[3].starts_with("4:43: output.thread_renames_allow: "),
+        "{got:#?}"
     );
 }
 
@@ -557,4 +596,35 @@ fn help_readme_and_config_docs_show_the_defaults_the_code_uses() {
         "| `--output-unwritable-timeout SECS` | {timeout} s |"
     )));
     assert!(docs.contains(&format!("\nunwritable_timeout_secs = {timeout}\n")));
+    // The value-enum settings: --format and --thread-renames.
+    use crate::cli::default_name;
+    for (flag, values, key, value) in [
+        (
+            "--format",
+            "json\\|text",
+            "format",
+            default_name::<crate::output::Format>(),
+        ),
+        (
+            "--thread-renames",
+            "all\\|alerts\\|none",
+            "thread_renames",
+            default_name::<ThreadRenames>(),
+        ),
+    ] {
+        let after = &help[help.find(flag).expect(flag)..];
+        let default = after.find("[default: ").expect("a default");
+        assert!(
+            after[default..].starts_with(&format!("[default: {value}]")),
+            "{flag} help"
+        );
+        assert!(
+            readme.contains(&format!("| `{flag} {values}` | `{value}` |")),
+            "README {flag}"
+        );
+        assert!(
+            docs.contains(&format!("\n{key} = \"{value}\"\n")),
+            "config.toml {key}"
+        );
+    }
 }

@@ -160,8 +160,14 @@ impl Checker<'_> {
             }),
         };
         let d = OutputConfig::default();
+        let thread_renames_allow = raw
+            .thread_renames_allow
+            .into_iter()
+            .filter_map(|glob| self.executable_glob(glob, "output.thread_renames_allow"))
+            .collect();
         OutputConfig {
             path,
+            format: raw.format.unwrap_or_default(),
             include_exec: raw.include_exec.unwrap_or(false),
             include_kernel: raw.include_kernel.unwrap_or(false),
             unwritable_timeout: Duration::from_secs(self.ranged(
@@ -170,7 +176,28 @@ impl Checker<'_> {
                 UNWRITABLE_TIMEOUT_SECS,
                 d.unwritable_timeout.as_secs(),
             )),
+            thread_renames: raw.thread_renames.unwrap_or_default(),
+            thread_renames_allow,
         }
+    }
+
+    /// A glob on executable paths, which are absolute: one that starts
+    /// otherwise could never match.
+    fn executable_glob(&mut self, glob: Spanned<String>, key: &str) -> Option<Pattern> {
+        let span = glob.span();
+        let pattern = self.glob(Some(glob), key, Pattern::path)?;
+        let g = pattern.as_str();
+        if !(g.starts_with('/') || g.starts_with("**") || g.starts_with('{')) {
+            self.error(
+                span,
+                format!(
+                    "{key}: {g:?} never matches: executables are absolute paths, \
+                     so start the glob with / or **"
+                ),
+            );
+            return None;
+        }
+        Some(pattern)
     }
 
     fn capture(&mut self, raw: raw::Capture) -> CaptureConfig {

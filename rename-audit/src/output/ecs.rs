@@ -225,6 +225,9 @@ struct RenameOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     original_name_hex: Option<String>,
     count: u64,
+    /// Alerts only: every rule that matched, most severe (`rule.id`) first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<&'a [&'static str]>,
 }
 
 #[derive(Serialize)]
@@ -352,6 +355,7 @@ impl<'a> Line<'a> {
                         original_name,
                         original_name_hex,
                         count: r.count,
+                        rules: alert.map(|a| a.matched.as_slice()),
                     })
                 }
                 _ => None,

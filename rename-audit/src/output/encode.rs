@@ -121,6 +121,11 @@ impl Rfc3339Micros {
     }
 }
 
+/// `t` as the `@timestamp` text, for the readable line.
+pub(super) fn rfc3339_micros(t: OffsetDateTime) -> String {
+    String::from_utf8_lossy(&Rfc3339Micros(t).format()).into_owned()
+}
+
 /// Writes `v` right-aligned and zero-padded into `dst` (ASCII digits).
 #[inline]
 fn put_digits(dst: &mut [u8], mut v: u32) {

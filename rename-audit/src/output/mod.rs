@@ -1,4 +1,5 @@
-//! The event stream: one ECS JSON object per line, on stdout or a file.
+//! The event stream: one ECS JSON object per line, on stdout or a file
+//! (or, with `--format text`, one readable line per event: [`text`]).
 //!
 //! [`ecs::write_json_line`] turns an [`Event`](crate::event::Event) into a
 //! line; [`JsonLinesWriter`] owns the destination. Objects are nested, never
@@ -23,7 +24,11 @@
 //!   a summary its last name). A summary whose process is unknown carries
 //!   only `process.thread`. `systemd.unit` when the process runs in one.
 //! - `rename`: `old_name`, `new_name`, `main_thread`, `method`,
-//!   `writer.{pid,tid,name}`, `original_name`, `count`.
+//!   `writer.{pid,tid,name}`, `original_name`, `count`; on alerts also
+//!   `rules`, every rule that matched (ids, most severe first, so
+//!   `rename.rules[0]` is `rule.id`): ECS has one `rule` per event, and a
+//!   custom field under our own `rename` namespace cannot clash with a
+//!   future ECS field.
 //! - `summary`: `count`, `first_seen`, `last_seen`, `last_name`, `class`
 //!   ("process"/"thread"), `thread_exited`.
 //! - `lost`: `count`, `class` (`process`, `thread`, `lifecycle`: the kernel
@@ -45,6 +50,7 @@
 pub mod ecs;
 mod encode;
 pub mod stream;
+pub mod text;
 pub mod writer;
 
 #[cfg(test)]
@@ -53,3 +59,20 @@ mod ecs_tests;
 pub use ecs::write_json_line;
 pub use stream::{OutputStream, OutputSummary};
 pub use writer::{JsonLinesWriter, OutputDest, OutputError, WriteOutcome, stdout_is_journal};
+
+/// How the event stream is written (`--format`, `output.format`): ECS JSON
+/// lines for machines (the default), or the readable line of [`text`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    Text,
+}
+
+/// Colour for readable lines on stdout: only on a terminal, and not when
+/// the user asked for none (`NO_COLOR`, <https://no-color.org>).
+pub fn stdout_wants_color() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

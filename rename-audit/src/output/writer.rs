@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use crate::event::Event;
 
-use super::ecs;
+use super::{Format, ecs, text};
 
 /// Where the lines go; `-` on the command line means stdout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +88,8 @@ pub struct JsonLinesWriter {
     /// Bytes at the start of `buf` already handed to the OS: the head of
     /// the first line, after a short write.
     written: usize,
+    format: Format,
+    color: bool,
     syslog_prefix: bool,
     broken: bool,
     /// The last write failed.
@@ -113,6 +115,8 @@ impl JsonLinesWriter {
             dest,
             buf: Vec::with_capacity(WRITE_AT + 4096),
             written: 0,
+            format: Format::Json,
+            color: false,
             syslog_prefix: false,
             broken: false,
             failing: false,
@@ -126,6 +130,14 @@ impl JsonLinesWriter {
     /// [`stdout_is_journal`]): elsewhere the prefix would break the JSON.
     pub fn with_syslog_prefix(mut self, on: bool) -> Self {
         self.syslog_prefix = on;
+        self
+    }
+
+    /// Writes lines in `format`; `color` adds ANSI colours to readable
+    /// lines (only for a terminal: see [`super::stdout_wants_color`]).
+    pub fn with_format(mut self, format: Format, color: bool) -> Self {
+        self.format = format;
+        self.color = color && format == Format::Text;
         self
     }
 
@@ -171,7 +183,10 @@ impl JsonLinesWriter {
             let prio = ecs::syslog_priority(ev);
             self.buf.extend_from_slice(&[b'<', b'0' + prio, b'>']);
         }
-        ecs::write_json_line(ev, &mut self.buf);
+        match self.format {
+            Format::Json => ecs::write_json_line(ev, &mut self.buf),
+            Format::Text => text::write_text_line(ev, &mut self.buf, self.color),
+        }
         // While the destination fails, only `flush` retries it.
         if self.buf.len() >= WRITE_AT && !self.failing {
             self.write_buffered()?;

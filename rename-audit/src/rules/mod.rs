@@ -1,7 +1,8 @@
 //! Alert rules: which renames are a process disguising itself.
 //!
-//! [`RuleEngine::evaluate`] looks at one rename at a time and returns the
-//! first rule that matches and is not allow-listed, most severe first. Only
+//! [`RuleEngine::evaluate`] looks at one rename at a time and checks every
+//! rule, most severe first; the most severe match that is not allow-listed
+//! becomes the alert's rule, and the alert lists every such match. Only
 //! renames a process chose are candidates: exec renames just set the name the
 //! program was started with, and kernel renames (workqueue workers, io_uring
 //! and vhost threads) carry names the kernel picked, not the process.
@@ -194,7 +195,8 @@ impl RuleEngine {
 
     /// The alert for this event, if any rule matches it and the match is not
     /// allow-listed. Only renames a process made (`prctl`, `procfs`) are
-    /// candidates.
+    /// candidates. Every rule is checked: the alert carries the most severe
+    /// match as its rule and lists all of them in [`Alert::matched`].
     pub fn evaluate(&self, ev: &Event, index: &dyn ProcessIndex) -> Option<Alert> {
         let Body::Rename(rename) = &ev.body else {
             return None;
@@ -203,6 +205,8 @@ impl RuleEngine {
             return None;
         }
         let process = ev.process.as_ref()?;
+        let mut first: Option<(RuleId, Reason)> = None;
+        let mut matched = Vec::new();
         for id in RuleId::ALL {
             if !self.enabled[id.index()] {
                 continue;
@@ -216,15 +220,20 @@ impl RuleEngine {
             {
                 continue;
             }
-            return Some(Alert {
-                rule_id: id.as_str(),
-                rule_name: id.name(),
-                severity: id.severity(),
-                technique: id.technique(),
-                message: message::build(process, rename, &reason),
-            });
+            matched.push(id.as_str());
+            if first.is_none() {
+                first = Some((id, reason));
+            }
         }
-        None
+        let (id, reason) = first?;
+        Some(Alert {
+            rule_id: id.as_str(),
+            rule_name: id.name(),
+            severity: id.severity(),
+            technique: id.technique(),
+            message: message::build(process, rename, &reason),
+            matched,
+        })
     }
 
     fn check(

@@ -525,3 +525,43 @@ fn rule_ids_round_trip_and_are_ordered_by_severity() {
     let sev: Vec<_> = RuleId::ALL.iter().map(|r| r.severity()).collect();
     assert!(sev.windows(2).all(|w| w[0] >= w[1]), "{sev:?}");
 }
+
+#[test]
+fn every_matching_rule_is_listed_most_severe_first() {
+    // A /tmp binary whose worker thread renames the main thread (a pyenv
+    // Python's worker does this): the stomp is the alert, and the sibling
+    // rename and the plain process rename are kept beside it.
+    let ev = rename(Some("/tmp/py/python3"), PID, PID + 1, b"python3", b"worker");
+    let alert = engine().evaluate(&ev, &Table::default()).expect("alert");
+    assert_eq!(alert.rule_id, "writable-path-stomp");
+    assert_eq!(alert.severity, Severity::High);
+    assert_eq!(
+        alert.matched,
+        [
+            "writable-path-stomp",
+            "sibling-renamed-main",
+            "process-renamed"
+        ]
+    );
+}
+
+#[test]
+fn allow_listed_and_disabled_rules_are_not_listed() {
+    let rules = RulesConfig {
+        disabled: [RuleId::ProcessRenamed].into(),
+        ..RulesConfig::default()
+    };
+    let allow = AllowConfig {
+        entries: vec![AllowEntry {
+            rules: Some([RuleId::WritablePathStomp].into()),
+            executable: Some(Pattern::path("/tmp/py/*").unwrap()),
+            ..Default::default()
+        }],
+        ..AllowConfig::default()
+    };
+    let engine = RuleEngine::new(&rules, &allow);
+    let ev = rename(Some("/tmp/py/python3"), PID, PID + 1, b"python3", b"worker");
+    let alert = engine.evaluate(&ev, &Table::default()).expect("alert");
+    assert_eq!(alert.rule_id, "sibling-renamed-main");
+    assert_eq!(alert.matched, ["sibling-renamed-main"]);
+}

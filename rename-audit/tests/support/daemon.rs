@@ -60,10 +60,21 @@ impl Daemon {
         args: &[&str],
         configure: impl FnOnce(&mut Command),
     ) -> Daemon {
+        // Most tests look at every rename, thread renames included, so they
+        // ask for all of them unless they choose (by flag or in a file).
+        let chooses = args
+            .iter()
+            .any(|a| *a == "--thread-renames" || *a == "--config");
+        let all_threads: &[&str] = if chooses {
+            &[]
+        } else {
+            &["--thread-renames", "all"]
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rename-audit"));
         cmd.arg("run")
             .arg("--output")
             .arg(&output)
+            .args(all_threads)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -91,7 +102,7 @@ impl Daemon {
             stderr_lines: Vec::new(),
             log_read: 0,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + super::patience(Duration::from_secs(60));
         loop {
             if let Some(status) = daemon.child.try_wait().expect("wait") {
                 daemon.drain_stderr();
@@ -127,7 +138,7 @@ impl Daemon {
 
     /// Waits up to `timeout` for the daemon to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + super::patience(timeout);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 // The stderr reader thread ends with the pipe; collect all.
@@ -156,6 +167,11 @@ impl Daemon {
         while let Ok(line) = self.stderr.try_recv() {
             self.stderr_lines.push(line);
         }
+    }
+
+    /// The output file's bytes so far (for tests of non-JSON formats).
+    pub fn raw_output(&self) -> Vec<u8> {
+        std::fs::read(&self.output).unwrap_or_default()
     }
 
     /// Every complete line written so far, parsed.
@@ -199,7 +215,7 @@ impl Daemon {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + super::patience(timeout);
         loop {
             if let Some(e) = self.events().iter().find(|e| pred(e)) {
                 return e.clone();
@@ -231,7 +247,7 @@ impl Daemon {
     /// Waits up to 10 s for a line on the daemon's stderr (its own log)
     /// that contains `needle` and was not seen by an earlier call.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + super::patience(Duration::from_secs(10));
         loop {
             self.drain_stderr();
             if let Some(i) = self.stderr_lines[self.log_read..]
@@ -272,7 +288,7 @@ impl Daemon {
     pub fn stop_within(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
         let start = Instant::now();
         self.signal(libc::SIGTERM);
-        let deadline = start + timeout;
+        let deadline = start + super::patience(timeout);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 self.drain_stderr();

@@ -65,6 +65,8 @@ pub(crate) fn build(
     );
     annotations.insert("description", description(ev, alert, &executable));
     annotations.insert("rule_name", alert.rule_name.to_owned());
+    // Every matched rule, as in the event's `rename.rules`.
+    annotations.insert("rules", alert.matched.join(","));
     annotations.insert("severity_score", alert.severity.score().to_string());
     annotations.insert("event_sequence", ev.sequence.to_string());
     annotations.insert("event_id", ev.id());
@@ -190,6 +192,7 @@ mod tests {
                 severity: Severity::Critical,
                 technique: Some("T1036.004"),
                 message: "pid 4242 renamed itself".to_owned(),
+                matched: vec!["kernel-thread-mimic"],
             }),
         }
     }

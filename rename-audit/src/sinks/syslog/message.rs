@@ -242,6 +242,7 @@ mod tests {
             severity: Severity::Critical,
             technique: Some("T1036.004"),
             message: "pid 10 took the name \"kworker/0:1\"".into(),
+            matched: vec!["kernel-thread-mimic"],
         });
         let m = format(&ev, &origin(), 8192);
         assert!(m.starts_with("<34>1 "), "{m}");

@@ -1,0 +1,266 @@
+//! `rename-audit report`: counts over the events in range, printed as small
+//! tables, most frequent first.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use super::record::Record;
+use crate::output::text::escape_into;
+use crate::rules::RuleId;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    events: u64,
+    first: Option<String>,
+    last: Option<String>,
+    process_renames: u64,
+    thread_renames: u64,
+    alerts: u64,
+    summaries: u64,
+    summarized: HashMap<String, u64>,
+    loss_reports: u64,
+    lost: HashMap<String, u64>,
+    by_executable: HashMap<Vec<u8>, u64>,
+    /// rule id -> (severity, alerts it matched in).
+    by_rule: HashMap<String, (String, u64)>,
+    by_method: HashMap<String, u64>,
+    by_new_name: HashMap<Vec<u8>, u64>,
+    /// pid -> the processes seen with it (pids are reused), each with its
+    /// renames, summarized ones included.
+    renamers: HashMap<u32, Vec<Renamer>>,
+}
+
+#[derive(Debug)]
+struct Renamer {
+    executable: Vec<u8>,
+    /// The process name in its latest event.
+    name: Vec<u8>,
+    renames: u64,
+}
+
+/// Adds `n` to `key`'s count, allocating the key only the first time: a
+/// report sees the same few keys on millions of lines.
+fn bump<K, Q>(map: &mut HashMap<K, u64>, key: &Q, n: u64)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+{
+    match map.get_mut(key) {
+        Some(count) => *count += n,
+        None => {
+            map.insert(key.to_owned(), n);
+        }
+    }
+}
+
+const UNKNOWN: &[u8] = b"(unknown)";
+
+impl Report {
+    pub fn add(&mut self, r: &Record<'_>) {
+        self.events += 1;
+        let ts = &*r.timestamp;
+        match &mut self.first {
+            Some(first) if ts >= first.as_str() => {}
+            first => *first = Some(ts.to_owned()),
+        }
+        match &mut self.last {
+            Some(last) if ts <= last.as_str() => {}
+            Some(last) => {
+                last.clear();
+                last.push_str(ts);
+            }
+            None => self.last = Some(ts.to_owned()),
+        }
+        let exe = r.executable();
+        let exe: &[u8] = exe.as_deref().unwrap_or(UNKNOWN);
+        let mut renames = 0;
+        if let Some(rename) = &r.rename {
+            if rename.main_thread {
+                self.process_renames += 1;
+            } else {
+                self.thread_renames += 1;
+            }
+            renames = 1;
+            bump(&mut self.by_executable, exe, 1);
+            bump(&mut self.by_method, &*rename.method, 1);
+            if let Some(name) = r.new_name() {
+                bump(&mut self.by_new_name, &*name, 1);
+            }
+        }
+        if let Some(s) = &r.summary {
+            self.summaries += 1;
+            bump(&mut self.summarized, &*s.class, s.count);
+            renames += s.count;
+        }
+        if let (Some(pid), true) = (r.pid(), renames > 0) {
+            let name = r.process_name();
+            let name: &[u8] = name.as_deref().unwrap_or_default();
+            let seen = self.renamers.entry(pid).or_default();
+            match seen.iter_mut().find(|p| p.executable == exe) {
+                Some(p) => {
+                    p.renames += renames;
+                    if p.name != name {
+                        p.name = name.to_vec();
+                    }
+                }
+                None => seen.push(Renamer {
+                    executable: exe.to_vec(),
+                    name: name.to_vec(),
+                    renames,
+                }),
+            }
+        }
+        if let Some(rule) = &r.rule {
+            self.alerts += 1;
+            for id in r.rules() {
+                // The log gives the severity of the alert's own rule only;
+                // the others' is the built-in rule's.
+                let severity = match RuleId::parse(id) {
+                    Some(known) => known.severity().as_str().to_owned(),
+                    None if id == rule.id => rule.severity.to_string(),
+                    None => String::new(),
+                };
+                let entry = self
+                    .by_rule
+                    .entry(id.to_owned())
+                    .or_insert_with(|| (severity, 0));
+                entry.1 += 1;
+            }
+        }
+        if let Some(l) = &r.lost {
+            self.loss_reports += 1;
+            bump(&mut self.lost, &*l.class, l.count);
+        }
+    }
+
+    pub fn write(&self, out: &mut Vec<u8>, top: usize) {
+        match (&self.first, &self.last) {
+            (Some(first), Some(last)) => {
+                let _ = write!(out, "rename-audit report: {} events from ", self.events);
+                escape_into(out, first.as_bytes());
+                out.extend_from_slice(b" to ");
+                escape_into(out, last.as_bytes());
+                out.push(b'\n');
+            }
+            _ => {
+                out.extend_from_slice(b"rename-audit report: no events in range\n");
+                return;
+            }
+        }
+        let _ = writeln!(out, "  process renames   {:>12}", self.process_renames);
+        let _ = writeln!(out, "  thread renames    {:>12}", self.thread_renames);
+        let _ = writeln!(out, "  alerts            {:>12}", self.alerts);
+        let _ = writeln!(
+            out,
+            "  storm summaries   {:>12}  ({} renames summarized{})",
+            self.summaries,
+            self.summarized.values().sum::<u64>(),
+            by_class(&self.summarized)
+        );
+        let _ = writeln!(
+            out,
+            "  loss reports      {:>12}  ({} records lost{})",
+            self.loss_reports,
+            self.lost.values().sum::<u64>(),
+            by_class(&self.lost)
+        );
+
+        table(
+            out,
+            "Renames by executable",
+            &["executable"],
+            top,
+            self.by_executable
+                .iter()
+                .map(|(k, n)| (vec![k.clone()], *n)),
+        );
+        table(
+            out,
+            "Alerts by rule (each matched rule counted)",
+            &["rule", "severity"],
+            top,
+            self.by_rule.iter().map(|(id, (severity, n))| {
+                (
+                    vec![id.clone().into_bytes(), severity.clone().into_bytes()],
+                    *n,
+                )
+            }),
+        );
+        table(
+            out,
+            "Renames by method",
+            &["method"],
+            top,
+            self.by_method
+                .iter()
+                .map(|(k, n)| (vec![k.clone().into_bytes()], *n)),
+        );
+        table(
+            out,
+            "Renames by new name",
+            &["new name"],
+            top,
+            self.by_new_name.iter().map(|(k, n)| (vec![k.clone()], *n)),
+        );
+        table(
+            out,
+            "Top renamers (renames, summarized ones included)",
+            &["pid", "executable", "process name"],
+            top,
+            self.renamers.iter().flat_map(|(pid, seen)| {
+                seen.iter().map(move |p| {
+                    (
+                        vec![
+                            pid.to_string().into_bytes(),
+                            p.executable.clone(),
+                            p.name.clone(),
+                        ],
+                        p.renames,
+                    )
+                })
+            }),
+        );
+    }
+}
+
+/// `: thread 5, process 2` when there are counts.
+fn by_class(counts: &HashMap<String, u64>) -> String {
+    let mut classes: Vec<_> = counts.iter().filter(|(_, n)| **n > 0).collect();
+    classes.sort();
+    classes
+        .iter()
+        .map(|(class, n)| format!(", {class} {n}"))
+        .collect()
+}
+
+/// A table of `count  columns...`, most frequent first (ties by key), at
+/// most `top` rows. Every cell from the log is escaped.
+fn table(
+    out: &mut Vec<u8>,
+    title: &str,
+    columns: &[&str],
+    top: usize,
+    rows: impl Iterator<Item = (Vec<Vec<u8>>, u64)>,
+) {
+    let mut rows: Vec<_> = rows.collect();
+    if rows.is_empty() {
+        return;
+    }
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let _ = write!(out, "\n{title}\n  {:>10}", "count");
+    for c in columns {
+        let _ = write!(out, "  {c}");
+    }
+    out.push(b'\n');
+    for (cells, n) in rows.iter().take(top) {
+        let _ = write!(out, "  {n:>10}");
+        for cell in cells {
+            out.extend_from_slice(b"  ");
+            escape_into(out, if cell.is_empty() { b"-" } else { cell });
+        }
+        out.push(b'\n');
+    }
+    if rows.len() > top {
+        let _ = writeln!(out, "  ... and {} more", rows.len() - top);
+    }
+}

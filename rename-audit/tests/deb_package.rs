@@ -1,0 +1,203 @@
+//! The Debian package (issue 10 item 1): `cargo xtask package` builds it
+//! (lintian must find no error), it holds what a system daemon needs, it
+//! installs on this machine with its unit enabled, runs, passes
+//! `systemd-analyze verify`, and purging it leaves nothing behind.
+//!
+//! PID 1 is not systemd here, so the maintainer scripts only enable the
+//! unit (deb-systemd-helper works offline) and skip starting it: this is
+//! what they must tolerate. The test refuses to run where rename-audit is
+//! already installed, so it never purges someone's installation.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Everything the package must install (dpkg-deb --contents paths).
+const EXPECTED: &[&str] = &[
+    "./usr/bin/rename-audit",
+    "./etc/rename-audit/config.toml",
+    "./etc/logrotate.d/rename-audit",
+    "./usr/lib/systemd/system/rename-audit.service",
+    "./usr/share/man/man8/rename-audit.8.gz",
+    "./usr/share/man/man8/rename-audit-run.8.gz",
+    "./usr/share/man/man8/rename-audit-search.8.gz",
+    "./usr/share/man/man8/rename-audit-report.8.gz",
+    "./usr/share/man/man8/rename-audit-check-config.8.gz",
+    "./usr/share/man/man5/rename-audit.toml.5.gz",
+    "./usr/share/bash-completion/completions/rename-audit",
+    "./usr/share/zsh/vendor-completions/_rename-audit",
+    "./usr/share/fish/vendor_completions.d/rename-audit.fish",
+    "./usr/share/doc/rename-audit/copyright",
+    "./usr/share/doc/rename-audit/changelog.gz",
+];
+const ENABLED_LINK: &str = "/etc/systemd/system/multi-user.target.wants/rename-audit.service";
+
+fn run(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(command: &mut Command) -> String {
+    String::from_utf8(run(command).stdout).expect("UTF-8 output")
+}
+
+fn installed() -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "rename-audit"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("installed"))
+}
+
+/// Purges the package if a failed assertion left it installed.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        if installed() {
+            let _ = Command::new("dpkg")
+                .args(["--purge", "rename-audit"])
+                .status();
+        }
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    // <target>/<profile>/rename-audit
+    Path::new(env!("CARGO_BIN_EXE_rename-audit"))
+        .ancestors()
+        .nth(2)
+        .expect("target directory")
+        .to_owned()
+}
+
+#[test]
+fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
+    assert!(
+        !installed()
+            && !Path::new("/etc/rename-audit").exists()
+            && !Path::new("/usr/bin/rename-audit").exists(),
+        "rename-audit is already installed here; this test installs and purges the package, \
+         so it only runs where nothing of it exists"
+    );
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo)
+        .current_dir(workspace())
+        .args(["xtask", "package"]));
+    let deb = target_dir()
+        .join("debian")
+        .join(format!("rename-audit_{VERSION}_amd64.deb"));
+    assert!(deb.is_file(), "{} was not built", deb.display());
+
+    let fields = stdout(Command::new("dpkg-deb").arg("-f").arg(&deb).args([
+        "Package",
+        "Version",
+        "Architecture",
+        "Section",
+    ]));
+    assert_eq!(
+        fields,
+        format!("Package: rename-audit\nVersion: {VERSION}\nArchitecture: amd64\nSection: admin\n")
+    );
+    let contents = stdout(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    let paths: Vec<&str> = contents
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    for want in EXPECTED {
+        assert!(
+            paths.contains(want),
+            "{want} missing from the package:\n{contents}"
+        );
+    }
+    let control = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb")
+        .arg("--control")
+        .arg(&deb)
+        .arg(control.path()));
+    let conffiles = std::fs::read_to_string(control.path().join("conffiles")).expect("conffiles");
+    assert!(
+        conffiles
+            .lines()
+            .any(|l| l == "/etc/rename-audit/config.toml")
+            && conffiles
+                .lines()
+                .any(|l| l == "/etc/logrotate.d/rename-audit"),
+        "{conffiles}"
+    );
+    let postinst = std::fs::read_to_string(control.path().join("postinst")).expect("postinst");
+    assert!(
+        postinst.contains("deb-systemd-helper") && postinst.contains("rename-audit.service"),
+        "the unit is enabled by the maintainer scripts:\n{postinst}"
+    );
+    assert!(
+        postinst.contains("restart"),
+        "and restarted on upgrade:\n{postinst}"
+    );
+
+    let _purge = Purge;
+    run(Command::new("dpkg")
+        .arg("--install")
+        .arg(&deb)
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    assert!(installed());
+    assert_eq!(
+        stdout(Command::new("/usr/bin/rename-audit").arg("--version")),
+        format!("rename-audit {VERSION}\n")
+    );
+    assert!(
+        Path::new(ENABLED_LINK).symlink_metadata().is_ok(),
+        "the unit is enabled ({ENABLED_LINK})"
+    );
+    let unit =
+        std::fs::read_to_string("/usr/lib/systemd/system/rename-audit.service").expect("unit");
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("ExecStart=/usr/bin/rename-audit run ")),
+        "{unit}"
+    );
+    let verify = run(Command::new("systemd-analyze")
+        .args(["verify", "/usr/lib/systemd/system/rename-audit.service"])
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .env("SYSTEMD_PAGER", ""));
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        !said.contains("rename-audit.service:"),
+        "systemd-analyze verify complains about the unit:\n{said}"
+    );
+    run(Command::new("/usr/bin/rename-audit")
+        .args(["check-config", "/etc/rename-audit/config.toml"]));
+
+    run(Command::new("dpkg").args(["--purge", "rename-audit"]));
+    assert!(!installed(), "purged");
+    let left: Vec<&str> = EXPECTED
+        .iter()
+        .map(|p| p.trim_start_matches('.'))
+        .chain([
+            "/etc/rename-audit",
+            ENABLED_LINK,
+            "/var/lib/systemd/deb-systemd-helper-enabled/rename-audit.service.dsh-also",
+            "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/rename-audit.service",
+            "/var/log/rename-audit",
+        ])
+        .filter(|p| Path::new(p).symlink_metadata().is_ok())
+        .collect();
+    assert!(left.is_empty(), "purge left files behind: {left:?}");
+}

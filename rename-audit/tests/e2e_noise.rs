@@ -1,0 +1,132 @@
+//! Noise control (issue 10 item 5): `--thread-renames all|alerts|none` and
+//! `output.thread_renames_allow`, with real threads renaming themselves.
+//!
+//! A thread rename's absence is only meaningful once the daemon has got
+//! past it: each case runs the thread rename first, then a process rename
+//! (the marker) from another process. The drain empties the thread ring
+//! before the priority ring, so once the marker's line is written every
+//! earlier thread rename has been either written or filtered.
+mod support;
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use support::{
+    daemon::{Daemon, at, str_at},
+    http, renamer,
+    servers::free_port,
+};
+
+/// Runs a thread rename to `name`, then a marker process rename; returns
+/// the thread rename's event if the daemon wrote one.
+fn thread_rename_then_marker(d: &mut Daemon, name: &[u8], marker: &str) -> Option<Value> {
+    let out = renamer::run("thread-prctl", name, &[]);
+    let (pid, tid) = (out.get("pid"), out.get("tid"));
+    let marker_pid = renamer::run("prctl", marker.as_bytes(), &[]).get("pid");
+    let m = d.wait_for(&format!("marker {marker}"), |e| {
+        at(e, "process.pid").as_u64() == Some(marker_pid.into())
+            && at(e, "rename.new_name").as_str() == Some(marker)
+    });
+    assert_eq!(
+        str_at(&m, "event.action"),
+        "process-renamed",
+        "process renames are always written"
+    );
+    d.events_of(pid)
+        .into_iter()
+        .find(|e| at(e, "process.thread.id").as_u64() == Some(tid.into()))
+}
+
+fn filtered(listen: SocketAddr, reason: &str) -> f64 {
+    let (status, body) = http::get(listen, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    let series = format!("rename_audit_renames_filtered_total{{reason=\"{reason}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {body}"))
+}
+
+#[test]
+fn all_writes_every_thread_rename() {
+    let mut d = Daemon::start(&["--thread-renames", "all"]);
+    let e = thread_rename_then_marker(&mut d, b"e2e-n-worker", "e2e-n-mark1")
+        .expect("under `all` a benign thread rename is written");
+    assert_eq!(str_at(&e, "event.action"), "thread-renamed");
+    assert_eq!(str_at(&e, "event.kind"), "event");
+}
+
+#[test]
+fn alerts_is_the_default_and_writes_only_matched_thread_renames_counting_the_rest() {
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    // No --thread-renames and an empty configuration: the default applies.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("empty.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let mut d = Daemon::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--metrics-listen",
+        &listen.to_string(),
+    ]);
+    let before = filtered(listen, "thread-renames");
+    assert!(
+        thread_rename_then_marker(&mut d, b"e2e-n-quiet", "e2e-n-mark2").is_none(),
+        "a benign thread rename is not written by default"
+    );
+    let after = filtered(listen, "thread-renames");
+    assert!(
+        after >= before + 1.0,
+        "the left-out rename is counted: {before} -> {after}"
+    );
+    let e = thread_rename_then_marker(&mut d, b"kworker/9:9", "e2e-n-mark3")
+        .expect("a thread rename a rule matches is written");
+    assert_eq!(str_at(&e, "rule.id"), "kernel-thread-mimic");
+    assert_eq!(str_at(&e, "event.action"), "thread-renamed");
+}
+
+#[test]
+fn none_writes_no_thread_rename_not_even_an_alert() {
+    let mut d = Daemon::start(&["--thread-renames", "none"]);
+    assert!(thread_rename_then_marker(&mut d, b"e2e-n-none", "e2e-n-mark4").is_none());
+    assert!(
+        thread_rename_then_marker(&mut d, b"kworker/8:8", "e2e-n-mark5").is_none(),
+        "`none` means none"
+    );
+}
+
+#[test]
+fn allow_listed_executables_are_quiet_under_all_and_sighup_switches_the_setting() {
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("noise.toml");
+    let exe = renamer::path().to_str().expect("UTF-8 path").to_owned();
+    std::fs::write(
+        &cfg,
+        format!("[output]\nthread_renames = \"all\"\nthread_renames_allow = [\"{exe}\"]\n"),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--metrics-listen",
+        &listen.to_string(),
+    ]);
+    let before = filtered(listen, "thread-renames-allow");
+    assert!(
+        thread_rename_then_marker(&mut d, b"e2e-n-allowed", "e2e-n-mark6").is_none(),
+        "the allow-listed executable's thread rename is left out"
+    );
+    assert!(filtered(listen, "thread-renames-allow") >= before + 1.0);
+    let e = thread_rename_then_marker(&mut d, b"kworker/6:6", "e2e-n-mark7")
+        .expect("an alert is written even for an allow-listed executable");
+    assert_eq!(str_at(&e, "rule.id"), "kernel-thread-mimic");
+
+    // The setting is reloaded on SIGHUP.
+    std::fs::write(&cfg, "[output]\nthread_renames = \"all\"\n").unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_for_log("configuration reloaded");
+    assert!(
+        thread_rename_then_marker(&mut d, b"e2e-n-after", "e2e-n-mark8").is_some(),
+        "without the allow-list the thread rename is written"
+    );
+}

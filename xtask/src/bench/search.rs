@@ -1,0 +1,184 @@
+//! `cargo xtask bench --search-only` (and the last step of `cargo xtask
+//! bench`): how fast `rename-audit search` and `report` read a large log.
+//!
+//! The log is made of real lines: the daemon records a mix of renames
+//! (process and thread renames, a sibling renaming the main thread, alerts,
+//! hostile names, a storm summary), and those lines are repeated up to the
+//! asked size with increasing `@timestamp`s, so time filters select a real
+//! share of it. Each query runs against the page-cached file with its output
+//! sent to /dev/null; the wall time is printed, nothing is asserted.
+use std::{
+    fs,
+    io::{BufWriter, Write as _},
+    path::Path,
+    process::{Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, ensure};
+
+use super::Bench;
+
+/// The names the sample's renames take (hex-encoded for the workload).
+const SAMPLE: &[(&str, &[u8])] = &[
+    ("prctl", b"bench-q-proc"),
+    ("thread-prctl", b"bench-q-thread"),
+    ("sibling", b"bench-q-sib"),
+    ("prctl", b"kworker/3:1"),
+    ("thread-prctl", b"kworker/u8:2"),
+    ("prctl", b"sshd"),
+    ("prctl", b"evil\n\x1b[31m\xff"),
+    ("thread-prctl", b"C2 CompilerThre"),
+];
+
+impl Bench {
+    pub fn search(&self, mib: u64) -> Result<()> {
+        let sample = self.record_sample()?;
+        let log = self.dir.join("search-bench.json");
+        let lines = write_log(&sample, &log, mib << 20)?;
+        let bytes = fs::metadata(&log)?.len();
+        // Read it once so every query starts from the page cache.
+        let _ = fs::read(&log)?;
+        let mid = timestamp(lines / 2);
+        let file = log.to_str().context("non-UTF-8 bench path")?;
+        let queries: [(&str, Vec<&str>); 7] = [
+            (
+                "one pid (byte prefilter)",
+                vec!["search", "--pid", "4242", file],
+            ),
+            (
+                "rule id (byte prefilter)",
+                vec!["search", "--rule", "sibling-renamed-main", file],
+            ),
+            (
+                "name glob kworker/* (its literal prefilters)",
+                vec!["search", "--name", "kworker/*", file],
+            ),
+            (
+                "name glob [k]worker/* (parses every line)",
+                vec!["search", "--name", "[k]worker/*", file],
+            ),
+            (
+                "second half by time, --json (copies, no parsing)",
+                vec!["search", "--json", "--since", &mid, file],
+            ),
+            (
+                "second half by time, readable",
+                vec!["search", "--since", &mid, file],
+            ),
+            ("report (parses every line)", vec!["report", file]),
+        ];
+        println!();
+        println!(
+            "search over a {:.2} GB log ({lines} lines, {} distinct real lines), page-cached, output to /dev/null:",
+            bytes as f64 / 1e9,
+            sample.len()
+        );
+        // CPU seconds as well as wall seconds: on a busy host the wall time
+        // says more about the neighbours than about rename-audit.
+        println!("| query | wall s | CPU s (user+sys) | GB/s of CPU |");
+        println!("|---|---|---|---|");
+        for (label, args) in queries {
+            let cpu_before = children_cpu_secs();
+            let start = Instant::now();
+            let status = Command::new(&self.daemon)
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .with_context(|| format!("running rename-audit {}", args.join(" ")))?;
+            let secs = start.elapsed().as_secs_f64();
+            let cpu = children_cpu_secs() - cpu_before;
+            // 1: nothing matched, which is fine for a benchmark.
+            ensure!(
+                matches!(status.code(), Some(0 | 1)),
+                "rename-audit {} failed: {status}",
+                args.join(" ")
+            );
+            println!(
+                "| {label} | {secs:.2} | {cpu:.2} | {:.2} |",
+                bytes as f64 / 1e9 / cpu
+            );
+        }
+        fs::remove_file(&log)?;
+        Ok(())
+    }
+
+    /// Real lines from the daemon for the sample renames.
+    fn record_sample(&self) -> Result<Vec<Vec<u8>>> {
+        let output = self.dir.join("search-sample.json");
+        let child = self.start_daemon(&output)?;
+        for (cmd, name) in SAMPLE {
+            let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+            let status = Command::new(&self.renamer)
+                .args([cmd, &hex.as_str()])
+                .stdout(Stdio::null())
+                .status()
+                .context("running the workload")?;
+            ensure!(status.success(), "the workload {cmd} failed");
+        }
+        let status = Command::new(&self.renamer)
+            .args(["storm", "", "1", "3000"])
+            .stdout(Stdio::null())
+            .status()?;
+        ensure!(status.success(), "the storm workload failed");
+        // Let the storm's last summary (thread exit) reach the file.
+        sleep(Duration::from_millis(1500));
+        Self::stop_daemon(child)?;
+        let text = fs::read(&output)?;
+        let sample: Vec<Vec<u8>> = text
+            .split(|&b| b == b'\n')
+            .filter(|l| l.starts_with(br#"{"@timestamp":""#) && l.len() > 42)
+            .map(<[u8]>::to_vec)
+            .collect();
+        ensure!(!sample.is_empty(), "the daemon wrote no lines");
+        Ok(sample)
+    }
+}
+
+/// User and system CPU seconds of every waited-for child so far.
+fn children_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// `@timestamp` of line `i`: a millisecond apart from 2026-01-01.
+fn timestamp(i: u64) -> String {
+    let t = time::OffsetDateTime::UNIX_EPOCH
+        + Duration::from_secs(1_767_225_600)
+        + Duration::from_millis(i);
+    let (h, m, s, us) = t.to_hms_micro();
+    format!(
+        "{:04}-{:02}-{:02}T{h:02}:{m:02}:{s:02}.{us:06}Z",
+        t.year(),
+        t.month() as u8,
+        t.day()
+    )
+}
+
+/// Repeats the sample with new timestamps until `size` bytes; returns the
+/// number of lines.
+fn write_log(sample: &[Vec<u8>], path: &Path, size: u64) -> Result<u64> {
+    let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(path)?);
+    let (mut written, mut lines) = (0u64, 0u64);
+    while written < size {
+        for line in sample {
+            // `{"@timestamp":"` is 15 bytes, the time 27.
+            out.write_all(&line[..15])?;
+            out.write_all(timestamp(lines).as_bytes())?;
+            out.write_all(&line[42..])?;
+            out.write_all(b"\n")?;
+            written += line.len() as u64 + 1;
+            lines += 1;
+        }
+    }
+    out.flush()?;
+    Ok(lines)
+}

@@ -1,0 +1,344 @@
+//! The kernel matrix: the end-to-end tests again inside a qemu guest that
+//! boots another kernel. virtme-ng shares this machine's root file system
+//! into the guest (9p), so the same test binaries, compiler and workloads
+//! run there; only the kernel differs.
+//!
+//! Guests run under TCG: `/dev/kvm` exists on this machine kind, but KVM
+//! guests die with "emulation failure" on its nested virtualization.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+
+use crate::cmd::{self, note, step};
+
+/// The end-to-end test targets that run in the guest too.
+pub const GUEST_TARGETS: &[&str] = &["e2e_capture", "e2e_storm", "e2e_alerting", "e2e_kernel"];
+
+/// Tests (name prefixes) that stay on the host: they need a real
+/// Prometheus, Alertmanager or rsyslog, which the issue lets stay host-only.
+const HOST_ONLY: &[&str] = &["prometheus_", "alertmanager_", "rsyslog_"];
+
+/// Debian 12's kernel line, the default guest: the newest
+/// `linux-image-6.1.0-<abi>-amd64` in Debian's archive.
+const DEFAULT_PACKAGE_PREFIX: &str = "linux-image-6.1.0-";
+const DEFAULT_PACKAGE_SUFFIX: &str = "-amd64";
+
+/// Where downloaded kernel packages are unpacked, one directory each.
+const KERNEL_CACHE: &str = "/var/cache/rename-audit/kernels";
+
+/// How much longer than on the host the tests' safety-net deadlines are in
+/// the guest: TCG runs the same code many times slower. Tests read it from
+/// `RENAME_AUDIT_TEST_PATIENCE`.
+const GUEST_PATIENCE: u32 = 10;
+
+/// A kernel to boot: its image and release (`uname -r` inside).
+#[derive(Clone, Debug)]
+pub struct GuestKernel {
+    pub vmlinuz: PathBuf,
+    pub release: String,
+}
+
+/// virtme-ng, from PyPI (Debian 12 does not package it).
+pub const VIRTME_NG: &str = "virtme-ng==1.42";
+
+/// The default guest kernel if it is unpacked already (a cheap check).
+pub fn cached_default() -> Option<GuestKernel> {
+    let mut found: Vec<(Vec<u32>, PathBuf)> = fs::read_dir(KERNEL_CACHE)
+        .ok()?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let abi = default_package_abi(&name)?;
+            Some((abi, Path::new(KERNEL_CACHE).join(name)))
+        })
+        .collect();
+    found.sort();
+    found.iter().rev().find_map(|(_, dir)| unpacked(dir).ok())
+}
+
+/// The ABI number of `linux-image-6.1.0-<abi>-amd64`, as a sortable key.
+fn default_package_abi(name: &str) -> Option<Vec<u32>> {
+    let abi = name
+        .strip_prefix(DEFAULT_PACKAGE_PREFIX)?
+        .strip_suffix(DEFAULT_PACKAGE_SUFFIX)?;
+    abi.parse().ok().map(|n| vec![n])
+}
+
+/// Downloads and unpacks the newest Debian 12 6.1 kernel (for `setup`).
+pub fn fetch_default() -> Result<GuestKernel> {
+    let package = newest_default_package()?;
+    fetch_package(&package)
+}
+
+fn newest_default_package() -> Result<String> {
+    let search = || {
+        cmd::output(Command::new("apt-cache").args([
+            "search",
+            "--names-only",
+            &format!(r"^linux-image-6\.1\.0-[0-9]+{DEFAULT_PACKAGE_SUFFIX}$"),
+        ]))
+    };
+    let mut listing = search()?;
+    if listing.trim().is_empty() {
+        // A fresh machine has no package lists yet.
+        cmd::run(Command::new("apt-get").arg("update"))?;
+        listing = search()?;
+    }
+    listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|name| Some((default_package_abi(name)?, name.to_owned())))
+        .max()
+        .map(|(_, name)| name)
+        .context("Debian's archive lists no linux-image-6.1.0-*-amd64 package (is this Debian 12?)")
+}
+
+/// `--kernel SPEC`: a Debian kernel package name, or the path of a kernel
+/// image whose modules are in `/lib/modules/<release>`.
+pub fn from_spec(spec: &str) -> Result<GuestKernel> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        let release = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("vmlinuz-"))
+            .with_context(|| {
+                format!(
+                    "{spec}: a kernel image must be named vmlinuz-<release>, as Debian names them"
+                )
+            })?
+            .to_owned();
+        let modules = Path::new("/lib/modules").join(&release);
+        ensure!(
+            modules.is_dir(),
+            "{spec}: the guest needs this kernel's modules (9p, virtio) in {}; install its \
+             package, or pass the package name instead of the image",
+            modules.display()
+        );
+        return Ok(GuestKernel {
+            vmlinuz: path.to_owned(),
+            release,
+        });
+    }
+    ensure!(
+        spec.starts_with("linux-image-") && !spec.contains('/'),
+        "--kernel {spec}: neither a file nor a Debian kernel package name (linux-image-...)"
+    );
+    fetch_package(spec)
+}
+
+/// Downloads a Debian kernel package, unpacks it into the cache and puts
+/// its modules where virtme-ng's initramfs looks for them.
+fn fetch_package(package: &str) -> Result<GuestKernel> {
+    let dir = Path::new(KERNEL_CACHE).join(package);
+    if let Ok(kernel) = unpacked(&dir) {
+        return Ok(kernel);
+    }
+    step(format!("fetching the guest kernel {package}"));
+    let download = dir.join("download");
+    fs::create_dir_all(&download)
+        .with_context(|| format!("cannot create {}", download.display()))?;
+    cmd::run(
+        Command::new("apt-get")
+            .current_dir(&download)
+            .args(["download", package]),
+    )
+    .with_context(|| format!("cannot download {package} from Debian's archive"))?;
+    let deb = fs::read_dir(&download)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("apt-get download {package} left no .deb"))?;
+    let root = dir.join("root");
+    cmd::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    fs::remove_dir_all(&download).ok();
+    let kernel = unpacked(&dir)?;
+    let modules = Path::new("/lib/modules").join(&kernel.release);
+    if !modules.is_dir() {
+        fs::create_dir_all("/lib/modules")?;
+        cmd::run(
+            Command::new("cp")
+                .arg("-a")
+                .arg(root.join("lib/modules").join(&kernel.release))
+                .arg(&modules),
+        )?;
+        cmd::run(Command::new("depmod").arg(&kernel.release))?;
+    }
+    Ok(kernel)
+}
+
+/// The kernel in an unpacked package directory.
+fn unpacked(dir: &Path) -> Result<GuestKernel> {
+    let boot = dir.join("root/boot");
+    let vmlinuz = fs::read_dir(&boot)
+        .with_context(|| format!("{} is not unpacked", boot.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .with_context(|| format!("no vmlinuz-* in {}", boot.display()))?;
+    let release = vmlinuz
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .context("vmlinuz file name")?
+        .to_owned();
+    Ok(GuestKernel { vmlinuz, release })
+}
+
+/// One test binary to run in the guest.
+pub struct TestBinary {
+    pub target: String,
+    pub executable: PathBuf,
+}
+
+/// Boots `kernel` and runs each test binary in it, serially. The guest's
+/// output goes to `target/guest/<release>/output.log` and is printed after.
+pub fn run_tests(
+    kernel: &GuestKernel,
+    binaries: &[TestBinary],
+    filter: Option<&str>,
+    target_dir: &Path,
+) -> Result<()> {
+    let results = target_dir.join("guest").join(&kernel.release);
+    if results.exists() {
+        fs::remove_dir_all(&results)?;
+    }
+    fs::create_dir_all(&results)?;
+    // The tests build their workload into CARGO_TARGET_TMPDIR.
+    let tmp = target_dir.join("tmp");
+    fs::create_dir_all(&tmp)?;
+    let script = guest_script(kernel, binaries, filter, &results);
+    fs::write(results.join("run.sh"), &script)?;
+    step(format!(
+        "end-to-end tests in a qemu guest booting Linux {} (TCG, 2 CPUs)",
+        kernel.release
+    ));
+    let vng =
+        cmd::find_program("vng").context("virtme-ng's vng is missing; run cargo xtask setup")?;
+    let mut command = Command::new(vng);
+    command
+        .current_dir(cmd::workspace_root())
+        .arg("--run")
+        .arg(&kernel.vmlinuz)
+        .args(["--disable-kvm", "--cpus", "2", "--memory", "4G"])
+        .arg("--rwdir")
+        .arg(&results)
+        .arg("--rwdir")
+        .arg(&tmp)
+        .arg("--exec")
+        .arg(format!("sh {}", results.join("run.sh").display()));
+    let status = command.status();
+    let log = fs::read_to_string(results.join("output.log")).unwrap_or_default();
+    eprint!("{log}");
+    status.with_context(|| format!("cannot start `{}`", cmd::display(&command)))?;
+    let verdict = fs::read_to_string(results.join("status")).with_context(|| {
+        format!(
+            "the guest ended without a verdict (it did not boot, or crashed); see {}",
+            results.display()
+        )
+    })?;
+    let failed: Vec<&str> = verdict
+        .lines()
+        .filter_map(|line| line.strip_suffix(" FAILED"))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "end-to-end tests failed inside the Linux {} guest: {}",
+            kernel.release,
+            failed.join(", ")
+        );
+    }
+    note(format!(
+        "every end-to-end test passed inside the Linux {} guest",
+        kernel.release
+    ));
+    Ok(())
+}
+
+/// The guest's script: checks it booted the right kernel, runs each binary
+/// and writes one `<target> ok|FAILED` line per binary to `status`.
+fn guest_script(
+    kernel: &GuestKernel,
+    binaries: &[TestBinary],
+    filter: Option<&str>,
+    results: &Path,
+) -> String {
+    let log = results.join("output.log");
+    let status = results.join("status");
+    let skips: String = HOST_ONLY
+        .iter()
+        .map(|prefix| format!(" --skip {prefix}"))
+        .collect();
+    let filter = filter
+        .map(|f| format!(" '{}'", f.replace('\'', "")))
+        .unwrap_or_default();
+    let mut script = format!(
+        "# written by cargo xtask test\n\
+         exec >>'{log}' 2>&1\n\
+         echo \"==> guest kernel: $(uname -r)\"\n\
+         if [ \"$(uname -r)\" != '{release}' ]; then echo 'kernel: FAILED' >'{status}'; exit 1; fi\n\
+         export RENAME_AUDIT_TEST_PATIENCE={GUEST_PATIENCE}\n\
+         : >'{status}'\n",
+        log = log.display(),
+        status = status.display(),
+        release = kernel.release,
+    );
+    for binary in binaries {
+        script.push_str(&format!(
+            "echo '==> guest: {target}'\n\
+             if '{exe}' --test-threads=1{skips}{filter}; then echo '{target} ok' >>'{status}'; \
+             else echo '{target} FAILED' >>'{status}'; fi\n",
+            target = binary.target,
+            exe = binary.executable.display(),
+            status = status.display(),
+        ));
+    }
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_kernel_is_the_newest_abi() {
+        assert_eq!(
+            default_package_abi("linux-image-6.1.0-56-amd64"),
+            Some(vec![56])
+        );
+        assert_eq!(
+            default_package_abi("linux-image-6.1.0-56-cloud-amd64"),
+            None
+        );
+        assert_eq!(default_package_abi("linux-image-6.1.0-56-amd64-dbg"), None);
+        assert!(
+            default_package_abi("linux-image-6.1.0-9-amd64")
+                < default_package_abi("linux-image-6.1.0-56-amd64")
+        );
+    }
+
+    #[test]
+    fn the_guest_script_skips_server_tests_and_records_each_verdict() {
+        let kernel = GuestKernel {
+            vmlinuz: "/k/vmlinuz-6.1.0-56-amd64".into(),
+            release: "6.1.0-56-amd64".into(),
+        };
+        let binaries = [TestBinary {
+            target: "e2e_capture".into(),
+            executable: "/t/e2e_capture-1".into(),
+        }];
+        let script = guest_script(&kernel, &binaries, None, Path::new("/r"));
+        assert!(script.contains(
+            "if '/t/e2e_capture-1' --test-threads=1 --skip prometheus_ --skip alertmanager_ \
+             --skip rsyslog_; then echo 'e2e_capture ok' >>'/r/status'; else echo \
+             'e2e_capture FAILED' >>'/r/status'; fi"
+        ));
+        assert!(script.contains("!= '6.1.0-56-amd64'"));
+        assert!(script.contains("RENAME_AUDIT_TEST_PATIENCE=10"));
+    }
+}
