@@ -6,6 +6,7 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod floor;
 mod prepare_exec;
 mod process_exec;
 mod process_exit;
@@ -19,7 +20,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use rename_audit_common::{RateState, Settings, StormSlot, class};
+use rename_audit_common::{RateState, Settings, StormSlot, class, fault, lost_reason};
 
 /// Set by the daemon at load time (offsets from BTF, rates, ring policy).
 #[unsafe(no_mangle)]
@@ -45,9 +46,14 @@ static PRIORITY_RING: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 static THREAD_RING: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 
-/// Records that could not be sent, per class.
+/// Records that could not be sent, per class and reason
+/// (`rename_audit_common::lost_index`).
 #[map]
-static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(class::COUNT, 0);
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(class::COUNT * lost_reason::COUNT, 0);
+
+/// Things that went wrong without losing a record, per `fault`.
+#[map]
+static FAULTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(fault::COUNT, 0);
 
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 

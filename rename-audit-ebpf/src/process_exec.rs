@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use rename_audit_common::{ARGS_LEN, ExecRecord, kind};
+use rename_audit_common::{ARGS_LEN, ExecRecord, FILENAME_LEN, class, kind, lost_reason};
 
 use crate::{
     MARKS, PRIORITY_RING, ring, setting,
@@ -36,9 +36,17 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let now = ring::now_ns();
     let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
     let bprm: *const u8 = ctx.arg(2);
-    let (_, tgid) = task.ids()?;
+    let Some((_, tgid)) = task.ids() else {
+        ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
+        return None;
+    };
     let mut entry = ring::reserve_lifecycle::<ExecRecord>()?;
+    // SAFETY: the reserved record; every field is written below and the
+    // tails of `filename` and `args` are zeroed, so no stale ring bytes
+    // reach the daemon.
     let rec = unsafe { &mut *entry.as_mut_ptr() };
+    rec.filename = [0; FILENAME_LEN];
+    rec.args = [0; ARGS_LEN];
     rec.hdr = ring::header(kind::EXEC, now);
     rec.tgid = tgid;
     rec.uid = bpf_get_current_uid_gid() as u32;

@@ -1,15 +1,25 @@
 //! Per-thread rate limiting (GCRA) and storm slots.
 //!
-//! Renames of one task are serialized by `task_lock` around the tracepoint,
-//! so a thread's `RateState` needs no atomics. Slots are shared with the
-//! daemon, which swaps `pending` to 0 when it writes a summary: the kernel
-//! side only ever adds to it atomically.
+//! Two renames of one thread can run at once: the thread's own prctl on one
+//! CPU and a sibling's write to its procfs `comm` file on another. Kernels
+//! since 6.x no longer hold `task_lock` around the rename, so nothing
+//! serializes them. The rate state is then updated without a lock, which at
+//! worst lets a rename through that the rate would have counted (it is still
+//! sent, so accounting stays exact); the storm slot a thread counts in is
+//! published with a compare-and-swap, so the thread has exactly one. Slots
+//! are shared with the daemon, which swaps `pending` to 0 when it writes a
+//! summary: the kernel side only ever adds to it atomically.
 use core::intrinsics::{AtomicOrdering::SeqCst, atomic_cxchg, atomic_xadd};
 
 use aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes;
-use rename_audit_common::{RateState, StormSlot, class};
+use rename_audit_common::{RateState, StormSlot, class, fault, lost_reason};
 
-use crate::{RATE, STORMS, ring::count_lost, setting, task::Task};
+use crate::{
+    RATE, STORMS,
+    ring::{count_fault, count_lost},
+    setting,
+    task::Task,
+};
 
 /// Probes before giving up on finding a free slot.
 const SLOT_PROBES: u32 = 8;
@@ -17,7 +27,7 @@ const SLOT_PROBES: u32 = 8;
 pub enum Verdict {
     /// Send the rename as its own record.
     Send,
-    /// Counted in the thread's storm slot.
+    /// Counted in the thread's storm slot, or counted as lost.
     Counted,
 }
 
@@ -33,16 +43,20 @@ pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *con
         (setting!(thread_interval_ns), setting!(thread_tolerance_ns))
     };
     let Some(state) = RATE.get_ptr_mut(tid) else {
-        // First rename of this thread: always sent. A full map only means the
-        // thread is not rate limited; its records are still accounted.
+        // First rename of this thread: always sent. If its state cannot be
+        // stored the thread is not rate limited: its renames are still sent
+        // (and accounted), and the fault is counted.
         let fresh = RateState {
             tat_ns: now + interval,
             slot: 0,
-            _pad: 0,
         };
-        let _ = RATE.insert(tid, fresh, 0);
+        if RATE.insert(tid, fresh, 0).is_err() {
+            count_fault(fault::RATE_UNTRACKED);
+        }
         return Verdict::Send;
     };
+    // SAFETY: a valid pointer to the map value, which stays allocated while
+    // the program runs (RCU); fields are only read and written whole.
     let state = unsafe { &mut *state };
     let tat = if state.tat_ns > now {
         state.tat_ns
@@ -67,19 +81,17 @@ fn count_in_slot(
     now: u64,
     name: *const u8,
 ) {
-    if state.slot == 0 {
-        match claim_slot(task, tid, tgid, cls) {
-            Some(index) => state.slot = index + 1,
-            None => {
-                count_lost(cls);
-                return;
-            }
-        }
-    }
-    let Some(slot) = STORMS.get_ptr_mut(state.slot - 1) else {
-        count_lost(cls);
+    let Some(index) = slot_of(state, task, tid, tgid, cls) else {
+        count_lost(cls, lost_reason::NO_STORM_SLOT);
         return;
     };
+    let Some(slot) = STORMS.get_ptr_mut(index) else {
+        count_lost(cls, lost_reason::NO_STORM_SLOT);
+        return;
+    };
+    // SAFETY: a valid pointer into the array; concurrent writers of the
+    // same slot (a racing rename of the same thread) only store whole
+    // fields, and the count is added atomically.
     let slot = unsafe { &mut *slot };
     if slot.pending == 0 {
         slot.first_seen_ns = now;
@@ -87,7 +99,39 @@ fn count_in_slot(
     slot.last_seen_ns = now;
     let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
     // Last, so a summary that takes this count also sees the name and time.
+    // SAFETY: an aligned u64 inside the slot.
     unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut slot.pending, 1) };
+}
+
+/// The index of the thread's storm slot, claiming one the first time.
+#[inline(always)]
+fn slot_of(state: &mut RateState, task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
+    // SAFETY: an aligned u64 of the map value; a racing rename of the same
+    // thread may publish it at any time, so it is read once.
+    let published = unsafe { core::ptr::read_volatile(&state.slot) };
+    if published != 0 {
+        return Some((published - 1) as u32);
+    }
+    let claimed = claim_slot(task, tid, tgid, cls)?;
+    // Publish the claim. A racing rename of the same thread may have
+    // published its own claim first: then this one is given back and the
+    // winner's is used, so the thread never holds two slots.
+    // SAFETY: an aligned u64 of the map value.
+    let (previous, won) = unsafe {
+        atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut state.slot, 0, u64::from(claimed) + 1)
+    };
+    if won {
+        return Some(claimed);
+    }
+    count_fault(fault::SLOT_RACE_LOST);
+    if let Some(slot) = STORMS.get_ptr_mut(claimed) {
+        // Nothing was counted in it yet, so the daemon has nothing to take.
+        // SAFETY: an aligned u64 inside the slot; released atomically.
+        unsafe {
+            atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut (*slot).owner_tid, tid as u64, 0)
+        };
+    }
+    Some((previous - 1) as u32)
 }
 
 #[inline(always)]
@@ -100,10 +144,13 @@ fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
     for probe in 0..SLOT_PROBES {
         let index = (start + probe) % slots;
         let slot: *mut StormSlot = STORMS.get_ptr_mut(index)?;
+        // SAFETY: an aligned u64 inside a valid slot.
         let (_, claimed) = unsafe {
             atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut (*slot).owner_tid, 0, tid as u64)
         };
         if claimed {
+            // SAFETY: the slot is now ours; the daemon reads these fields
+            // only once `pending` is above 0, which is set after them.
             unsafe {
                 (*slot).start_boottime_ns = task.process_start().unwrap_or(0);
                 (*slot).tgid = tgid;
@@ -123,12 +170,14 @@ pub fn forget(tid: u32) -> bool {
     let Some(state) = RATE.get_ptr(tid) else {
         return false;
     };
-    let slot = unsafe { (*state).slot };
+    // SAFETY: a valid pointer to the map value.
+    let slot = unsafe { core::ptr::read_volatile(&(*state).slot) };
     let _ = RATE.remove(tid);
     if slot != 0
-        && let Some(slot) = STORMS.get_ptr_mut(slot - 1)
+        && let Some(slot) = STORMS.get_ptr_mut((slot - 1) as u32)
     {
         // Aligned 64-bit stores are single-copy atomic; the daemon reads it atomically.
+        // SAFETY: an aligned u64 inside a valid slot.
         unsafe { core::ptr::write_volatile(&mut (*slot).exited, 1) };
     }
     true

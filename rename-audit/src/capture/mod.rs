@@ -8,7 +8,7 @@ mod records;
 mod storms;
 
 pub use drain::{Batch, Drainer};
-pub use records::{DecodeError, Record, StormSummary, decode};
+pub use records::{DecodeError, KernelState, Record, StormSummary, decode};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
@@ -184,6 +184,9 @@ impl Capture {
         let lost: PerCpuArray<MapData, u64> =
             PerCpuArray::try_from(take(&mut self.ebpf, maps::LOST)?)
                 .map_err(|e| CaptureError::Map(maps::LOST, e.to_string()))?;
+        let faults: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(take(&mut self.ebpf, maps::FAULTS)?)
+                .map_err(|e| CaptureError::Map(maps::FAULTS, e.to_string()))?;
         let storms = match take(&mut self.ebpf, maps::STORMS)? {
             Map::Array(data) => data,
             _ => return Err(CaptureError::Map(maps::STORMS, "is not an array".into())),
@@ -191,7 +194,7 @@ impl Capture {
         let slots =
             storms::StormSlots::map(std::os::fd::AsFd::as_fd(storms.fd()), self.storm_slots)
                 .map_err(|e| CaptureError::Map(maps::STORMS, format!("mmap: {e}")))?;
-        Ok(Drainer::new(priority, thread, lost, slots, storms))
+        Ok(Drainer::new(priority, thread, lost, faults, slots, storms))
     }
 }
 
