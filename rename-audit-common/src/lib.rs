@@ -84,7 +84,8 @@ pub const fn lost_index(class: u32, reason: u32) -> u32 {
 /// kernel without losing a record.
 pub mod fault {
     /// A rename was sent without a rate limit because the thread's rate
-    /// state could not be stored (`RATE` full).
+    /// state could not be created (no memory; before Linux 6.2 also when
+    /// another task-storage operation was in progress on the CPU).
     pub const RATE_UNTRACKED: u32 = 0;
     /// Two renames of one thread raced to claim a storm slot; the loser gave
     /// its slot back (diagnostics: shows the race happens).
@@ -240,7 +241,7 @@ pub struct StormSlot {
     pub last_name: [u8; TASK_COMM_LEN],
 }
 
-/// Per-thread rate state (`RATE` hash map, keyed by tid).
+/// Per-thread rate state (`RATE`, task-local storage of the thread).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RateState {
@@ -310,7 +311,7 @@ pub mod maps {
     pub const FAULTS: &str = "FAULTS";
     /// Memory-mapped array of [`StormSlot`](super::StormSlot).
     pub const STORMS: &str = "STORMS";
-    /// Hash of tid -> [`RateState`](super::RateState).
+    /// Task-local storage of [`RateState`](super::RateState).
     pub const RATE: &str = "RATE";
     /// The global holding [`Settings`](super::Settings).
     pub const SETTINGS: &str = "SETTINGS";

@@ -19,13 +19,13 @@ pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
     // The exec rename consumed the mark already; this covers an exec whose
     // rename was not seen.
     let _ = MARKS.remove(current_key());
-    // A non-main thread that execs takes over the process id: the state kept
-    // under its old tid would outlive it.
+    // A non-main thread that execs takes over the process id: its storm
+    // slot, kept under its old tid, is handed over and its state starts anew.
     let old_pid = ctx.arg::<u64>(1) as u32;
     if let Some((tid, _)) = Task::current().and_then(|t| t.ids())
         && old_pid != tid
     {
-        let _ = crate::storm::forget(old_pid);
+        let _ = crate::storm::forget(crate::task::current_btf());
     }
     let _ = try_process_exec(&ctx);
     0

@@ -20,12 +20,9 @@ fn try_process_exit(ctx: &BtfTracePointContext) -> Option<()> {
     let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
     let group_dead = ctx.arg::<u64>(1) & 0xff != 0;
     let (tid, tgid) = task.ids()?;
-    let mut renamed = storm::forget(tid);
-    if group_dead && tid != tgid {
-        // The main thread may have exited earlier and been renamed as a
-        // zombie by a sibling since: its state goes with the process.
-        renamed |= storm::forget(tgid);
-    }
+    // A main thread that exited earlier forgot its state then, and as an
+    // exiting task it gets none from later renames by a sibling.
+    let renamed = storm::forget(task.as_ptr());
     if !group_dead && !renamed {
         return None;
     }

@@ -1,5 +1,9 @@
 //! Per-thread rate limiting (GCRA) and storm slots.
 //!
+//! A thread's rate state lives in the thread itself (`RATE`, task-local
+//! storage), created by its first rename and deleted when it exits or execs;
+//! a task that is already exiting gets none, so nothing can outlive it.
+//!
 //! Two renames of one thread can run at once: the thread's own prctl on one
 //! CPU and a sibling's write to its procfs `comm` file on another. Kernels
 //! since 6.x no longer hold `task_lock` around the rename, so nothing
@@ -42,21 +46,24 @@ pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *con
     } else {
         (setting!(thread_interval_ns), setting!(thread_tolerance_ns))
     };
-    let Some(state) = RATE.get_ptr_mut(tid) else {
-        // First rename of this thread: always sent. If its state cannot be
-        // stored the thread is not rate limited: its renames are still sent
-        // (and accounted), and the fault is counted.
-        let fresh = RateState {
-            tat_ns: now + interval,
-            slot: 0,
-        };
-        if RATE.insert(tid, fresh, 0).is_err() {
-            count_fault(fault::RATE_UNTRACKED);
-        }
-        return Verdict::Send;
+    let state = match RATE.get(task.as_ptr(), false) {
+        Some(state) => state,
+        // An exiting task gets no state: its exit hook, which frees it, may
+        // have run already. Its renames are sent.
+        None if task.is_exiting() => return Verdict::Send,
+        // First rename of this thread: created zeroed, so it is sent below.
+        None => match RATE.get(task.as_ptr(), true) {
+            Some(state) => state,
+            None => {
+                // No state: the thread is not rate limited. Its renames are
+                // still sent (and accounted); the fault is counted.
+                count_fault(fault::RATE_UNTRACKED);
+                return Verdict::Send;
+            }
+        },
     };
-    // SAFETY: a valid pointer to the map value, which stays allocated while
-    // the program runs (RCU); fields are only read and written whole.
+    // SAFETY: a valid pointer to the task's storage, which stays allocated
+    // while the program runs (RCU); fields are read and written whole.
     let state = unsafe { &mut *state };
     let tat = if state.tat_ns > now {
         state.tat_ns
@@ -163,16 +170,17 @@ fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
     None
 }
 
-/// The thread is exiting: hand its slot over for a last summary and forget
-/// its rate state. Returns whether the thread had any rename state.
+/// `task` (a BTF task pointer) is exiting or exec'ing under a new tid: hand
+/// its slot over for a last summary and delete its rate state. Returns
+/// whether it had any rename state.
 #[inline(always)]
-pub fn forget(tid: u32) -> bool {
-    let Some(state) = RATE.get_ptr(tid) else {
+pub fn forget(task: *const u8) -> bool {
+    let Some(state) = RATE.get(task, false) else {
         return false;
     };
-    // SAFETY: a valid pointer to the map value.
+    // SAFETY: a valid pointer to the task's storage.
     let slot = unsafe { core::ptr::read_volatile(&(*state).slot) };
-    let _ = RATE.remove(tid);
+    RATE.delete(task);
     if slot != 0
         && let Some(slot) = STORMS.get_ptr_mut((slot - 1) as u32)
     {

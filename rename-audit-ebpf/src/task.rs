@@ -13,6 +13,7 @@ use crate::setting;
 pub struct Task(*const u8);
 
 // Task flag bits (include/linux/sched.h); stable kernel ABI, not in BTF.
+const PF_EXITING: u32 = 0x0000_0004;
 const PF_IO_WORKER: u32 = 0x0000_0010;
 const PF_USER_WORKER: u32 = 0x0000_4000;
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -63,6 +64,12 @@ impl Task {
     pub fn is_kernel_worker(self) -> bool {
         self.flags()
             .is_some_and(|f| f & (PF_KTHREAD | PF_IO_WORKER | PF_USER_WORKER) != 0)
+    }
+
+    /// Past the point of no return in `do_exit` (its exit hook may have run).
+    #[inline(always)]
+    pub fn is_exiting(self) -> bool {
+        self.flags().is_some_and(|f| f & PF_EXITING != 0)
     }
 
     #[inline(always)]
@@ -116,6 +123,12 @@ impl Task {
         let end = unsafe { field::<u64>(mm, setting!(offsets.mm_arg_end))? };
         Some((start, end))
     }
+}
+
+/// The current task as a BTF pointer, which task-storage helpers accept.
+#[inline(always)]
+pub fn current_btf() -> *const u8 {
+    unsafe { bpf_get_current_task_btf() as *const u8 }
 }
 
 /// Key of the current task in `MARKS`.

@@ -136,6 +136,9 @@ impl Capture {
             nr_prctl: libc::SYS_prctl as u32,
         };
         let mut ebpf = EbpfLoader::new()
+            // The task-local rate state (RATE): aya has no wrapper for the
+            // map type but creates it; only the kernel programs use it.
+            .allow_unsupported_maps()
             .override_global(maps::SETTINGS, &settings, true)
             .map_max_entries(maps::PRIORITY_RING, prio)
             .map_max_entries(maps::THREAD_RING, thread)
