@@ -64,7 +64,8 @@ enum Command {
         #[arg(long)]
         destdir: Option<PathBuf>,
     },
-    /// Benchmark rename-audit against an untraced workload and bpftrace.
+    /// Benchmark rename-audit against an untraced workload, the floor (an
+    /// empty program on the same hook), bpftrace and auditd.
     Bench(bench::BenchArgs),
 }
 
@@ -93,6 +94,7 @@ fn main() -> ExitCode {
 /// benchmark itself.
 fn bench(args: &bench::BenchArgs) -> anyhow::Result<()> {
     build::build(true)?;
+    build::build_release_example("floor")?;
     cmd::step("benchmarking (takes a few minutes)");
     bench::run(cmd::workspace_root(), &build::target_dir()?, args)
 }
