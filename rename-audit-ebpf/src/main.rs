@@ -123,7 +123,12 @@ impl<T> TaskStorage<T> {
         };
         // SAFETY: a helper call on our map; the verifier checks `task`.
         let value = unsafe {
-            bpf_task_storage_get(self.as_ptr(), task.cast_mut().cast(), core::ptr::null_mut(), flags)
+            bpf_task_storage_get(
+                self.as_ptr(),
+                task.cast_mut().cast(),
+                core::ptr::null_mut(),
+                flags,
+            )
         };
         (!value.is_null()).then_some(value.cast())
     }

@@ -15,7 +15,7 @@
 //! summary: the kernel side only ever adds to it atomically.
 use core::intrinsics::{AtomicOrdering::SeqCst, atomic_cxchg, atomic_xadd};
 
-use aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes;
+use aya_ebpf::helpers::{bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes};
 use rename_audit_common::{RateState, StormSlot, class, fault, lost_reason};
 
 use crate::{
@@ -35,9 +35,42 @@ pub enum Verdict {
     Counted,
 }
 
+/// The rate state of `task`, created by its first rename. `None` for an
+/// exiting task (its exit hook, which frees the state, may have run
+/// already) and when no state can be created (counted as a fault): its
+/// renames are then sent.
+#[inline(always)]
+pub fn state_of(task: Task) -> Option<&'static mut RateState> {
+    let state = match RATE.get(task.as_ptr(), false) {
+        Some(state) => state,
+        None if task.is_exiting() => return None,
+        // Created zeroed: its first rename is sent and fills in the ids.
+        None => match RATE.get(task.as_ptr(), true) {
+            Some(state) => state,
+            None => {
+                count_fault(fault::RATE_UNTRACKED);
+                return None;
+            }
+        },
+    };
+    // SAFETY: a valid pointer to the task's storage, which stays allocated
+    // while the program runs (RCU); fields are read and written whole.
+    Some(unsafe { &mut *state })
+}
+
 /// Decides whether a rename of `tid` is sent or counted, and counts it.
 #[inline(always)]
-pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *const u8) -> Verdict {
+pub fn admit(
+    state: Option<&mut RateState>,
+    task: Task,
+    (tid, tgid): (u32, u32),
+    cls: u32,
+    now: u64,
+    new_name: *const u8,
+) -> Verdict {
+    let Some(state) = state else {
+        return Verdict::Send;
+    };
     let (interval, tolerance) = if cls == class::PROCESS {
         (
             setting!(process_interval_ns),
@@ -46,25 +79,6 @@ pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *con
     } else {
         (setting!(thread_interval_ns), setting!(thread_tolerance_ns))
     };
-    let state = match RATE.get(task.as_ptr(), false) {
-        Some(state) => state,
-        // An exiting task gets no state: its exit hook, which frees it, may
-        // have run already. Its renames are sent.
-        None if task.is_exiting() => return Verdict::Send,
-        // First rename of this thread: created zeroed, so it is sent below.
-        None => match RATE.get(task.as_ptr(), true) {
-            Some(state) => state,
-            None => {
-                // No state: the thread is not rate limited. Its renames are
-                // still sent (and accounted); the fault is counted.
-                count_fault(fault::RATE_UNTRACKED);
-                return Verdict::Send;
-            }
-        },
-    };
-    // SAFETY: a valid pointer to the task's storage, which stays allocated
-    // while the program runs (RCU); fields are read and written whole.
-    let state = unsafe { &mut *state };
     let tat = if state.tat_ns > now {
         state.tat_ns
     } else {
@@ -104,7 +118,13 @@ fn count_in_slot(
         slot.first_seen_ns = now;
     }
     slot.last_seen_ns = now;
-    let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
+    // 16 bytes at once, which is cheaper than a string copy: a name is at
+    // most 15 bytes and its NUL, and the daemon reads up to the NUL. Only
+    // if that would cross into unreadable memory is the string copied.
+    // SAFETY: helpers that fault safely; the destination is the slot's.
+    if unsafe { bpf_probe_read_kernel_buf(name, &mut slot.last_name) }.is_err() {
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
+    }
     // Last, so a summary that takes this count also sees the name and time.
     // SAFETY: an aligned u64 inside the slot.
     unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut slot.pending, 1) };

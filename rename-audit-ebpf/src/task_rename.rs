@@ -23,20 +23,34 @@ pub fn task_rename(ctx: BtfTracePointContext) -> i32 {
 fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     let now = ring::now_ns();
     let new_name: *const u8 = ctx.arg(1);
-    // Without the renamed task's ids neither the thread nor its class is
-    // known: the rename is counted as lost, never dropped silently.
-    let Some((task, (tid, tgid))) =
-        Task::from_ptr(ctx.arg::<*const u8>(0)).and_then(|t| Some((t, t.ids()?)))
-    else {
+    let Some(task) = Task::from_ptr(ctx.arg::<*const u8>(0)) else {
         ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
         return None;
     };
+    let mut state = storm::state_of(task);
+    // The ids are read once per thread and kept in its rate state (only an
+    // exec changes them, and it deletes the state). Without them neither
+    // the thread nor its class is known: the rename is counted as lost,
+    // never dropped silently.
+    let cached = state
+        .as_deref()
+        .and_then(|s| (s.tid != 0).then_some((s.tid, s.tgid)));
+    let Some((tid, tgid)) = cached.or_else(|| task.ids()) else {
+        ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
+        return None;
+    };
+    if cached.is_none()
+        && let Some(s) = state.as_deref_mut()
+    {
+        s.tid = tid;
+        s.tgid = tgid;
+    }
     let cls = if tid == tgid {
         class::PROCESS
     } else {
         class::THREAD
     };
-    if let Verdict::Counted = storm::admit(task, tid, tgid, cls, now, new_name) {
+    if let Verdict::Counted = storm::admit(state, task, (tid, tgid), cls, now, new_name) {
         return Some(());
     }
     let ring = if cls == class::PROCESS {

@@ -483,7 +483,11 @@ impl Bench {
                         .and_then(Value::as_u64)
                         .unwrap_or(0)
                 }
-                Some("events-lost") => {
+                // The workload's renames are thread renames; losses are
+                // host-wide, so other classes are left out.
+                Some("events-lost")
+                    if e.pointer("/lost/class").and_then(Value::as_str) == Some("thread") =>
+                {
                     run.lost += e
                         .pointer("/lost/count")
                         .and_then(Value::as_u64)
