@@ -404,8 +404,13 @@ impl Bench {
 
     fn start_daemon(&self, output: &Path) -> Result<Child> {
         let _ = fs::remove_file(output);
+        // Defaults only: never the host's /etc/rename-audit/config.toml.
+        let config = self.dir.join("defaults.toml");
+        fs::write(&config, "")?;
         let mut child = Command::new(&self.daemon)
             .arg("run")
+            .arg("--config")
+            .arg(&config)
             .arg("--output")
             .arg(output)
             .stderr(Stdio::piped())
