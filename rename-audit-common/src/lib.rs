@@ -251,9 +251,6 @@ pub struct RateState {
     /// once with a compare-and-swap, which BPF has for 64 bits on every ISA
     /// version, hence the width.
     pub slot: u64,
-    /// The thread's tid and tgid once read (0: not yet).
-    pub tid: u32,
-    pub tgid: u32,
 }
 
 /// Field offsets inside kernel structures, read from the running kernel's BTF

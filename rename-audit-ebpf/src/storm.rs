@@ -5,8 +5,8 @@
 //! a task that is already exiting gets none, so nothing can outlive it.
 //!
 //! Two renames of one thread can run at once: the thread's own prctl on one
-//! CPU and a sibling's write to its procfs `comm` file on another. Kernels
-//! since 6.x no longer hold `task_lock` around the rename, so nothing
+//! CPU and a sibling's write to its procfs `comm` file on another. Recent
+//! kernels no longer hold `task_lock` around the rename, so nothing
 //! serializes them. The rate state is then updated without a lock, which at
 //! worst lets a rename through that the rate would have counted (it is still
 //! sent, so accounting stays exact); the storm slot a thread counts in is
@@ -44,7 +44,7 @@ pub fn state_of(task: Task) -> Option<&'static mut RateState> {
     let state = match RATE.get(task.as_ptr(), false) {
         Some(state) => state,
         None if task.is_exiting() => return None,
-        // Created zeroed: its first rename is sent and fills in the ids.
+        // Created zeroed: its first rename is sent.
         None => match RATE.get(task.as_ptr(), true) {
             Some(state) => state,
             None => {

@@ -27,24 +27,22 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
         ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
         return None;
     };
-    let mut state = storm::state_of(task);
-    // The ids are read once per thread and kept in its rate state (only an
-    // exec changes them, and it deletes the state). Without them neither
-    // the thread nor its class is known: the rename is counted as lost,
-    // never dropped silently.
-    let cached = state
-        .as_deref()
-        .and_then(|s| (s.tid != 0).then_some((s.tid, s.tgid)));
-    let Some((tid, tgid)) = cached.or_else(|| task.ids()) else {
+    // A task renaming itself (prctl, exec: every storm) is current, whose
+    // ids the kernel hands over without a memory read, and always as they
+    // are now (exec by a non-main thread changes them). Another task's are
+    // read. Without them neither the thread nor its class is known: the
+    // rename is counted as lost, never dropped silently.
+    let ids = if task.as_ptr() as u64 == current_key() {
+        let ids = bpf_get_current_pid_tgid();
+        Some((ids as u32, (ids >> 32) as u32))
+    } else {
+        task.ids()
+    };
+    let Some((tid, tgid)) = ids else {
         ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
         return None;
     };
-    if cached.is_none()
-        && let Some(s) = state.as_deref_mut()
-    {
-        s.tid = tid;
-        s.tgid = tgid;
-    }
+    let state = storm::state_of(task);
     let cls = if tid == tgid {
         class::PROCESS
     } else {
