@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rename_audit_common::{RenameRecord, method};
 
 use crate::{
+    capture::KernelState,
     capture::{Record, StormSummary},
     clock::{self, WallClock},
     event::{Body, Class, Event, Lost, Method, ProcessContext, Rename, Summary, Writer},
@@ -29,6 +30,8 @@ pub enum Classified {
     Filtered(Method),
     /// A lifecycle record: only the table changed.
     Nothing,
+    /// The kernel side's counters and storm slots changed.
+    Kernel(KernelState),
 }
 
 /// Refresh the wall-clock offsets this often (NTP steps, suspend).
@@ -80,8 +83,10 @@ impl Classifier {
             Record::Exit(r) => self.table.apply_exit(&r, r.hdr.ktime_ns),
             Record::Rename(r) => return self.rename(&r),
             Record::Summary(s) => return self.summary(&s),
+            Record::Kernel(k) => return Classified::Kernel(k),
             Record::Lost {
                 class,
+                reason,
                 count,
                 ktime_ns,
             } => {
@@ -94,7 +99,15 @@ impl Classifier {
                     );
                 }
                 let timestamp = self.clock.from_monotonic(ktime_ns);
-                return self.event(timestamp, None, Body::Lost(Lost { class, count }));
+                return self.event(
+                    timestamp,
+                    None,
+                    Body::Lost(Lost {
+                        class,
+                        reason,
+                        count,
+                    }),
+                );
             }
         }
         Classified::Nothing

@@ -30,14 +30,70 @@ pub enum Class {
     Process,
     Thread,
     Lifecycle,
+    /// A rename whose task could not be read: only ever lost.
+    Unknown,
 }
 
 impl Class {
+    pub const ALL: [Class; 4] = [
+        Class::Process,
+        Class::Thread,
+        Class::Lifecycle,
+        Class::Unknown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Process => "process",
             Class::Thread => "thread",
             Class::Lifecycle => "lifecycle",
+            Class::Unknown => "unknown",
+        }
+    }
+
+    /// Its number in `rename_audit_common::class`.
+    pub fn index(self) -> u32 {
+        use rename_audit_common::class;
+        match self {
+            Class::Process => class::PROCESS,
+            Class::Thread => class::THREAD,
+            Class::Lifecycle => class::LIFECYCLE,
+            Class::Unknown => class::UNKNOWN,
+        }
+    }
+}
+
+/// Why the kernel could not send a record (see
+/// `rename_audit_common::lost_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LostReason {
+    RingFull,
+    NoStormSlot,
+    TaskUnreadable,
+}
+
+impl LostReason {
+    pub const ALL: [LostReason; 3] = [
+        LostReason::RingFull,
+        LostReason::NoStormSlot,
+        LostReason::TaskUnreadable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostReason::RingFull => "ring-full",
+            LostReason::NoStormSlot => "no-storm-slot",
+            LostReason::TaskUnreadable => "task-unreadable",
+        }
+    }
+
+    /// Its number in `rename_audit_common::lost_reason`.
+    pub fn index(self) -> u32 {
+        use rename_audit_common::lost_reason;
+        match self {
+            LostReason::RingFull => lost_reason::RING_FULL,
+            LostReason::NoStormSlot => lost_reason::NO_STORM_SLOT,
+            LostReason::TaskUnreadable => lost_reason::TASK_UNREADABLE,
         }
     }
 }
@@ -113,6 +169,7 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lost {
     pub class: Class,
+    pub reason: LostReason,
     pub count: u64,
 }
 

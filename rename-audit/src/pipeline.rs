@@ -73,6 +73,7 @@ impl Pipeline {
                     self.sinks.send(&Arc::new(*event));
                 }
                 Classified::Filtered(method) => self.metrics.filtered(method.as_str()),
+                Classified::Kernel(state) => self.metrics.kernel_state(&state),
                 Classified::Nothing => {}
             }
         }
