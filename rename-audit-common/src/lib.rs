@@ -53,8 +53,45 @@ pub mod class {
     pub const THREAD: u32 = 1;
     /// Fork, exec and exit records.
     pub const LIFECYCLE: u32 = 2;
-    /// Number of classes, the length of the `LOST` counter array.
+    /// A rename whose renamed task could not be read, so neither of the
+    /// first two can be told: only ever counted as lost.
+    pub const UNKNOWN: u32 = 3;
+    /// Number of classes.
+    pub const COUNT: u32 = 4;
+}
+
+/// Why a record was not sent: the second index of the `LOST` counters.
+pub mod lost_reason {
+    /// The ring had no room (or, for lifecycle records, no room outside the
+    /// share kept for process renames).
+    pub const RING_FULL: u32 = 0;
+    /// A rename above its thread's rate found no free storm slot to be
+    /// counted in.
+    pub const NO_STORM_SLOT: u32 = 1;
+    /// The task's ids could not be read.
+    pub const TASK_UNREADABLE: u32 = 2;
+    /// Number of reasons.
     pub const COUNT: u32 = 3;
+}
+
+/// Index into the per-CPU `LOST` counters (`class::COUNT * lost_reason::COUNT`
+/// entries) of records of `class` lost for `reason`.
+pub const fn lost_index(class: u32, reason: u32) -> u32 {
+    class * lost_reason::COUNT + reason
+}
+
+/// Index of the per-CPU `FAULTS` counters: things that went wrong in the
+/// kernel without losing a record.
+pub mod fault {
+    /// A rename was sent without a rate limit because the thread's rate
+    /// state could not be created (no memory; before Linux 6.2 also when
+    /// another task-storage operation was in progress on the CPU).
+    pub const RATE_UNTRACKED: u32 = 0;
+    /// Two renames of one thread raced to claim a storm slot; the loser gave
+    /// its slot back (diagnostics: shows the race happens).
+    pub const SLOT_RACE_LOST: u32 = 1;
+    /// Number of fault counters.
+    pub const COUNT: u32 = 2;
 }
 
 /// `RenameRecord::flags` bits.
@@ -204,15 +241,16 @@ pub struct StormSlot {
     pub last_name: [u8; TASK_COMM_LEN],
 }
 
-/// Per-thread rate state (`RATE` hash map, keyed by tid).
+/// Per-thread rate state (`RATE`, task-local storage of the thread).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RateState {
     /// GCRA theoretical arrival time, monotonic ns.
     pub tat_ns: u64,
-    /// Index + 1 of the thread's [`StormSlot`]; 0 when it has none.
-    pub slot: u32,
-    pub _pad: u32,
+    /// Index + 1 of the thread's [`StormSlot`]; 0 when it has none. Set
+    /// once with a compare-and-swap, which BPF has for 64 bits on every ISA
+    /// version, hence the width.
+    pub slot: u64,
 }
 
 /// Field offsets inside kernel structures, read from the running kernel's BTF
@@ -305,11 +343,14 @@ pub mod maps {
     pub const PRIORITY_RING: &str = "PRIORITY_RING";
     /// Ring for thread renames.
     pub const THREAD_RING: &str = "THREAD_RING";
-    /// Per-CPU `u64[class::COUNT]` of records that could not be sent.
+    /// Per-CPU `u64[class::COUNT * lost_reason::COUNT]` of records that could
+    /// not be sent, indexed by [`lost_index`](super::lost_index).
     pub const LOST: &str = "LOST";
+    /// Per-CPU `u64[fault::COUNT]`.
+    pub const FAULTS: &str = "FAULTS";
     /// Memory-mapped array of [`StormSlot`](super::StormSlot).
     pub const STORMS: &str = "STORMS";
-    /// Hash of tid -> [`RateState`](super::RateState).
+    /// Task-local storage of [`RateState`](super::RateState).
     pub const RATE: &str = "RATE";
     /// The global holding [`Settings`](super::Settings).
     pub const SETTINGS: &str = "SETTINGS";

@@ -6,6 +6,7 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod floor;
 mod prepare_exec;
 mod process_exec;
 mod process_exit;
@@ -16,10 +17,12 @@ mod task;
 mod task_rename;
 
 use aya_ebpf::{
-    macros::map,
+    bindings::{BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type},
+    helpers::generated::{bpf_task_storage_delete, bpf_task_storage_get},
+    macros::{btf_map, map},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use rename_audit_common::{RateState, Settings, StormSlot, class};
+use rename_audit_common::{RateState, Settings, StormSlot, class, fault, lost_reason};
 
 /// Set by the daemon at load time (offsets from BTF, rates, ring policy).
 #[unsafe(no_mangle)]
@@ -45,9 +48,14 @@ static PRIORITY_RING: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 static THREAD_RING: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 
-/// Records that could not be sent, per class.
+/// Records that could not be sent, per class and reason
+/// (`rename_audit_common::lost_index`).
 #[map]
-static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(class::COUNT, 0);
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(class::COUNT * lost_reason::COUNT, 0);
+
+/// Things that went wrong without losing a record, per `fault`.
+#[map]
+static FAULTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(fault::COUNT, 0);
 
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 
@@ -56,9 +64,82 @@ const BPF_F_MMAPABLE: u32 = 1 << 10;
 static STORMS: Array<StormSlot> =
     Array::with_max_entries(rename_audit_common::STORM_SLOTS, BPF_F_MMAPABLE);
 
-/// Per-thread rate state, keyed by tid; removed when the thread exits.
-#[map]
-static RATE: HashMap<u32, RateState> = HashMap::with_max_entries(1 << 16, 0);
+/// Per-thread rate state, stored in the task itself (task-local storage:
+/// no hash lookup on the hot path, freed with the task, never full); removed
+/// when the thread exits.
+#[btf_map]
+static RATE: TaskStorage<RateState> = TaskStorage::new();
+
+/// A `BPF_MAP_TYPE_TASK_STORAGE` map definition, which aya-ebpf 0.2.1 does
+/// not provide: the BTF layout (`.maps` section) that loaders read. Local
+/// storage maps need BTF for their key and value, `BPF_F_NO_PREALLOC` and
+/// no `max_entries`.
+#[repr(C)]
+pub struct TaskStorage<T> {
+    r#type: *const [i32; bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE as usize],
+    key: *const i32,
+    value: *const T,
+    max_entries: *const [i32; 0],
+    map_flags: *const [i32; BPF_F_NO_PREALLOC as usize],
+}
+
+// SAFETY: the fields are placeholders the loader reads from BTF and are never
+// dereferenced; the map itself is reached only through helpers.
+unsafe impl<T> Sync for TaskStorage<T> {}
+
+impl<T> Default for TaskStorage<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> TaskStorage<T> {
+    pub const fn new() -> Self {
+        Self {
+            r#type: core::ptr::null(),
+            key: core::ptr::null(),
+            value: core::ptr::null(),
+            max_entries: core::ptr::null(),
+            map_flags: core::ptr::null(),
+        }
+    }
+
+    fn as_ptr(&self) -> *mut core::ffi::c_void {
+        core::ptr::from_ref(self).cast_mut().cast()
+    }
+
+    /// The value stored in `task`, created zeroed if `create`. `task` must
+    /// be a BTF task pointer (a tracepoint argument or
+    /// `bpf_get_current_task_btf`); the verifier checks it. `None` when the
+    /// value is absent or cannot be created (no memory; on kernels before
+    /// 6.2, also when another task-storage operation is in progress on this
+    /// CPU).
+    #[inline(always)]
+    pub fn get(&self, task: *const u8, create: bool) -> Option<*mut T> {
+        let flags = if create {
+            u64::from(BPF_LOCAL_STORAGE_GET_F_CREATE)
+        } else {
+            0
+        };
+        // SAFETY: a helper call on our map; the verifier checks `task`.
+        let value = unsafe {
+            bpf_task_storage_get(
+                self.as_ptr(),
+                task.cast_mut().cast(),
+                core::ptr::null_mut(),
+                flags,
+            )
+        };
+        (!value.is_null()).then_some(value.cast())
+    }
+
+    /// Removes the value stored in `task`, if any.
+    #[inline(always)]
+    pub fn delete(&self, task: *const u8) {
+        // SAFETY: as in `get`.
+        let _ = unsafe { bpf_task_storage_delete(self.as_ptr(), task.cast_mut().cast()) };
+    }
+}
 
 /// Tasks inside exec, keyed by `task_struct` address (stable across exec,
 /// unlike a non-leader's tid): set by `sched_prepare_exec`, taken by the

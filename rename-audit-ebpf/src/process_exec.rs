@@ -9,7 +9,9 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use rename_audit_common::{ARGS_LEN, ExecRecord, exec_detect, kind};
+use rename_audit_common::{
+    ARGS_LEN, ExecRecord, FILENAME_LEN, class, exec_detect, kind, lost_reason,
+};
 
 use crate::{
     MARKS, PRIORITY_RING, ring, setting,
@@ -23,13 +25,13 @@ pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
         // rename was not seen.
         let _ = MARKS.remove(current_key());
     }
-    // A non-main thread that execs takes over the process id: the state kept
-    // under its old tid would outlive it.
+    // A non-main thread that execs takes over the process id: its storm
+    // slot, kept under its old tid, is handed over and its state starts anew.
     let old_pid = ctx.arg::<u64>(1) as u32;
     if let Some((tid, _)) = Task::current().and_then(|t| t.ids())
         && old_pid != tid
     {
-        let _ = crate::storm::forget(old_pid);
+        let _ = crate::storm::forget(crate::task::current_btf());
     }
     let _ = try_process_exec(&ctx);
     0
@@ -40,9 +42,17 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let now = ring::now_ns();
     let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
     let bprm: *const u8 = ctx.arg(2);
-    let (_, tgid) = task.ids()?;
+    let Some((_, tgid)) = task.ids() else {
+        ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
+        return None;
+    };
     let mut entry = ring::reserve_lifecycle::<ExecRecord>()?;
+    // SAFETY: the reserved record; every field is written below and the
+    // tails of `filename` and `args` are zeroed, so no stale ring bytes
+    // reach the daemon.
     let rec = unsafe { &mut *entry.as_mut_ptr() };
+    rec.filename = [0; FILENAME_LEN];
+    rec.args = [0; ARGS_LEN];
     rec.hdr = ring::header(kind::EXEC, now);
     rec.tgid = tgid;
     rec.uid = bpf_get_current_uid_gid() as u32;

@@ -10,7 +10,7 @@
 //!   process's exit can be reported twice; the daemon treats the second as a
 //!   no-op.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use rename_audit_common::{ExitRecord, exec_detect, exit_flags, kind};
+use rename_audit_common::{ExitRecord, class, exec_detect, exit_flags, kind, lost_reason};
 
 use crate::{
     MARKS, PRIORITY_RING, ring, setting, storm,
@@ -43,16 +43,16 @@ fn exited(task: Task, group_dead: bool) -> Option<()> {
         // A mark whose exec rename was never seen goes with the task.
         let _ = MARKS.remove(current_key());
     }
-    let (tid, tgid) = task.ids()?;
-    let mut renamed = storm::forget(tid);
-    if group_dead && tid != tgid {
-        // The main thread may have exited earlier and been renamed as a
-        // zombie by a sibling since: its state goes with the process.
-        renamed |= storm::forget(tgid);
-    }
+    // A main thread that exited earlier forgot its state then, and as an
+    // exiting task it gets none from later renames by a sibling.
+    let renamed = storm::forget(task.as_ptr());
     if !group_dead && !renamed {
         return None;
     }
+    let Some((tid, tgid)) = task.ids() else {
+        ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
+        return None;
+    };
     let mut entry = ring::reserve_lifecycle::<ExitRecord>()?;
     entry.write(ExitRecord {
         hdr: ring::header(kind::EXIT, ring::now_ns()),

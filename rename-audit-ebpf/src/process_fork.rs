@@ -5,7 +5,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
-use rename_audit_common::{ForkRecord, kind};
+use rename_audit_common::{ForkRecord, class, kind, lost_reason};
 
 use crate::{PRIORITY_RING, ring, task::Task};
 
@@ -18,7 +18,10 @@ pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 fn try_process_fork(ctx: &BtfTracePointContext) -> Option<()> {
     let child = Task::from_ptr(ctx.arg::<*const u8>(1))?;
-    let (pid, tgid) = child.ids()?;
+    let Some((pid, tgid)) = child.ids() else {
+        ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
+        return None;
+    };
     if pid != tgid {
         return None;
     }

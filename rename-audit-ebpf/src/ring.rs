@@ -4,15 +4,26 @@ use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     maps::{RingBuf, ring_buf::RingBufEntry},
 };
-use rename_audit_common::{RecordHeader, class};
+use rename_audit_common::{RecordHeader, class, lost_index, lost_reason};
 
-use crate::{LOST, PRIORITY_RING, setting};
+use crate::{FAULTS, LOST, PRIORITY_RING, setting};
 
-/// Counts one record of `class` that could not be sent.
+/// Counts one record of `class` that could not be sent for `reason`.
 #[inline(always)]
-pub fn count_lost(class: u32) {
-    if let Some(slot) = LOST.get_ptr_mut(class) {
-        // Per-CPU slot: no other CPU writes it.
+pub fn count_lost(class: u32, reason: u32) {
+    if let Some(slot) = LOST.get_ptr_mut(lost_index(class, reason)) {
+        // SAFETY: a valid per-CPU slot: only this CPU writes it, and our
+        // programs run on tracepoints with preemption disabled and never in
+        // interrupt context, so they do not interleave on one CPU.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Counts one `fault`.
+#[inline(always)]
+pub fn count_fault(fault: u32) {
+    if let Some(slot) = FAULTS.get_ptr_mut(fault) {
+        // SAFETY: as in `count_lost`.
         unsafe { *slot += 1 };
     }
 }
@@ -36,7 +47,7 @@ pub fn now_ns() -> u64 {
 pub fn reserve<T: 'static>(ring: &RingBuf, class: u32) -> Option<RingBufEntry<T>> {
     let entry = ring.reserve::<T>(0);
     if entry.is_none() {
-        count_lost(class);
+        count_lost(class, lost_reason::RING_FULL);
     }
     entry
 }
@@ -46,7 +57,7 @@ pub fn reserve<T: 'static>(ring: &RingBuf, class: u32) -> Option<RingBufEntry<T>
 #[inline(always)]
 pub fn reserve_lifecycle<T: 'static>() -> Option<RingBufEntry<T>> {
     if PRIORITY_RING.query(BPF_RB_AVAIL_DATA as u64) >= setting!(lifecycle_limit_bytes) {
-        count_lost(class::LIFECYCLE);
+        count_lost(class::LIFECYCLE, lost_reason::RING_FULL);
         return None;
     }
     reserve(&PRIORITY_RING, class::LIFECYCLE)

@@ -1,15 +1,29 @@
 //! Per-thread rate limiting (GCRA) and storm slots.
 //!
-//! Renames of one task are serialized by `task_lock` around the tracepoint,
-//! so a thread's `RateState` needs no atomics. Slots are shared with the
-//! daemon, which swaps `pending` to 0 when it writes a summary: the kernel
-//! side only ever adds to it atomically.
+//! A thread's rate state lives in the thread itself (`RATE`, task-local
+//! storage), created by its first rename and deleted when it exits or execs;
+//! a task that is already exiting gets none, so nothing can outlive it.
+//!
+//! Two renames of one thread can run at once: the thread's own prctl on one
+//! CPU and a sibling's write to its procfs `comm` file on another. Recent
+//! kernels no longer hold `task_lock` around the rename, so nothing
+//! serializes them. The rate state is then updated without a lock, which at
+//! worst lets a rename through that the rate would have counted (it is still
+//! sent, so accounting stays exact); the storm slot a thread counts in is
+//! published with a compare-and-swap, so the thread has exactly one. Slots
+//! are shared with the daemon, which swaps `pending` to 0 when it writes a
+//! summary: the kernel side only ever adds to it atomically.
 use core::intrinsics::{AtomicOrdering::SeqCst, atomic_cxchg, atomic_xadd};
 
-use aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes;
-use rename_audit_common::{RateState, StormSlot, class};
+use aya_ebpf::helpers::{bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes};
+use rename_audit_common::{RateState, StormSlot, class, fault, lost_reason};
 
-use crate::{RATE, STORMS, ring::count_lost, setting, task::Task};
+use crate::{
+    RATE, STORMS,
+    ring::{count_fault, count_lost},
+    setting,
+    task::Task,
+};
 
 /// Probes before giving up on finding a free slot.
 const SLOT_PROBES: u32 = 8;
@@ -17,13 +31,46 @@ const SLOT_PROBES: u32 = 8;
 pub enum Verdict {
     /// Send the rename as its own record.
     Send,
-    /// Counted in the thread's storm slot.
+    /// Counted in the thread's storm slot, or counted as lost.
     Counted,
+}
+
+/// The rate state of `task`, created by its first rename. `None` for an
+/// exiting task (its exit hook, which frees the state, may have run
+/// already) and when no state can be created (counted as a fault): its
+/// renames are then sent.
+#[inline(always)]
+pub fn state_of(task: Task) -> Option<&'static mut RateState> {
+    let state = match RATE.get(task.as_ptr(), false) {
+        Some(state) => state,
+        None if task.is_exiting() => return None,
+        // Created zeroed: its first rename is sent.
+        None => match RATE.get(task.as_ptr(), true) {
+            Some(state) => state,
+            None => {
+                count_fault(fault::RATE_UNTRACKED);
+                return None;
+            }
+        },
+    };
+    // SAFETY: a valid pointer to the task's storage, which stays allocated
+    // while the program runs (RCU); fields are read and written whole.
+    Some(unsafe { &mut *state })
 }
 
 /// Decides whether a rename of `tid` is sent or counted, and counts it.
 #[inline(always)]
-pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *const u8) -> Verdict {
+pub fn admit(
+    state: Option<&mut RateState>,
+    task: Task,
+    (tid, tgid): (u32, u32),
+    cls: u32,
+    now: u64,
+    new_name: *const u8,
+) -> Verdict {
+    let Some(state) = state else {
+        return Verdict::Send;
+    };
     let (interval, tolerance) = if cls == class::PROCESS {
         (
             setting!(process_interval_ns),
@@ -32,18 +79,6 @@ pub fn admit(task: Task, tid: u32, tgid: u32, cls: u32, now: u64, new_name: *con
     } else {
         (setting!(thread_interval_ns), setting!(thread_tolerance_ns))
     };
-    let Some(state) = RATE.get_ptr_mut(tid) else {
-        // First rename of this thread: always sent. A full map only means the
-        // thread is not rate limited; its records are still accounted.
-        let fresh = RateState {
-            tat_ns: now + interval,
-            slot: 0,
-            _pad: 0,
-        };
-        let _ = RATE.insert(tid, fresh, 0);
-        return Verdict::Send;
-    };
-    let state = unsafe { &mut *state };
     let tat = if state.tat_ns > now {
         state.tat_ns
     } else {
@@ -67,27 +102,63 @@ fn count_in_slot(
     now: u64,
     name: *const u8,
 ) {
-    if state.slot == 0 {
-        match claim_slot(task, tid, tgid, cls) {
-            Some(index) => state.slot = index + 1,
-            None => {
-                count_lost(cls);
-                return;
-            }
-        }
-    }
-    let Some(slot) = STORMS.get_ptr_mut(state.slot - 1) else {
-        count_lost(cls);
+    let Some(index) = slot_of(state, task, tid, tgid, cls) else {
+        count_lost(cls, lost_reason::NO_STORM_SLOT);
         return;
     };
+    let Some(slot) = STORMS.get_ptr_mut(index) else {
+        count_lost(cls, lost_reason::NO_STORM_SLOT);
+        return;
+    };
+    // SAFETY: a valid pointer into the array; concurrent writers of the
+    // same slot (a racing rename of the same thread) only store whole
+    // fields, and the count is added atomically.
     let slot = unsafe { &mut *slot };
     if slot.pending == 0 {
         slot.first_seen_ns = now;
     }
     slot.last_seen_ns = now;
-    let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
+    // 16 bytes at once, which is cheaper than a string copy: a name is at
+    // most 15 bytes and its NUL, and the daemon reads up to the NUL. Only
+    // if that would cross into unreadable memory is the string copied.
+    // SAFETY: helpers that fault safely; the destination is the slot's.
+    if unsafe { bpf_probe_read_kernel_buf(name, &mut slot.last_name) }.is_err() {
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
+    }
     // Last, so a summary that takes this count also sees the name and time.
+    // SAFETY: an aligned u64 inside the slot.
     unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut slot.pending, 1) };
+}
+
+/// The index of the thread's storm slot, claiming one the first time.
+#[inline(always)]
+fn slot_of(state: &mut RateState, task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
+    // SAFETY: an aligned u64 of the map value; a racing rename of the same
+    // thread may publish it at any time, so it is read once.
+    let published = unsafe { core::ptr::read_volatile(&state.slot) };
+    if published != 0 {
+        return Some((published - 1) as u32);
+    }
+    let claimed = claim_slot(task, tid, tgid, cls)?;
+    // Publish the claim. A racing rename of the same thread may have
+    // published its own claim first: then this one is given back and the
+    // winner's is used, so the thread never holds two slots.
+    // SAFETY: an aligned u64 of the map value.
+    let (previous, won) = unsafe {
+        atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut state.slot, 0, u64::from(claimed) + 1)
+    };
+    if won {
+        return Some(claimed);
+    }
+    count_fault(fault::SLOT_RACE_LOST);
+    if let Some(slot) = STORMS.get_ptr_mut(claimed) {
+        // Nothing was counted in it yet, so the daemon has nothing to take.
+        // SAFETY: an aligned u64 inside the slot; released atomically.
+        unsafe {
+            atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut (*slot).owner_tid, tid as u64, 0)
+        };
+    }
+    Some((previous - 1) as u32)
 }
 
 #[inline(always)]
@@ -100,10 +171,13 @@ fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
     for probe in 0..SLOT_PROBES {
         let index = (start + probe) % slots;
         let slot: *mut StormSlot = STORMS.get_ptr_mut(index)?;
+        // SAFETY: an aligned u64 inside a valid slot.
         let (_, claimed) = unsafe {
             atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(&mut (*slot).owner_tid, 0, tid as u64)
         };
         if claimed {
+            // SAFETY: the slot is now ours; the daemon reads these fields
+            // only once `pending` is above 0, which is set after them.
             unsafe {
                 (*slot).start_boottime_ns = task.process_start().unwrap_or(0);
                 (*slot).tgid = tgid;
@@ -116,19 +190,22 @@ fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
     None
 }
 
-/// The thread is exiting: hand its slot over for a last summary and forget
-/// its rate state. Returns whether the thread had any rename state.
+/// `task` (a BTF task pointer) is exiting or exec'ing under a new tid: hand
+/// its slot over for a last summary and delete its rate state. Returns
+/// whether it had any rename state.
 #[inline(always)]
-pub fn forget(tid: u32) -> bool {
-    let Some(state) = RATE.get_ptr(tid) else {
+pub fn forget(task: *const u8) -> bool {
+    let Some(state) = RATE.get(task, false) else {
         return false;
     };
-    let slot = unsafe { (*state).slot };
-    let _ = RATE.remove(tid);
+    // SAFETY: a valid pointer to the task's storage.
+    let slot = unsafe { core::ptr::read_volatile(&(*state).slot) };
+    RATE.delete(task);
     if slot != 0
-        && let Some(slot) = STORMS.get_ptr_mut(slot - 1)
+        && let Some(slot) = STORMS.get_ptr_mut((slot - 1) as u32)
     {
         // Aligned 64-bit stores are single-copy atomic; the daemon reads it atomically.
+        // SAFETY: an aligned u64 inside a valid slot.
         unsafe { core::ptr::write_volatile(&mut (*slot).exited, 1) };
     }
     true

@@ -12,6 +12,10 @@ use crate::setting;
 #[derive(Clone, Copy)]
 pub struct Task(*const u8);
 
+/// `PF_EXITING` (include/linux/sched.h): the same bit on every kernel since
+/// long before 5.15, unlike the worker bits in `task_flags`.
+const PF_EXITING: u32 = 0x0000_0004;
+
 #[inline(always)]
 unsafe fn field<T>(base: *const u8, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T).ok() }
@@ -60,6 +64,12 @@ impl Task {
     pub fn is_kernel_worker(self) -> bool {
         let mask = setting!(kernel_worker_flags);
         self.flags().is_some_and(|f| f & mask != 0)
+    }
+
+    /// Past the point of no return in `do_exit` (its exit hook may have run).
+    #[inline(always)]
+    pub fn is_exiting(self) -> bool {
+        self.flags().is_some_and(|f| f & PF_EXITING != 0)
     }
 
     #[inline(always)]
@@ -125,6 +135,12 @@ impl Task {
         let end = unsafe { field::<u64>(mm, setting!(offsets.mm_arg_end))? };
         Some((start, end))
     }
+}
+
+/// The current task as a BTF pointer, which task-storage helpers accept.
+#[inline(always)]
+pub fn current_btf() -> *const u8 {
+    unsafe { bpf_get_current_task_btf() as *const u8 }
 }
 
 /// Key of the current task in `MARKS`.

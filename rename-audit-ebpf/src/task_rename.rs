@@ -9,7 +9,9 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use rename_audit_common::{RenameRecord, class, exec_detect, kind, method, rename_flags};
+use rename_audit_common::{
+    RenameRecord, class, exec_detect, kind, lost_reason, method, rename_flags,
+};
 
 use crate::{
     MARKS, PRIORITY_RING, THREAD_RING, ring, setting,
@@ -26,15 +28,33 @@ pub fn task_rename(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     let now = ring::now_ns();
-    let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
     let new_name: *const u8 = ctx.arg(1);
-    let (tid, tgid) = task.ids()?;
+    let Some(task) = Task::from_ptr(ctx.arg::<*const u8>(0)) else {
+        ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
+        return None;
+    };
+    // A task renaming itself (prctl, exec: every storm) is current, whose
+    // ids the kernel hands over without a memory read, and always as they
+    // are now (exec by a non-main thread changes them). Another task's are
+    // read. Without them neither the thread nor its class is known: the
+    // rename is counted as lost, never dropped silently.
+    let ids = if task.as_ptr() as u64 == current_key() {
+        let ids = bpf_get_current_pid_tgid();
+        Some((ids as u32, (ids >> 32) as u32))
+    } else {
+        task.ids()
+    };
+    let Some((tid, tgid)) = ids else {
+        ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
+        return None;
+    };
+    let state = storm::state_of(task);
     let cls = if tid == tgid {
         class::PROCESS
     } else {
         class::THREAD
     };
-    if let Verdict::Counted = storm::admit(task, tid, tgid, cls, now, new_name) {
+    if let Verdict::Counted = storm::admit(state, task, (tid, tgid), cls, now, new_name) {
         return Some(());
     }
     let ring = if cls == class::PROCESS {
@@ -43,32 +63,36 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
         &THREAD_RING
     };
     let mut entry = ring::reserve::<RenameRecord>(ring, cls)?;
-    let rec = unsafe { &mut *entry.as_mut_ptr() };
     let writer = bpf_get_current_pid_tgid();
-    rec.hdr = ring::header(kind::RENAME, now);
-    rec.tid = tid;
-    rec.tgid = tgid;
-    rec.writer_tid = writer as u32;
-    rec.writer_tgid = (writer >> 32) as u32;
-    rec.start_boottime_ns = task.process_start().unwrap_or(0);
-    rec._pad = [0; 6];
-    rec.old_name = [0; 16];
-    let _ = task.comm_into(&mut rec.old_name);
-    rec.new_name = [0; 16];
+    let (how, writer_kernel) = method_of(task, tgid);
+    let mut old_name = [0; 16];
+    let _ = task.comm_into(&mut old_name);
+    let mut new = [0; 16];
     // A 16-byte destination keeps 15 bytes and the NUL: the kernel's own
     // truncation of an over-long name (exec of a long file name).
-    let _ = unsafe { bpf_probe_read_kernel_str_bytes(new_name, &mut rec.new_name) };
-    rec.writer_name = bpf_get_current_comm().unwrap_or([0; 16]);
-    let (how, writer_kernel) = method_of(task, tgid);
-    rec.method = how;
-    rec.flags = (if task.is_kthread() {
-        rename_flags::RENAMED_KTHREAD
-    } else {
-        0
-    }) | (if writer_kernel {
-        rename_flags::WRITER_KERNEL
-    } else {
-        0
+    let _ = unsafe { bpf_probe_read_kernel_str_bytes(new_name, &mut new) };
+    // Written whole: no byte of the ring's previous contents survives.
+    entry.write(RenameRecord {
+        hdr: ring::header(kind::RENAME, now),
+        tid,
+        tgid,
+        writer_tid: writer as u32,
+        writer_tgid: (writer >> 32) as u32,
+        start_boottime_ns: task.process_start().unwrap_or(0),
+        method: how,
+        flags: (if task.is_kthread() {
+            rename_flags::RENAMED_KTHREAD
+        } else {
+            0
+        }) | (if writer_kernel {
+            rename_flags::WRITER_KERNEL
+        } else {
+            0
+        }),
+        _pad: [0; 6],
+        old_name,
+        new_name: new,
+        writer_name: bpf_get_current_comm().unwrap_or([0; 16]),
     });
     ring::submit(ring, entry);
     Some(())

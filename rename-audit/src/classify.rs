@@ -5,9 +5,12 @@ use std::sync::Arc;
 use rename_audit_common::{RenameRecord, method};
 
 use crate::{
+    capture::KernelState,
     capture::{Record, StormSummary},
     clock::{self, WallClock},
-    event::{Body, Class, Event, Lost, Method, ProcessContext, Rename, Summary, Writer},
+    event::{
+        Body, Class, Event, Lost, LostReason, Method, ProcessContext, Rename, Summary, Writer,
+    },
     names::Name,
     proctable::{ProcKey, ProcessTable},
 };
@@ -29,6 +32,8 @@ pub enum Classified {
     Filtered(Method),
     /// A lifecycle record: only the table changed.
     Nothing,
+    /// The kernel side's counters and storm slots changed.
+    Kernel(KernelState),
 }
 
 /// Refresh the wall-clock offsets this often (NTP steps, suspend).
@@ -80,8 +85,10 @@ impl Classifier {
             Record::Exit(r) => self.table.apply_exit(&r, r.hdr.ktime_ns),
             Record::Rename(r) => return self.rename(&r),
             Record::Summary(s) => return self.summary(&s),
+            Record::Kernel(k) => return Classified::Kernel(k),
             Record::Lost {
                 class,
+                reason,
                 count,
                 ktime_ns,
             } => {
@@ -94,7 +101,15 @@ impl Classifier {
                     );
                 }
                 let timestamp = self.clock.from_monotonic(ktime_ns);
-                return self.event(timestamp, None, Body::Lost(Lost { class, count }));
+                return self.event(
+                    timestamp,
+                    None,
+                    Body::Lost(Lost {
+                        class,
+                        reason,
+                        count,
+                    }),
+                );
             }
         }
         Classified::Nothing
@@ -109,6 +124,7 @@ impl Classifier {
             None,
             Body::Lost(Lost {
                 class: Class::Output,
+                reason: LostReason::WriteFailed,
                 count,
             }),
         )

@@ -30,17 +30,94 @@ pub enum Class {
     Process,
     Thread,
     Lifecycle,
+    /// A rename whose task could not be read: only ever lost.
+    Unknown,
     /// Records the daemon could not write to its output (disk full, ...).
+    /// Daemon-side only: the kernel has no number for it.
     Output,
 }
 
 impl Class {
+    /// The classes the kernel counts losses of (`LOST` map), in its order.
+    pub const KERNEL: [Class; 4] = [
+        Class::Process,
+        Class::Thread,
+        Class::Lifecycle,
+        Class::Unknown,
+    ];
+
+    /// Every class: the kernel's and then `output`.
+    pub const ALL: [Class; 5] = [
+        Class::Process,
+        Class::Thread,
+        Class::Lifecycle,
+        Class::Unknown,
+        Class::Output,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Process => "process",
             Class::Thread => "thread",
             Class::Lifecycle => "lifecycle",
+            Class::Unknown => "unknown",
             Class::Output => "output",
+        }
+    }
+
+    /// Its number in `rename_audit_common::class`; `None` for `Output`,
+    /// which only the daemon counts.
+    pub fn index(self) -> Option<u32> {
+        use rename_audit_common::class;
+        match self {
+            Class::Process => Some(class::PROCESS),
+            Class::Thread => Some(class::THREAD),
+            Class::Lifecycle => Some(class::LIFECYCLE),
+            Class::Unknown => Some(class::UNKNOWN),
+            Class::Output => None,
+        }
+    }
+}
+
+/// Why a record was lost: the kernel could not send it (see
+/// `rename_audit_common::lost_reason`), or the daemon could not write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LostReason {
+    RingFull,
+    NoStormSlot,
+    TaskUnreadable,
+    /// The output could not be written (full disk, broken pipe, backlog
+    /// cap, or unwritable at exit). Daemon-side only, always with class
+    /// `Output`.
+    WriteFailed,
+}
+
+impl LostReason {
+    /// The reasons the kernel counts losses for (`LOST` map), in its order.
+    pub const KERNEL: [LostReason; 3] = [
+        LostReason::RingFull,
+        LostReason::NoStormSlot,
+        LostReason::TaskUnreadable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostReason::RingFull => "ring-full",
+            LostReason::NoStormSlot => "no-storm-slot",
+            LostReason::TaskUnreadable => "task-unreadable",
+            LostReason::WriteFailed => "write-failed",
+        }
+    }
+
+    /// Its number in `rename_audit_common::lost_reason`; `None` for
+    /// `WriteFailed`, which only the daemon counts.
+    pub fn index(self) -> Option<u32> {
+        use rename_audit_common::lost_reason;
+        match self {
+            LostReason::RingFull => Some(lost_reason::RING_FULL),
+            LostReason::NoStormSlot => Some(lost_reason::NO_STORM_SLOT),
+            LostReason::TaskUnreadable => Some(lost_reason::TASK_UNREADABLE),
+            LostReason::WriteFailed => None,
         }
     }
 }
@@ -112,11 +189,12 @@ pub struct Summary {
     pub thread_exited: bool,
 }
 
-/// Records the kernel could not send, or (class `Output`) the daemon could
-/// not write.
+/// Records the kernel could not send, or (class `Output`, reason
+/// `WriteFailed`) the daemon could not write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lost {
     pub class: Class,
+    pub reason: LostReason,
     pub count: u64,
 }
 

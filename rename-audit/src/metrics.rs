@@ -18,7 +18,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::event::{Body, Class, Event, Method, Severity};
+use crate::capture::KernelState;
+use crate::event::{Body, Class, Event, LostReason, Method, Severity};
 
 /// Sink names that may appear in `{sink}` labels; anything else is `other`.
 /// `output` is the event stream itself (stdout or the output file).
@@ -60,6 +61,17 @@ struct ClassLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LostLabels {
+    class: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    fault: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SinkLabels {
     sink: &'static str,
 }
@@ -90,6 +102,11 @@ pub struct Metrics {
     renames: Family<RenameLabels, Counter>,
     alerts: Family<AlertLabels, Counter>,
     lost: Family<ClassLabels, Counter>,
+    lost_by_reason: Family<LostLabels, Counter>,
+    kernel_faults: Family<FaultLabels, Counter>,
+    storm_slots_in_use: Gauge,
+    /// Last totals of the kernel's fault counters, to turn them into increments.
+    kernel_seen: std::sync::Mutex<KernelState>,
     summarized: Counter,
     summarized_by_class: Family<ClassLabels, Counter>,
     processes_tracked: Gauge,
@@ -105,12 +122,9 @@ pub struct Metrics {
 
 const ACTIONS: [&str; 2] = ["process-renamed", "thread-renamed"];
 const METHODS: [Method; 4] = [Method::Prctl, Method::Procfs, Method::Exec, Method::Kernel];
-const CLASSES: [Class; 4] = [
-    Class::Process,
-    Class::Thread,
-    Class::Lifecycle,
-    Class::Output,
-];
+/// `kernel_faults_total{fault}` values.
+const FAULT_RATE_UNTRACKED: &str = "rate-untracked";
+const FAULT_SLOT_RACE: &str = "slot-race";
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
@@ -118,6 +132,10 @@ impl Metrics {
             renames: Family::default(),
             alerts: Family::default(),
             lost: Family::default(),
+            lost_by_reason: Family::default(),
+            kernel_faults: Family::default(),
+            storm_slots_in_use: Gauge::default(),
+            kernel_seen: std::sync::Mutex::new(KernelState::default()),
             summarized: Counter::default(),
             summarized_by_class: Family::default(),
             processes_tracked: Gauge::default(),
@@ -146,6 +164,21 @@ impl Metrics {
             "rename_audit_events_lost",
             "Records the kernel could not send, by accounting class; class output: records the daemon could not write to its output",
             m.lost.clone(),
+        );
+        registry.register(
+            "rename_audit_events_lost_by_reason",
+            "Records the kernel could not send, by accounting class and reason; class output, reason write-failed: records the daemon could not write to its output",
+            m.lost_by_reason.clone(),
+        );
+        registry.register(
+            "rename_audit_kernel_faults",
+            "Kernel-side faults that lost no record: rate-untracked (a rename sent without a rate limit because the rate map was full), slot-race (a storm-slot claim given back after a racing rename of the same thread won)",
+            m.kernel_faults.clone(),
+        );
+        registry.register(
+            "rename_audit_storm_slots_in_use",
+            "Storm slots held by a thread",
+            m.storm_slots_in_use.clone(),
         );
         registry.register(
             "rename_audit_renames_summarized",
@@ -248,7 +281,21 @@ impl Metrics {
         // The event stream is always there; its write errors count here.
         m.sink_errors
             .get_or_create_owned(&SinkLabels { sink: "output" });
-        for class in CLASSES {
+        for fault in [FAULT_RATE_UNTRACKED, FAULT_SLOT_RACE] {
+            m.kernel_faults.get_or_create_owned(&FaultLabels { fault });
+        }
+        // Every pair a loss can have: each kernel class with each kernel
+        // reason, and output/write-failed.
+        let kernel_pairs = Class::KERNEL
+            .into_iter()
+            .flat_map(|class| LostReason::KERNEL.map(|reason| (class, reason)));
+        for (class, reason) in kernel_pairs.chain([(Class::Output, LostReason::WriteFailed)]) {
+            m.lost_by_reason.get_or_create_owned(&LostLabels {
+                class: class.as_str(),
+                reason: reason.as_str(),
+            });
+        }
+        for class in Class::ALL {
             m.lost.get_or_create_owned(&ClassLabels {
                 class: class.as_str(),
             });
@@ -289,6 +336,12 @@ impl Metrics {
                         class: l.class.as_str(),
                     })
                     .inc_by(l.count);
+                self.lost_by_reason
+                    .get_or_create(&LostLabels {
+                        class: l.class.as_str(),
+                        reason: l.reason.as_str(),
+                    })
+                    .inc_by(l.count);
             }
         }
         if let Some(alert) = &ev.alert {
@@ -307,6 +360,12 @@ impl Metrics {
         self.lost
             .get_or_create(&ClassLabels {
                 class: Class::Output.as_str(),
+            })
+            .inc_by(n);
+        self.lost_by_reason
+            .get_or_create(&LostLabels {
+                class: Class::Output.as_str(),
+                reason: LostReason::WriteFailed.as_str(),
             })
             .inc_by(n);
     }
@@ -333,6 +392,29 @@ impl Metrics {
         ] {
             family.get_or_create_owned(&SinkLabels { sink });
         }
+    }
+
+    /// The kernel side's storm slots and fault counters (totals).
+    pub fn kernel_state(&self, now: &KernelState) {
+        self.storm_slots_in_use
+            .set(i64::try_from(now.storm_slots_in_use).unwrap_or(i64::MAX));
+        let mut seen = self
+            .kernel_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (fault, total, before) in [
+            (
+                FAULT_RATE_UNTRACKED,
+                now.rate_untracked,
+                seen.rate_untracked,
+            ),
+            (FAULT_SLOT_RACE, now.slot_races, seen.slot_races),
+        ] {
+            self.kernel_faults
+                .get_or_create(&FaultLabels { fault })
+                .inc_by(total.saturating_sub(before));
+        }
+        *seen = *now;
     }
 
     pub fn set_processes_tracked(&self, n: i64) {
@@ -440,7 +522,7 @@ fn safe_label(s: &str) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Alert, Lost, ProcessContext, Rename, Summary, Writer};
+    use crate::event::{Alert, Lost, LostReason, ProcessContext, Rename, Summary, Writer};
     use crate::names::Name;
     use time::OffsetDateTime;
 
@@ -499,6 +581,9 @@ mod tests {
             "rename_audit_renames_total{action=\"thread-renamed\",method=\"kernel\"}",
             "rename_audit_alerts_total{rule=\"kernel-thread-mimic\",severity=\"critical\"}",
             "rename_audit_events_lost_total{class=\"thread\"}",
+            "rename_audit_events_lost_total{class=\"output\"}",
+            "rename_audit_events_lost_by_reason_total{class=\"unknown\",reason=\"task-unreadable\"}",
+            "rename_audit_events_lost_by_reason_total{class=\"output\",reason=\"write-failed\"}",
             "rename_audit_renames_summarized_total",
             "rename_audit_processes_tracked",
             "rename_audit_sink_errors_total{sink=\"alertmanager\"}",
@@ -550,6 +635,7 @@ mod tests {
         lost.process = None;
         lost.body = Body::Lost(Lost {
             class: Class::Process,
+            reason: LostReason::NoStormSlot,
             count: 7,
         });
         m.observe(&lost);
@@ -579,10 +665,68 @@ mod tests {
             500.0
         );
         assert_eq!(at("rename_audit_events_lost_total{class=\"process\"}"), 7.0);
+        assert_eq!(
+            at(
+                "rename_audit_events_lost_by_reason_total{class=\"process\",reason=\"no-storm-slot\"}"
+            ),
+            7.0
+        );
+        assert_eq!(
+            at("rename_audit_events_lost_by_reason_total{class=\"process\",reason=\"ring-full\"}"),
+            0.0
+        );
+        m.kernel_state(&KernelState {
+            storm_slots_in_use: 3,
+            rate_untracked: 5,
+            slot_races: 1,
+            ktime_ns: 0,
+        });
+        m.kernel_state(&KernelState {
+            storm_slots_in_use: 2,
+            rate_untracked: 9,
+            slot_races: 1,
+            ktime_ns: 0,
+        });
+        let text = m.encode();
+        let at = |s: &str| sample(&text, s).unwrap_or_else(|| panic!("no {s} in:\n{text}"));
+        assert_eq!(at("rename_audit_storm_slots_in_use"), 2.0);
+        assert_eq!(
+            at("rename_audit_kernel_faults_total{fault=\"rate-untracked\"}"),
+            9.0
+        );
+        assert_eq!(
+            at("rename_audit_kernel_faults_total{fault=\"slot-race\"}"),
+            1.0
+        );
         assert_eq!(at("rename_audit_processes_tracked"), 42.0);
         assert_eq!(at("rename_audit_events_total{action=\"events-lost\"}"), 1.0);
         // The odd new name never reaches the exposition.
         assert!(!text.contains("}x 1"), "{text}");
+    }
+
+    #[test]
+    fn output_losses_count_by_class_and_by_reason() {
+        let m = Metrics::new();
+        m.output_lost(4);
+        m.output_lost(1);
+        let text = m.encode();
+        let at = |s: &str| sample(&text, s).unwrap_or_else(|| panic!("no {s} in:\n{text}"));
+        assert_eq!(at("rename_audit_events_lost_total{class=\"output\"}"), 5.0);
+        assert_eq!(
+            at(
+                "rename_audit_events_lost_by_reason_total{class=\"output\",reason=\"write-failed\"}"
+            ),
+            5.0
+        );
+        // The output has no kernel reasons, the kernel no write-failed.
+        assert!(
+            !text.contains("class=\"output\",reason=\"ring-full\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("class=\"thread\",reason=\"write-failed\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl Pipeline {
                     self.emit(event);
                 }
                 Classified::Filtered(method) => self.metrics.filtered(method.as_str()),
+                Classified::Kernel(state) => self.metrics.kernel_state(&state),
                 Classified::Nothing => {}
             }
         }

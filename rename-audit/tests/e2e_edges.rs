@@ -285,7 +285,16 @@ fn a_full_tmpfs_loses_no_line_uncounted_and_breaks_none() {
         |e| at(e, "lost.class").as_str() == Some("output"),
     );
     let lost_seq = u64_at(&lost, "event.sequence");
+    assert_eq!(
+        at(&lost, "lost.reason").as_str(),
+        Some("write-failed"),
+        "an output loss gives its reason: {lost}"
+    );
     let counted = metric(addr, "rename_audit_events_lost_total{class=\"output\"}");
+    let counted_by_reason = metric(
+        addr,
+        "rename_audit_events_lost_by_reason_total{class=\"output\",reason=\"write-failed\"}",
+    );
     let errors_logged = d
         .stderr_text()
         .lines()
@@ -304,6 +313,10 @@ fn a_full_tmpfs_loses_no_line_uncounted_and_breaks_none() {
         "lines are written after the loss report"
     );
     assert_eq!(reported as f64, counted, "the record and the metric agree");
+    assert_eq!(
+        counted_by_reason, counted,
+        "output losses are all write-failed"
+    );
     // Each record of the run has a sequence number: every one of them is
     // either a line in the file or counted in an events-lost record.
     let seqs: HashSet<u64> = events.iter().map(|e| u64_at(e, "event.sequence")).collect();

@@ -3,12 +3,17 @@
 //! thread exits. These assert counts, never speed.
 mod support;
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use support::{
     daemon::{Daemon, at, str_at, u64_at},
-    patience, renamer,
+    http, patience, renamer,
+    servers::free_port,
 };
 
 /// What the output says about one thread's renames.
@@ -19,33 +24,73 @@ struct Tally {
     summaries: Vec<Value>,
 }
 
-fn tally(d: &mut Daemon, pid: u32, tid: u32) -> Tally {
-    let mut t = Tally::default();
+/// What the output says about each of `tids` (threads of `pid`), in one
+/// pass over the output.
+fn tallies(d: &mut Daemon, pid: u32, tids: &[u32]) -> Vec<Tally> {
+    let mut by_tid: HashMap<u64, Tally> = tids
+        .iter()
+        .map(|&t| (u64::from(t), Tally::default()))
+        .collect();
     for e in d.events() {
-        if at(e, "process.pid").as_u64() != Some(pid.into())
-            || at(e, "process.thread.id").as_u64() != Some(tid.into())
-        {
+        if at(e, "process.pid").as_u64() != Some(pid.into()) {
             continue;
         }
+        let Some(t) = at(e, "process.thread.id")
+            .as_u64()
+            .and_then(|tid| by_tid.get_mut(&tid))
+        else {
+            continue;
+        };
         match str_at(e, "event.action") {
             "process-renamed" | "thread-renamed" => t.delivered += 1,
             "renames-summarized" => {
                 t.summarized += u64_at(e, "summary.count");
                 t.summaries.push(e.clone());
             }
-            other => panic!("unexpected {other} for thread {tid}"),
+            other => panic!("unexpected {other} for {e}"),
         }
     }
-    t
+    tids.iter()
+        .map(|&t| by_tid.remove(&u64::from(t)).unwrap_or_default())
+        .collect()
 }
+
+/// The reasons the kernel may give in an `events-lost` line. Output losses
+/// (class `output`, reason `write-failed`) are the daemon's, not the
+/// kernel's; these tests only look at kernel classes.
+const LOST_REASONS: [&str; 3] = ["ring-full", "no-storm-slot", "task-unreadable"];
 
 /// Records of `class` the kernel could not send, host-wide.
 fn lost(d: &mut Daemon, class: &str) -> u64 {
+    lost_for(d, class, |_| true)
+}
+
+/// Records of `class` lost for a reason `reason` accepts, host-wide.
+fn lost_for(d: &mut Daemon, class: &str, reason: impl Fn(&str) -> bool) -> u64 {
     d.events()
         .iter()
         .filter(|e| str_at(e, "event.action") == "events-lost" && str_at(e, "lost.class") == class)
+        .inspect(|e| {
+            assert!(
+                LOST_REASONS.contains(&str_at(e, "lost.reason")),
+                "unknown loss reason in {e}"
+            )
+        })
+        .filter(|e| reason(str_at(e, "lost.reason")))
         .map(|e| u64_at(e, "lost.count"))
         .sum()
+}
+
+/// One sample of the daemon's Prometheus exposition.
+fn metric(listen: SocketAddr, series: &str) -> f64 {
+    let (status, body) = http::get(listen, "/metrics").expect("scrape /metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().expect("a number"))
+        })
+        .unwrap_or_else(|| panic!("no {series} in:\n{body}"))
 }
 
 /// Waits until the output accounts for every one of `generated` renames of
@@ -59,9 +104,9 @@ fn wait_accounted(
     class: &str,
     generated: u64,
 ) -> Vec<Tally> {
-    let deadline = Instant::now() + patience(Duration::from_secs(15));
+    let deadline = Instant::now() + patience(Duration::from_secs(30));
     loop {
-        let tallies: Vec<Tally> = tids.iter().map(|&tid| tally(d, pid, tid)).collect();
+        let tallies = tallies(d, pid, tids);
         let seen: u64 = tallies
             .iter()
             .map(|t| t.delivered + t.summarized)
@@ -72,6 +117,9 @@ fn wait_accounted(
             "more renames in the output ({seen}) than happened ({generated}): {tallies:?}"
         );
         if seen == generated {
+            // A rename whose task could not be read has no class: with
+            // any such loss the per-class identity could not be exact.
+            assert_eq!(lost(d, "unknown"), 0, "renames of unreadable tasks");
             return tallies;
         }
         assert!(
@@ -146,7 +194,9 @@ fn process_renames_beside_a_thread_storm_all_arrive_individually() {
     // 10,000 process renames at up to 10,000/s next to it.
     let out = renamer::run("loop-prctl", b"proc", &["10000", "10000"]);
     let pid = out.get("pid");
-    std::thread::sleep(Duration::from_millis(1200));
+    // All 10,000 were made while the storm ran; it can stop now. (On a
+    // slow host, such as the qemu guest, a storm on every core leaves the
+    // daemon little time until it ends, so nothing is checked before.)
     let storm_pid = storm.pid;
     let stormed = storm.go().int("renamed") as u64;
 
@@ -161,15 +211,9 @@ fn process_renames_beside_a_thread_storm_all_arrive_individually() {
 
     let storm_tallies = wait_accounted(&mut d, storm_pid, &storm_tids, "thread", stormed);
     for t in &storm_tallies {
-        // The storm lasted well over 2 s: at least one summary a second.
-        let periodic = t
-            .summaries
-            .iter()
-            .filter(|s| at(s, "summary.thread_exited") == &Value::Bool(false))
-            .count();
         assert!(
-            periodic >= 2,
-            "a long storm is summarized at least once a second: {t:?}"
+            !t.summaries.is_empty(),
+            "the storm went over its rate and was summarized: {t:?}"
         );
     }
 }
@@ -194,7 +238,7 @@ fn a_tiny_ring_loses_records_but_counts_every_one() {
     // here the identity is a lower bound on what is accounted.
     let deadline = Instant::now() + patience(Duration::from_secs(15));
     loop {
-        let tallies: Vec<Tally> = tids.iter().map(|&tid| tally(&mut d, pid, tid)).collect();
+        let tallies = tallies(&mut d, pid, &tids);
         let own: u64 = tallies.iter().map(|t| t.delivered + t.summarized).sum();
         let lost = lost(&mut d, "thread");
         assert!(
@@ -210,4 +254,80 @@ fn a_tiny_ring_loses_records_but_counts_every_one() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Read once the output is final: loss records keep arriving while the
+    // daemon runs, so two reads of a live file need not agree.
+    let (status, _) = d.stop();
+    assert!(status.success());
+    assert_eq!(
+        lost(&mut d, "thread"),
+        lost_for(&mut d, "thread", |r| r == "ring-full"),
+        "a full ring is the only reason to lose here"
+    );
+}
+
+#[test]
+fn a_thread_renamed_by_itself_and_a_sibling_at_once_holds_one_slot() {
+    // Each round a new thread renames itself with prctl while the main
+    // thread renames it through procfs, both starting on two CPUs at once.
+    // With a rate of 1/s and a burst of 1 the second rename is over the
+    // rate, so both may be first to claim a storm slot for the thread.
+    const ROUNDS: u64 = 300;
+    const PER_SIDE: u64 = 20;
+    /// Runs of the workload at most, until the race has been seen.
+    const RUNS: usize = 10;
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut d = Daemon::start(&[
+        "--thread-rate",
+        "1",
+        "--thread-burst",
+        "1",
+        "--metrics-listen",
+        &listen.to_string(),
+    ]);
+    let races = || {
+        metric(
+            listen,
+            "rename_audit_kernel_faults_total{fault=\"slot-race\"}",
+        )
+    };
+    for run in 1..=RUNS {
+        let out = renamer::run("race", b"", &[&ROUNDS.to_string(), &PER_SIDE.to_string()]);
+        assert_eq!(out.int("write_failed"), 0, "procfs writes failed: {out:?}");
+        let pid = out.get("pid");
+        let tids = out.all("race_tid");
+        assert_eq!(tids.len() as u64, ROUNDS);
+        let tallies = wait_accounted(&mut d, pid, &tids, "thread", ROUNDS * 2 * PER_SIDE);
+        for (tid, t) in tids.iter().zip(&tallies) {
+            assert!(
+                !t.summaries.is_empty(),
+                "thread {tid} went over its rate but was never summarized: {t:?}"
+            );
+        }
+        // Every slot is given back once the threads are gone: a second slot
+        // claimed for one thread would never be, as only the one its rate
+        // state names is handed over at its exit. Slots are host-wide, but
+        // other threads' storms end and free theirs too.
+        let deadline = Instant::now() + patience(Duration::from_secs(30));
+        loop {
+            let in_use = metric(listen, "rename_audit_storm_slots_in_use");
+            if in_use == 0.0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{in_use} storm slots still held 30 s after every storming thread exited"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The kernel counts the claims it gave back after losing the race:
+        // once one is seen, the race has been run through.
+        let seen = races();
+        eprintln!("run {run}: storm-slot claims given back after losing a race: {seen}");
+        if seen > 0.0 {
+            return;
+        }
+    }
+    // One CPU (or a very busy host) may never run the two at once: the
+    // accounting above still held, but the race itself was not exercised.
+    eprintln!("warning: the claim race did not happen in {RUNS} runs");
 }

@@ -1,12 +1,16 @@
-//! `cargo xtask bench`: the rename storm benchmark of issue 4.
+//! `cargo xtask bench`: the rename storm benchmark (issues 4 and 11).
 //!
-//! One run measures, side by side, the renaming workload's rate untraced,
-//! with rename-audit attached (writing to a file), under bpftrace `printf`
-//! and under a counting bpftrace program (the floor of what attaching to the
-//! tracepoint costs), then the daemon's accounting, CPU, peak RSS and
-//! rename-to-line latency idle and during a storm, and last ([`search`]) how
-//! fast `rename-audit search` and `report` read a 1 GB log. It is a
-//! benchmark, not a test: it prints numbers and asserts nothing about speed.
+//! One run measures the renaming workload's rate untraced, under the floor
+//! (an empty program of ours on the same `tp_btf/task_rename` hook: what
+//! hooking at all costs) and with rename-audit attached (writing to a file),
+//! interleaved round by round, then once under bpftrace `printf`, a counting
+//! bpftrace program and auditd. Then the everyday cost (fork+exec+exit and
+//! thread create/exit untraced, with rename-audit and under auditd's execve
+//! rule), start-up time and RSS at ready, the daemon's accounting, CPU, peak
+//! RSS and rename-to-line latency idle and during a storm, and last
+//! ([`search`]) how fast `rename-audit search` and `report` read a 1 GB log.
+//! It is a benchmark, not a test: it prints numbers and asserts nothing about
+//! speed.
 use std::{
     fs,
     io::{Read, Seek},
@@ -36,7 +40,19 @@ pub struct BenchArgs {
     /// Size of the log the search step generates, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub search_log_mib: u64,
+    /// Interleaved rounds of untraced / floor / rename-audit (and of the
+    /// everyday workloads); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Daemon start-ups timed for the start-up figures.
+    #[arg(long, default_value_t = 5)]
+    pub startups: usize,
 }
+
+/// The execve rule most fleets run.
+const AUDIT_EXECVE: [&str; 6] = ["-a", "always,exit", "-F", "arch=b64", "-S", "execve"];
+/// The rule people use to watch renames.
+const AUDIT_PRCTL: [&str; 6] = ["-a", "always,exit", "-F", "arch=b64", "-S", "prctl"];
 
 const BPFTRACE_PRINTF: &str = r#"tracepoint:task:task_rename { printf("%d %s %s\n", args->pid, args->oldcomm, args->newcomm); }"#;
 const BPFTRACE_COUNT: &str = "tracepoint:task:task_rename { @renames = count(); }";
@@ -45,6 +61,8 @@ struct Bench {
     dir: PathBuf,
     renamer: PathBuf,
     daemon: PathBuf,
+    /// The loader of the empty `floor` program (`examples/floor.rs`).
+    floor: PathBuf,
     secs: f64,
 }
 
@@ -68,6 +86,15 @@ struct DaemonRun {
     peak_rss_kib: u64,
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// `target` is cargo's target directory, which holds the release daemon.
 pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     let dir = target.join("bench");
@@ -84,6 +111,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         dir,
         renamer,
         daemon: target.join("release/rename-audit"),
+        floor: target.join("release/examples/floor"),
         secs: args.secs,
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -92,44 +120,78 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         println!("machine: {}", machine());
         return b.search(args.search_log_mib);
     }
+    let rounds = args.rounds.max(1);
 
     println!("# rename-audit benchmark");
     println!("machine: {}", machine());
+    println!(
+        "date: {}",
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    );
     println!();
     println!(
-        "| threads | untraced /s | rename-audit /s (ratio) | bpftrace count /s (ratio) | bpftrace printf /s (ratio) | auditd prctl rule /s (ratio) |"
+        "Rename storm (prctl in a loop on non-main threads), median of {rounds} interleaved rounds; \
+         ratios are to the untraced rate of the same round:"
     );
-    println!("|---|---|---|---|---|---|");
+    println!();
+    println!(
+        "| threads | untraced /s | floor /s (ratio) | rename-audit /s (ratio) | rename-audit / floor | bpftrace count /s (ratio) | bpftrace printf /s (ratio) | auditd prctl rule /s (ratio) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let mut audited = Vec::new();
     for threads in [1, cpus] {
-        let untraced = b.rate(threads)?;
-        let (with_audit, daemon) = b.with_daemon(|| b.rate(threads))?;
+        let (mut untraced, mut floor, mut audit) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut floor_ratio, mut audit_ratio, mut to_floor) = (Vec::new(), Vec::new(), Vec::new());
+        let mut last = None;
+        for _ in 0..rounds {
+            let u = b.rate(threads)?;
+            let f = b.with_floor(|| b.rate(threads))?;
+            let (a, daemon) = b.with_daemon(|| b.rate(threads))?;
+            floor_ratio.push(f.per_sec / u.per_sec);
+            audit_ratio.push(a.per_sec / u.per_sec);
+            to_floor.push(a.per_sec / f.per_sec);
+            untraced.push(u.per_sec);
+            floor.push(f.per_sec);
+            audit.push(a.per_sec);
+            last = Some((a, daemon));
+        }
+        let untraced_rate = median(untraced);
         let counted = b.with_bpftrace(BPFTRACE_COUNT, || b.rate(threads))?;
         let printed = b.with_bpftrace(BPFTRACE_PRINTF, || b.rate(threads))?;
-        let ratio = |r: Rate| r.per_sec / untraced.per_sec;
-        let audited_by_auditd = match b.with_auditd(|| b.rate(threads)) {
+        let ratio = |r: Rate| r.per_sec / untraced_rate;
+        let audited_by_auditd = match b.with_auditd(&AUDIT_PRCTL, || b.rate(threads)) {
             Ok(r) => format!("{:.0} ({:.3})", r.per_sec, ratio(r)),
             Err(error) => format!("n/a ({error:#})"),
         };
         println!(
-            "| {threads} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.0} ({:.2}) | {audited_by_auditd} |",
-            untraced.per_sec,
-            with_audit.per_sec,
-            ratio(with_audit),
+            "| {threads} | {untraced_rate:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.2} | {:.0} ({:.2}) | {:.0} ({:.2}) | {audited_by_auditd} |",
+            median(floor),
+            median(floor_ratio),
+            median(audit),
+            median(audit_ratio),
+            median(to_floor),
             counted.per_sec,
             ratio(counted),
             printed.per_sec,
             ratio(printed),
         );
-        audited.push((threads, with_audit, daemon));
+        if let Some((rate, daemon)) = last {
+            audited.push((threads, rate, daemon));
+        }
     }
+    println!("(peers are one run each, compared with the median untraced rate)");
+
+    everyday(&b, cpus, rounds)?;
+    startup(&b, args.startups)?;
     println!();
     println!(
         "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | RSS during run MiB | peak RSS incl. start-up MiB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (threads, rate, d) in &audited {
-        print_accounting(&threads.to_string(), *rate, d);
+        print_accounting(&format!("{threads} (last round)"), *rate, d);
     }
 
     let idle = b.with_daemon_latency(false)?;
@@ -153,6 +215,86 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     print_accounting(&cpus.to_string(), rate, &daemon);
     b.search(args.search_log_mib)
+}
+
+/// The everyday cost: fork+exec+exit and thread create/exit, untraced,
+/// with rename-audit and under auditd's execve rule.
+fn everyday(b: &Bench, cpus: usize, rounds: usize) -> Result<()> {
+    println!();
+    println!(
+        "Everyday work on {cpus} workers, median of {rounds} interleaved rounds; ratios are to the \
+         untraced rate of the same round:"
+    );
+    println!();
+    println!(
+        "| workload | untraced /s | rename-audit /s (ratio) | auditd execve rule /s (ratio) | daemon CPU s per million |"
+    );
+    println!("|---|---|---|---|---|");
+    for (label, mode) in [
+        ("fork+exec+exit of /bin/true", "spawn"),
+        ("thread create/exit", "threads"),
+    ] {
+        let (mut untraced, mut audit, mut auditd) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut audit_ratio, mut auditd_ratio, mut cpu_per_million) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut auditd_error = None;
+        for _ in 0..rounds {
+            let u = b.workload(mode, cpus)?;
+            let (a, cpu_secs) = b.with_daemon_cpu(|| b.workload(mode, cpus))?;
+            untraced.push(u.per_sec);
+            audit.push(a.per_sec);
+            audit_ratio.push(a.per_sec / u.per_sec);
+            cpu_per_million.push(cpu_secs / a.renamed.max(1) as f64 * 1e6);
+            match b.with_auditd(&AUDIT_EXECVE, || b.workload(mode, cpus)) {
+                Ok(r) => {
+                    auditd.push(r.per_sec);
+                    auditd_ratio.push(r.per_sec / u.per_sec);
+                }
+                Err(error) => auditd_error = Some(format!("n/a ({error:#})")),
+            }
+        }
+        let auditd_cell = auditd_error
+            .unwrap_or_else(|| format!("{:.0} ({:.3})", median(auditd), median(auditd_ratio)));
+        println!(
+            "| {label} | {:.0} | {:.0} ({:.3}) | {auditd_cell} | {:.2} |",
+            median(untraced),
+            median(audit),
+            median(audit_ratio),
+            median(cpu_per_million),
+        );
+    }
+    println!(
+        "(daemon CPU: user+system seconds the daemon used while the workload ran, per million processes or threads)"
+    );
+    Ok(())
+}
+
+/// Time from start to ready and RSS at ready, over `n` start-ups.
+fn startup(b: &Bench, n: usize) -> Result<()> {
+    let mut secs = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..n.max(1) {
+        let started = Instant::now();
+        let child = b.start_daemon(&b.dir.join("startup.json"))?;
+        secs.push(started.elapsed().as_secs_f64());
+        rss.push(status_kib(child.id(), "VmRSS:") as f64 / 1024.0);
+        Bench::stop_daemon(child)?;
+    }
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
+    println!();
+    println!("| start-up ({} runs) | median | max |", secs.len());
+    println!("|---|---|---|");
+    println!(
+        "| start to ready | {:.2} s | {:.2} s |",
+        median(secs.clone()),
+        max(&secs)
+    );
+    println!(
+        "| RSS at ready | {:.1} MiB | {:.1} MiB |",
+        median(rss.clone()),
+        max(&rss)
+    );
+    Ok(())
 }
 
 fn print_accounting(label: &str, rate: Rate, d: &DaemonRun) {
@@ -207,6 +349,52 @@ fn values(out: &str, key: &str) -> Option<u64> {
 }
 
 impl Bench {
+    /// `renamer spawn|threads <workers> <secs>`: processes or threads a second.
+    fn workload(&self, mode: &str, workers: usize) -> Result<Rate> {
+        let out = Command::new(&self.renamer)
+            .args([mode, "", &workers.to_string(), &self.secs.to_string()])
+            .output()
+            .context("running the workload")?;
+        let out = String::from_utf8_lossy(&out.stdout);
+        Ok(Rate {
+            renamed: values(&out, "done").context("workload printed no count")?,
+            per_sec: values(&out, "rate").context("workload printed no rate")? as f64,
+        })
+    }
+
+    /// Runs `work` under the empty program on the rename hook.
+    fn with_floor(&self, work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
+        let mut child = Command::new(&self.floor)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", self.floor.display()))?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line)?;
+        if line.trim() != "attached" {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the floor program did not attach: {line:?}");
+        }
+        let rate = work();
+        // Closing its stdin detaches it.
+        drop(child.stdin.take());
+        child.wait()?;
+        rate
+    }
+
+    /// Runs `work` with the daemon attached; returns the daemon's CPU
+    /// seconds (user + system) while it ran.
+    fn with_daemon_cpu(&self, work: impl FnOnce() -> Result<Rate>) -> Result<(Rate, f64)> {
+        let child = self.start_daemon(&self.dir.join("everyday.json"))?;
+        let before = cpu_secs(child.id());
+        let rate = work();
+        let after = cpu_secs(child.id());
+        Self::stop_daemon(child)?;
+        Ok((rate?, after - before))
+    }
+
     fn rate(&self, threads: usize) -> Result<Rate> {
         let out = Command::new(&self.renamer)
             .args(["rate", "", &threads.to_string(), &self.secs.to_string()])
@@ -232,8 +420,13 @@ impl Bench {
 
     fn start_daemon(&self, output: &Path) -> Result<Child> {
         let _ = fs::remove_file(output);
+        // Defaults only: never the host's /etc/rename-audit/config.toml.
+        let config = self.dir.join("defaults.toml");
+        fs::write(&config, "")?;
         let mut child = Command::new(&self.daemon)
             .arg("run")
+            .arg("--config")
+            .arg(&config)
             .arg("--output")
             .arg(output)
             // The benchmark counts (and pays for) every line, thread renames
@@ -263,26 +456,11 @@ impl Bench {
     fn stop_daemon(mut child: Child) -> Result<DaemonRun> {
         let pid = child.id();
         let peak_rss_kib = status_kib(pid, "VmHWM:");
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        // utime and stime are fields 14 and 15; after "pid (comm)" they are 11 and 12.
-        let ticks: f64 = fields
-            .get(11)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            + fields
-                .get(12)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
+        let cpu_secs = cpu_secs(pid);
         send_signal(pid, 15);
         child.wait()?;
         Ok(DaemonRun {
-            cpu_secs: ticks / 100.0,
+            cpu_secs,
             peak_rss_kib,
             ..Default::default()
         })
@@ -329,7 +507,11 @@ impl Bench {
                         .and_then(Value::as_u64)
                         .unwrap_or(0)
                 }
-                Some("events-lost") => {
+                // The workload's renames are thread renames; losses are
+                // host-wide, so other classes are left out.
+                Some("events-lost")
+                    if e.pointer("/lost/class").and_then(Value::as_str) == Some("thread") =>
+                {
                     run.lost += e
                         .pointer("/lost/count")
                         .and_then(Value::as_u64)
@@ -341,10 +523,10 @@ impl Bench {
         Ok((rate, run))
     }
 
-    /// Runs `work` under a private auditd with the rule people use to
-    /// watch renames (`-S prctl`). Refuses when an auditd already runs: the
-    /// benchmark must not touch a host's real audit setup.
-    fn with_auditd(&self, work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
+    /// Runs `work` under a private auditd with `rule`. Refuses when an
+    /// auditd already runs: the benchmark must not touch a host's real audit
+    /// setup.
+    fn with_auditd(&self, rule: &[&str], work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
         let status = Command::new("auditctl")
             .arg("-s")
             .output()
@@ -380,10 +562,7 @@ impl Bench {
         ensure!(ok, "auditd did not start");
         sleep(Duration::from_millis(500));
         let run = || -> Result<Rate> {
-            for args in [
-                &["-b", "8192"][..],
-                &["-a", "always,exit", "-F", "arch=b64", "-S", "prctl"],
-            ] {
+            for args in [&["-b", "8192"][..], rule] {
                 ensure!(
                     Command::new("auditctl")
                         .args(args)
@@ -522,6 +701,27 @@ fn send_signal(pid: u32, signal: i32) {
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// User + system CPU seconds of process `pid` (all its threads).
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15; after "pid (comm)" they are 11 and 12.
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks / hz
 }
 
 /// A `kB` field of /proc/<pid>/status.

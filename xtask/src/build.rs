@@ -24,6 +24,23 @@ pub fn build(release: bool) -> Result<PathBuf> {
     Ok(target_dir()?.join(profile).join("rename-audit"))
 }
 
+/// Builds an example of `rename-audit` in release mode (the benchmark's
+/// floor loader) and returns its path.
+pub fn build_release_example(name: &str) -> Result<PathBuf> {
+    step(format!("building example {name} (release)"));
+    let mut cargo = cmd::cargo()?;
+    cargo.args([
+        "build",
+        "--package",
+        "rename-audit",
+        "--release",
+        "--example",
+        name,
+    ]);
+    cmd::run(&mut cargo)?;
+    Ok(target_dir()?.join("release/examples").join(name))
+}
+
 /// AYA_BUILD_SKIP=1 builds a daemon without kernel programs, which refuses to
 /// start: fine for unit tests and clippy, surprising anywhere else.
 pub fn warn_if_kernel_programs_skipped() {

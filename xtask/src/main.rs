@@ -70,8 +70,9 @@ enum Command {
     /// Build the Debian package target/debian/rename-audit_<version>_amd64.deb
     /// (cargo-deb) with man pages and completions, and check it with lintian.
     Package,
-    /// Benchmark rename-audit against an untraced workload and bpftrace, then
-    /// search and report over a 1 GB log (--search-only for just that).
+    /// Benchmark rename-audit against an untraced workload, the floor (an
+    /// empty program on the same hook), bpftrace and auditd, then search and
+    /// report over a 1 GB log (--search-only for just that).
     Bench(bench::BenchArgs),
 }
 
@@ -101,6 +102,7 @@ fn main() -> ExitCode {
 /// benchmark itself.
 fn bench(args: &bench::BenchArgs) -> anyhow::Result<()> {
     build::build(true)?;
+    build::build_release_example("floor")?;
     cmd::step("benchmarking (takes a few minutes)");
     bench::run(cmd::workspace_root(), &build::target_dir()?, args)
 }

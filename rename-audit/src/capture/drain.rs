@@ -12,13 +12,16 @@ use std::{
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use crossbeam_channel::Sender;
-use rename_audit_common::class;
+use rename_audit_common::{class, fault, lost_index, lost_reason};
 
 use super::{
-    records::{Record, decode},
+    records::{KernelState, Record, decode},
     storms::StormSlots,
 };
-use crate::{clock, event::Class};
+use crate::{
+    clock,
+    event::{Class, LostReason},
+};
 
 pub type Batch = Vec<Record>;
 
@@ -26,6 +29,8 @@ pub type Batch = Vec<Record>;
 const POLL: Duration = Duration::from_millis(10);
 /// How often storm slots and loss counters are read.
 const SWEEP_NS: u64 = 100_000_000;
+/// A repeating warning is logged at most this often.
+const WARN_EVERY_NS: u64 = 60_000_000_000;
 /// Records per batch at most, so one flood cannot build an unbounded batch.
 const MAX_BATCH: usize = 1 << 16;
 
@@ -33,10 +38,15 @@ pub struct Drainer {
     priority: RingBuf<MapData>,
     thread: RingBuf<MapData>,
     lost: PerCpuArray<MapData, u64>,
+    faults: PerCpuArray<MapData, u64>,
     slots: StormSlots,
     /// Keeps the storm array's map alive while it is mapped.
     _storms: MapData,
-    lost_reported: [u64; class::COUNT as usize],
+    /// Losses already reported, by `lost_index`.
+    lost_reported: Vec<u64>,
+    kernel_reported: KernelState,
+    /// When the full rate map was last warned about (0: never).
+    rate_warned_ns: u64,
     last_sweep_ns: u64,
 }
 
@@ -45,6 +55,7 @@ impl Drainer {
         priority: RingBuf<MapData>,
         thread: RingBuf<MapData>,
         lost: PerCpuArray<MapData, u64>,
+        faults: PerCpuArray<MapData, u64>,
         slots: StormSlots,
         storms: MapData,
     ) -> Self {
@@ -52,9 +63,12 @@ impl Drainer {
             priority,
             thread,
             lost,
+            faults,
             slots,
             _storms: storms,
-            lost_reported: [0; class::COUNT as usize],
+            lost_reported: vec![0; (class::COUNT * lost_reason::COUNT) as usize],
+            kernel_reported: KernelState::default(),
+            rate_warned_ns: 0,
             last_sweep_ns: 0,
         }
     }
@@ -73,8 +87,9 @@ impl Drainer {
             let now = clock::monotonic_ns();
             if stopping || now.saturating_sub(self.last_sweep_ns) >= SWEEP_NS {
                 self.last_sweep_ns = now;
-                self.slots.sweep(now, stopping, &mut batch);
+                let in_use = self.slots.sweep(now, stopping, &mut batch);
                 self.sweep_lost(now, &mut batch);
+                self.sweep_kernel_state(now, in_use, &mut batch);
             }
             if !batch.is_empty() {
                 // Records from two rings and many CPUs: kernel time is the
@@ -125,26 +140,71 @@ impl Drainer {
     }
 
     fn sweep_lost(&mut self, now: u64, batch: &mut Vec<Record>) {
-        for (index, cls) in [
-            (class::PROCESS, Class::Process),
-            (class::THREAD, Class::Thread),
-            (class::LIFECYCLE, Class::Lifecycle),
-        ] {
-            let total: u64 = match self.lost.get(&index, 0) {
-                Ok(per_cpu) => per_cpu.iter().sum(),
-                Err(error) => {
-                    tracing::error!(%error, "reading the loss counters failed");
+        for class in Class::KERNEL {
+            for reason in LostReason::KERNEL {
+                // Only kernel classes and reasons have a number in `LOST`.
+                let (Some(c), Some(r)) = (class.index(), reason.index()) else {
                     continue;
+                };
+                let index = lost_index(c, r);
+                let Some(total) = self.total(&self.lost, index, "loss") else {
+                    continue;
+                };
+                let reported = &mut self.lost_reported[index as usize];
+                if total > *reported {
+                    batch.push(Record::Lost {
+                        class,
+                        reason,
+                        count: total - *reported,
+                        ktime_ns: now,
+                    });
+                    *reported = total;
                 }
-            };
-            let reported = &mut self.lost_reported[index as usize];
-            if total > *reported {
-                batch.push(Record::Lost {
-                    class: cls,
-                    count: total - *reported,
-                    ktime_ns: now,
-                });
-                *reported = total;
+            }
+        }
+    }
+
+    /// Storm-slot occupancy and the fault counters, when they changed.
+    fn sweep_kernel_state(&mut self, now: u64, in_use: u64, batch: &mut Vec<Record>) {
+        let mut state = KernelState {
+            storm_slots_in_use: in_use,
+            rate_untracked: self.kernel_reported.rate_untracked,
+            slot_races: self.kernel_reported.slot_races,
+            ktime_ns: now,
+        };
+        if let Some(n) = self.total(&self.faults, fault::RATE_UNTRACKED, "fault") {
+            state.rate_untracked = n;
+        }
+        if let Some(n) = self.total(&self.faults, fault::SLOT_RACE_LOST, "fault") {
+            state.slot_races = n;
+        }
+        let changed = KernelState {
+            ktime_ns: self.kernel_reported.ktime_ns,
+            ..state
+        } != self.kernel_reported;
+        if changed {
+            if state.rate_untracked > self.kernel_reported.rate_untracked
+                && (self.rate_warned_ns == 0
+                    || now.saturating_sub(self.rate_warned_ns) >= WARN_EVERY_NS)
+            {
+                self.rate_warned_ns = now;
+                tracing::warn!(
+                    total = state.rate_untracked,
+                    "the kernel's rate map is full: some threads' renames are sent without a rate limit"
+                );
+            }
+            self.kernel_reported = state;
+            batch.push(Record::Kernel(state));
+        }
+    }
+
+    /// The sum over CPUs of one per-CPU counter.
+    fn total(&self, map: &PerCpuArray<MapData, u64>, index: u32, what: &str) -> Option<u64> {
+        match map.get(&index, 0) {
+            Ok(per_cpu) => Some(per_cpu.iter().sum()),
+            Err(error) => {
+                tracing::error!(%error, what, "reading a kernel counter failed");
+                None
             }
         }
     }

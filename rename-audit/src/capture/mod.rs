@@ -10,7 +10,7 @@ mod storms;
 
 pub use drain::{Batch, Drainer};
 pub use kernel::{ExecRename, KernelSupport, ProcessExit};
-pub use records::{DecodeError, Record, StormSummary, decode};
+pub use records::{DecodeError, KernelState, Record, StormSummary, decode};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
@@ -180,6 +180,9 @@ impl Capture {
             kernel_worker_flags: kernel.worker_flags,
         };
         let mut ebpf = EbpfLoader::new()
+            // The task-local rate state (RATE): aya has no wrapper for the
+            // map type but creates it; only the kernel programs use it.
+            .allow_unsupported_maps()
             .override_global(maps::SETTINGS, &settings, true)
             .map_max_entries(maps::PRIORITY_RING, prio)
             .map_max_entries(maps::THREAD_RING, thread)
@@ -236,6 +239,9 @@ impl Capture {
         let lost: PerCpuArray<MapData, u64> =
             PerCpuArray::try_from(take(&mut self.ebpf, maps::LOST)?)
                 .map_err(|e| CaptureError::Map(maps::LOST, e.to_string()))?;
+        let faults: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(take(&mut self.ebpf, maps::FAULTS)?)
+                .map_err(|e| CaptureError::Map(maps::FAULTS, e.to_string()))?;
         let storms = match take(&mut self.ebpf, maps::STORMS)? {
             Map::Array(data) => data,
             _ => return Err(CaptureError::Map(maps::STORMS, "is not an array".into())),
@@ -243,7 +249,7 @@ impl Capture {
         let slots =
             storms::StormSlots::map(std::os::fd::AsFd::as_fd(storms.fd()), self.storm_slots)
                 .map_err(|e| CaptureError::Map(maps::STORMS, format!("mmap: {e}")))?;
-        Ok(Drainer::new(priority, thread, lost, slots, storms))
+        Ok(Drainer::new(priority, thread, lost, faults, slots, storms))
     }
 }
 

@@ -3,7 +3,20 @@ use rename_audit_common::{
     ExecRecord, ExitRecord, ForkRecord, RecordHeader, RenameRecord, TASK_COMM_LEN, kind,
 };
 
-use crate::event::Class;
+use crate::event::{Class, LostReason};
+
+/// What the kernel's counters and the storm slots show besides losses,
+/// sent whenever it changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelState {
+    /// Storm slots owned by a thread.
+    pub storm_slots_in_use: u64,
+    /// Renames sent unlimited because the rate map was full (total).
+    pub rate_untracked: u64,
+    /// Storm-slot claims given back after losing a race (total).
+    pub slot_races: u64,
+    pub ktime_ns: u64,
+}
 
 /// Renames of one thread that the kernel counted instead of sending,
 /// taken from its storm slot.
@@ -30,9 +43,11 @@ pub enum Record {
     Summary(StormSummary),
     Lost {
         class: Class,
+        reason: LostReason,
         count: u64,
         ktime_ns: u64,
     },
+    Kernel(KernelState),
 }
 
 impl Record {
@@ -45,6 +60,7 @@ impl Record {
             Record::Exit(r) => r.hdr.ktime_ns,
             Record::Summary(s) => s.last_seen_ns,
             Record::Lost { ktime_ns, .. } => *ktime_ns,
+            Record::Kernel(k) => k.ktime_ns,
         }
     }
 }

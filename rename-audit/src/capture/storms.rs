@@ -40,8 +40,10 @@ impl StormSlots {
     }
 
     /// Takes every count that is due (all of them when `final_sweep`) and
-    /// appends one summary per thread to `out`.
-    pub fn sweep(&mut self, now_ns: u64, final_sweep: bool, out: &mut Vec<Record>) {
+    /// appends one summary per thread to `out`. Returns how many slots are
+    /// held by a thread afterwards.
+    pub fn sweep(&mut self, now_ns: u64, final_sweep: bool, out: &mut Vec<Record>) -> u64 {
+        let mut in_use = 0;
         for index in 0..self.len {
             let slot = self.slot(index);
             // SAFETY: the fields are naturally aligned u64s inside the shared
@@ -57,6 +59,7 @@ impl StormSlots {
             if tid == 0 {
                 continue;
             }
+            in_use += 1;
             let thread_exited = exited.load(Ordering::Acquire) == 1;
             let waiting = pending.load(Ordering::Acquire);
             let last_seen = unsafe { std::ptr::read_volatile(&raw const (*slot).last_seen_ns) };
@@ -99,7 +102,9 @@ impl StormSlots {
                 // the kernel refers to this slot any more.
                 exited.store(0, Ordering::Release);
                 owner.store(0, Ordering::Release);
+                in_use -= 1;
             }
         }
+        in_use
     }
 }

@@ -255,6 +255,7 @@ struct SummaryOut<'a> {
 struct LostOut {
     count: u64,
     class: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Serialize)]
@@ -379,6 +380,7 @@ impl<'a> Line<'a> {
                 Body::Lost(l) => Some(LostOut {
                     count: l.count,
                     class: l.class.as_str(),
+                    reason: l.reason.as_str(),
                 }),
                 _ => None,
             },

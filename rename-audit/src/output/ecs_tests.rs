@@ -8,8 +8,8 @@ use time::macros::datetime;
 
 use super::ecs::{syslog_priority, write_json_line};
 use crate::event::{
-    Alert, Body, Class, Event, Lost, Method, ParentContext, ProcessContext, Rename, Severity,
-    Summary, Writer,
+    Alert, Body, Class, Event, Lost, LostReason, Method, ParentContext, ProcessContext, Rename,
+    Severity, Summary, Writer,
 };
 use crate::names::Name;
 
@@ -327,6 +327,7 @@ fn summary_line_with_and_without_process() {
 fn lost_line() {
     let mut ev = event(Body::Lost(Lost {
         class: Class::Process,
+        reason: LostReason::NoStormSlot,
         count: 17,
     }));
     ev.process = None;
@@ -334,7 +335,10 @@ fn lost_line() {
     assert_eq!(v["event"]["action"], "events-lost");
     assert_eq!(v["event"]["type"], json!(["info"]));
     assert_eq!(v["event"]["category"], json!(["process"]));
-    assert_eq!(v["lost"], json!({"count": 17, "class": "process"}));
+    assert_eq!(
+        v["lost"],
+        json!({"count": 17, "class": "process", "reason": "no-storm-slot"})
+    );
     for absent in ["process", "rename", "summary", "rule"] {
         assert!(v.get(absent).is_none(), "{absent} absent on a lost record");
     }

@@ -290,7 +290,7 @@ mod tests {
 
     use super::*;
     use crate::event::{
-        Alert, Class, Lost, Method, ProcessContext, Rename, Severity, Summary, Writer,
+        Alert, Class, Lost, LostReason, Method, ProcessContext, Rename, Severity, Summary, Writer,
     };
     use crate::names::Name;
 
@@ -399,6 +399,7 @@ mod tests {
         ev.process = None;
         ev.body = Body::Lost(Lost {
             class: Class::Thread,
+            reason: LostReason::RingFull,
             count: 5,
         });
         assert_eq!(

@@ -463,7 +463,7 @@ fn open_hint(path: &Path, err: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Body, Class, Lost};
+    use crate::event::{Body, Class, Lost, LostReason};
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
@@ -477,6 +477,7 @@ mod tests {
             process: None,
             body: Body::Lost(Lost {
                 class: Class::Thread,
+                reason: LostReason::RingFull,
                 count: 3,
             }),
             alert: None,

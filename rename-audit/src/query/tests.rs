@@ -4,7 +4,8 @@ use time::macros::datetime;
 
 use super::*;
 use crate::event::{
-    Alert, Body, Class, Event, Lost, Method, ProcessContext, Rename, Severity, Summary, Writer,
+    Alert, Body, Class, Event, Lost, LostReason, Method, ProcessContext, Rename, Severity, Summary,
+    Writer,
 };
 use crate::names::Name;
 use crate::output::{text, write_json_line};
@@ -59,6 +60,7 @@ fn events() -> Vec<Event> {
     lost.process = None;
     lost.body = Body::Lost(Lost {
         class: Class::Process,
+        reason: LostReason::RingFull,
         count: 9,
     });
     vec![rename, summary, lost]

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::event::{Class, Lost, Writer};
+use crate::event::{Class, Lost, LostReason, Writer};
 
 /// Running processes: (pid, main-thread name, executable).
 #[derive(Default)]
@@ -301,6 +301,7 @@ fn only_renames_with_a_process_are_candidates() {
     let mut ev = main_rename("/tmp/x", "x", "y");
     ev.body = Body::Lost(Lost {
         class: Class::Process,
+        reason: LostReason::RingFull,
         count: 3,
     });
     assert_eq!(rule_of(&engine(), &ev), None);

@@ -67,7 +67,7 @@ pub(crate) fn abandon(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Body, Class, Lost};
+    use crate::event::{Body, Class, Lost, LostReason};
     use time::OffsetDateTime;
 
     fn ev() -> Arc<Event> {
@@ -78,6 +78,7 @@ mod tests {
             process: None,
             body: Body::Lost(Lost {
                 class: Class::Thread,
+                reason: LostReason::RingFull,
                 count: 1,
             }),
             alert: None,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,60 @@ static void *thread_rate(void *arg) {
         prctl(PR_SET_NAME, buf, 0, 0, 0);
     }
     __atomic_add_fetch(&storm_count, i, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* One round of `race`: the thread renames itself with prctl while the main
+ * thread renames it through procfs. Both spin until the same moment, so
+ * they run on two CPUs at once. */
+static long race_n;
+static volatile pid_t race_tid;
+static volatile int race_go, race_done;
+static void *thread_race(void *arg) {
+    (void)arg;
+    char buf[16];
+    printf("race_tid=%d\n", gettid_());
+    __atomic_store_n(&race_tid, gettid_(), __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&race_go, __ATOMIC_ACQUIRE)) {}
+    for (long i = 0; i < race_n; i++) {
+        snprintf(buf, sizeof buf, "race-p-%ld", i % 1000);
+        prctl(PR_SET_NAME, buf, 0, 0, 0);
+    }
+    /* stay alive until the sibling's writes are done: a write to an exited
+     * thread's comm fails */
+    while (!__atomic_load_n(&race_done, __ATOMIC_ACQUIRE)) sched_yield();
+    return NULL;
+}
+
+/* `spawn` and `threads`: the everyday work of a host, for the benchmark. */
+static volatile int bench_stop;
+static void *thread_nothing(void *arg) { return arg; }
+static void *worker_threads(void *arg) {
+    (void)arg;
+    long n = 0;
+    while (!bench_stop) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, thread_nothing, NULL) == 0) {
+            pthread_join(t, NULL);
+            n++;
+        }
+    }
+    __atomic_add_fetch(&storm_count, n, __ATOMIC_RELAXED);
+    return NULL;
+}
+static const char *spawn_path;
+static void *worker_spawn(void *arg) {
+    (void)arg;
+    long n = 0;
+    while (!bench_stop) {
+        pid_t child = fork();
+        if (child == 0) {
+            execl(spawn_path, spawn_path, (char *)NULL);
+            _exit(127);
+        }
+        if (child > 0 && waitpid(child, NULL, 0) == child) n++;
+    }
+    __atomic_add_fetch(&storm_count, n, __ATOMIC_RELAXED);
     return NULL;
 }
 
@@ -236,6 +291,53 @@ int main(int argc, char **argv) {
             struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
             nanosleep(&ts, NULL);
         }
+    } else if (!strcmp(cmd, "race")) {
+        /* argv[3]: rounds; argv[4]: renames per side per round. Each round a
+         * new thread prctl's itself argv[4] times while the main thread writes
+         * its /proc/self/task/<tid>/comm argv[4] times, at the same time. */
+        int rounds = atoi(argv[3]);
+        race_n = atol(argv[4]);
+        long writes = 0, failed = 0;
+        for (int r = 0; r < rounds; r++) {
+            pthread_t t;
+            race_tid = 0;
+            race_go = 0;
+            race_done = 0;
+            pthread_create(&t, NULL, thread_race, NULL);
+            pid_t tid;
+            while (!(tid = __atomic_load_n(&race_tid, __ATOMIC_ACQUIRE))) sched_yield();
+            char path[64], buf[16];
+            snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+            int fd = open(path, O_WRONLY);
+            __atomic_store_n(&race_go, 1, __ATOMIC_RELEASE);
+            for (long i = 0; i < race_n; i++) {
+                int len = snprintf(buf, sizeof buf, "race-s-%ld", i % 1000);
+                if (fd < 0 || write(fd, buf, (size_t)len) != len) failed++;
+                else writes++;
+            }
+            if (fd >= 0) close(fd);
+            __atomic_store_n(&race_done, 1, __ATOMIC_RELEASE);
+            pthread_join(t, NULL);
+        }
+        printf("writes=%ld\nwrite_failed=%ld\n", writes, failed);
+    } else if (!strcmp(cmd, "spawn") || !strcmp(cmd, "threads")) {
+        /* argv[3]: workers; argv[4]: seconds; spawn: argv[5] is the program
+         * each worker forks and execs in a loop; threads: each worker creates
+         * and joins a thread in a loop. Prints the total and the rate. */
+        int workers = atoi(argv[3]);
+        double secs = atof(argv[4]);
+        spawn_path = argc > 5 ? argv[5] : "/bin/true";
+        int spawn = !strcmp(cmd, "spawn");
+        pthread_t t[64];
+        double start = now();
+        for (int i = 0; i < workers && i < 64; i++)
+            pthread_create(&t[i], NULL, spawn ? worker_spawn : worker_threads, NULL);
+        struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
+        nanosleep(&ts, NULL);
+        bench_stop = 1;
+        for (int i = 0; i < workers && i < 64; i++) pthread_join(t[i], NULL);
+        double took = now() - start;
+        printf("done=%ld\nrate=%.0f\n", storm_count, storm_count / took);
     } else if (!strcmp(cmd, "storm-hold")) {
         /* argv[3]: threads; argv[4]: renames per thread; the threads stay
          * alive until a line arrives on stdin, then exit */

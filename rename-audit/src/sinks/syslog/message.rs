@@ -112,6 +112,7 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
         Body::Lost(l) => {
             p.extend([
                 ("class", l.class.as_str().to_owned()),
+                ("reason", l.reason.as_str().to_owned()),
                 ("count", l.count.to_string()),
             ]);
         }
@@ -148,13 +149,15 @@ fn one_liner(ev: &Event) -> String {
             s.last_name.escaped()
         ),
         Body::Lost(l) if l.class == Class::Output => format!(
-            "events lost: {} records could not be written to the output",
-            l.count
+            "events lost: {} records could not be written to the output ({})",
+            l.count,
+            l.reason.as_str()
         ),
         Body::Lost(l) => format!(
-            "events lost: {} {} records could not be sent by the kernel",
+            "events lost: {} {} records could not be sent by the kernel ({})",
             l.count,
-            l.class.as_str()
+            l.class.as_str(),
+            l.reason.as_str()
         ),
     }
 }
@@ -170,7 +173,7 @@ fn clip(s: String, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::event::{
-        Alert, Class, Lost, Method, ProcessContext, Rename, Severity, Summary, Writer,
+        Alert, Class, Lost, LostReason, Method, ProcessContext, Rename, Severity, Summary, Writer,
     };
     use std::sync::Arc;
     use time::OffsetDateTime;
@@ -276,21 +279,23 @@ mod tests {
         ev.process = None;
         ev.body = Body::Lost(Lost {
             class: Class::Process,
+            reason: LostReason::RingFull,
             count: 2,
         });
         let m = format(&ev, &origin(), 8192);
         let run = crate::event::run_id();
         assert!(
-            m.ends_with(&format!(r#" events-lost [rename@32473 sequence="5" event_id="{run}-5" class="process" count="2"] events lost: 2 process records could not be sent by the kernel"#)),
+            m.ends_with(&format!(r#" events-lost [rename@32473 sequence="5" event_id="{run}-5" class="process" reason="ring-full" count="2"] events lost: 2 process records could not be sent by the kernel (ring-full)"#)),
             "{m}"
         );
         ev.body = Body::Lost(Lost {
             class: Class::Output,
+            reason: LostReason::WriteFailed,
             count: 7,
         });
         let m = format(&ev, &origin(), 8192);
         assert!(
-            m.ends_with(r#" class="output" count="7"] events lost: 7 records could not be written to the output"#),
+            m.ends_with(&format!(r#" events-lost [rename@32473 sequence="5" event_id="{run}-5" class="output" reason="write-failed" count="7"] events lost: 7 records could not be written to the output (write-failed)"#)),
             "{m}"
         );
     }
