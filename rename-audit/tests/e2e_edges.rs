@@ -359,10 +359,16 @@ fn sigterm_with_a_full_disk_counts_the_unwritten_and_exits_non_zero() {
         .and_then(|s| s.split(' ').next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("count in {summary}"));
-    assert!(n >= 2000, "the 2000 renames are counted: {summary}");
     std::fs::remove_file(&filler).unwrap();
     // No half line left behind, whatever the last short write did.
     let events = lines(&output);
+    // A few lines may still fit in the filled file system's last block:
+    // written + counted covers every one of the 2,000 renames.
+    assert!(
+        events.len() as u64 + n >= 2000,
+        "the 2000 renames are written or counted: {} written, {summary}",
+        events.len()
+    );
     let reported: HashSet<u64> = events.iter().map(|e| u64_at(e, "event.sequence")).collect();
     assert_eq!(reported.len(), events.len());
 }

@@ -232,6 +232,12 @@ pub fn run_tests(
         .arg(&tmp)
         .arg("--exec")
         .arg(format!("sh {}", results.join("run.sh").display()));
+    // qemu opens its console outputs (virtme-ng passes /proc/self/fd/1 and
+    // 2) with O_TRUNC: inherited, they would wipe a log file that holds
+    // everything printed before. The guest's own output goes to output.log.
+    let console = fs::File::create(results.join("console.log"))?;
+    command.stdin(std::process::Stdio::null());
+    command.stdout(console.try_clone()?).stderr(console);
     let status = command.status();
     let log = fs::read_to_string(results.join("output.log")).unwrap_or_default();
     eprint!("{log}");
