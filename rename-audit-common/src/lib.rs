@@ -13,10 +13,16 @@
 /// Bytes in a task's `comm`, including the terminating NUL. A name holds at
 /// most 15 bytes.
 pub const TASK_COMM_LEN: usize = 16;
-/// Bytes of the path given to `execve` that an exec record keeps.
-pub const FILENAME_LEN: usize = 256;
-/// Bytes of the NUL-separated argument block that an exec record keeps.
+/// Bytes of the NUL-separated argument block that an exec record keeps
+/// (and that the daemon keeps of a process found at start-up).
 pub const ARGS_LEN: usize = 1024;
+/// Bytes of executable path components an exec record holds at most (a
+/// power of two: the kernel programs mask write offsets with it).
+pub const EXE_PATH_LEN: usize = 2048;
+/// Bytes one path component takes at most, with its NUL (`NAME_MAX` + 1).
+pub const NAME_LEN: usize = 256;
+/// Dentries and mount crossings walked at most to build a path.
+pub const EXE_PATH_DEPTH: u32 = 48;
 
 /// `RecordHeader::kind` values.
 pub mod kind {
@@ -101,6 +107,21 @@ pub mod rename_flags {
     /// The writer (current task) is a kernel thread or a kernel-run worker
     /// of a user process (io_uring, vhost).
     pub const WRITER_KERNEL: u8 = 2;
+    /// The renamed task's executable has been deleted since its exec (a
+    /// dropper that removes itself): its path now ends in " (deleted)".
+    pub const EXE_DELETED: u8 = 4;
+}
+
+/// `ExecRecord::exe_flags` bits.
+pub mod exe_flags {
+    /// The file has no name any more (deleted, or never had one, as a memfd).
+    pub const DELETED: u32 = 1;
+    /// The walk stopped before the root (too deep, or more than
+    /// [`EXE_PATH_LEN`](super::EXE_PATH_LEN) bytes): the path holds only its
+    /// last components.
+    pub const TRUNCATED: u32 = 2;
+    /// The task had no executable to read (no `mm` or no `exe_file`).
+    pub const UNREADABLE: u32 = 4;
 }
 
 /// `ExitRecord::flags` bits.
@@ -148,6 +169,9 @@ pub struct RenameRecord {
     pub new_name: [u8; TASK_COMM_LEN],
     /// The writer's name at the time of the rename.
     pub writer_name: [u8; TASK_COMM_LEN],
+    /// Id of the renamed task's cgroup (v2): the inode number of its
+    /// directory under the cgroup2 mount; 0 if unreadable.
+    pub cgroup_id: u64,
 }
 
 /// A new process was created by fork/clone without `CLONE_THREAD`.
@@ -170,8 +194,9 @@ pub struct ForkRecord {
     pub comm: [u8; TASK_COMM_LEN],
 }
 
-/// A successful exec. The rename that exec does is a separate
-/// [`RenameRecord`] with method [`method::EXEC`] that precedes this one.
+/// A successful exec, describing the new image. The rename that exec does is
+/// a separate [`RenameRecord`] with method [`method::EXEC`] that precedes
+/// this one in the same ring.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecRecord {
@@ -182,16 +207,31 @@ pub struct ExecRecord {
     pub uid: u32,
     /// `start_boottime` of the process (unchanged by exec).
     pub start_boottime_ns: u64,
-    /// Valid bytes in `filename`, without the NUL.
-    pub filename_len: u32,
     /// Valid bytes in `args`; 0 if the arguments could not be read.
     pub args_len: u32,
+    /// The whole argument block was longer than `args` holds.
+    pub args_truncated: u32,
+    /// Device of the executable's file system (`super_block.s_dev`, in the
+    /// kernel's encoding: major << 20 | minor).
+    pub exe_dev: u64,
+    /// Inode number of the executable.
+    pub exe_ino: u64,
+    /// Bits of [`exe_flags`].
+    pub exe_flags: u32,
+    /// Valid bytes in `exe_path`.
+    pub exe_path_len: u32,
+    /// Cgroup (v2) id of the process after exec, as in [`RenameRecord`].
+    pub cgroup_id: u64,
     /// The name after exec.
     pub comm: [u8; TASK_COMM_LEN],
-    /// The path passed to exec (`linux_binprm.filename`), NUL-terminated.
-    pub filename: [u8; FILENAME_LEN],
     /// The new argument block: NUL-separated arguments, possibly cut short.
     pub args: [u8; ARGS_LEN],
+    /// The executable the new image runs (`mm->exe_file`), as its path
+    /// components from the file up to the root of the task's mount tree,
+    /// each NUL-terminated: `sleep\0bin\0usr\0` is `/usr/bin/sleep`. Every
+    /// symlink is resolved (these are the names of the file itself). The
+    /// last [`NAME_LEN`] bytes are scratch space for the kernel's writes.
+    pub exe_path: [u8; EXE_PATH_LEN + NAME_LEN],
 }
 
 /// A task exited. Sent when the whole process exits and when a thread that
@@ -268,7 +308,6 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
-    pub binprm_filename: u32,
     /// `pt_regs` field holding the number of the syscall in progress
     /// (`orig_ax` on x86_64).
     pub regs_syscall_nr: u32,
@@ -277,6 +316,38 @@ pub struct KernelOffsets {
     /// `signal_struct.live`: threads of the group that have not yet passed
     /// the exit point (an `atomic_t`, whose counter is its first field).
     pub signal_live: u32,
+    /// `mm_struct.exe_file`.
+    pub mm_exe_file: u32,
+    /// `file.f_path.mnt` and `file.f_path.dentry`.
+    pub file_path_mnt: u32,
+    pub file_path_dentry: u32,
+    /// `file.f_inode`.
+    pub file_inode: u32,
+    /// `inode.i_ino`, `inode.i_sb`.
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    /// `super_block.s_dev`.
+    pub sb_dev: u32,
+    /// `dentry.d_parent`.
+    pub dentry_parent: u32,
+    /// `dentry.d_name.name`.
+    pub dentry_name: u32,
+    /// `dentry.d_hash.pprev`: NULL when the dentry is unhashed (deleted).
+    pub dentry_hash_pprev: u32,
+    /// `mount.mnt`: the `vfsmount` embedded in a `struct mount`.
+    pub mount_mnt: u32,
+    /// `mount.mnt_parent`, `mount.mnt_mountpoint`.
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    /// `vfsmount.mnt_root`.
+    pub vfsmount_root: u32,
+    /// `task_struct.cgroups`, `css_set.dfl_cgrp`, `cgroup.kn`, `kernfs_node.id`.
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    /// Keeps the size a multiple of 8 (no implicit padding in `Settings`).
+    pub _reserved: u32,
 }
 
 /// How the rename that exec does is recognized (`Settings::exec_detect`).
@@ -384,15 +455,15 @@ mod tests {
     #[test]
     fn records_have_no_hidden_padding() {
         assert_eq!(size_of::<RecordHeader>(), 16);
-        assert_eq!(size_of::<RenameRecord>(), 16 + 24 + 8 + 48);
+        assert_eq!(size_of::<RenameRecord>(), 16 + 24 + 8 + 48 + 8);
         assert_eq!(size_of::<ForkRecord>(), 16 + 32 + 16);
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
         assert_eq!(size_of::<StormSlot>(), 72);
-        assert_eq!(size_of::<KernelOffsets>(), 14 * 4);
-        assert_eq!(size_of::<Settings>(), 14 * 4 + 6 * 8 + 6 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 32 * 4);
+        assert_eq!(size_of::<Settings>(), 32 * 4 + 6 * 8 + 6 * 4);
         assert_eq!(
             size_of::<ExecRecord>(),
-            16 + 24 + TASK_COMM_LEN + FILENAME_LEN + ARGS_LEN
+            16 + 16 + 8 + 16 + 8 + 8 + TASK_COMM_LEN + ARGS_LEN + EXE_PATH_LEN + NAME_LEN
         );
     }
 }

@@ -1,20 +1,19 @@
-//! `tp_btf/sched_process_exec`: the process has its new image; records the
-//! path given to exec and the new argument block.
+//! `tp_btf/sched_process_exec`: the process has its new image; records its
+//! executable (path from dentries and mounts, device, inode) and its
+//! argument block, both of the new image.
 //!
 //! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel.
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user,
-    },
+    helpers::{bpf_get_current_uid_gid, generated::bpf_probe_read_user},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 use rename_audit_common::{
-    ARGS_LEN, ExecRecord, FILENAME_LEN, class, exec_detect, kind, lost_reason,
+    ARGS_LEN, EXE_PATH_LEN, ExecRecord, NAME_LEN, class, exec_detect, kind, lost_reason,
 };
 
 use crate::{
-    MARKS, PRIORITY_RING, ring, setting,
+    MARKS, PRIORITY_RING, path, ring, setting,
     task::{Task, current_key},
 };
 
@@ -41,45 +40,38 @@ pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
 fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let now = ring::now_ns();
     let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
-    let bprm: *const u8 = ctx.arg(2);
     let Some((_, tgid)) = task.ids() else {
         ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
         return None;
     };
     let mut entry = ring::reserve_lifecycle::<ExecRecord>()?;
     // SAFETY: the reserved record; every field is written below and the
-    // tails of `filename` and `args` are zeroed, so no stale ring bytes
-    // reach the daemon.
+    // byte arrays are zeroed first, so no stale ring bytes reach the daemon.
     let rec = unsafe { &mut *entry.as_mut_ptr() };
-    rec.filename = [0; FILENAME_LEN];
     rec.args = [0; ARGS_LEN];
+    rec.exe_path = [0; EXE_PATH_LEN + NAME_LEN];
+    rec.comm = [0; 16];
     rec.hdr = ring::header(kind::EXEC, now);
     rec.tgid = tgid;
     rec.uid = bpf_get_current_uid_gid() as u32;
     rec.start_boottime_ns = task.process_start().unwrap_or(0);
-    rec.comm = [0; 16];
+    rec.cgroup_id = task.cgroup_id().unwrap_or(0);
     let _ = task.comm_into(&mut rec.comm);
-    rec.filename_len = 0;
-    if let Some(filename) = unsafe {
-        aya_ebpf::helpers::bpf_probe_read_kernel::<*const u8>(
-            bprm.add(setting!(offsets.binprm_filename) as usize) as *const *const u8,
-        )
-    }
-    .ok()
-        && let Ok(n) = unsafe { bpf_probe_read_kernel_str_bytes(filename, &mut rec.filename) }
-    {
-        rec.filename_len = n.len() as u32;
-    }
+    // The new image's own file and arguments: both are in place by now.
+    path::fill_exe(task, rec);
     rec.args_len = 0;
+    rec.args_truncated = 0;
     if let Some((start, end)) = task.arg_range()
         && end > start
     {
         let len = end - start;
         let len = if len > ARGS_LEN as u64 {
+            rec.args_truncated = 1;
             ARGS_LEN as u64
         } else {
             len
         };
+        // SAFETY: writes at most ARGS_LEN bytes into `rec.args`.
         let rc = unsafe {
             bpf_probe_read_user(
                 rec.args.as_mut_ptr().cast(),

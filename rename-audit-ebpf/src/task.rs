@@ -159,3 +159,24 @@ pub fn current_syscall() -> Option<u64> {
     }
     unsafe { field(regs, setting!(offsets.regs_syscall_nr)) }
 }
+
+impl Task {
+    /// Id of the task's cgroup v2 (`cgroups->dfl_cgrp->kn->id`), which is the
+    /// inode number of the cgroup's directory.
+    #[inline(always)]
+    pub fn cgroup_id(self) -> Option<u64> {
+        let css = unsafe { field::<*const u8>(self.0, setting!(offsets.task_cgroups))? };
+        if css.is_null() {
+            return None;
+        }
+        let cgrp = unsafe { field::<*const u8>(css, setting!(offsets.css_set_dfl_cgrp))? };
+        if cgrp.is_null() {
+            return None;
+        }
+        let kn = unsafe { field::<*const u8>(cgrp, setting!(offsets.cgroup_kn))? };
+        if kn.is_null() {
+            return None;
+        }
+        unsafe { field(kn, setting!(offsets.kernfs_node_id)) }
+    }
+}

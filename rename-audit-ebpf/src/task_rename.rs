@@ -14,7 +14,7 @@ use rename_audit_common::{
 };
 
 use crate::{
-    MARKS, PRIORITY_RING, THREAD_RING, ring, setting,
+    MARKS, PRIORITY_RING, THREAD_RING, path, ring, setting,
     storm::{self, Verdict},
     task::{Task, current_key, current_syscall},
 };
@@ -88,11 +88,16 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
             rename_flags::WRITER_KERNEL
         } else {
             0
+        }) | (if path::exe_deleted(task) {
+            rename_flags::EXE_DELETED
+        } else {
+            0
         }),
         _pad: [0; 6],
         old_name,
         new_name: new,
         writer_name: bpf_get_current_comm().unwrap_or([0; 16]),
+        cgroup_id: task.cgroup_id().unwrap_or(0),
     });
     ring::submit(ring, entry);
     Some(())

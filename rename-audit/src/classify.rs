@@ -1,8 +1,9 @@
 //! Stage 3, classify: applies lifecycle records to the process table and
 //! turns renames, summaries and loss reports into enriched [`Event`]s.
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use rename_audit_common::{RenameRecord, method};
+use rename_audit_common::{RenameRecord, method, rename_flags};
 
 use crate::{
     capture::KernelState,
@@ -36,11 +37,26 @@ pub enum Classified {
     Kernel(KernelState),
 }
 
+/// An exec rename held until its exec record comes.
+struct PendingExec {
+    key: ProcKey,
+    start_ns: u64,
+    ktime_ns: u64,
+    body: Body,
+}
+
+/// An exec rename whose exec record has not come after this long (the
+/// record was lost, and counted) is written with what the table knows.
+const EXEC_WAIT_NS: u64 = 1_000_000_000;
+
 /// Refresh the wall-clock offsets this often (NTP steps, suspend).
 const CLOCK_REFRESH_NS: u64 = 10_000_000_000;
 
 pub struct Classifier {
     table: ProcessTable,
+    /// Exec renames waiting for their exec record, which follows in the same
+    /// ring and tells the new image the event must describe; by pid.
+    pending_exec: HashMap<u32, PendingExec>,
     clock: WallClock,
     clock_taken_ns: u64,
     host: Arc<str>,
@@ -52,6 +68,7 @@ impl Classifier {
     pub fn new(table: ProcessTable, host: Arc<str>, filter: Filter) -> Self {
         Self {
             table,
+            pending_exec: HashMap::new(),
             clock: WallClock::now(),
             clock_taken_ns: clock::monotonic_ns(),
             host,
@@ -81,7 +98,12 @@ impl Classifier {
     pub fn classify(&mut self, record: Record) -> Classified {
         match record {
             Record::Fork(r) => self.table.apply_fork(&r),
-            Record::Exec(r) => self.table.apply_exec(&r),
+            Record::Exec(r) => {
+                self.table.apply_exec(&r);
+                if let Some(pending) = self.pending_exec.remove(&r.tgid) {
+                    return self.exec_event(pending);
+                }
+            }
             Record::Exit(r) => self.table.apply_exit(&r, r.hdr.ktime_ns),
             Record::Rename(r) => return self.rename(&r),
             Record::Summary(s) => return self.summary(&s),
@@ -113,6 +135,34 @@ impl Classifier {
             }
         }
         Classified::Nothing
+    }
+
+    /// Exec renames whose exec record is overdue (or all of them, with
+    /// `now_ns` = `u64::MAX` at shutdown), as events: never dropped.
+    pub fn overdue_exec_events(&mut self, now_ns: u64) -> Vec<Classified> {
+        let overdue: Vec<u32> = self
+            .pending_exec
+            .iter()
+            .filter(|(_, p)| now_ns.saturating_sub(p.ktime_ns) >= EXEC_WAIT_NS)
+            .map(|(pid, _)| *pid)
+            .collect();
+        let mut events = Vec::with_capacity(overdue.len());
+        for pid in overdue {
+            if let Some(p) = self.pending_exec.remove(&pid) {
+                events.push(self.exec_event(p));
+            }
+        }
+        events
+    }
+
+    fn exec_event(&mut self, p: PendingExec) -> Classified {
+        let Body::Rename(rename) = &p.body else {
+            unreachable!("only renames wait for their exec");
+        };
+        let new_name = rename.new_name.clone();
+        let process = self.context(p.key, p.start_ns, u64::MAX, || new_name);
+        let timestamp = self.clock.from_monotonic(p.ktime_ns);
+        self.event(timestamp, Some(process), p.body)
     }
 
     /// An `events-lost` record of class `output` for `count` records the
@@ -183,22 +233,17 @@ impl Classifier {
         if excluded {
             return Classified::Filtered(how);
         }
-        if main_thread && matches!(how, Method::Prctl | Method::Procfs) {
-            // A process renaming itself is what the rules judge by its
-            // executable: make sure a since-deleted binary shows as such.
-            self.table.refresh_executable(key, r.hdr.ktime_ns);
+        if r.flags & rename_flags::EXE_DELETED != 0
+            && let Some(p) = self.table.get_mut(&key)
+        {
+            // The kernel saw the binary deleted since its exec (a dropper
+            // that removes itself): the rules must see that.
+            p.mark_exe_deleted();
         }
-        let process = self.context(key, r.start_boottime_ns, || {
-            if main_thread {
-                new_name.clone()
-            } else {
-                Name::default()
-            }
-        });
         let body = Body::Rename(Rename {
             tid: r.tid,
             old_name: Name::from_c_buf(&r.old_name),
-            new_name,
+            new_name: new_name.clone(),
             main_thread,
             method: how,
             writer: Writer {
@@ -208,6 +253,27 @@ impl Classifier {
             },
             original_name,
             count,
+        });
+        if how == Method::Exec {
+            // Described by the new image, which its exec record brings.
+            let pending = PendingExec {
+                key,
+                start_ns: r.start_boottime_ns,
+                ktime_ns: r.hdr.ktime_ns,
+                body,
+            };
+            if let Some(older) = self.pending_exec.insert(r.tgid, pending) {
+                // An earlier exec of this pid lost its exec record.
+                return self.exec_event(older);
+            }
+            return Classified::Nothing;
+        }
+        let process = self.context(key, r.start_boottime_ns, r.hdr.ktime_ns, || {
+            if main_thread {
+                new_name.clone()
+            } else {
+                Name::default()
+            }
         });
         let timestamp = self.clock.from_monotonic(r.hdr.ktime_ns);
         self.event(timestamp, Some(process), body)
@@ -229,7 +295,7 @@ impl Classifier {
         if main_thread {
             self.table.set_name(key, last_name.clone());
         }
-        let process = self.context(key, s.start_boottime_ns, Name::default);
+        let process = self.context(key, s.start_boottime_ns, s.last_seen_ns, Name::default);
         let body = Body::Summary(Summary {
             class: s.class,
             tid: s.tid,
@@ -245,9 +311,16 @@ impl Classifier {
 
     /// The process from the table, or what the record itself tells when the
     /// process is gone and was never seen.
-    fn context(&self, key: ProcKey, start_ns: u64, name: impl FnOnce() -> Name) -> ProcessContext {
+    /// The process as it was at kernel time `at_ns`.
+    fn context(
+        &self,
+        key: ProcKey,
+        start_ns: u64,
+        at_ns: u64,
+        name: impl FnOnce() -> Name,
+    ) -> ProcessContext {
         match self.table.get(&key) {
-            Some(p) => self.table.context(p, &self.clock),
+            Some(p) => self.table.context(p, at_ns, &self.clock),
             None => ProcessContext {
                 pid: key.tgid,
                 name: name(),
@@ -296,7 +369,11 @@ mod tests {
     }
 
     fn classifier() -> Classifier {
-        Classifier::new(ProcessTable::new(), Arc::from("host"), Filter::default())
+        Classifier::new(
+            ProcessTable::new(crate::proctable::ProcRoot::host()),
+            Arc::from("host"),
+            Filter::default(),
+        )
     }
 
     fn event(c: Classified) -> Event {
@@ -374,15 +451,39 @@ mod tests {
             include_exec: true,
             include_kernel: false,
         });
-        let e = event(c.classify(Record::Rename(rename(
-            PID,
-            PID,
-            1_000_000_000,
-            method::EXEC,
-            "python3",
-            "ls",
-        ))));
+        // An exec rename waits for its exec record, whose image it reports.
+        let mut r = rename(PID, PID, 1_000_000_000, method::EXEC, "python3", "ls");
+        r.hdr.ktime_ns = 5_000;
+        assert!(matches!(c.classify(Record::Rename(r)), Classified::Nothing));
+        // SAFETY: plain integers and byte arrays.
+        let mut x: rename_audit_common::ExecRecord = unsafe { std::mem::zeroed() };
+        x.hdr.kind = kind::EXEC;
+        x.hdr.ktime_ns = 5_100;
+        x.tgid = PID;
+        x.start_boottime_ns = 1_000_000_000;
+        x.comm[..2].copy_from_slice(b"ls");
+        for (at, part) in [(0, &b"ls"[..]), (3, b"bin"), (7, b"usr")] {
+            x.exe_path[at..at + part.len()].copy_from_slice(part);
+        }
+        x.exe_path_len = 11;
+        x.args[..6].copy_from_slice(b"ls\0-l\0");
+        x.args_len = 6;
+        let e = event(c.classify(Record::Exec(Box::new(x))));
         assert_eq!(e.body.action(), "process-renamed");
+        let p = e.process.expect("process");
+        assert_eq!(p.executable, Some(Name::from("/usr/bin/ls")));
+        assert_eq!(p.args, vec![Name::from("ls"), Name::from("-l")]);
+
+        // One whose exec record never comes is written once it is overdue.
+        let mut r = rename(PID, PID, 1_000_000_000, method::EXEC, "ls", "cat");
+        r.hdr.ktime_ns = 10_000;
+        assert!(matches!(c.classify(Record::Rename(r)), Classified::Nothing));
+        assert!(c.overdue_exec_events(10_000 + EXEC_WAIT_NS - 1).is_empty());
+        let overdue = c.overdue_exec_events(10_000 + EXEC_WAIT_NS);
+        assert_eq!(overdue.len(), 1);
+        assert!(
+            matches!(&overdue[0], Classified::Event(e) if e.body.action() == "process-renamed")
+        );
         let k = rename(PID, PID, 1_000_000_000, method::KERNEL, "ls", "x");
         assert!(matches!(
             c.classify(Record::Rename(k)),

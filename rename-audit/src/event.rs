@@ -128,9 +128,14 @@ pub struct ProcessContext {
     pub pid: u32,
     /// The main thread's name after the event.
     pub name: Name,
-    /// Absolute path of the executable; `None` for kernel threads or unknown.
+    /// Absolute path of the executable, every symlink resolved; `None` for
+    /// kernel threads or unknown.
     pub executable: Option<Name>,
+    /// Device and inode of the executable, when the kernel told them.
+    pub executable_file: Option<crate::proctable::ExeFile>,
     pub args: Vec<Name>,
+    /// `args` holds only the first `rename_audit_common::ARGS_LEN` bytes.
+    pub args_truncated: bool,
     pub start: Option<OffsetDateTime>,
     pub uid: Option<u32>,
     /// The systemd unit the process runs in, from its cgroup, if any.

@@ -19,7 +19,7 @@ use rename_audit::{
     metrics::Metrics,
     output::{JsonLinesWriter, OutputDest, OutputStream, OutputSummary},
     pipeline::{Control, Pipeline},
-    proctable::ProcessTable,
+    proctable::{ProcRoot, ProcessTable},
     rules::RuleEngine,
     sinks::Sinks,
 };
@@ -107,7 +107,16 @@ fn run(args: RunArgs) -> Result<()> {
         "kernel hooks attached"
     );
     let drainer = capture.drainer()?;
-    let mut table = ProcessTable::new();
+    let proc_root = ProcRoot::private().unwrap_or_else(|error| {
+        tracing::warn!(
+            %error,
+            "reading the host's /proc instead of a private procfs: a process hidden by a \
+             mount over its /proc/<pid> before start-up is still reported, but its executable, \
+             arguments and parent cannot be read (grant CAP_SYS_ADMIN to see through such mounts)"
+        );
+        ProcRoot::host()
+    });
+    let mut table = ProcessTable::new(proc_root);
     table.snapshot();
     let processes = table.len();
 
@@ -128,12 +137,7 @@ fn run(args: RunArgs) -> Result<()> {
     for rule in rename_audit::rules::RuleId::ALL {
         metrics.declare_rule(rule.as_str(), rule.severity());
     }
-    let sinks = Sinks::start(
-        &cfg.sinks_config(),
-        metrics.clone(),
-        host.clone(),
-        runtime.handle(),
-    )?;
+    let sinks = Sinks::start(&cfg.sinks, metrics.clone(), host.clone(), runtime.handle())?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCHES_IN_FLIGHT);

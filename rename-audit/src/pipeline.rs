@@ -71,19 +71,40 @@ impl Pipeline {
                 default(IDLE_TICK) => self.settle(),
             }
         }
+        // Exec renames still waiting for their exec record are written too.
+        for overdue in self.classifier.overdue_exec_events(u64::MAX) {
+            self.handle(overdue);
+        }
         self.settle();
         (self.sinks, self.output.close())
     }
 
     fn batch(&mut self, batch: Batch) {
         for record in batch {
-            match self.classifier.classify(record) {
+            let classified = self.classifier.classify(record);
+            self.handle(classified);
+        }
+        for overdue in self
+            .classifier
+            .overdue_exec_events(crate::clock::monotonic_ns())
+        {
+            self.handle(overdue);
+        }
+        self.settle();
+        self.classifier.tick();
+        self.metrics
+            .set_processes_tracked(self.classifier.table().len() as i64);
+    }
+
+    fn handle(&mut self, classified: Classified) {
+        {
+            match classified {
                 Classified::Event(mut event) => {
                     event.alert = self.rules.evaluate(&event, self.classifier.table());
                     if let Some(reason) = self.noise.drop_reason(&event) {
                         // Neither written nor sent, but counted.
                         self.metrics.filtered(reason);
-                        continue;
+                        return;
                     }
                     self.emit(event);
                 }
@@ -92,10 +113,6 @@ impl Pipeline {
                 Classified::Nothing => {}
             }
         }
-        self.settle();
-        self.classifier.tick();
-        self.metrics
-            .set_processes_tracked(self.classifier.table().len() as i64);
     }
 
     fn emit(&mut self, event: Box<Event>) {

@@ -7,12 +7,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rename_audit::config::{
+    AlertmanagerSink, PrometheusSink, SinksConfig, SyslogSink, SyslogTarget,
+};
 use rename_audit::event::{Alert, Body, Event, Method, ProcessContext, Rename, Severity, Writer};
 use rename_audit::metrics::Metrics;
 use rename_audit::names::Name;
-use rename_audit::sinks::{
-    AlertmanagerConfig, Facility, Sinks, SinksConfig, SyslogConfig, Transport,
-};
+use rename_audit::sinks::{Facility, Sinks};
 use serde_json::Value;
 use support::servers::{Alertmanager, Prometheus, Rsyslog};
 use time::OffsetDateTime;
@@ -139,11 +140,8 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn am_config(am: &Alertmanager) -> AlertmanagerConfig {
-    AlertmanagerConfig {
-        url: am.url().parse().expect("Alertmanager URL"),
-        ..Default::default()
-    }
+fn am_config(am: &Alertmanager) -> AlertmanagerSink {
+    AlertmanagerSink::new(am.url().parse().expect("Alertmanager URL"))
 }
 
 fn label<'a>(alert: &'a Value, key: &str) -> &'a str {
@@ -221,8 +219,8 @@ fn a_burst_of_1000_identical_alerts_arrives_as_one() {
     let metrics = Metrics::new();
     let host = host("am-burst");
     let cfg = SinksConfig {
-        alertmanager: Some(AlertmanagerConfig {
-            dedup_window_secs: 3,
+        alertmanager: Some(AlertmanagerSink {
+            dedup_window: Duration::from_secs(3),
             ..am_config(&am)
         }),
         ..Default::default()
@@ -275,9 +273,9 @@ fn a_dead_alertmanager_never_slows_send_and_every_alert_is_accounted() {
     let metrics = Metrics::new();
     let host = host("am-dead");
     let cfg = SinksConfig {
-        alertmanager: Some(AlertmanagerConfig {
+        alertmanager: Some(AlertmanagerSink {
             queue: 64,
-            timeout_ms: 300,
+            timeout: Duration::from_millis(300),
             max_retries: 1,
             ..am_config(&am)
         }),
@@ -347,20 +345,17 @@ fn rsyslog_gets_alerts_with_their_priority_and_names_never_split_a_message() {
     let host = host("syslog");
     let our_pid = std::process::id().to_string();
 
-    for (transport, address) in [
-        (Transport::Udp, rsyslog.udp.to_string()),
-        (Transport::Tcp, rsyslog.tcp.to_string()),
-        (Transport::Unix, rsyslog.unix_socket.display().to_string()),
+    for (transport, target) in [
+        ("Udp", SyslogTarget::Udp(rsyslog.udp.to_string())),
+        ("Tcp", SyslogTarget::Tcp(rsyslog.tcp.to_string())),
+        ("Unix", SyslogTarget::Unix(rsyslog.unix_socket.clone())),
     ] {
-        let marker = format!("/tmp/marker-{transport:?}-{}/payload", std::process::id());
+        let marker = format!("/tmp/marker-{transport}-{}/payload", std::process::id());
         let cfg = SinksConfig {
-            syslog: Some(SyslogConfig {
-                transport,
-                address,
-                alerts: true,
+            syslog: Some(SyslogSink {
                 events: true,
                 facility: Facility::LOCAL0,
-                ..Default::default()
+                ..SyslogSink::new(target)
             }),
             ..Default::default()
         };
@@ -443,13 +438,10 @@ fn syslog_over_tcp_reconnects_after_a_server_restart() {
     let metrics = Metrics::new();
     let host = host("syslog-reconnect");
     let cfg = SinksConfig {
-        syslog: Some(SyslogConfig {
-            transport: Transport::Tcp,
-            address: rsyslog.tcp.to_string(),
-            alerts: true,
+        syslog: Some(SyslogSink {
             events: true,
             max_retries: 20,
-            ..Default::default()
+            ..SyslogSink::new(SyslogTarget::Tcp(rsyslog.tcp.to_string()))
         }),
         ..Default::default()
     };
@@ -478,7 +470,9 @@ fn prometheus_scrapes_the_endpoint_and_sees_the_counter_go_up() {
     let rt = runtime();
     let metrics = Metrics::new();
     let cfg = SinksConfig {
-        prometheus: Some("127.0.0.1:0".parse().unwrap()),
+        prometheus: Some(PrometheusSink {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        }),
         ..Default::default()
     };
     let sinks =

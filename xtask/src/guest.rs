@@ -16,7 +16,13 @@ use anyhow::{Context as _, Result, bail, ensure};
 use crate::cmd::{self, note, step};
 
 /// The end-to-end test targets that run in the guest too.
-pub const GUEST_TARGETS: &[&str] = &["e2e_capture", "e2e_storm", "e2e_alerting", "e2e_kernel"];
+pub const GUEST_TARGETS: &[&str] = &[
+    "e2e_capture",
+    "e2e_storm",
+    "e2e_alerting",
+    "e2e_kernel",
+    "e2e_identity",
+];
 
 /// Tests (name prefixes) that stay on the host: they need a real
 /// Prometheus, Alertmanager or rsyslog, which the issue lets stay host-only.

@@ -32,9 +32,20 @@ pub fn running_kernel_btf() -> Result<Btf, OffsetsError> {
 pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     let task = Layout::find(btf, "task_struct")?;
     let mm = Layout::find(btf, "mm_struct")?;
-    let binprm = Layout::find(btf, "linux_binprm")?;
     let regs = Layout::find(btf, "pt_regs")?;
     let signal = Layout::find(btf, "signal_struct")?;
+    let file = Layout::find(btf, "file")?;
+    let path = Layout::find(btf, "path")?;
+    let inode = Layout::find(btf, "inode")?;
+    let sb = Layout::find(btf, "super_block")?;
+    let dentry = Layout::find(btf, "dentry")?;
+    let qstr = Layout::find(btf, "qstr")?;
+    let hlist_bl = Layout::find(btf, "hlist_bl_node")?;
+    let mount = Layout::find(btf, "mount")?;
+    let vfsmount = Layout::find(btf, "vfsmount")?;
+    let css_set = Layout::find(btf, "css_set")?;
+    let cgroup = Layout::find(btf, "cgroup")?;
+    let kernfs_node = Layout::find(btf, "kernfs_node")?;
     Ok(KernelOffsets {
         task_pid: task.offset("pid")?,
         task_tgid: task.offset("tgid")?,
@@ -46,10 +57,28 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         task_mm: task.offset("mm")?,
         mm_arg_start: mm.offset("arg_start")?,
         mm_arg_end: mm.offset("arg_end")?,
-        binprm_filename: binprm.offset("filename")?,
         regs_syscall_nr: regs.offset(SYSCALL_NR_FIELD)?,
         task_signal: task.offset("signal")?,
         signal_live: signal.offset("live")?,
+        mm_exe_file: mm.offset("exe_file")?,
+        file_path_mnt: file.offset("f_path")? + path.offset("mnt")?,
+        file_path_dentry: file.offset("f_path")? + path.offset("dentry")?,
+        file_inode: file.offset("f_inode")?,
+        inode_ino: inode.offset("i_ino")?,
+        inode_sb: inode.offset("i_sb")?,
+        sb_dev: sb.offset("s_dev")?,
+        dentry_parent: dentry.offset("d_parent")?,
+        dentry_name: dentry.offset("d_name")? + qstr.offset("name")?,
+        dentry_hash_pprev: dentry.offset("d_hash")? + hlist_bl.offset("pprev")?,
+        mount_mnt: mount.offset("mnt")?,
+        mount_parent: mount.offset("mnt_parent")?,
+        mount_mountpoint: mount.offset("mnt_mountpoint")?,
+        vfsmount_root: vfsmount.offset("mnt_root")?,
+        task_cgroups: task.offset("cgroups")?,
+        css_set_dfl_cgrp: css_set.offset("dfl_cgrp")?,
+        cgroup_kn: cgroup.offset("kn")?,
+        kernfs_node_id: kernfs_node.offset("id")?,
+        _reserved: 0,
     })
 }
 

@@ -2,6 +2,7 @@
 //! feature gets a message that says what to do.
 use std::path::Path;
 
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -15,6 +16,14 @@ pub enum PreflightError {
     )]
     MissingCapabilities,
     #[error(
+        "rename-audit needs CAP_SYS_PTRACE to read the executable, arguments and parent of \
+         processes that already run when it starts (/proc/<pid>/exe of other users' processes); \
+         without it their renames would be judged without an executable and alerts would \
+         silently drop to low. Grant it (the shipped unit has CAP_SYS_PTRACE in \
+         CapabilityBoundingSet= and AmbientCapabilities=), or run as root"
+    )]
+    MissingPtrace,
+    #[error(
         "Linux {release} is not supported: it has no kernel BTF ({path} does not exist); \
          rename-audit needs Linux {min} or later, built with BTF (CONFIG_DEBUG_INFO_BTF=y)",
         min = super::kernel::MIN_KERNEL
@@ -23,8 +32,13 @@ pub enum PreflightError {
 }
 
 pub fn check() -> Result<(), PreflightError> {
-    if !has_capabilities() {
+    let effective = effective_capabilities();
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    if !((has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)) {
         return Err(PreflightError::MissingCapabilities);
+    }
+    if !has(CAP_SYS_PTRACE) {
+        return Err(PreflightError::MissingPtrace);
     }
     if !Path::new(super::offsets::VMLINUX_BTF).exists() {
         return Err(PreflightError::NoBtf {
@@ -37,17 +51,16 @@ pub fn check() -> Result<(), PreflightError> {
     Ok(())
 }
 
-fn has_capabilities() -> bool {
+/// The effective capability set, as a bit mask (0 if unreadable).
+fn effective_capabilities() -> u64 {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
+        return 0;
     };
-    let effective = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |cap: u32| effective & (1 << cap) != 0;
-    (has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)
+        .unwrap_or(0)
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore

@@ -1,17 +1,8 @@
 //! From the file's settings and the command line to what each stage takes.
 //! Flags given on the command line win over the file.
-use super::{Config, ConfigError, OutputTarget, SyslogTarget, validate};
+use super::{Config, ConfigError, OutputTarget, validate};
 use crate::{
-    capture::CaptureOptions,
-    classify::Filter,
-    cli::RunArgs,
-    noise::NoiseFilter,
-    output::OutputDest,
-    sinks::{
-        SinksConfig,
-        alertmanager::AlertmanagerConfig,
-        syslog::{Facility, SyslogConfig, Transport},
-    },
+    capture::CaptureOptions, classify::Filter, cli::RunArgs, noise::NoiseFilter, output::OutputDest,
 };
 
 impl Config {
@@ -126,45 +117,6 @@ impl Config {
             thread_burst: self.storm.thread_burst,
             process_rate: self.storm.process_rate,
             process_burst: self.storm.process_burst,
-        }
-    }
-}
-
-impl Config {
-    pub fn sinks_config(&self) -> SinksConfig {
-        let alertmanager = self
-            .sinks
-            .alertmanager
-            .as_ref()
-            .map(|a| AlertmanagerConfig {
-                url: a.url.clone(),
-                queue: a.queue,
-                dedup_window_secs: a.dedup_window.as_secs(),
-                rate_limit_per_minute: a.rate_limit_per_minute,
-                timeout_ms: a.timeout.as_millis() as u64,
-                ..AlertmanagerConfig::default()
-            });
-        let syslog = self.sinks.syslog.as_ref().map(|s| {
-            let (transport, address) = match &s.target {
-                SyslogTarget::Unix(path) => (Transport::Unix, path.to_string_lossy().into_owned()),
-                SyslogTarget::Udp(addr) => (Transport::Udp, addr.clone()),
-                SyslogTarget::Tcp(addr) => (Transport::Tcp, addr.clone()),
-            };
-            SyslogConfig {
-                transport,
-                address,
-                alerts: s.alerts,
-                events: s.events,
-                // Validation only lets RFC 5424 facility codes through.
-                facility: Facility::from_code(s.facility).unwrap_or(Facility::DAEMON),
-                queue: s.queue,
-                ..SyslogConfig::default()
-            }
-        });
-        SinksConfig {
-            alertmanager,
-            syslog,
-            prometheus: self.sinks.prometheus.as_ref().map(|p| p.listen),
         }
     }
 }

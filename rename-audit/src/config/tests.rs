@@ -71,7 +71,7 @@ fn the_example_with_every_setting_uncommented_is_valid() {
     let syslog = c.sinks.syslog.expect("syslog");
     assert_eq!(syslog.target, SyslogTarget::Unix("/dev/log".into()));
     assert!(syslog.alerts && !syslog.events);
-    assert_eq!(syslog.facility, 3);
+    assert_eq!(syslog.facility, crate::sinks::Facility::DAEMON);
     assert_eq!(c.allow.entries.len(), 2);
     assert_eq!(c.rules.writable_paths.len(), 2);
     assert_eq!(
@@ -203,8 +203,9 @@ queue = 8
             target: SyslogTarget::Tcp("logs.example.com:6514".into()),
             alerts: false,
             events: true,
-            facility: 19,
+            facility: crate::sinks::Facility::from_code(19).unwrap(),
             queue: 8,
+            ..SyslogSink::new(SyslogTarget::Tcp("logs.example.com:6514".into()))
         })
     );
 }
@@ -509,7 +510,7 @@ fn check_config_refuses_what_the_alertmanager_sink_refuses() {
     // Every facility the sink knows, the file accepts.
     let c = Config::parse("[sinks.syslog]\nfacility = \"ntp\"\n", Path::new("t.toml"))
         .expect("ntp is an RFC 5424 facility");
-    assert_eq!(c.sinks.syslog.expect("syslog on").facility, 12);
+    assert_eq!(c.sinks.syslog.expect("syslog on").facility.code(), 12);
 }
 
 #[test]

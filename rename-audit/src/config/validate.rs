@@ -454,11 +454,11 @@ impl Checker<'_> {
             }
         }
         Some(AlertmanagerSink {
-            url: reqwest::Url::parse(url.get_ref()).ok()?,
             queue: queue as usize,
             dedup_window: Duration::from_secs(dedup),
             rate_limit_per_minute: rate as u32,
             timeout: Duration::from_millis(timeout),
+            ..AlertmanagerSink::new(reqwest::Url::parse(url.get_ref()).ok()?)
         })
     }
 
@@ -522,9 +522,9 @@ impl Checker<'_> {
         };
         // The sink's own table of facilities, so the two cannot disagree.
         let facility = match raw.facility {
-            None => Some(SyslogSink::DEFAULT_FACILITY.code()),
+            None => Some(SyslogSink::DEFAULT_FACILITY),
             Some(f) => match f.get_ref().parse::<Facility>() {
-                Ok(facility) => Some(facility.code()),
+                Ok(facility) => Some(facility),
                 Err(problem) => {
                     self.error(f.span(), format!("sinks.syslog.facility: {problem}"));
                     None
@@ -549,11 +549,11 @@ impl Checker<'_> {
             return None;
         }
         Some(SyslogSink {
-            target: target?,
             alerts,
             events,
             facility: facility?,
             queue: queue as usize,
+            ..SyslogSink::new(target?)
         })
     }
 }

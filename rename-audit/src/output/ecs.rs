@@ -169,6 +169,12 @@ struct ProcessOut<'a> {
     args: Option<ArgsText<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     args_hex: Option<ArgsHex<'a>>,
+    /// Only when true: `args` holds only the first bytes of the arguments.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    args_truncated: bool,
+    /// The executable's file (ECS has no `process.*` field for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executable_file: Option<ExeFileOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     start: Option<Rfc3339Micros>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +183,13 @@ struct ProcessOut<'a> {
     parent: Option<ParentOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thread: Option<ThreadOut<'a>>,
+}
+
+/// `device` as `major:minor`, `inode` as a number.
+#[derive(Serialize)]
+struct ExeFileOut {
+    device: String,
+    inode: u64,
 }
 
 #[derive(Serialize)]
@@ -407,6 +420,11 @@ impl<'a> ProcessOut<'a> {
             executable_hex,
             args: Some(ArgsText(&ctx.args)),
             args_hex: ArgsHex::of(&ctx.args),
+            args_truncated: ctx.args_truncated,
+            executable_file: ctx.executable_file.map(|f| ExeFileOut {
+                device: format!("{}:{}", f.major, f.minor),
+                inode: f.inode,
+            }),
             start: ctx.start.map(Rfc3339Micros),
             user: ctx.uid.map(|uid| User { id: NumStr(uid) }),
             parent: ctx.parent.as_ref().map(ParentOut::new),
@@ -424,6 +442,8 @@ impl<'a> ProcessOut<'a> {
             executable_hex: None,
             args: None,
             args_hex: None,
+            args_truncated: false,
+            executable_file: None,
             start: None,
             user: None,
             parent: None,

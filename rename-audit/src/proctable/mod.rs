@@ -4,15 +4,87 @@
 mod snapshot;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
-use rename_audit_common::{ExecRecord, ExitRecord, ForkRecord, exit_flags};
+use rename_audit_common::{ExecRecord, ExitRecord, ForkRecord, exe_flags, exit_flags};
 
 use crate::{
     clock::WallClock,
     event::{ParentContext, ProcessContext},
     names::Name,
 };
-pub use snapshot::{boottime_to_ticks, exec_name, split_args};
+pub use snapshot::{ProcRoot, SnapshotError, boottime_to_ticks, exec_name, split_args};
+
+/// What a process runs: its executable and arguments, from one exec (or
+/// from the start-up snapshot). Shared, not copied, between a parent and
+/// the children it forks, so a process with long arguments and many
+/// children costs its arguments once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Image {
+    /// Absolute path, every symlink resolved; " (deleted)" once the file
+    /// has no name. `None` for kernel threads or when it could not be read.
+    pub executable: Option<Name>,
+    /// Device (`major:minor`) and inode of the executable, from the kernel.
+    pub file: Option<ExeFile>,
+    /// At most `rename_audit_common::ARGS_LEN` bytes of arguments.
+    pub args: Vec<Name>,
+    /// The arguments were longer and are cut short.
+    pub args_truncated: bool,
+    /// When the exec happened (kernel monotonic ns); 0 for the snapshot.
+    pub exec_ns: u64,
+}
+
+/// The executable's file, as `stat` would name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExeFile {
+    pub major: u32,
+    pub minor: u32,
+    pub inode: u64,
+}
+
+impl Image {
+    /// The new image an exec record describes.
+    pub fn from_exec(r: &ExecRecord) -> Self {
+        let args = &r.args[..(r.args_len as usize).min(r.args.len())];
+        let readable = r.exe_flags & exe_flags::UNREADABLE == 0;
+        Image {
+            executable: readable.then(|| exe_path(r)),
+            file: (readable && r.exe_ino != 0).then(|| ExeFile {
+                // The kernel's dev_t: 12 bits of major above 20 of minor.
+                major: (r.exe_dev >> 20) as u32,
+                minor: (r.exe_dev & 0xf_ffff) as u32,
+                inode: r.exe_ino,
+            }),
+            args: split_args(args),
+            args_truncated: r.args_truncated != 0,
+            exec_ns: r.hdr.ktime_ns,
+        }
+    }
+}
+
+/// The executable path of an exec record: its components come leaf first.
+pub fn exe_path(r: &ExecRecord) -> Name {
+    let raw = &r.exe_path[..(r.exe_path_len as usize).min(r.exe_path.len())];
+    let mut path = Vec::with_capacity(raw.len() + 16);
+    if r.exe_flags & exe_flags::TRUNCATED != 0 {
+        // Not absolute, on purpose: the top of the path is unknown.
+        path.extend_from_slice("…".as_bytes());
+    }
+    for component in raw.rsplit(|&b| b == 0).filter(|c| !c.is_empty()) {
+        path.push(b'/');
+        path.extend_from_slice(component);
+    }
+    if path.is_empty() {
+        path.push(b'/');
+    }
+    if r.exe_flags & exe_flags::DELETED != 0 {
+        path.extend_from_slice(DELETED);
+    }
+    Name::new(path)
+}
+
+/// How the kernel marks a file that has no name any more.
+const DELETED: &[u8] = b" (deleted)";
 
 /// A process: its id and its start time in clock ticks since boot, the
 /// precision /proc gives, so kernel records and the snapshot agree.
@@ -39,8 +111,10 @@ pub struct Process {
     pub name: Name,
     /// The name the last exec gave.
     pub original_name: Name,
-    pub executable: Option<Name>,
-    pub args: Vec<Name>,
+    pub image: Arc<Image>,
+    /// The image before the last exec, for records made before it that
+    /// arrive after it (thread renames come on their own ring).
+    pub previous: Option<Arc<Image>>,
     pub uid: Option<u32>,
     pub unit: Option<String>,
     pub parent: Option<ProcKey>,
@@ -48,25 +122,54 @@ pub struct Process {
     pub kthread: bool,
     /// Renames so far of each thread that has renamed, by tid.
     pub thread_renames: HashMap<u32, u64>,
-    /// When [`ProcessTable::refresh_executable`] last read the executable
-    /// link (kernel monotonic ns); `None` since the last exec.
-    pub exe_checked_ns: Option<u64>,
+}
+
+impl Process {
+    /// The image that was running at kernel time `at_ns`.
+    pub fn image_at(&self, at_ns: u64) -> &Arc<Image> {
+        match &self.previous {
+            Some(previous) if at_ns < self.image.exec_ns => previous,
+            _ => &self.image,
+        }
+    }
+
+    /// The kernel saw the executable's file deleted: say so, as
+    /// /proc/<pid>/exe does.
+    pub fn mark_exe_deleted(&mut self) {
+        if let Some(exe) = &self.image.executable
+            && !exe.as_bytes().ends_with(DELETED)
+        {
+            let mut path = exe.as_bytes().to_vec();
+            path.extend_from_slice(DELETED);
+            Arc::make_mut(&mut self.image).executable = Some(Name::new(path));
+        }
+    }
 }
 
 /// Exited processes stay this long, for records about them that were
 /// still in flight on another ring or CPU.
 const GRACE_NS: u64 = 2_000_000_000;
 
-#[derive(Default)]
 pub struct ProcessTable {
     procs: HashMap<ProcKey, Process>,
     by_name: HashMap<Name, HashSet<ProcKey>>,
     exited: VecDeque<(u64, ProcKey)>,
+    /// Where processes that existed before the daemon are read.
+    proc_root: ProcRoot,
 }
 
 impl ProcessTable {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(proc_root: ProcRoot) -> Self {
+        Self {
+            procs: HashMap::new(),
+            by_name: HashMap::new(),
+            exited: VecDeque::new(),
+            proc_root,
+        }
+    }
+
+    pub fn proc_root(&self) -> &ProcRoot {
+        &self.proc_root
     }
 
     pub fn len(&self) -> usize {
@@ -81,12 +184,16 @@ impl ProcessTable {
         self.procs.get(key)
     }
 
+    pub fn get_mut(&mut self, key: &ProcKey) -> Option<&mut Process> {
+        self.procs.get_mut(key)
+    }
+
     /// Adds every process in /proc that the table does not hold yet. Run
     /// after the kernel programs are attached: a process that starts during
     /// the snapshot is in the rings as a fork and merged by key.
     pub fn snapshot(&mut self) {
-        for pid in snapshot::pids() {
-            if let Some(p) = snapshot::read(pid, None)
+        for pid in self.proc_root.pids() {
+            if let Some(p) = self.proc_root.read(pid, None)
                 && !self.procs.contains_key(&p.key)
             {
                 self.insert(p);
@@ -113,10 +220,11 @@ impl ProcessTable {
         }
     }
 
-    /// The process, read from /proc when the table missed its fork.
+    /// The process, read from /proc when the table missed its fork (its
+    /// fork record was lost, or it started while the snapshot ran).
     pub fn get_or_load(&mut self, key: ProcKey) -> Option<&mut Process> {
         if !self.procs.contains_key(&key) {
-            let p = snapshot::read(key.tgid, Some(key.start_ticks))?;
+            let p = self.proc_root.read(key.tgid, Some(key.start_ticks))?;
             self.insert(p);
         }
         self.procs.get_mut(&key)
@@ -147,75 +255,35 @@ impl ProcessTable {
             name: Name::from_c_buf(&r.comm),
             original_name: from
                 .map_or_else(|| Name::from_c_buf(&r.comm), |p| p.original_name.clone()),
-            executable: from.and_then(|p| p.executable.clone()),
-            args: from.map(|p| p.args.clone()).unwrap_or_default(),
+            image: from.map_or_else(Default::default, |p| Arc::clone(&p.image)),
+            previous: None,
             uid: Some(r.uid),
             unit: from.and_then(|p| p.unit.clone()),
             parent: Some(parent),
             parent_pid: r.parent_tgid,
             kthread: from.is_some_and(|p| p.kthread),
             thread_renames: HashMap::new(),
-            exe_checked_ns: None,
         };
         self.insert(child);
     }
 
+    /// The process now runs the image the record describes, which the
+    /// kernel read from the new image itself: /proc is not read, so a
+    /// process that is already gone, or that was started by a relative
+    /// path or through a symlink, gets its real executable.
     pub fn apply_exec(&mut self, r: &ExecRecord) {
         let key = ProcKey::from_kernel(r.tgid, r.start_boottime_ns);
-        let filename = &r.filename[..(r.filename_len as usize).min(r.filename.len())];
-        let args = &r.args[..(r.args_len as usize).min(r.args.len())];
-        // The path given to exec may be relative or a symlink; the kernel's
-        // own link is exact, and shows memfd and deleted files as such.
-        let executable = snapshot::executable(r.tgid)
-            .filter(|_| snapshot::read_start_ticks(r.tgid) == Some(key.start_ticks))
-            .unwrap_or_else(|| Name::new(filename.to_vec()));
-        let mut args = split_args(args);
-        if args.is_empty() {
-            args = snapshot::args(r.tgid);
-        }
+        let image = Arc::new(Image::from_exec(r));
         let name = Name::from_c_buf(&r.comm);
         let Some(p) = self.get_or_load(key) else {
             return;
         };
-        p.executable = Some(executable);
-        p.args = args;
+        p.previous = Some(std::mem::replace(&mut p.image, image));
         p.uid = Some(r.uid);
         p.kthread = false;
         p.original_name = name.clone();
         p.thread_renames.clear();
-        p.exe_checked_ns = None;
         self.set_name(key, name);
-    }
-
-    /// Re-reads the executable link of a live process before its rename is
-    /// judged. Exec only tells the path the program started from; a binary
-    /// deleted since (a dropper that removes itself) shows in /proc as
-    /// "<path> (deleted)", which is what the rules must see. At most once a
-    /// second per process, so a storm of renames costs one readlink a second;
-    /// a deleted or memfd executable cannot change back and is not re-read.
-    pub fn refresh_executable(&mut self, key: ProcKey, now_ns: u64) {
-        const EVERY_NS: u64 = 1_000_000_000;
-        let Some(p) = self.procs.get_mut(&key) else {
-            return;
-        };
-        let settled = p
-            .executable
-            .as_ref()
-            .is_some_and(|e| e.as_bytes().ends_with(b" (deleted)"));
-        let recent = p
-            .exe_checked_ns
-            .is_some_and(|t| now_ns.saturating_sub(t) < EVERY_NS);
-        if p.kthread || settled || recent {
-            return;
-        }
-        p.exe_checked_ns = Some(now_ns);
-        // Read the link first, then check the process is still the same one:
-        // if it is alive now, it was alive when the link was read.
-        if let Some(exe) = snapshot::executable(key.tgid)
-            && snapshot::read_start_ticks(key.tgid) == Some(key.start_ticks)
-        {
-            p.executable = Some(exe);
-        }
     }
 
     /// Marks a process exited, or forgets one thread's rename count.
@@ -241,6 +309,19 @@ impl ProcessTable {
                 self.unindex(&p.name, key);
             }
         }
+        self.shrink();
+    }
+
+    /// Gives memory back after a storm of short-lived processes: maps keep
+    /// their largest size otherwise.
+    fn shrink(&mut self) {
+        if self.procs.capacity() > 1024 && self.procs.len() < self.procs.capacity() / 4 {
+            self.procs.shrink_to(self.procs.len() * 2);
+            self.by_name.shrink_to(self.by_name.len() * 2);
+        }
+        if self.exited.capacity() > 1024 && self.exited.len() < self.exited.capacity() / 4 {
+            self.exited.shrink_to(self.exited.len() * 2);
+        }
     }
 
     /// Drops processes that no longer exist. Only needed after lifecycle
@@ -250,7 +331,7 @@ impl ProcessTable {
         let dead: Vec<ProcKey> = self
             .procs
             .keys()
-            .filter(|k| snapshot::read_start_ticks(k.tgid) != Some(k.start_ticks))
+            .filter(|k| self.proc_root.start_ticks(k.tgid) != Some(k.start_ticks))
             .copied()
             .collect();
         for key in &dead {
@@ -270,21 +351,25 @@ impl ProcessTable {
             .filter_map(|k| self.procs.get(k))
     }
 
-    /// The process as events describe it.
-    pub fn context(&self, p: &Process, clock: &WallClock) -> ProcessContext {
+    /// The process as events describe it, running the image it ran at
+    /// kernel time `at_ns`.
+    pub fn context(&self, p: &Process, at_ns: u64, clock: &WallClock) -> ProcessContext {
         let parent = p.parent.and_then(|k| self.procs.get(&k));
+        let image = p.image_at(at_ns);
         ProcessContext {
             pid: p.key.tgid,
             name: p.name.clone(),
-            executable: p.executable.clone(),
-            args: p.args.clone(),
+            executable: image.executable.clone(),
+            executable_file: image.file,
+            args: image.args.clone(),
+            args_truncated: image.args_truncated,
             start: Some(clock.from_boottime(p.start_boottime_ns)),
             uid: p.uid,
             unit: p.unit.clone(),
             parent: (p.parent_pid != 0).then(|| ParentContext {
                 pid: p.parent_pid,
                 name: parent.map(|q| q.name.clone()),
-                executable: parent.and_then(|q| q.executable.clone()),
+                executable: parent.and_then(|q| q.image.executable.clone()),
             }),
         }
     }
@@ -294,7 +379,7 @@ impl crate::rules::ProcessIndex for ProcessTable {
     fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name> {
         self.named(name)
             .filter(|p| p.key.tgid != except_pid)
-            .filter_map(|p| p.executable.clone())
+            .filter_map(|p| p.image.executable.clone())
             .collect()
     }
 }
@@ -302,61 +387,84 @@ impl crate::rules::ProcessIndex for ProcessTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rename_audit_common::{EXE_PATH_LEN, NAME_LEN};
 
-    /// This test process, in a table, with a stale executable path.
-    fn me_with_stale_exe() -> (ProcessTable, ProcKey) {
-        let mut table = ProcessTable::new();
-        let mut me = snapshot::read(std::process::id(), None).expect("own /proc entry");
-        me.executable = Some(Name::from("/stale/path"));
-        let key = me.key;
-        table.insert(me);
-        (table, key)
-    }
-
-    fn exe(table: &ProcessTable, key: ProcKey) -> Vec<u8> {
-        table
-            .get(&key)
-            .unwrap()
-            .executable
-            .clone()
-            .unwrap()
-            .as_bytes()
-            .to_vec()
+    fn exec_record(components: &[&str], flags: u32) -> ExecRecord {
+        // SAFETY: ExecRecord is plain integers and byte arrays.
+        let mut r: ExecRecord = unsafe { std::mem::zeroed() };
+        let mut at = 0;
+        for c in components {
+            r.exe_path[at..at + c.len()].copy_from_slice(c.as_bytes());
+            at += c.len() + 1;
+        }
+        r.exe_path_len = at as u32;
+        r.exe_flags = flags;
+        r.exe_dev = (8 << 20) | 3;
+        r.exe_ino = 42;
+        r
     }
 
     #[test]
-    fn refresh_reads_the_live_executable_at_most_once_a_second() {
-        use std::os::unix::ffi::OsStrExt as _;
-        let real = std::env::current_exe().unwrap();
-        let (mut table, key) = me_with_stale_exe();
-        table.refresh_executable(key, 10_000_000_000);
-        assert_eq!(exe(&table, key), real.as_os_str().as_bytes());
-
-        table.get_or_load(key).unwrap().executable = Some(Name::from("/stale/again"));
-        table.refresh_executable(key, 10_500_000_000);
+    fn exec_paths_are_built_from_the_leaf_up() {
+        let r = exec_record(&["sleep", "bin", "usr"], 0);
+        assert_eq!(exe_path(&r).as_bytes(), b"/usr/bin/sleep");
+        let image = Image::from_exec(&r);
         assert_eq!(
-            exe(&table, key),
-            b"/stale/again",
-            "read again within a second"
+            image.file,
+            Some(ExeFile {
+                major: 8,
+                minor: 3,
+                inode: 42
+            })
         );
-        table.refresh_executable(key, 11_000_000_000);
-        assert_eq!(exe(&table, key), real.as_os_str().as_bytes());
+        let deleted = exec_record(&["x", "tmp"], exe_flags::DELETED);
+        assert_eq!(exe_path(&deleted).as_bytes(), b"/tmp/x (deleted)");
+        let memfd = exec_record(&["memfd:payload"], exe_flags::DELETED);
+        assert_eq!(exe_path(&memfd).as_bytes(), b"/memfd:payload (deleted)");
+        let deep = exec_record(&["x", "d"], exe_flags::TRUNCATED);
+        assert_eq!(exe_path(&deep).as_bytes(), "…/d/x".as_bytes());
+        let none = exec_record(&[], exe_flags::UNREADABLE);
+        assert_eq!(Image::from_exec(&none).executable, None);
+        assert_eq!(
+            std::mem::size_of_val(&none.exe_path),
+            EXE_PATH_LEN + NAME_LEN
+        );
     }
 
     #[test]
-    fn a_deleted_executable_is_settled_and_another_process_is_not_read() {
-        let (mut table, key) = me_with_stale_exe();
-        table.get_or_load(key).unwrap().executable = Some(Name::from("/x (deleted)"));
-        table.refresh_executable(key, 1);
-        assert_eq!(exe(&table, key), b"/x (deleted)");
+    fn forked_children_share_the_image_and_exec_keeps_the_previous_one() {
+        let mut table = ProcessTable::new(ProcRoot::host());
+        let me = table
+            .proc_root
+            .read(std::process::id(), None)
+            .expect("own /proc entry");
+        let parent = me.key;
+        table.insert(me);
+        // SAFETY: plain integers and byte arrays.
+        let mut fork: ForkRecord = unsafe { std::mem::zeroed() };
+        fork.tgid = 1_000_000;
+        fork.start_boottime_ns = 5_000_000_000;
+        fork.parent_tgid = parent.tgid;
+        fork.parent_start_boottime_ns = snapshot::ticks_to_boottime(parent.start_ticks);
+        table.apply_fork(&fork);
+        let child = ProcKey::from_kernel(fork.tgid, fork.start_boottime_ns);
+        assert!(Arc::ptr_eq(
+            &table.get(&child).unwrap().image,
+            &table.get(&parent).unwrap().image
+        ));
 
-        // Same pid, other start time: a different (older) process.
-        let (mut table, key) = me_with_stale_exe();
-        let mut other = table.get(&key).unwrap().clone();
-        other.key.start_ticks += 1;
-        let other_key = other.key;
-        table.insert(other);
-        table.refresh_executable(other_key, 1);
-        assert_eq!(exe(&table, other_key), b"/stale/path");
+        let mut exec = exec_record(&["sleep", "bin", "usr"], 0);
+        exec.tgid = fork.tgid;
+        exec.start_boottime_ns = fork.start_boottime_ns;
+        exec.hdr.ktime_ns = 7_000;
+        table.apply_exec(&exec);
+        let p = table.get(&child).unwrap();
+        let exe = |i: &Image| i.executable.clone().unwrap();
+        assert_eq!(exe(p.image_at(7_001)).as_bytes(), b"/usr/bin/sleep");
+        assert_eq!(
+            exe(p.image_at(6_999)),
+            exe(&table.get(&parent).unwrap().image),
+            "a record from before the exec describes the image before it"
+        );
     }
 }

@@ -1,9 +1,219 @@
 //! Reading one process from /proc: used once at start-up for processes that
 //! already exist, and as a fallback for a process whose fork was not seen.
-use std::{fs, os::unix::ffi::OsStrExt, path::PathBuf};
+//!
+//! The daemon reads its own, private instance of procfs when it can: a
+//! process hidden by a bind mount over its /proc/<pid> (the mount covers
+//! only the host's /proc) keeps its real executable, arguments and parent.
+use std::{
+    fs,
+    io::Read as _,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::unix::ffi::OsStrExt,
+    path::PathBuf,
+    sync::Arc,
+};
 
-use super::{ProcKey, Process};
+use rename_audit_common::ARGS_LEN;
+
+use super::{Image, ProcKey, Process};
 use crate::names::Name;
+
+/// Why a private procfs could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot mount a private instance of procfs ({step}): {source}")]
+pub struct SnapshotError {
+    step: &'static str,
+    #[source]
+    source: std::io::Error,
+}
+
+/// A procfs to read processes from: the host's `/proc`, or a private,
+/// detached instance that no bind mount in /proc can cover.
+#[derive(Clone, Debug)]
+pub struct ProcRoot {
+    path: PathBuf,
+    /// Keeps the detached mount alive while its path is used.
+    _mount: Option<Arc<OwnedFd>>,
+}
+
+impl ProcRoot {
+    /// The host's `/proc` as it is mounted.
+    pub fn host() -> Self {
+        Self {
+            path: PathBuf::from("/proc"),
+            _mount: None,
+        }
+    }
+
+    /// A new procfs instance, mounted nowhere (fsopen/fsmount, Linux 5.2+;
+    /// needs CAP_SYS_ADMIN). Its root is reached through our own fd.
+    pub fn private() -> Result<Self, SnapshotError> {
+        let fail = |step| move |source| SnapshotError { step, source };
+        // SAFETY: plain syscalls with valid, NUL-terminated arguments; each
+        // returned fd is owned right away.
+        let fs = unsafe {
+            libc::syscall(
+                libc::SYS_fsopen,
+                c"proc".as_ptr(),
+                1, /* FSOPEN_CLOEXEC */
+            )
+        };
+        if fs < 0 {
+            return Err(fail("fsopen")(std::io::Error::last_os_error()));
+        }
+        // SAFETY: fs is a new fd we own.
+        let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+        const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(fail("fsconfig")(std::io::Error::last_os_error()));
+        }
+        // SAFETY: as above; FSMOUNT_CLOEXEC = 1.
+        let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), 1, 0) };
+        if mnt < 0 {
+            return Err(fail("fsmount")(std::io::Error::last_os_error()));
+        }
+        // SAFETY: mnt is a new fd we own.
+        let mnt = unsafe { OwnedFd::from_raw_fd(mnt as i32) };
+        let path = PathBuf::from(format!("/proc/self/fd/{}", mnt.as_raw_fd()));
+        fs::metadata(path.join("self")).map_err(fail("reading the new instance"))?;
+        Ok(Self {
+            path,
+            _mount: Some(Arc::new(mnt)),
+        })
+    }
+
+    /// Whether this is a private instance.
+    pub fn is_private(&self) -> bool {
+        self._mount.is_some()
+    }
+
+    fn file(&self, pid: u32, name: &str) -> PathBuf {
+        self.path.join(pid.to_string()).join(name)
+    }
+
+    /// Every process id.
+    pub fn pids(&self) -> Vec<u32> {
+        let Ok(dir) = fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    /// Start time of `pid` in clock ticks, to tell it from a reused pid.
+    pub fn start_ticks(&self, pid: u32) -> Option<u64> {
+        stat(&self.file(pid, "stat")).map(|s| s.start_ticks)
+    }
+
+    pub fn executable(&self, pid: u32) -> Option<Name> {
+        let link: PathBuf = fs::read_link(self.file(pid, "exe")).ok()?;
+        Some(Name::new(link.as_os_str().as_bytes().to_vec()))
+    }
+
+    /// The argument block, at most [`ARGS_LEN`] bytes of it, and whether it
+    /// was longer: the same cap as exec records have.
+    pub fn args(&self, pid: u32) -> (Vec<Name>, bool) {
+        let Ok(file) = fs::File::open(self.file(pid, "cmdline")) else {
+            return (Vec::new(), false);
+        };
+        let mut raw = Vec::with_capacity(256);
+        if file
+            .take(ARGS_LEN as u64 + 1)
+            .read_to_end(&mut raw)
+            .is_err()
+        {
+            return (Vec::new(), false);
+        }
+        let truncated = raw.len() > ARGS_LEN;
+        raw.truncate(ARGS_LEN);
+        (split_args(&raw), truncated)
+    }
+
+    /// Reads a process. `expect_start_ticks` guards against reading a
+    /// different process that reused the pid.
+    pub fn read(&self, pid: u32, expect_start_ticks: Option<u64>) -> Option<Process> {
+        let st = stat(&self.file(pid, "stat"))?;
+        if expect_start_ticks.is_some_and(|t| t != st.start_ticks) {
+            return None;
+        }
+        let (executable, (args, args_truncated)) = if st.kthread {
+            (None, (Vec::new(), false))
+        } else {
+            (self.executable(pid), self.args(pid))
+        };
+        // Which name the last exec gave is not kept by the kernel: argv[0] is
+        // what exec was usually called with, the executable's name otherwise.
+        let original_name = args
+            .first()
+            .filter(|a| !a.is_empty())
+            .map(|a| exec_name(a.as_bytes()))
+            .or_else(|| executable.as_ref().map(|e| exec_name(e.as_bytes())))
+            .unwrap_or_else(|| st.comm.clone());
+        let parent = (st.ppid != 0)
+            .then(|| {
+                self.start_ticks(st.ppid).map(|start_ticks| ProcKey {
+                    tgid: st.ppid,
+                    start_ticks,
+                })
+            })
+            .flatten();
+        Some(Process {
+            key: ProcKey {
+                tgid: pid,
+                start_ticks: st.start_ticks,
+            },
+            start_boottime_ns: ticks_to_boottime(st.start_ticks),
+            name: st.comm,
+            original_name,
+            image: Arc::new(Image {
+                executable,
+                file: None,
+                args,
+                args_truncated,
+                exec_ns: 0,
+            }),
+            previous: None,
+            uid: self.uid(pid),
+            unit: self.unit(pid),
+            parent,
+            parent_pid: st.ppid,
+            kthread: st.kthread,
+            thread_renames: Default::default(),
+        })
+    }
+
+    fn uid(&self, pid: u32) -> Option<u32> {
+        let status = fs::read_to_string(self.file(pid, "status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The systemd unit a process runs in, from the last `.service` or
+    /// `.scope` component of its cgroup v2 path.
+    fn unit(&self, pid: u32) -> Option<String> {
+        let cgroup = fs::read_to_string(self.file(pid, "cgroup")).ok()?;
+        let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+        path.rsplit('/')
+            .find(|c| c.ends_with(".service") || c.ends_with(".scope"))
+            .map(str::to_owned)
+    }
+}
 
 /// Clock ticks per second of /proc/<pid>/stat's start time.
 fn ticks_per_second() -> u64 {
@@ -22,15 +232,6 @@ pub fn ticks_to_boottime(ticks: u64) -> u64 {
     ticks * (1_000_000_000 / ticks_per_second())
 }
 
-/// Every process id in /proc.
-pub fn pids() -> Vec<u32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
 /// Fields of /proc/<pid>/stat after the parenthesized name: the name may
 /// hold ')' and spaces, so split at the last ')'.
 struct Stat {
@@ -40,8 +241,8 @@ struct Stat {
     kthread: bool,
 }
 
-fn stat(pid: u32) -> Option<Stat> {
-    let raw = fs::read(format!("/proc/{pid}/stat")).ok()?;
+fn stat(path: &std::path::Path) -> Option<Stat> {
+    let raw = fs::read(path).ok()?;
     let open = raw.iter().position(|&b| b == b'(')?;
     let close = raw.iter().rposition(|&b| b == b')')?;
     let comm = Name::new(raw.get(open + 1..close)?.to_vec());
@@ -58,41 +259,6 @@ fn stat(pid: u32) -> Option<Stat> {
         start_ticks,
         kthread: flags & PF_KTHREAD != 0,
     })
-}
-
-/// Start time of `pid` in clock ticks, to tell it from a reused pid.
-pub fn read_start_ticks(pid: u32) -> Option<u64> {
-    stat(pid).map(|s| s.start_ticks)
-}
-
-fn uid(pid: u32) -> Option<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// The systemd unit a process runs in, from the last `.service` or `.scope`
-/// component of its cgroup v2 path.
-pub fn unit(pid: u32) -> Option<String> {
-    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-    path.rsplit('/')
-        .find(|c| c.ends_with(".service") || c.ends_with(".scope"))
-        .map(str::to_owned)
-}
-
-pub fn executable(pid: u32) -> Option<Name> {
-    let link: PathBuf = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    Some(Name::new(link.as_os_str().as_bytes().to_vec()))
-}
-
-pub fn args(pid: u32) -> Vec<Name> {
-    fs::read(format!("/proc/{pid}/cmdline")).map_or_else(|_| Vec::new(), |raw| split_args(&raw))
 }
 
 /// Splits a NUL-separated argument block.
@@ -112,73 +278,38 @@ pub fn exec_name(path: &[u8]) -> Name {
     Name::new(base[..base.len().min(15)].to_vec())
 }
 
-/// Reads a process from /proc. `expect_start_ticks` guards against reading
-/// a different process that reused the pid.
-pub fn read(pid: u32, expect_start_ticks: Option<u64>) -> Option<Process> {
-    let st = stat(pid)?;
-    if expect_start_ticks.is_some_and(|t| t != st.start_ticks) {
-        return None;
-    }
-    let (executable, args) = if st.kthread {
-        (None, Vec::new())
-    } else {
-        (executable(pid), args(pid))
-    };
-    // Which name the last exec gave is not kept by the kernel: argv[0] is
-    // what exec was usually called with, the executable's name otherwise.
-    let original_name = args
-        .first()
-        .filter(|a| !a.is_empty())
-        .map(|a| exec_name(a.as_bytes()))
-        .or_else(|| executable.as_ref().map(|e| exec_name(e.as_bytes())))
-        .unwrap_or_else(|| st.comm.clone());
-    let parent = (st.ppid != 0)
-        .then(|| {
-            stat(st.ppid).map(|p| ProcKey {
-                tgid: st.ppid,
-                start_ticks: p.start_ticks,
-            })
-        })
-        .flatten();
-    Some(Process {
-        key: ProcKey {
-            tgid: pid,
-            start_ticks: st.start_ticks,
-        },
-        start_boottime_ns: ticks_to_boottime(st.start_ticks),
-        name: st.comm,
-        original_name,
-        executable,
-        args,
-        uid: uid(pid),
-        unit: unit(pid),
-        parent,
-        parent_pid: st.ppid,
-        kthread: st.kthread,
-        thread_renames: Default::default(),
-        exe_checked_ns: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reads_this_process() {
-        let me = read(std::process::id(), None).expect("own /proc entry");
+        let root = ProcRoot::host();
+        let me = root
+            .read(std::process::id(), None)
+            .expect("own /proc entry");
         assert_eq!(me.key.tgid, std::process::id());
         let exe = std::env::current_exe().unwrap();
         assert_eq!(
-            me.executable.unwrap().as_bytes(),
+            me.image.executable.clone().unwrap().as_bytes(),
             exe.as_os_str().as_bytes()
         );
-        assert!(!me.args.is_empty());
+        assert!(!me.image.args.is_empty());
         assert_eq!(me.parent_pid, std::os::unix::process::parent_id());
         assert!(
-            read(std::process::id(), Some(me.key.start_ticks + 1)).is_none(),
+            root.read(std::process::id(), Some(me.key.start_ticks + 1))
+                .is_none(),
             "pid reuse guard"
         );
+    }
+
+    #[test]
+    fn a_private_procfs_reads_the_same_process() {
+        // Tests run as root (they load BPF programs), which fsmount needs.
+        let private = ProcRoot::private().expect("private procfs");
+        let me = private.read(std::process::id(), None).expect("own entry");
+        let host = ProcRoot::host().read(std::process::id(), None).unwrap();
+        assert_eq!((me.key, me.image.clone()), (host.key, host.image.clone()));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub(super) fn build(process: &ProcessContext, rename: &Rename, reason: &Reason) 
         Reason::KernelShape => "the new name is shaped like a kernel thread".to_owned(),
         Reason::Writable(Writable::Memfd) => "the executable is a memfd".to_owned(),
         Reason::Writable(Writable::Deleted) => "the executable was deleted".to_owned(),
+        Reason::Writable(Writable::Incomplete) => {
+            "the executable's path is too deep to be read whole".to_owned()
+        }
         Reason::Writable(Writable::Under(dir)) => {
             format!(
                 "the executable is under {}",

@@ -23,6 +23,9 @@ const MEMFD: &[u8] = b"/memfd:";
 pub enum Writable {
     Memfd,
     Deleted,
+    /// Not an absolute path: the kernel's walk stopped short (deeper than it
+    /// follows), so where the file lives is not known.
+    Incomplete,
     /// Under this directory.
     Under(String),
 }
@@ -35,6 +38,9 @@ pub fn writable(exe: &[u8], extra: &[Vec<u8>]) -> Option<Writable> {
     }
     if exe.ends_with(DELETED) {
         return Some(Writable::Deleted);
+    }
+    if !exe.starts_with(b"/") {
+        return Some(Writable::Incomplete);
     }
     WRITABLE
         .iter()

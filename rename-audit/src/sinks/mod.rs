@@ -34,22 +34,13 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use self::alertmanager::AlertmanagerConfig;
 pub(crate) use self::backoff::LogThrottle;
 pub use self::prometheus::MetricsServer;
 use self::queue::SinkQueue;
-pub use self::syslog::{Facility, SyslogConfig, Transport};
+pub use self::syslog::Facility;
+use crate::config::{SinksConfig, SyslogSink};
 use crate::event::Event;
 use crate::metrics::Metrics;
-
-/// Which sinks run. Every field is optional: `None` leaves that sink off.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SinksConfig {
-    pub alertmanager: Option<AlertmanagerConfig>,
-    pub syslog: Option<SyslogConfig>,
-    /// Where `/metrics` listens.
-    pub prometheus: Option<SocketAddr>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -63,8 +54,6 @@ pub enum SinkError {
     AlertmanagerUrl { url: String, reason: String },
     #[error("alertmanager: cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
-    #[error("syslog: cannot use address {address:?}: {reason}")]
-    SyslogAddress { address: String, reason: String },
     #[error("{sink}: the queue size must be at least 1")]
     EmptyQueue { sink: &'static str },
 }
@@ -105,7 +94,7 @@ impl Worker {
 /// The running sinks.
 pub struct Sinks {
     alertmanager: Option<Worker>,
-    syslog: Option<(Worker, SyslogConfig)>,
+    syslog: Option<(Worker, SyslogSink)>,
     prometheus: Option<MetricsServer>,
 }
 
@@ -131,8 +120,7 @@ impl Sinks {
         let sl = cfg
             .syslog
             .as_ref()
-            .map(|c| syslog::SyslogSink::new(c, &host, Arc::clone(&metrics)).map(|s| (c, s)))
-            .transpose()?;
+            .map(|c| (c, syslog::SyslogSink::new(c, &host, Arc::clone(&metrics))));
         for (sink, q) in [
             (
                 alertmanager::SINK,
@@ -146,7 +134,8 @@ impl Sinks {
         }
         let prometheus = cfg
             .prometheus
-            .map(|addr| prometheus::serve(addr, Arc::clone(&metrics), rt))
+            .as_ref()
+            .map(|p| prometheus::serve(p.listen, Arc::clone(&metrics), rt))
             .transpose()?;
 
         let alertmanager = am
@@ -180,7 +169,7 @@ impl Sinks {
             w.queue.offer(ev);
         }
         if let Some((w, cfg)) = &self.syslog
-            && cfg.wants(ev)
+            && syslog::wants(cfg, ev)
         {
             w.queue.offer(ev);
         }

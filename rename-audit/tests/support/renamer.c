@@ -229,6 +229,25 @@ int main(int argc, char **argv) {
         }
         printf("child=%d\n", child);
         waitpid(child, NULL, 0);
+    } else if (!strcmp(cmd, "daemonize")) {
+        /* rename, fork, and let the parent exit at once; the child runs on
+         * and renames itself to "daemon-child" */
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+        pid_t child = fork();
+        if (child == 0) {
+            usleep(100000);
+            prctl(PR_SET_NAME, "daemon-child", 0, 0, 0);
+            printf("child-renamed=%d\n", getpid());
+            _exit(0);
+        }
+        printf("child=%d\n", child);
+        _exit(0);
+    } else if (!strcmp(cmd, "prctl-exec")) {
+        /* rename, then exec argv[3] with the rest as its arguments */
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+        fflush(stdout);
+        execv(argv[3], argv + 3);
+        return 4;
     } else if (!strcmp(cmd, "exec")) {
         fflush(stdout);
         execl("/bin/true", "true", (char *)NULL);

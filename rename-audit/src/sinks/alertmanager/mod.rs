@@ -21,6 +21,7 @@ use super::SinkError;
 use super::backoff::Backoff;
 use super::queue::{abandon, stopped};
 use super::retry::{Deliver, DeliveryError, Retry};
+use crate::config;
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::names::Name;
@@ -30,53 +31,6 @@ pub(crate) const SINK: &str = "alertmanager";
 const MAX_BATCH: usize = 64;
 /// Distinct (rule, executable) keys remembered for deduplication.
 const MAX_KEYS: usize = 10_000;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AlertmanagerConfig {
-    /// Base URL of Alertmanager, e.g. `http://127.0.0.1:9093` (a path prefix
-    /// such as `http://proxy/alertmanager` is kept). Plain HTTP only: see
-    /// [`endpoint`], which `check-config` runs too.
-    pub url: reqwest::Url,
-    /// Alerts waiting to be posted; beyond this they are dropped and counted.
-    pub queue: usize,
-    /// Repeats of the same (rule, executable) inside this window are not posted.
-    pub dedup_window_secs: u64,
-    /// Posts per (rule, executable) and minute; repeats beyond wait, counted.
-    pub rate_limit_per_minute: u32,
-    /// Per HTTP request.
-    pub timeout_ms: u64,
-    /// Retries after the first attempt before a batch is given up.
-    pub max_retries: u32,
-    /// How long Alertmanager keeps an alert firing after its last post. It is
-    /// never shorter than the dedup window plus a minute, so an alert that
-    /// keeps repeating does not flap between posts.
-    pub resolve_timeout_secs: u64,
-}
-
-impl Default for AlertmanagerConfig {
-    /// The defaults of `[sinks.alertmanager]`, defined there once.
-    fn default() -> Self {
-        use crate::config::AlertmanagerSink as D;
-        Self {
-            url: reqwest::Url::parse("http://127.0.0.1:9093").expect("a constant, valid URL"),
-            queue: D::DEFAULT_QUEUE,
-            dedup_window_secs: D::DEFAULT_DEDUP_WINDOW.as_secs(),
-            rate_limit_per_minute: D::DEFAULT_RATE_LIMIT_PER_MINUTE,
-            timeout_ms: D::DEFAULT_TIMEOUT.as_millis() as u64,
-            max_retries: 4,
-            resolve_timeout_secs: 600,
-        }
-    }
-}
-
-impl AlertmanagerConfig {
-    fn resolve_after(&self) -> Duration {
-        Duration::from_secs(
-            self.resolve_timeout_secs
-                .max(self.dedup_window_secs.saturating_add(60)),
-        )
-    }
-}
 
 /// `<url>/api/v2/alerts` for the text of a URL, or why it cannot be used.
 pub fn endpoint_of(url: &str) -> Result<reqwest::Url, SinkError> {
@@ -121,7 +75,7 @@ struct Key {
 
 pub(crate) struct AlertmanagerSink {
     poster: Poster,
-    cfg: AlertmanagerConfig,
+    cfg: config::AlertmanagerSink,
     host: Arc<str>,
     metrics: Arc<Metrics>,
     dedup: Dedup<Key, Arc<Event>>,
@@ -136,12 +90,12 @@ struct Poster {
 
 impl AlertmanagerSink {
     pub(crate) fn new(
-        cfg: &AlertmanagerConfig,
+        cfg: &config::AlertmanagerSink,
         host: Arc<str>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, SinkError> {
         let endpoint = endpoint(&cfg.url)?;
-        let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+        let timeout = cfg.timeout.max(Duration::from_millis(1));
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -162,11 +116,7 @@ impl AlertmanagerSink {
             cfg: cfg.clone(),
             host,
             metrics,
-            dedup: Dedup::new(
-                Duration::from_secs(cfg.dedup_window_secs),
-                cfg.rate_limit_per_minute,
-                MAX_KEYS,
-            ),
+            dedup: Dedup::new(cfg.dedup_window, cfg.rate_limit_per_minute, MAX_KEYS),
             retry,
         })
     }
@@ -335,14 +285,15 @@ mod tests {
 
     #[test]
     fn resolve_after_outlasts_the_dedup_window() {
-        let cfg = AlertmanagerConfig {
-            dedup_window_secs: 900,
-            resolve_timeout_secs: 60,
-            ..Default::default()
+        let url = reqwest::Url::parse("http://127.0.0.1:9093").unwrap();
+        let cfg = config::AlertmanagerSink {
+            dedup_window: Duration::from_secs(900),
+            resolve_timeout: Duration::from_secs(60),
+            ..config::AlertmanagerSink::new(url.clone())
         };
         assert_eq!(cfg.resolve_after(), Duration::from_secs(960));
         assert_eq!(
-            AlertmanagerConfig::default().resolve_after(),
+            config::AlertmanagerSink::new(url).resolve_after(),
             Duration::from_secs(600)
         );
     }

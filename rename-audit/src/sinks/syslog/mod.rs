@@ -15,37 +15,14 @@ use tokio::task::JoinHandle;
 
 use self::message::Origin;
 use self::transport::Conn;
-use super::SinkError;
 use super::backoff::Backoff;
 use super::queue::{abandon, stopped};
 use super::retry::{Deliver, DeliveryError, Retry};
+use crate::config::{self, SyslogTarget};
 use crate::event::Event;
 use crate::metrics::Metrics;
 
 pub(crate) const SINK: &str = "syslog";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// A local `SOCK_DGRAM` unix socket such as `/dev/log`.
-    Unix,
-    Udp,
-    /// TCP with octet-counting framing.
-    Tcp,
-}
-
-impl FromStr for Transport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "unix" => Ok(Transport::Unix),
-            "udp" => Ok(Transport::Udp),
-            "tcp" => Ok(Transport::Tcp),
-            _ => Err(format!(
-                "unknown syslog transport {s:?}: use unix, udp or tcp"
-            )),
-        }
-    }
-}
 
 /// A syslog facility (RFC 5424 table 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,88 +93,26 @@ impl FromStr for Facility {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyslogConfig {
-    pub transport: Transport,
-    /// A socket path for `unix`, `host:port` for `udp` and `tcp`.
-    pub address: String,
-    /// Send alert records.
-    pub alerts: bool,
-    /// Send every record that is not an alert (renames, summaries, losses).
-    pub events: bool,
-    pub facility: Facility,
-    /// Messages waiting to be sent; beyond this they are dropped and counted.
-    pub queue: usize,
-    /// Per connect or send.
-    pub timeout_ms: u64,
-    /// Retries (each after a reconnect) before a message is given up.
-    pub max_retries: u32,
-}
-
-impl Default for SyslogConfig {
-    /// The defaults of `[sinks.syslog]`, defined there once.
-    fn default() -> Self {
-        use crate::config::SyslogSink as D;
-        Self {
-            transport: Transport::Unix,
-            address: D::DEFAULT_UNIX_PATH.to_owned(),
-            alerts: true,
-            events: false,
-            facility: D::DEFAULT_FACILITY,
-            queue: D::DEFAULT_QUEUE,
-            timeout_ms: 2000,
-            max_retries: 3,
-        }
+/// Whether the sink takes the record.
+pub(crate) fn wants(cfg: &config::SyslogSink, ev: &Event) -> bool {
+    if ev.alert.is_some() {
+        cfg.alerts
+    } else {
+        cfg.events
     }
 }
 
-impl SyslogConfig {
-    /// Whether this sink takes the record.
-    pub(crate) fn wants(&self, ev: &Event) -> bool {
-        if ev.alert.is_some() {
-            self.alerts
-        } else {
-            self.events
-        }
-    }
-
-    fn max_len(&self) -> usize {
-        match self.transport {
-            // RFC 5426 asks senders to keep datagrams at or under 2048 bytes.
-            Transport::Udp => 2048,
-            // rsyslog's default maxMessageSize is 8k.
-            Transport::Unix | Transport::Tcp => 8000,
-        }
-    }
-
-    fn validate(&self) -> Result<(), SinkError> {
-        let bad = |reason: &str| SinkError::SyslogAddress {
-            address: self.address.clone(),
-            reason: reason.to_owned(),
-        };
-        match self.transport {
-            Transport::Unix if self.address.is_empty() => Err(bad("empty socket path")),
-            Transport::Unix => Ok(()),
-            Transport::Udp | Transport::Tcp => {
-                let (host, port) = self
-                    .address
-                    .rsplit_once(':')
-                    .ok_or_else(|| bad("expected host:port"))?;
-                if host.is_empty() {
-                    return Err(bad("no host before the port"));
-                }
-                port.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .map(|_| ())
-                    .ok_or_else(|| bad("the port must be a number from 1 to 65535"))
-            }
-        }
+fn max_len(target: &SyslogTarget) -> usize {
+    match target {
+        // RFC 5426 asks senders to keep datagrams at or under 2048 bytes.
+        SyslogTarget::Udp(_) => 2048,
+        // rsyslog's default maxMessageSize is 8k.
+        SyslogTarget::Unix(_) | SyslogTarget::Tcp(_) => 8000,
     }
 }
 
 pub(crate) struct SyslogSink {
-    cfg: SyslogConfig,
+    cfg: config::SyslogSink,
     origin: Origin,
     metrics: Arc<Metrics>,
     sender: Sender,
@@ -206,20 +121,14 @@ pub(crate) struct SyslogSink {
 
 /// One message to the server, over a connection kept between messages.
 struct Sender {
-    transport: Transport,
-    address: String,
+    target: SyslogTarget,
     timeout: Duration,
     conn: Option<Conn>,
 }
 
 impl SyslogSink {
-    pub(crate) fn new(
-        cfg: &SyslogConfig,
-        host: &str,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, SinkError> {
-        cfg.validate()?;
-        Ok(Self {
+    pub(crate) fn new(cfg: &config::SyslogSink, host: &str, metrics: Arc<Metrics>) -> Self {
+        Self {
             cfg: cfg.clone(),
             origin: Origin {
                 hostname: host.to_owned(),
@@ -237,12 +146,11 @@ impl SyslogSink {
             ),
             metrics,
             sender: Sender {
-                transport: cfg.transport,
-                address: cfg.address.clone(),
-                timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+                target: cfg.target.clone(),
+                timeout: cfg.timeout.max(Duration::from_millis(1)),
                 conn: None,
             },
-        })
+        }
     }
 
     pub(crate) fn spawn(
@@ -267,7 +175,7 @@ impl SyslogSink {
                     None => return,
                 },
             };
-            let msg = message::format(&ev, &self.origin, self.cfg.max_len());
+            let msg = message::format(&ev, &self.origin, max_len(&self.cfg.target));
             if !self.deliver(&msg, &mut stop).await {
                 abandon(&mut rx, SINK, &self.metrics);
                 return;
@@ -291,7 +199,7 @@ impl Deliver for Sender {
             self.conn = None;
             DeliveryError {
                 retryable: true,
-                message: format!("{}: {e}", self.address),
+                message: format!("{}: {e}", self.target),
             }
         })
     }
@@ -303,7 +211,7 @@ impl Sender {
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {
-                let c = tokio::time::timeout(timeout, Conn::connect(self.transport, &self.address))
+                let c = tokio::time::timeout(timeout, Conn::connect(&self.target))
                     .await
                     .map_err(|_| timed_out("connect"))??;
                 self.conn.insert(c)
@@ -324,40 +232,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_transports_and_facilities() {
-        assert_eq!("tcp".parse::<Transport>(), Ok(Transport::Tcp));
-        assert!(
-            "tls"
-                .parse::<Transport>()
-                .unwrap_err()
-                .contains("unix, udp or tcp")
-        );
+    fn parses_facilities() {
         assert_eq!("local0".parse::<Facility>(), Ok(Facility::LOCAL0));
         assert_eq!("authpriv".parse::<Facility>().map(Facility::code), Ok(10));
         assert_eq!(Facility::DAEMON.name(), "daemon");
         assert!("local8".parse::<Facility>().is_err());
-    }
-
-    #[test]
-    fn validates_addresses() {
-        let cfg = |transport, address: &str| SyslogConfig {
-            transport,
-            address: address.to_owned(),
-            ..Default::default()
-        };
-        assert!(cfg(Transport::Udp, "127.0.0.1:514").validate().is_ok());
-        assert!(cfg(Transport::Tcp, "[::1]:6514").validate().is_ok());
-        assert!(cfg(Transport::Tcp, "logs.example:601").validate().is_ok());
-        assert!(cfg(Transport::Unix, "/dev/log").validate().is_ok());
-        for (t, a) in [
-            (Transport::Udp, "127.0.0.1"),
-            (Transport::Tcp, ":514"),
-            (Transport::Tcp, "h:0"),
-            (Transport::Udp, "h:99999"),
-            (Transport::Unix, ""),
-        ] {
-            let e = cfg(t, a).validate().expect_err(a).to_string();
-            assert!(e.contains(&format!("{a:?}")), "{e}");
-        }
     }
 }

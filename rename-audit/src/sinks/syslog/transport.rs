@@ -5,8 +5,8 @@ use std::io;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 
-use super::Transport;
 use super::rfc5424::octet_frame;
+use crate::config::SyslogTarget;
 
 pub(crate) enum Conn {
     Unix(UnixDatagram),
@@ -15,15 +15,15 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    pub(crate) async fn connect(transport: Transport, address: &str) -> io::Result<Conn> {
-        match transport {
-            Transport::Unix => {
+    pub(crate) async fn connect(target: &SyslogTarget) -> io::Result<Conn> {
+        match target {
+            SyslogTarget::Unix(path) => {
                 let s = UnixDatagram::unbound()?;
-                s.connect(address)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{address}: {e}")))?;
+                s.connect(path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
                 Ok(Conn::Unix(s))
             }
-            Transport::Udp => {
+            SyslogTarget::Udp(address) => {
                 let addr = resolve(address).await?;
                 let local = if addr.is_ipv4() {
                     "0.0.0.0:0"
@@ -34,7 +34,7 @@ impl Conn {
                 s.connect(addr).await?;
                 Ok(Conn::Udp(s))
             }
-            Transport::Tcp => {
+            SyslogTarget::Tcp(address) => {
                 let addr = resolve(address).await?;
                 let s = TcpStream::connect(addr)
                     .await

@@ -1,0 +1,153 @@
+//! The executable of a task, named by walking its dentries and mounts.
+//! `bpf_d_path` is not allowed in tracepoint programs, so this is what
+//! d_path does, with a bounded loop: every symlink is already resolved (the
+//! names are the file's own), and a file with no name left is marked
+//! deleted, as /proc/<pid>/exe shows it.
+use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel_str};
+use rename_audit_common::{EXE_PATH_DEPTH, EXE_PATH_LEN, ExecRecord, NAME_LEN, exe_flags};
+
+use crate::{setting, task::Task};
+
+/// Mounts stacked on one another that one step climbs at most.
+const MOUNT_HOPS: u32 = 8;
+
+#[inline(always)]
+unsafe fn field<T>(base: *const u8, offset: u32) -> Option<T> {
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address; a bad one fails.
+    unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T).ok() }
+}
+
+#[inline(always)]
+unsafe fn pointer(base: *const u8, offset: u32) -> Option<*const u8> {
+    // SAFETY: as in `field`.
+    unsafe { field::<*const u8>(base, offset) }.filter(|p| !p.is_null())
+}
+
+/// `task->mm->exe_file`.
+#[inline(always)]
+pub fn exe_file(task: Task) -> Option<*const u8> {
+    // SAFETY: reads through bpf_probe_read_kernel only.
+    unsafe {
+        let mm = pointer(task.as_ptr(), setting!(offsets.task_mm))?;
+        pointer(mm, setting!(offsets.mm_exe_file))
+    }
+}
+
+/// Whether a dentry has lost its name: unhashed and not a root (d_unlinked).
+#[inline(always)]
+fn unlinked(dentry: *const u8) -> bool {
+    // SAFETY: reads through bpf_probe_read_kernel only.
+    unsafe {
+        let pprev = field::<u64>(dentry, setting!(offsets.dentry_hash_pprev));
+        let parent = pointer(dentry, setting!(offsets.dentry_parent));
+        pprev == Some(0) && parent.is_some_and(|p| p != dentry)
+    }
+}
+
+/// Whether the file `task` runs has been deleted since it was opened.
+#[inline(always)]
+pub fn exe_deleted(task: Task) -> bool {
+    let Some(file) = exe_file(task) else {
+        return false;
+    };
+    // SAFETY: reads through bpf_probe_read_kernel only.
+    unsafe { pointer(file, setting!(offsets.file_path_dentry)) }.is_some_and(unlinked)
+}
+
+/// Fills the executable fields of `rec` from `task`'s `mm->exe_file`.
+/// `rec.exe_path` must be zeroed.
+#[inline(always)]
+pub fn fill_exe(task: Task, rec: &mut ExecRecord) {
+    rec.exe_dev = 0;
+    rec.exe_ino = 0;
+    rec.exe_path_len = 0;
+    rec.exe_flags = match walk(task, rec) {
+        Some(flags) => flags,
+        None => exe_flags::UNREADABLE,
+    };
+}
+
+#[inline(always)]
+fn walk(task: Task, rec: &mut ExecRecord) -> Option<u32> {
+    let file = exe_file(task)?;
+    // SAFETY: every read below goes through bpf_probe_read_kernel; the
+    // only writes are into `rec.exe_path`, at an offset masked below
+    // EXE_PATH_LEN with NAME_LEN bytes of room after it.
+    unsafe {
+        if let Some(inode) = pointer(file, setting!(offsets.file_inode)) {
+            rec.exe_ino = field::<u64>(inode, setting!(offsets.inode_ino)).unwrap_or(0);
+            if let Some(sb) = pointer(inode, setting!(offsets.inode_sb)) {
+                rec.exe_dev = u64::from(field::<u32>(sb, setting!(offsets.sb_dev)).unwrap_or(0));
+            }
+        }
+        let mut dentry = pointer(file, setting!(offsets.file_path_dentry))?;
+        let vfsmount = pointer(file, setting!(offsets.file_path_mnt))?;
+        // container_of(vfsmount, struct mount, mnt)
+        let mut mnt = vfsmount.sub(setting!(offsets.mount_mnt) as usize);
+        let mut flags = if unlinked(dentry) {
+            exe_flags::DELETED
+        } else {
+            0
+        };
+        let mut len: u32 = 0;
+        let mut done = false;
+        // Each turn adds exactly one component, so every path through the
+        // body reaches the next turn in the same state and the verifier
+        // prunes them (a turn that may or may not add one would double the
+        // states each time).
+        'walk: for _ in 0..EXE_PATH_DEPTH {
+            // At the top of a mount, go on from where it is mounted, until
+            // the root of the mount tree.
+            for _ in 0..MOUNT_HOPS {
+                let root = pointer(
+                    mnt,
+                    setting!(offsets.mount_mnt) + setting!(offsets.vfsmount_root),
+                )?;
+                if dentry != root {
+                    break;
+                }
+                let up = pointer(mnt, setting!(offsets.mount_parent))?;
+                if up == mnt {
+                    done = true;
+                    break 'walk;
+                }
+                dentry = pointer(mnt, setting!(offsets.mount_mountpoint))?;
+                mnt = up;
+            }
+            let parent = pointer(dentry, setting!(offsets.dentry_parent))?;
+            if dentry == parent {
+                // The root of a file system that is mounted nowhere (a
+                // memfd's, or one whose mount was detached).
+                done = true;
+                break;
+            }
+            if len as usize >= EXE_PATH_LEN {
+                break;
+            }
+            let name = pointer(dentry, setting!(offsets.dentry_name))?;
+            let at = (len as usize) & (EXE_PATH_LEN - 1);
+            let n = bpf_probe_read_kernel_str(
+                rec.exe_path.as_mut_ptr().add(at).cast(),
+                NAME_LEN as u32,
+                name.cast(),
+            );
+            if n <= 0 {
+                return None;
+            }
+            len += (n as u32) & (NAME_LEN as u32 - 1 | NAME_LEN as u32);
+            dentry = parent;
+        }
+        if !done || len as usize > EXE_PATH_LEN {
+            flags |= exe_flags::TRUNCATED;
+        }
+        rec.exe_path_len = if (len as usize) < EXE_PATH_LEN + NAME_LEN {
+            len
+        } else {
+            (EXE_PATH_LEN + NAME_LEN) as u32
+        };
+        Some(flags)
+    }
+}

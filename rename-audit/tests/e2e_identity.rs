@@ -1,0 +1,239 @@
+//! End-to-end: the kernel tells which image made a rename. A binary dropped
+//! in /tmp is judged by its real, absolute path however it is started
+//! (relative path, symlink, daemonized, exec'd away after renaming), exec
+//! events describe the new image, and arguments are capped.
+mod support;
+
+use std::{
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use serde_json::Value;
+use support::{
+    daemon::{Daemon, at, str_at},
+    renamer,
+};
+
+/// A copy of the test renamer in a fresh directory under /tmp, where a
+/// dropper would put it.
+struct Dropped {
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+}
+
+impl Dropped {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ra-dropped-")
+            .tempdir_in("/tmp")
+            .expect("temp dir in /tmp");
+        let binary = dir.path().join("dropper");
+        std::fs::copy(renamer::path(), &binary).expect("copy the renamer to /tmp");
+        Self { dir, binary }
+    }
+
+    /// Runs `./<file> <args>` from the directory, to completion, and returns
+    /// what it printed as `key=value` pairs.
+    fn run_relative(&self, file: &str, cmd: &str, name: &[u8], extra: &[&str]) -> renamer::Output {
+        let out = Command::new(format!("./{file}"))
+            .current_dir(self.dir.path())
+            .arg(cmd)
+            .arg(renamer::hex(name))
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the dropped binary");
+        assert!(out.status.success(), "{file} {cmd} failed: {out:?}");
+        let mut values = std::collections::HashMap::<String, Vec<String>>::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                values.entry(k.to_owned()).or_default().push(v.to_owned());
+            }
+        }
+        renamer::Output { values }
+    }
+}
+
+fn renamed_to(d: &mut Daemon, pid: u32, new_name: &str) -> Value {
+    let new_name = new_name.to_owned();
+    d.wait_for(&format!("pid {pid} renamed to {new_name}"), move |e| {
+        at(e, "process.pid").as_u64() == Some(pid.into())
+            && at(e, "rename.new_name").as_str() == Some(new_name.as_str())
+    })
+}
+
+/// The event names `path` as its executable, with the file's device and
+/// inode, and raises `writable-path-stomp`.
+fn assert_dropped(e: &Value, path: &Path) {
+    assert_eq!(
+        str_at(e, "process.executable").as_bytes(),
+        path.as_os_str().as_bytes(),
+        "{e}"
+    );
+    let meta = std::fs::metadata(path).expect("stat the binary");
+    let device = format!("{}:{}", libc::major(meta.dev()), libc::minor(meta.dev()));
+    assert_eq!(str_at(e, "process.executable_file.device"), device, "{e}");
+    assert_eq!(
+        at(e, "process.executable_file.inode").as_u64(),
+        Some(meta.ino()),
+        "{e}"
+    );
+    assert_eq!(str_at(e, "rule.id"), "writable-path-stomp", "{e}");
+    assert_eq!(str_at(e, "rule.severity"), "high", "{e}");
+}
+
+#[test]
+fn a_dropped_binary_is_named_by_its_real_path_however_it_is_started() {
+    let dropped = Dropped::new();
+    std::os::unix::fs::symlink(&dropped.binary, dropped.dir.path().join("innocent"))
+        .expect("symlink");
+    let mut d = Daemon::start(&[]);
+
+    // Started by a relative path, renaming itself and exiting at once.
+    let out = dropped.run_relative("dropper", "prctl", b"backupd", &[]);
+    let e = renamed_to(&mut d, out.get("pid"), "backupd");
+    assert_dropped(&e, &dropped.binary);
+    assert_eq!(
+        at(&e, "process.args"),
+        &serde_json::json!(["./dropper", "prctl", renamer::hex(b"backupd")])
+    );
+
+    // Through a symlink: the file it points to.
+    let out = dropped.run_relative("innocent", "prctl", b"cron", &[]);
+    let e = renamed_to(&mut d, out.get("pid"), "cron");
+    assert_dropped(&e, &dropped.binary);
+
+    // Daemonized: renames, forks, the parent exits; the child renames on.
+    let out = dropped.run_relative("dropper", "daemonize", b"sshd", &[]);
+    let e = renamed_to(&mut d, out.get("pid"), "sshd");
+    assert_dropped(&e, &dropped.binary);
+    let child = out.get("child-renamed");
+    assert_eq!(child, out.get("child"));
+    let e = renamed_to(&mut d, child, "daemon-child");
+    assert_dropped(&e, &dropped.binary);
+    assert_eq!(
+        at(&e, "process.parent.pid").as_u64(),
+        Some(out.get("pid").into())
+    );
+
+    // Renames, then execs a system binary: the rename is the dropper's.
+    let out = dropped.run_relative("dropper", "prctl-exec", b"updater", &["/usr/bin/true"]);
+    let e = renamed_to(&mut d, out.get("pid"), "updater");
+    assert_dropped(&e, &dropped.binary);
+    d.stop();
+}
+
+#[test]
+fn exec_events_describe_the_new_image() {
+    let mut d = Daemon::start(&["--include-exec"]);
+    let exec_of = |d: &mut Daemon, pid: u32, comm: &str| {
+        let comm = comm.to_owned();
+        d.wait_for(&format!("exec of {pid} into {comm}"), move |e| {
+            at(e, "process.pid").as_u64() == Some(pid.into())
+                && at(e, "rename.method").as_str() == Some("exec")
+                && at(e, "rename.new_name").as_str() == Some(comm.as_str())
+        })
+    };
+
+    // bash runs a command, then replaces itself with sleep.
+    let mut bash = Command::new("/usr/bin/bash")
+        .args(["-c", "/usr/bin/true; exec /usr/bin/sleep 0"])
+        .spawn()
+        .expect("run bash");
+    let pid = bash.id();
+    assert!(bash.wait().expect("wait").success());
+    let e = exec_of(&mut d, pid, "bash");
+    assert_eq!(str_at(&e, "process.executable"), "/usr/bin/bash", "{e}");
+    let e = exec_of(&mut d, pid, "sleep");
+    assert_eq!(str_at(&e, "process.executable"), "/usr/bin/sleep", "{e}");
+    assert_eq!(
+        at(&e, "process.args"),
+        &serde_json::json!(["/usr/bin/sleep", "0"])
+    );
+    assert_eq!(str_at(&e, "rename.old_name"), "bash", "{e}");
+
+    // env execs sleep: each exec carries its own image and arguments.
+    let mut env = Command::new("/usr/bin/env")
+        .args(["sleep", "0"])
+        .spawn()
+        .expect("run env");
+    let pid = env.id();
+    assert!(env.wait().expect("wait").success());
+    let e = exec_of(&mut d, pid, "env");
+    assert_eq!(str_at(&e, "process.executable"), "/usr/bin/env", "{e}");
+    assert_eq!(
+        at(&e, "process.args"),
+        &serde_json::json!(["/usr/bin/env", "sleep", "0"])
+    );
+    let e = exec_of(&mut d, pid, "sleep");
+    assert_eq!(str_at(&e, "process.executable"), "/usr/bin/sleep", "{e}");
+    assert_eq!(at(&e, "process.args"), &serde_json::json!(["sleep", "0"]));
+    d.stop();
+}
+
+#[test]
+fn long_arguments_are_capped_and_marked() {
+    // 200 KB of arguments, before the daemon starts (read from /proc) and
+    // after (read by the kernel at exec).
+    let long: Vec<String> = (0..2000).map(|i| format!("{i:0>99}")).collect();
+    let early = renamer::spawn_waiting(
+        "wait-prctl",
+        b"early-long",
+        &long.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let mut d = Daemon::start(&[]);
+    let pid = early.pid;
+    let out = early.go();
+    assert_eq!(out.get("pid"), pid);
+    let e = renamed_to(&mut d, pid, "early-long");
+    assert_capped(&e);
+
+    let late = renamer::run(
+        "prctl",
+        b"late-long",
+        &long.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let e = renamed_to(&mut d, late.get("pid"), "late-long");
+    assert_capped(&e);
+    d.stop();
+}
+
+/// At most `ARGS_LEN` (1,024) bytes of arguments, NULs included, and the
+/// event says they were cut.
+fn assert_capped(e: &Value) {
+    let args = at(e, "process.args").as_array().expect("process.args");
+    // NUL-separated: one NUL between arguments.
+    let bytes: usize = args
+        .iter()
+        .map(|a| a.as_str().unwrap().len() + 1)
+        .sum::<usize>()
+        - 1;
+    assert!(bytes <= 1024, "{bytes} bytes of arguments: {e}");
+    assert!(bytes > 900, "only {bytes} bytes of arguments kept: {e}");
+    assert_eq!(at(e, "process.args_truncated"), &Value::Bool(true), "{e}");
+}
+
+#[test]
+fn without_cap_sys_ptrace_the_daemon_refuses_to_start_and_says_why() {
+    // Root, but with CAP_SYS_PTRACE gone from every set, as a unit that
+    // dropped it from CapabilityBoundingSet= would run the daemon.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new("setpriv")
+        .args(["--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"])
+        .arg(env!("CARGO_BIN_EXE_rename-audit"))
+        .arg("run")
+        .arg("--output")
+        .arg(dir.path().join("events.json"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the daemon under setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs CAP_SYS_PTRACE") && stderr.contains("AmbientCapabilities="),
+        "the error names the capability and where to grant it: {stderr}"
+    );
+    assert!(!stderr.contains("attached; ready"), "{stderr}");
+}
