@@ -34,6 +34,8 @@ pub mod kind {
     pub const EXEC: u32 = 3;
     /// An [`ExitRecord`](super::ExitRecord).
     pub const EXIT: u32 = 4;
+    /// A [`MountRecord`](super::MountRecord).
+    pub const MOUNT: u32 = 5;
 }
 
 /// How a rename was done (`RenameRecord::method`).
@@ -249,6 +251,18 @@ pub struct ExitRecord {
     pub _pad: u32,
 }
 
+/// A mount syscall (`mount`, `move_mount`) succeeded. The daemon then reads
+/// the mount table again, to find a `/proc/<pid>` with something mounted
+/// over it: a process hidden from `ps`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MountRecord {
+    pub hdr: RecordHeader,
+    /// Thread and process id of the task that mounted.
+    pub tid: u32,
+    pub tgid: u32,
+}
+
 /// Per-thread storm state, a slot of the memory-mapped `STORMS` array.
 ///
 /// The kernel claims a free slot (`owner_tid` 0 -> tid, compare-and-swap)
@@ -346,8 +360,9 @@ pub struct KernelOffsets {
     pub css_set_dfl_cgrp: u32,
     pub cgroup_kn: u32,
     pub kernfs_node_id: u32,
-    /// Keeps the size a multiple of 8 (no implicit padding in `Settings`).
-    pub _reserved: u32,
+    /// Offset of `ret` in the syscall exit tracepoints' records (from the
+    /// tracefs format file of `syscalls/sys_exit_mount`).
+    pub syscall_exit_ret: u32,
 }
 
 /// How the rename that exec does is recognized (`Settings::exec_detect`).
@@ -440,6 +455,7 @@ mod pod {
     unsafe impl aya::Pod for ForkRecord {}
     unsafe impl aya::Pod for ExecRecord {}
     unsafe impl aya::Pod for ExitRecord {}
+    unsafe impl aya::Pod for MountRecord {}
     unsafe impl aya::Pod for StormSlot {}
     unsafe impl aya::Pod for RateState {}
     unsafe impl aya::Pod for KernelOffsets {}
@@ -458,6 +474,7 @@ mod tests {
         assert_eq!(size_of::<RenameRecord>(), 16 + 24 + 8 + 48 + 8);
         assert_eq!(size_of::<ForkRecord>(), 16 + 32 + 16);
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
+        assert_eq!(size_of::<MountRecord>(), 16 + 8);
         assert_eq!(size_of::<StormSlot>(), 72);
         assert_eq!(size_of::<KernelOffsets>(), 32 * 4);
         assert_eq!(size_of::<Settings>(), 32 * 4 + 6 * 8 + 6 * 4);

@@ -137,7 +137,8 @@ fn walk(task: Task, rec: &mut ExecRecord) -> Option<u32> {
             if n <= 0 {
                 return None;
             }
-            len += (n as u32) & (NAME_LEN as u32 - 1 | NAME_LEN as u32);
+            // n is at most NAME_LEN; the mask tells the verifier so.
+            len += (n as u32) & ((NAME_LEN as u32 - 1) | NAME_LEN as u32);
             dentry = parent;
         }
         if !done || len as usize > EXE_PATH_LEN {

@@ -1,6 +1,6 @@
 //! Stage 3, classify: applies lifecycle records to the process table and
 //! turns renames, summaries and loss reports into enriched [`Event`]s.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rename_audit_common::{RenameRecord, method, rename_flags};
@@ -10,7 +10,8 @@ use crate::{
     capture::{Record, StormSummary},
     clock::{self, WallClock},
     event::{
-        Body, Class, Event, Lost, LostReason, Method, ProcessContext, Rename, Summary, Writer,
+        Body, Class, Event, Hidden, HiddenFound, Lost, LostReason, Method, ProcessContext, Rename,
+        Summary, Writer,
     },
     names::Name,
     proctable::{ProcKey, ProcessTable},
@@ -57,6 +58,13 @@ pub struct Classifier {
     /// Exec renames waiting for their exec record, which follows in the same
     /// ring and tells the new image the event must describe; by pid.
     pending_exec: HashMap<u32, PendingExec>,
+    /// Covered /proc entries reported and still covered.
+    hidden: HashSet<(u32, Name)>,
+    /// Whether the mount table was read once (at start-up).
+    mounts_read: bool,
+    /// A mount was made since the mount table was last read, and by whom.
+    mounts_changed: bool,
+    mounters: Vec<u32>,
     clock: WallClock,
     clock_taken_ns: u64,
     host: Arc<str>,
@@ -69,6 +77,10 @@ impl Classifier {
         Self {
             table,
             pending_exec: HashMap::new(),
+            hidden: HashSet::new(),
+            mounts_read: false,
+            mounts_changed: false,
+            mounters: Vec::new(),
             clock: WallClock::now(),
             clock_taken_ns: clock::monotonic_ns(),
             host,
@@ -105,6 +117,12 @@ impl Classifier {
                 }
             }
             Record::Exit(r) => self.table.apply_exit(&r, r.hdr.ktime_ns),
+            Record::Mount(r) => {
+                if !self.mounters.contains(&r.tgid) {
+                    self.mounters.push(r.tgid);
+                }
+                self.mounts_changed = true;
+            }
             Record::Rename(r) => return self.rename(&r),
             Record::Summary(s) => return self.summary(&s),
             Record::Kernel(k) => return Classified::Kernel(k),
@@ -152,6 +170,56 @@ impl Classifier {
                 events.push(self.exec_event(p));
             }
         }
+        events
+    }
+
+    /// `process-hidden` events for /proc entries newly covered: all of them
+    /// the first time (start-up), then after mounts the kernel reported.
+    pub fn hidden_events(&mut self) -> Vec<Classified> {
+        let found = if !self.mounts_read {
+            HiddenFound::StartUp
+        } else if self.mounts_changed {
+            HiddenFound::Mount
+        } else {
+            return Vec::new();
+        };
+        self.mounts_read = true;
+        self.mounts_changed = false;
+        let mounters = std::mem::take(&mut self.mounters);
+        let covered = self.table.covered_procs(&mounters);
+        let now: HashSet<(u32, Name)> = covered
+            .iter()
+            .map(|c| (c.pid, c.mount_point.clone()))
+            .collect();
+        let mut events = Vec::new();
+        for c in covered {
+            if self.hidden.contains(&(c.pid, c.mount_point.clone())) {
+                continue;
+            }
+            let process = match self.table.load_pid(c.pid) {
+                Some(key) => {
+                    let p = self.table.get(&key).expect("just loaded");
+                    self.table.context(p, u64::MAX, &self.clock)
+                }
+                None => ProcessContext {
+                    pid: c.pid,
+                    ..ProcessContext::default()
+                },
+            };
+            let timestamp = self.clock.from_monotonic(clock::monotonic_ns());
+            events.push(self.event(
+                timestamp,
+                Some(process),
+                Body::Hidden(Hidden {
+                    pid: c.pid,
+                    covered_by: c.covered_by,
+                    mount_point: c.mount_point,
+                    found,
+                }),
+            ));
+        }
+        // Forget entries no longer covered, so covering one again is news.
+        self.hidden = now;
         events
     }
 

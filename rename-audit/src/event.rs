@@ -194,6 +194,38 @@ pub struct Summary {
     pub thread_exited: bool,
 }
 
+/// A process hidden from `ps`: something is mounted over its `/proc/<pid>`
+/// (the event's process is the hidden one, read through the daemon's own
+/// procfs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hidden {
+    pub pid: u32,
+    /// The process whose /proc entry was mounted over it, when the mount is
+    /// a bind mount of another /proc/<pid>.
+    pub covered_by: Option<u32>,
+    /// Where the mount is, e.g. `/proc/4242`.
+    pub mount_point: Name,
+    /// Found at start-up or after a mount made while running.
+    pub found: HiddenFound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HiddenFound {
+    /// In the mount table when the daemon started.
+    StartUp,
+    /// After a `mount` or `move_mount` the kernel reported.
+    Mount,
+}
+
+impl HiddenFound {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HiddenFound::StartUp => "start-up",
+            HiddenFound::Mount => "mount",
+        }
+    }
+}
+
 /// Records the kernel could not send, or (class `Output`, reason
 /// `WriteFailed`) the daemon could not write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,6 +240,7 @@ pub enum Body {
     Rename(Rename),
     Summary(Summary),
     Lost(Lost),
+    Hidden(Hidden),
 }
 
 impl Body {
@@ -218,6 +251,7 @@ impl Body {
             Body::Rename(_) => "thread-renamed",
             Body::Summary(_) => "renames-summarized",
             Body::Lost(_) => "events-lost",
+            Body::Hidden(_) => "process-hidden",
         }
     }
 }

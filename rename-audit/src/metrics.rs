@@ -330,6 +330,7 @@ impl Metrics {
             // Output losses are counted when they happen (`output_lost`):
             // their record may come much later, or never.
             Body::Lost(l) if l.class == Class::Output => {}
+            Body::Hidden(_) => {}
             Body::Lost(l) => {
                 self.lost
                     .get_or_create(&ClassLabels {

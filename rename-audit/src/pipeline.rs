@@ -125,6 +125,9 @@ impl Pipeline {
     /// idle: flush, report output losses once the output works again, and
     /// tell the daemon to stop if the output failed for good.
     fn settle(&mut self) {
+        for hidden in self.classifier.hidden_events() {
+            self.handle(hidden);
+        }
         self.output.flush();
         if let Some(count) = self.output.losses_to_report() {
             let lost = self.classifier.output_lost(count);

@@ -73,8 +73,11 @@ fn assert_dropped(e: &Value, path: &Path) {
         "{e}"
     );
     let meta = std::fs::metadata(path).expect("stat the binary");
-    let device = format!("{}:{}", libc::major(meta.dev()), libc::minor(meta.dev()));
-    assert_eq!(str_at(e, "process.executable_file.device"), device, "{e}");
+    assert_eq!(
+        str_at(e, "process.executable_file.device"),
+        mount_device_of(path),
+        "{e}"
+    );
     assert_eq!(
         at(e, "process.executable_file.inode").as_u64(),
         Some(meta.ino()),
@@ -82,6 +85,32 @@ fn assert_dropped(e: &Value, path: &Path) {
     );
     assert_eq!(str_at(e, "rule.id"), "writable-path-stomp", "{e}");
     assert_eq!(str_at(e, "rule.severity"), "high", "{e}");
+}
+
+/// `major:minor` of the file system holding `path`, as the mount table
+/// lists it (the superblock's device; `stat` reports another on overlayfs
+/// and btrfs).
+fn mount_device_of(path: &Path) -> String {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let path = path.as_os_str().as_bytes();
+    table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let mount_point = fields.get(4)?.as_bytes();
+            let inside = path.starts_with(mount_point)
+                && (mount_point == b"/"
+                    || path.len() == mount_point.len()
+                    || path[mount_point.len()] == b'/');
+            inside.then(|| (mount_point.len(), fields[2].to_owned()))
+        })
+        // The last of the deepest mount points is the one on top.
+        .fold(None, |best: Option<(usize, String)>, m| match &best {
+            Some(b) if b.0 > m.0 => best,
+            _ => Some(m),
+        })
+        .expect("a mount holds the binary")
+        .1
 }
 
 #[test]
@@ -236,4 +265,91 @@ fn without_cap_sys_ptrace_the_daemon_refuses_to_start_and_says_why() {
         "the error names the capability and where to grant it: {stderr}"
     );
     assert!(!stderr.contains("attached; ready"), "{stderr}");
+}
+
+/// A bind mount of kthreadd's /proc entry over a process's own, the way a
+/// process hides from `ps` (Atomic Red Team T1036.004, test 4); undone on drop.
+struct Hidden {
+    mount_point: String,
+}
+
+impl Hidden {
+    fn hide(pid: u32) -> Self {
+        let mount_point = format!("/proc/{pid}");
+        let status = Command::new("mount")
+            .args(["--bind", "/proc/2", &mount_point])
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount --bind /proc/2 {mount_point}");
+        let shown = std::fs::read_to_string(format!("{mount_point}/comm")).unwrap();
+        assert_eq!(shown, "kthreadd\n", "ps now shows kthreadd for {pid}");
+        Self { mount_point }
+    }
+}
+
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount_point).status();
+    }
+}
+
+fn hidden_alert(d: &mut Daemon, pid: u32) -> Value {
+    d.wait_for(&format!("process-hidden for {pid}"), move |e| {
+        at(e, "event.action").as_str() == Some("process-hidden")
+            && at(e, "hidden.pid").as_u64() == Some(pid.into())
+    })
+}
+
+#[test]
+fn hidden_processes_are_reported_and_keep_their_identity() {
+    let exe = renamer::path().as_os_str().as_bytes();
+    // Hidden before the daemon starts.
+    let early = renamer::spawn_waiting("wait-prctl", b"early-hidden", &[]);
+    let _early_mount = Hidden::hide(early.pid);
+    let mut d = Daemon::start(&[]);
+    let e = hidden_alert(&mut d, early.pid);
+    assert_eq!(str_at(&e, "hidden.found"), "start-up", "{e}");
+    assert_eq!(at(&e, "hidden.covered_by.pid").as_u64(), Some(2), "{e}");
+    assert_eq!(
+        str_at(&e, "hidden.mount_point"),
+        format!("/proc/{}", early.pid)
+    );
+    assert_eq!(str_at(&e, "rule.id"), "process-hidden", "{e}");
+    assert_eq!(str_at(&e, "rule.severity"), "high", "{e}");
+    assert_eq!(at(&e, "threat.technique.id"), &serde_json::json!(["T1564"]));
+    // Read through the daemon's own procfs: the real process, not kthreadd.
+    assert_eq!(str_at(&e, "process.executable").as_bytes(), exe, "{e}");
+    assert_eq!(
+        at(&e, "process.parent.pid").as_u64(),
+        Some(std::process::id().into())
+    );
+
+    // Its later rename is judged with its real executable and parent.
+    let pid = early.pid;
+    early.go();
+    let e = d.wait_for("the hidden process's rename", move |e| {
+        at(e, "process.pid").as_u64() == Some(pid.into())
+            && at(e, "rename.new_name").as_str() == Some("early-hidden")
+    });
+    assert_eq!(str_at(&e, "process.executable").as_bytes(), exe, "{e}");
+    assert_eq!(
+        at(&e, "process.parent.pid").as_u64(),
+        Some(std::process::id().into()),
+        "{e}"
+    );
+    assert!(!args_empty(&e), "{e}");
+
+    // Hidden while the daemon runs: the mount syscall is seen.
+    let late = renamer::spawn_waiting("wait-prctl", b"late-hidden", &[]);
+    let _late_mount = Hidden::hide(late.pid);
+    let e = hidden_alert(&mut d, late.pid);
+    assert_eq!(str_at(&e, "hidden.found"), "mount", "{e}");
+    assert_eq!(at(&e, "hidden.covered_by.pid").as_u64(), Some(2), "{e}");
+    assert_eq!(str_at(&e, "process.executable").as_bytes(), exe, "{e}");
+    late.go();
+    d.stop();
+}
+
+fn args_empty(e: &Value) -> bool {
+    at(e, "process.args").as_array().is_none_or(Vec::is_empty)
 }

@@ -15,9 +15,9 @@ pub use records::{DecodeError, KernelState, Record, StormSummary, decode};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Map, MapData, PerCpuArray, RingBuf},
-    programs::BtfTracePoint,
+    programs::{BtfTracePoint, TracePoint},
 };
-use rename_audit_common::{STORM_SLOTS, Settings, exec_detect, maps};
+use rename_audit_common::{KernelOffsets, STORM_SLOTS, Settings, exec_detect, maps};
 
 /// The kernel programs, built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rename-audit"));
@@ -82,6 +82,7 @@ pub struct Capture {
     storm_slots: u32,
     ring_bytes: (u32, u32),
     kernel: KernelSupport,
+    mounts_watched: bool,
 }
 
 /// One kernel hook: the program to load and the BTF tracepoint it attaches
@@ -159,8 +160,14 @@ impl Capture {
                 "storm_slots must be at least 1".into(),
             ));
         }
+        // The mount hooks are syscall tracepoints, whose record layout is
+        // in their tracefs format file.
+        let mount_ret = syscall_exit_ret_offset();
         let settings = Settings {
-            offsets,
+            offsets: KernelOffsets {
+                syscall_exit_ret: mount_ret.as_ref().map_or(0, |&o| o),
+                ..offsets
+            },
             thread_interval_ns: interval(opts.thread_rate, "thread_rate")?,
             thread_tolerance_ns: interval(opts.thread_rate, "thread_rate")?
                 * u64::from(opts.thread_burst.max(1) - 1),
@@ -204,6 +211,17 @@ impl Capture {
                 })?;
         }
         drop(btf);
+        let mounts_watched = match mount_ret {
+            Ok(_) => attach_mount_hooks(&mut ebpf),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = &mounts_watched {
+            tracing::warn!(
+                %error,
+                "mounts made while running are not watched: a process hidden by a mount over \
+                 its /proc entry after start-up is not reported (those hidden before start-up are)"
+            );
+        }
         // Parsing the kernel's BTF (twice: offsets, then attach) leaves tens of
         // MiB of freed heap behind; hand it back to the OS.
         #[cfg(target_env = "gnu")]
@@ -216,12 +234,19 @@ impl Capture {
             storm_slots: opts.storm_slots,
             ring_bytes: (prio, thread),
             kernel,
+            mounts_watched: mounts_watched.is_ok(),
         })
     }
 
     /// The running kernel and the hook variants in use.
     pub fn kernel(&self) -> &KernelSupport {
         &self.kernel
+    }
+
+    /// Whether mounts made while running are reported (syscall tracepoints
+    /// attached).
+    pub fn mounts_watched(&self) -> bool {
+        self.mounts_watched
     }
 
     /// Ring sizes in use: (priority, thread).
@@ -251,6 +276,34 @@ impl Capture {
                 .map_err(|e| CaptureError::Map(maps::STORMS, format!("mmap: {e}")))?;
         Ok(Drainer::new(priority, thread, lost, faults, slots, storms))
     }
+}
+
+/// The syscalls after which the mount table is read again.
+const MOUNT_SYSCALLS: [&str; 2] = ["sys_exit_mount", "sys_exit_move_mount"];
+
+/// Where `ret` is in a syscall exit tracepoint's record, from the format
+/// file of `syscalls/sys_exit_mount`.
+fn syscall_exit_ret_offset() -> Result<u32, String> {
+    let path = "/sys/kernel/tracing/events/syscalls/sys_exit_mount/format";
+    let format = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    format
+        .lines()
+        .find(|l| l.contains("field:long ret;"))
+        .and_then(|l| l.split("offset:").nth(1))
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("{path}: no \"ret\" field"))
+}
+
+fn attach_mount_hooks(ebpf: &mut Ebpf) -> Result<(), String> {
+    let prog: &mut TracePoint = program_mut(ebpf, "mount_exit").map_err(|e| e.to_string())?;
+    prog.load()
+        .map_err(|e| format!("loading mount_exit: {e}"))?;
+    for syscall in MOUNT_SYSCALLS {
+        prog.attach("syscalls", syscall)
+            .map_err(|e| format!("attaching mount_exit to syscalls/{syscall}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, CaptureError>

@@ -78,7 +78,8 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         css_set_dfl_cgrp: css_set.offset("dfl_cgrp")?,
         cgroup_kn: cgroup.offset("kn")?,
         kernfs_node_id: kernfs_node.offset("id")?,
-        _reserved: 0,
+        // Filled from tracefs by the capture, when the mount hooks attach.
+        syscall_exit_ret: 0,
     })
 }
 

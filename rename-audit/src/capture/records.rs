@@ -1,6 +1,7 @@
 //! Decoding ring-buffer bytes into typed records.
 use rename_audit_common::{
-    ExecRecord, ExitRecord, ForkRecord, RecordHeader, RenameRecord, TASK_COMM_LEN, kind,
+    ExecRecord, ExitRecord, ForkRecord, MountRecord, RecordHeader, RenameRecord, TASK_COMM_LEN,
+    kind,
 };
 
 use crate::event::{Class, LostReason};
@@ -40,6 +41,8 @@ pub enum Record {
     Fork(ForkRecord),
     Exec(Box<ExecRecord>),
     Exit(ExitRecord),
+    /// A mount was made: look for newly hidden processes.
+    Mount(MountRecord),
     Summary(StormSummary),
     Lost {
         class: Class,
@@ -58,6 +61,7 @@ impl Record {
             Record::Fork(r) => r.hdr.ktime_ns,
             Record::Exec(r) => r.hdr.ktime_ns,
             Record::Exit(r) => r.hdr.ktime_ns,
+            Record::Mount(r) => r.hdr.ktime_ns,
             Record::Summary(s) => s.last_seen_ns,
             Record::Lost { ktime_ns, .. } => *ktime_ns,
             Record::Kernel(k) => k.ktime_ns,
@@ -99,6 +103,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         kind::FORK => Record::Fork(read(bytes, hdr.kind)?),
         kind::EXEC => Record::Exec(Box::new(read(bytes, hdr.kind)?)),
         kind::EXIT => Record::Exit(read(bytes, hdr.kind)?),
+        kind::MOUNT => Record::Mount(read(bytes, hdr.kind)?),
         other => return Err(DecodeError::UnknownKind(other)),
     })
 }

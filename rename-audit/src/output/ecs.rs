@@ -101,6 +101,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     lost: Option<LostOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    hidden: Option<HiddenOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<RuleOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     threat: Option<ThreatOut>,
@@ -264,6 +266,23 @@ struct SummaryOut<'a> {
     thread_exited: bool,
 }
 
+/// `hidden`: a /proc/<pid> with something mounted over it.
+#[derive(Serialize)]
+struct HiddenOut<'a> {
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    covered_by: Option<CoveredBy>,
+    mount_point: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mount_point_hex: Option<String>,
+    found: &'static str,
+}
+
+#[derive(Serialize)]
+struct CoveredBy {
+    pid: u32,
+}
+
 #[derive(Serialize)]
 struct LostOut {
     count: u64,
@@ -309,7 +328,7 @@ impl<'a> Line<'a> {
         let thread = match &ev.body {
             Body::Rename(r) => Some(ThreadOut::new(r.tid, &r.new_name)),
             Body::Summary(s) => Some(ThreadOut::new(s.tid, &s.last_name)),
-            Body::Lost(_) => None,
+            Body::Lost(_) | Body::Hidden(_) => None,
         };
         let process = match (&ev.process, thread) {
             (Some(ctx), thread) => Some(ProcessOut::new(ctx, thread)),
@@ -326,7 +345,7 @@ impl<'a> Line<'a> {
                 category: ["process"],
                 type_: match ev.body {
                     Body::Rename(_) => ["change"],
-                    Body::Summary(_) | Body::Lost(_) => ["info"],
+                    Body::Summary(_) | Body::Lost(_) | Body::Hidden(_) => ["info"],
                 },
                 action: ev.body.action(),
                 id: EventId(ev.sequence),
@@ -395,6 +414,19 @@ impl<'a> Line<'a> {
                     class: l.class.as_str(),
                     reason: l.reason.as_str(),
                 }),
+                _ => None,
+            },
+            hidden: match &ev.body {
+                Body::Hidden(h) => {
+                    let (mount_point, mount_point_hex) = text_and_hex(&h.mount_point);
+                    Some(HiddenOut {
+                        pid: h.pid,
+                        covered_by: h.covered_by.map(|pid| CoveredBy { pid }),
+                        mount_point,
+                        mount_point_hex,
+                        found: h.found.as_str(),
+                    })
+                }
                 _ => None,
             },
             rule: alert.map(|a| RuleOut {

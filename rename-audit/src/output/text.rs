@@ -117,6 +117,8 @@ impl<'a> TextLine<'a> {
                     class: Cow::Borrowed(l.class.as_str()),
                 });
             }
+            // The process fields say which one; the alert says how.
+            Body::Hidden(_) => {}
         }
         line
     }

@@ -1,6 +1,7 @@
 //! Stage 2, the process table: every live process, keyed so pid reuse
 //! cannot mix two of them, kept exact from fork/exec/exit records after one
 //! /proc snapshot at start-up.
+mod hidden;
 mod snapshot;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -13,6 +14,7 @@ use crate::{
     event::{ParentContext, ProcessContext},
     names::Name,
 };
+pub use hidden::Covered;
 pub use snapshot::{ProcRoot, SnapshotError, boottime_to_ticks, exec_name, split_args};
 
 /// What a process runs: its executable and arguments, from one exec (or
@@ -49,7 +51,7 @@ impl Image {
         let readable = r.exe_flags & exe_flags::UNREADABLE == 0;
         Image {
             executable: readable.then(|| exe_path(r)),
-            file: (readable && r.exe_ino != 0).then(|| ExeFile {
+            file: (readable && r.exe_ino != 0).then_some(ExeFile {
                 // The kernel's dev_t: 12 bits of major above 20 of minor.
                 major: (r.exe_dev >> 20) as u32,
                 minor: (r.exe_dev & 0xf_ffff) as u32,
@@ -340,6 +342,40 @@ impl ProcessTable {
             }
         }
         dead.len()
+    }
+
+    /// Covered /proc entries in the daemon's mount table and in those of
+    /// `mounters` (processes that just mounted, maybe in another mount
+    /// namespace), each once.
+    pub fn covered_procs(&self, mounters: &[u32]) -> Vec<Covered> {
+        let mut found: Vec<Covered> = Vec::new();
+        let tables = std::iter::once(self.proc_root.mountinfo(None)).chain(
+            mounters
+                .iter()
+                .map(|&pid| self.proc_root.mountinfo(Some(pid))),
+        );
+        for table in tables.flatten() {
+            for c in hidden::covered(&table) {
+                if !found.iter().any(|f| f.pid == c.pid) {
+                    found.push(c);
+                }
+            }
+        }
+        found
+    }
+
+    /// The table's entry for a live process by pid, read from /proc when
+    /// missing. Only through a private procfs: the host's /proc/<pid> of a
+    /// hidden process shows the process that covers it.
+    pub fn load_pid(&mut self, pid: u32) -> Option<ProcKey> {
+        if !self.proc_root.is_private() {
+            return None;
+        }
+        let key = ProcKey {
+            tgid: pid,
+            start_ticks: self.proc_root.start_ticks(pid)?,
+        };
+        self.get_or_load(key).map(|p| p.key)
     }
 
     /// Keys of live processes whose main thread is called `name`.

@@ -102,6 +102,15 @@ impl ProcRoot {
         self.path.join(pid.to_string()).join(name)
     }
 
+    /// The mount table of `pid`'s mount namespace (`None`: the daemon's).
+    pub fn mountinfo(&self, pid: Option<u32>) -> Option<String> {
+        let path = match pid {
+            Some(pid) => self.file(pid, "mountinfo"),
+            None => self.path.join("self").join("mountinfo"),
+        };
+        fs::read_to_string(path).ok()
+    }
+
     /// Every process id.
     pub fn pids(&self) -> Vec<u32> {
         let Ok(dir) = fs::read_dir(&self.path) else {

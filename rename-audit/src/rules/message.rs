@@ -3,7 +3,7 @@
 
 use super::Reason;
 use super::paths::Writable;
-use crate::event::{ProcessContext, Rename};
+use crate::event::{Hidden, ProcessContext, Rename};
 use crate::names::Name;
 
 pub(super) fn build(process: &ProcessContext, rename: &Rename, reason: &Reason) -> String {
@@ -62,5 +62,22 @@ pub(super) fn build(process: &ProcessContext, rename: &Rename, reason: &Reason) 
     format!(
         "{subject} from \"{}\" to \"{new}\": {why}",
         rename.old_name.escaped()
+    )
+}
+
+/// The message of a `process-hidden` alert.
+pub(super) fn hidden(process: Option<&ProcessContext>, hidden: &Hidden) -> String {
+    let exe = match process.and_then(|p| p.executable.as_ref()) {
+        Some(exe) => exe.escaped(),
+        None => "unknown executable".to_owned(),
+    };
+    let covering = match hidden.covered_by {
+        Some(pid) => format!("the /proc entry of process {pid}"),
+        None => "another file system".to_owned(),
+    };
+    format!(
+        "process {} ({exe}) is hidden from ps: {covering} is mounted over {}",
+        hidden.pid,
+        hidden.mount_point.escaped()
     )
 }

@@ -24,7 +24,7 @@ mod tests;
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
-use crate::event::{Alert, Body, Event, Method, ProcessContext, Rename, Severity};
+use crate::event::{Alert, Body, Event, Hidden, Method, ProcessContext, Rename, Severity};
 use crate::names::Name;
 
 pub use allow::{AllowConfig, AllowEntry, Pattern, PatternError, default_allowlist};
@@ -46,15 +46,23 @@ pub enum RuleId {
     KernelThreadMimic,
     WritablePathStomp,
     SystemNameMimic,
+    /// Not about a rename: a process hidden from `ps` by a mount over its
+    /// /proc entry, which masquerading processes do too.
+    ProcessHidden,
     SiblingRenamedMain,
     ProcessRenamed,
 }
 
+/// Number of rules.
+const RULES: usize = 6;
+
 impl RuleId {
-    pub const ALL: [RuleId; 5] = [
+    /// Most severe first, in declaration order ([`RuleId::index`]).
+    pub const ALL: [RuleId; RULES] = [
         RuleId::KernelThreadMimic,
         RuleId::WritablePathStomp,
         RuleId::SystemNameMimic,
+        RuleId::ProcessHidden,
         RuleId::SiblingRenamedMain,
         RuleId::ProcessRenamed,
     ];
@@ -67,6 +75,7 @@ impl RuleId {
             RuleId::SystemNameMimic => "system-name-mimic",
             RuleId::SiblingRenamedMain => "sibling-renamed-main",
             RuleId::ProcessRenamed => "process-renamed",
+            RuleId::ProcessHidden => "process-hidden",
         }
     }
 
@@ -82,13 +91,16 @@ impl RuleId {
             RuleId::SystemNameMimic => "Process masquerading as a system program",
             RuleId::SiblingRenamedMain => "Main thread renamed by a sibling thread",
             RuleId::ProcessRenamed => "Process renamed itself",
+            RuleId::ProcessHidden => "Process hidden by a mount over its /proc entry",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
             RuleId::KernelThreadMimic => Severity::Critical,
-            RuleId::WritablePathStomp | RuleId::SystemNameMimic => Severity::High,
+            RuleId::WritablePathStomp | RuleId::SystemNameMimic | RuleId::ProcessHidden => {
+                Severity::High
+            }
             RuleId::SiblingRenamedMain => Severity::Medium,
             RuleId::ProcessRenamed => Severity::Low,
         }
@@ -99,6 +111,10 @@ impl RuleId {
         match self {
             RuleId::KernelThreadMimic | RuleId::SystemNameMimic => Some("T1036.004"),
             RuleId::WritablePathStomp => Some("T1036.005"),
+            // Hide Artifacts: Atomic Red Team files its test of this trick
+            // (a kernel thread's /proc entry bound over one's own) under
+            // T1036.004, but what it does is hide the process.
+            RuleId::ProcessHidden => Some("T1564"),
             RuleId::SiblingRenamedMain | RuleId::ProcessRenamed => None,
         }
     }
@@ -146,11 +162,11 @@ enum Reason {
 /// The built-in rules with their configuration and allow-lists, ready to run.
 #[derive(Clone, Debug)]
 pub struct RuleEngine {
-    enabled: [bool; 5],
+    enabled: [bool; RULES],
     writable_paths: Vec<Vec<u8>>,
     system_names: HashSet<Vec<u8>>,
     /// Allow entries that apply to each rule, indexed by [`RuleId::index`].
-    allow: [Vec<AllowEntry>; 5],
+    allow: [Vec<AllowEntry>; RULES],
 }
 
 impl RuleEngine {
@@ -198,8 +214,10 @@ impl RuleEngine {
     /// candidates. Every rule is checked: the alert carries the most severe
     /// match as its rule and lists all of them in [`Alert::matched`].
     pub fn evaluate(&self, ev: &Event, index: &dyn ProcessIndex) -> Option<Alert> {
-        let Body::Rename(rename) = &ev.body else {
-            return None;
+        let rename = match &ev.body {
+            Body::Rename(rename) => rename,
+            Body::Hidden(hidden) => return self.hidden(ev, hidden),
+            Body::Summary(_) | Body::Lost(_) => return None,
         };
         if matches!(rename.method, Method::Exec | Method::Kernel) {
             return None;
@@ -233,6 +251,22 @@ impl RuleEngine {
             technique: id.technique(),
             message: message::build(process, rename, &reason),
             matched,
+        })
+    }
+
+    /// A hidden process is always alerted on, unless the rule is off.
+    fn hidden(&self, ev: &Event, hidden: &Hidden) -> Option<Alert> {
+        let id = RuleId::ProcessHidden;
+        if !self.enabled[id.index()] {
+            return None;
+        }
+        Some(Alert {
+            rule_id: id.as_str(),
+            rule_name: id.name(),
+            severity: id.severity(),
+            technique: id.technique(),
+            message: message::hidden(ev.process.as_ref(), hidden),
+            matched: vec![id.as_str()],
         })
     }
 
@@ -287,6 +321,7 @@ impl RuleEngine {
             RuleId::ProcessRenamed => {
                 (changed && rename.main_thread && !to_own_name).then_some(Reason::Renamed)
             }
+            RuleId::ProcessHidden => None,
         }
     }
 }

@@ -116,6 +116,16 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
                 ("count", l.count.to_string()),
             ]);
         }
+        Body::Hidden(h) => {
+            p.extend([
+                ("hidden_pid", h.pid.to_string()),
+                ("mount_point", h.mount_point.escaped()),
+                ("found", h.found.as_str().to_owned()),
+            ]);
+            if let Some(by) = h.covered_by {
+                p.push(("covered_by_pid", by.to_string()));
+            }
+        }
     }
     p
 }
@@ -147,6 +157,11 @@ fn one_liner(ev: &Event) -> String {
             s.tid,
             s.count,
             s.last_name.escaped()
+        ),
+        Body::Hidden(h) => format!(
+            "process hidden: pid {} is covered by a mount at \"{}\"",
+            h.pid,
+            h.mount_point.escaped()
         ),
         Body::Lost(l) if l.class == Class::Output => format!(
             "events lost: {} records could not be written to the output ({})",
