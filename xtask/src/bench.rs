@@ -13,7 +13,7 @@
 //! speed.
 use std::{
     fs,
-    io::{Read, Seek},
+    io::{Read, Seek, Write as _},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread::sleep,
@@ -47,6 +47,12 @@ pub struct BenchArgs {
     /// Daemon start-ups timed for the start-up figures.
     #[arg(long, default_value_t = 5)]
     pub startups: usize,
+    /// Short-lived processes forked for the fork-storm memory figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub forks: u64,
+    /// Only measure the daemon's memory under fork storms.
+    #[arg(long)]
+    pub memory_only: bool,
 }
 
 /// The execve rule most fleets run.
@@ -121,6 +127,11 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         return b.search(args.search_log_mib);
     }
     let rounds = args.rounds.max(1);
+    if args.memory_only {
+        println!("# rename-audit memory benchmark");
+        println!("machine: {}", machine());
+        return memory(&b, args.forks);
+    }
 
     println!("# rename-audit benchmark");
     println!("machine: {}", machine());
@@ -185,6 +196,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
 
     everyday(&b, cpus, rounds)?;
     startup(&b, args.startups)?;
+    memory(&b, args.forks)?;
     println!();
     println!(
         "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | RSS during run MiB | peak RSS incl. start-up MiB |"
@@ -267,6 +279,88 @@ fn everyday(b: &Bench, cpus: usize, rounds: usize) -> Result<()> {
         "(daemon CPU: user+system seconds the daemon used while the workload ran, per million processes or threads)"
     );
     Ok(())
+}
+
+/// The daemon's RSS under fork storms: at ready, at its highest while the
+/// storm ran, and once exited processes were freed (a few seconds after).
+fn memory(b: &Bench, forks: u64) -> Result<()> {
+    println!();
+    println!("Daemon memory under fork storms (RSS, MiB):");
+    println!();
+    println!("| workload | at ready | highest during | after |");
+    println!("|---|---|---|---|");
+    let padding: Vec<String> = (0..2000).map(|i| format!("{i:0>99}")).collect();
+    for (label, count, long) in [
+        (format!("{forks} forks"), forks, false),
+        (
+            "5000 forks of a parent with 200 KB of arguments, started before the daemon".to_owned(),
+            5000,
+            true,
+        ),
+    ] {
+        // The long-argument parent exists before the daemon, so its
+        // arguments come from the start-up snapshot, as in the issue.
+        let mut parent = Command::new(&b.renamer);
+        parent.args(["forks", "", &count.to_string(), "wait"]);
+        if long {
+            parent.args(&padding);
+        }
+        let mut parent = parent
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the fork workload")?;
+        let mut out = std::io::BufReader::new(parent.stdout.take().context("stdout")?);
+        let mut line = String::new();
+        while !line.starts_with("waiting=") {
+            line.clear();
+            ensure!(
+                std::io::BufRead::read_line(&mut out, &mut line)? > 0,
+                "the fork workload ended early"
+            );
+        }
+        let child = b.start_daemon(&b.dir.join("memory.json"))?;
+        let pid = child.id();
+        let at_ready = status_kib(pid, "VmRSS:");
+        let (done, sampler) = sample_rss(pid);
+        parent.stdin.take().context("stdin")?.write_all(b"go\n")?;
+        let status = parent.wait()?;
+        ensure!(status.success(), "the fork workload failed: {status}");
+        // Exited processes are kept 2 s for late records, then freed.
+        std::thread::sleep(Duration::from_secs(4));
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let highest = sampler.join().unwrap_or(0);
+        let after = status_kib(pid, "VmRSS:");
+        Bench::stop_daemon(child)?;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!(
+            "| {label} | {:.1} | {:.1} | {:.1} |",
+            mib(at_ready),
+            mib(highest.max(after)),
+            mib(after)
+        );
+    }
+    Ok(())
+}
+
+/// Samples `pid`'s RSS every 50 ms until told to stop; returns the highest.
+fn sample_rss(
+    pid: u32,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&done);
+    let sampler = std::thread::spawn(move || {
+        let mut max = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            max = max.max(status_kib(pid, "VmRSS:"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        max
+    });
+    (done, sampler)
 }
 
 /// Time from start to ready and RSS at ready, over `n` start-ups.

@@ -56,6 +56,7 @@ pub(super) struct Rules {
     pub kernel_thread_mimic: Toggle,
     pub writable_path_stomp: WritablePathStomp,
     pub system_name_mimic: SystemNameMimic,
+    pub process_hidden: Toggle,
     pub sibling_renamed_main: Toggle,
     pub process_renamed: Toggle,
 }

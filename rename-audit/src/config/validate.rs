@@ -243,6 +243,7 @@ impl Checker<'_> {
             (RuleId::KernelThreadMimic, raw.kernel_thread_mimic.enabled),
             (RuleId::WritablePathStomp, raw.writable_path_stomp.enabled),
             (RuleId::SystemNameMimic, raw.system_name_mimic.enabled),
+            (RuleId::ProcessHidden, raw.process_hidden.enabled),
             (RuleId::SiblingRenamedMain, raw.sibling_renamed_main.enabled),
             (RuleId::ProcessRenamed, raw.process_renamed.enabled),
         ];

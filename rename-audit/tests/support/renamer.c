@@ -229,6 +229,21 @@ int main(int argc, char **argv) {
         }
         printf("child=%d\n", child);
         waitpid(child, NULL, 0);
+    } else if (!strcmp(cmd, "forks")) {
+        /* argv[3] short-lived children, one after another; with argv[4] =
+         * "wait", only after a line on stdin (more arguments are padding) */
+        long n = atol(argv[3]);
+        if (argc > 4 && !strcmp(argv[4], "wait")) {
+            printf("waiting=1\n");
+            wait_line();
+        }
+        for (long i = 0; i < n; i++) {
+            pid_t child = fork();
+            if (child == 0) _exit(0);
+            if (child < 0) return 6;
+            waitpid(child, NULL, 0);
+        }
+        printf("forked=%ld\n", n);
     } else if (!strcmp(cmd, "daemonize")) {
         /* rename, fork, and let the parent exit at once; the child runs on
          * and renames itself to "daemon-child" */
