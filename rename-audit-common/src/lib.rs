@@ -23,6 +23,11 @@ pub const EXE_PATH_LEN: usize = 2048;
 pub const NAME_LEN: usize = 256;
 /// Dentries and mount crossings walked at most to build a path.
 pub const EXE_PATH_DEPTH: u32 = 48;
+/// Bytes of cgroup path components an exec record holds at most (a power
+/// of two, as [`EXE_PATH_LEN`]).
+pub const CGROUP_PATH_LEN: usize = 512;
+/// Cgroup levels walked at most.
+pub const CGROUP_PATH_DEPTH: u32 = 16;
 
 /// `RecordHeader::kind` values.
 pub mod kind {
@@ -224,6 +229,11 @@ pub struct ExecRecord {
     pub exe_path_len: u32,
     /// Cgroup (v2) id of the process after exec, as in [`RenameRecord`].
     pub cgroup_id: u64,
+    /// Valid bytes in `cgroup_path`.
+    pub cgroup_path_len: u32,
+    /// The cgroup walk stopped before the root: `cgroup_path` holds only
+    /// the last components.
+    pub cgroup_path_truncated: u32,
     /// The name after exec.
     pub comm: [u8; TASK_COMM_LEN],
     /// The new argument block: NUL-separated arguments, possibly cut short.
@@ -234,6 +244,9 @@ pub struct ExecRecord {
     /// symlink is resolved (these are the names of the file itself). The
     /// last [`NAME_LEN`] bytes are scratch space for the kernel's writes.
     pub exe_path: [u8; EXE_PATH_LEN + NAME_LEN],
+    /// The process's cgroup (v2) after exec, as components from its own up
+    /// to (not including) the root, each NUL-terminated, like `exe_path`.
+    pub cgroup_path: [u8; CGROUP_PATH_LEN + NAME_LEN],
 }
 
 /// A task exited. Sent when the whole process exits and when a thread that
@@ -360,6 +373,9 @@ pub struct KernelOffsets {
     pub css_set_dfl_cgrp: u32,
     pub cgroup_kn: u32,
     pub kernfs_node_id: u32,
+    /// `kernfs_node.name`, `kernfs_node.parent` (`__parent` from 6.15).
+    pub kernfs_node_name: u32,
+    pub kernfs_node_parent: u32,
     /// Offset of `ret` in the syscall exit tracepoints' records (from the
     /// tracefs format file of `syscalls/sys_exit_mount`).
     pub syscall_exit_ret: u32,
@@ -476,11 +492,22 @@ mod tests {
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
         assert_eq!(size_of::<MountRecord>(), 16 + 8);
         assert_eq!(size_of::<StormSlot>(), 72);
-        assert_eq!(size_of::<KernelOffsets>(), 32 * 4);
-        assert_eq!(size_of::<Settings>(), 32 * 4 + 6 * 8 + 6 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 34 * 4);
+        assert_eq!(size_of::<Settings>(), 34 * 4 + 6 * 8 + 6 * 4);
         assert_eq!(
             size_of::<ExecRecord>(),
-            16 + 16 + 8 + 16 + 8 + 8 + TASK_COMM_LEN + ARGS_LEN + EXE_PATH_LEN + NAME_LEN
+            16 + 16
+                + 8
+                + 16
+                + 8
+                + 8
+                + 8
+                + TASK_COMM_LEN
+                + ARGS_LEN
+                + EXE_PATH_LEN
+                + NAME_LEN
+                + CGROUP_PATH_LEN
+                + NAME_LEN
         );
     }
 }

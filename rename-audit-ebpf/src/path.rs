@@ -4,7 +4,10 @@
 //! names are the file's own), and a file with no name left is marked
 //! deleted, as /proc/<pid>/exe shows it.
 use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel_str};
-use rename_audit_common::{EXE_PATH_DEPTH, EXE_PATH_LEN, ExecRecord, NAME_LEN, exe_flags};
+use rename_audit_common::{
+    CGROUP_PATH_DEPTH, CGROUP_PATH_LEN, EXE_PATH_DEPTH, EXE_PATH_LEN, ExecRecord, NAME_LEN,
+    exe_flags,
+};
 
 use crate::{setting, task::Task};
 
@@ -151,4 +154,54 @@ fn walk(task: Task, rec: &mut ExecRecord) -> Option<u32> {
         };
         Some(flags)
     }
+}
+
+/// Fills the cgroup fields of `rec` from `task`'s cgroup (v2): the names of
+/// its kernfs nodes up to the root. `rec.cgroup_path` must be zeroed.
+#[inline(always)]
+pub fn fill_cgroup(task: Task, rec: &mut ExecRecord) {
+    rec.cgroup_path_len = 0;
+    rec.cgroup_path_truncated = 0;
+    let _ = walk_cgroup(task, rec);
+}
+
+#[inline(always)]
+fn walk_cgroup(task: Task, rec: &mut ExecRecord) -> Option<()> {
+    let mut kn = task.cgroup_node()?;
+    let mut len: u32 = 0;
+    // SAFETY: reads go through bpf_probe_read_kernel; writes land in
+    // `rec.cgroup_path` at an offset masked below CGROUP_PATH_LEN, with
+    // NAME_LEN bytes of room after it.
+    unsafe {
+        for _ in 0..CGROUP_PATH_DEPTH {
+            // The root's name is empty: stop at the node without a parent.
+            let Some(parent) = pointer(kn, setting!(offsets.kernfs_node_parent)) else {
+                rec.cgroup_path_len = len;
+                return Some(());
+            };
+            if len as usize >= CGROUP_PATH_LEN {
+                break;
+            }
+            let name = pointer(kn, setting!(offsets.kernfs_node_name))?;
+            let at = (len as usize) & (CGROUP_PATH_LEN - 1);
+            let n = bpf_probe_read_kernel_str(
+                rec.cgroup_path.as_mut_ptr().add(at).cast(),
+                NAME_LEN as u32,
+                name.cast(),
+            );
+            if n <= 0 {
+                return None;
+            }
+            // n is at most NAME_LEN; the mask tells the verifier so.
+            len += (n as u32) & ((NAME_LEN as u32 - 1) | NAME_LEN as u32);
+            kn = parent;
+        }
+        rec.cgroup_path_truncated = 1;
+        rec.cgroup_path_len = if (len as usize) < CGROUP_PATH_LEN + NAME_LEN {
+            len
+        } else {
+            (CGROUP_PATH_LEN + NAME_LEN) as u32
+        };
+    }
+    Some(())
 }

@@ -9,7 +9,8 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use rename_audit_common::{
-    ARGS_LEN, EXE_PATH_LEN, ExecRecord, NAME_LEN, class, exec_detect, kind, lost_reason,
+    ARGS_LEN, CGROUP_PATH_LEN, EXE_PATH_LEN, ExecRecord, NAME_LEN, class, exec_detect, kind,
+    lost_reason,
 };
 
 use crate::{
@@ -50,6 +51,7 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let rec = unsafe { &mut *entry.as_mut_ptr() };
     rec.args = [0; ARGS_LEN];
     rec.exe_path = [0; EXE_PATH_LEN + NAME_LEN];
+    rec.cgroup_path = [0; CGROUP_PATH_LEN + NAME_LEN];
     rec.comm = [0; 16];
     rec.hdr = ring::header(kind::EXEC, now);
     rec.tgid = tgid;
@@ -59,6 +61,7 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let _ = task.comm_into(&mut rec.comm);
     // The new image's own file and arguments: both are in place by now.
     path::fill_exe(task, rec);
+    path::fill_cgroup(task, rec);
     rec.args_len = 0;
     rec.args_truncated = 0;
     if let Some((start, end)) = task.arg_range()

@@ -165,6 +165,13 @@ impl Task {
     /// inode number of the cgroup's directory.
     #[inline(always)]
     pub fn cgroup_id(self) -> Option<u64> {
+        let kn = self.cgroup_node()?;
+        unsafe { field(kn, setting!(offsets.kernfs_node_id)) }
+    }
+
+    /// The kernfs node of the task's cgroup v2 (`cgroups->dfl_cgrp->kn`).
+    #[inline(always)]
+    pub fn cgroup_node(self) -> Option<*const u8> {
         let css = unsafe { field::<*const u8>(self.0, setting!(offsets.task_cgroups))? };
         if css.is_null() {
             return None;
@@ -174,9 +181,6 @@ impl Task {
             return None;
         }
         let kn = unsafe { field::<*const u8>(cgrp, setting!(offsets.cgroup_kn))? };
-        if kn.is_null() {
-            return None;
-        }
-        unsafe { field(kn, setting!(offsets.kernfs_node_id)) }
+        (!kn.is_null()).then_some(kn)
     }
 }

@@ -140,6 +140,8 @@ pub struct ProcessContext {
     pub uid: Option<u32>,
     /// The systemd unit the process runs in, from its cgroup, if any.
     pub unit: Option<String>,
+    /// Its cgroup (v2), with the container and pod it names.
+    pub cgroup: Option<std::sync::Arc<crate::proctable::Cgroup>>,
     pub parent: Option<ParentContext>,
 }
 

@@ -289,7 +289,11 @@ impl Hidden {
 
 impl Drop for Hidden {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount_point).status();
+        // The kernel drops the mount itself when the hidden process exits.
+        let _ = Command::new("umount")
+            .arg(&self.mount_point)
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

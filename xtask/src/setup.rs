@@ -94,6 +94,16 @@ const PACKAGES: &[Package] = &[
         programs: &["lintian"],
         purpose: "checking the Debian package",
     },
+    Package {
+        name: "podman",
+        programs: &["podman"],
+        purpose: "the container context test (a real container)",
+    },
+    Package {
+        name: "runc",
+        programs: &["runc"],
+        purpose: "podman's runtime on hosts with hybrid cgroups (crun refuses them)",
+    },
 ];
 
 /// What the nightly toolchain is made of.

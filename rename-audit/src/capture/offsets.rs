@@ -78,6 +78,11 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
         css_set_dfl_cgrp: css_set.offset("dfl_cgrp")?,
         cgroup_kn: cgroup.offset("kn")?,
         kernfs_node_id: kernfs_node.offset("id")?,
+        kernfs_node_name: kernfs_node.offset("name")?,
+        // Renamed when it became RCU-protected (Linux 6.15).
+        kernfs_node_parent: kernfs_node
+            .offset("parent")
+            .or_else(|_| kernfs_node.offset("__parent"))?,
         // Filled from tracefs by the capture, when the mount hooks attach.
         syscall_exit_ret: 0,
     })

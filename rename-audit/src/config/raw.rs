@@ -94,6 +94,7 @@ pub(super) struct AllowEntry {
     pub rules: S<Vec<RuleId>>,
     pub executable: S<String>,
     pub unit: S<String>,
+    pub container: S<String>,
     pub uid: Option<u32>,
     pub name: S<String>,
 }

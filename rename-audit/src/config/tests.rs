@@ -306,7 +306,7 @@ facility = "nope"
         "rules.system-name-mimic.names: invalid type: integer `5`",
         "allow.entry.rules: unknown variant `nope`",
         "allow.entry.executable: ",
-        "allow.entry: give at least one of executable, unit, uid, name",
+        "allow.entry: give at least one of executable, unit, container, uid, name",
         "sinks.prometheus.listen: \"localhost\" is not an IP socket address",
         "sinks.alertmanager.url: \"ftp://x\" cannot be used: scheme \"ftp\" is not http",
         "sinks.alertmanager.queue: must be between 1 and 1048576, not 0",

@@ -321,12 +321,13 @@ impl Checker<'_> {
         let before = self.problems.len();
         let matches_all = raw.executable.is_none()
             && raw.unit.is_none()
+            && raw.container.is_none()
             && raw.uid.is_none()
             && raw.name.is_none();
         if matches_all && !self.reported_within(&self.entry_region(&span)) {
             self.error(
                 span.clone(),
-                "allow.entry: give at least one of executable, unit, uid, name \
+                "allow.entry: give at least one of executable, unit, container, uid, name \
                  (to switch a rule off, set rules.<id>.enabled = false)"
                     .to_owned(),
             );
@@ -357,11 +358,13 @@ impl Checker<'_> {
             }
         }
         let unit = self.glob(raw.unit, "allow.entry.unit", Pattern::name);
+        let container = self.glob(raw.container, "allow.entry.container", Pattern::name);
         let name = self.glob(raw.name, "allow.entry.name", Pattern::name);
         (self.problems.len() == before).then_some(AllowEntry {
             rules,
             executable,
             unit,
+            container,
             uid: raw.uid,
             name,
         })

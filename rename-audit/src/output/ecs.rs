@@ -95,6 +95,10 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     systemd: Option<Systemd<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<ContainerOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes: Option<Kubernetes<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rename: Option<RenameOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<SummaryOut<'a>>,
@@ -177,6 +181,9 @@ struct ProcessOut<'a> {
     /// The executable's file (ECS has no `process.*` field for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     executable_file: Option<ExeFileOut>,
+    /// The cgroup (v2) path (ECS has no field for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<CgroupOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     start: Option<Rfc3339Micros>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,6 +192,13 @@ struct ProcessOut<'a> {
     parent: Option<ParentOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thread: Option<ThreadOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct CgroupOut<'a> {
+    path: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_hex: Option<String>,
 }
 
 /// `device` as `major:minor`, `inode` as a number.
@@ -218,6 +232,24 @@ struct ThreadOut<'a> {
     name: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name_hex: Option<String>,
+}
+
+/// ECS `container`: the container the process runs in, from its cgroup.
+#[derive(Serialize)]
+struct ContainerOut<'a> {
+    id: &'a str,
+    runtime: &'static str,
+}
+
+/// `kubernetes.pod.uid`, as Elastic's Kubernetes metadata names it.
+#[derive(Serialize)]
+struct Kubernetes<'a> {
+    pod: Pod<'a>,
+}
+
+#[derive(Serialize)]
+struct Pod<'a> {
+    uid: &'a str,
 }
 
 #[derive(Serialize)]
@@ -335,6 +367,7 @@ impl<'a> Line<'a> {
             (None, Some(thread)) => Some(ProcessOut::thread_only(thread)),
             (None, None) => None,
         };
+        let cgroup = ev.process.as_ref().and_then(|p| p.cgroup.as_deref());
         Line {
             timestamp: Rfc3339Micros(ev.timestamp),
             ecs: Ecs {
@@ -366,6 +399,15 @@ impl<'a> Line<'a> {
                 .as_ref()
                 .and_then(|p| p.unit.as_deref())
                 .map(|unit| Systemd { unit }),
+            container: cgroup
+                .and_then(|c| c.container.as_ref())
+                .map(|c| ContainerOut {
+                    id: &c.id,
+                    runtime: c.runtime,
+                }),
+            kubernetes: cgroup
+                .and_then(|c| c.pod_uid.as_deref())
+                .map(|uid| Kubernetes { pod: Pod { uid } }),
             rename: match &ev.body {
                 Body::Rename(r) => {
                     let (old_name, old_name_hex) = text_and_hex(&r.old_name);
@@ -453,6 +495,10 @@ impl<'a> ProcessOut<'a> {
             args: Some(ArgsText(&ctx.args)),
             args_hex: ArgsHex::of(&ctx.args),
             args_truncated: ctx.args_truncated,
+            cgroup: ctx.cgroup.as_ref().map(|c| {
+                let (path, path_hex) = text_and_hex(&c.path);
+                CgroupOut { path, path_hex }
+            }),
             executable_file: ctx.executable_file.map(|f| ExeFileOut {
                 device: format!("{}:{}", f.major, f.minor),
                 inode: f.inode,
@@ -476,6 +522,7 @@ impl<'a> ProcessOut<'a> {
             args_hex: None,
             args_truncated: false,
             executable_file: None,
+            cgroup: None,
             start: None,
             user: None,
             parent: None,

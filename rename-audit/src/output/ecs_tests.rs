@@ -24,6 +24,7 @@ fn process() -> ProcessContext {
         start: Some(datetime!(2026-11-23 11:59:00.5 UTC)),
         uid: Some(1000),
         unit: Some("evil.service".to_owned()),
+        cgroup: None,
         parent: Some(ParentContext {
             pid: 1,
             name: Some(Name::from("systemd")),

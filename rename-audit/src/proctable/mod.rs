@@ -1,6 +1,7 @@
 //! Stage 2, the process table: every live process, keyed so pid reuse
 //! cannot mix two of them, kept exact from fork/exec/exit records after one
 //! /proc snapshot at start-up.
+mod cgroup;
 mod hidden;
 mod snapshot;
 
@@ -14,6 +15,7 @@ use crate::{
     event::{ParentContext, ProcessContext},
     names::Name,
 };
+pub use cgroup::{Cgroup, Container};
 pub use hidden::Covered;
 pub use snapshot::{ProcRoot, SnapshotError, boottime_to_ticks, exec_name, split_args};
 
@@ -85,6 +87,27 @@ pub fn exe_path(r: &ExecRecord) -> Name {
     Name::new(path)
 }
 
+/// The cgroup path of an exec record (`None` when the kernel could not read
+/// it); components come leaf first, the root is not among them.
+pub fn cgroup_path(r: &ExecRecord) -> Option<Vec<u8>> {
+    let raw = &r.cgroup_path[..(r.cgroup_path_len as usize).min(r.cgroup_path.len())];
+    if raw.is_empty() && r.cgroup_path_truncated == 0 && r.cgroup_id == 0 {
+        return None;
+    }
+    let mut path = Vec::with_capacity(raw.len() + 4);
+    if r.cgroup_path_truncated != 0 {
+        path.extend_from_slice("…".as_bytes());
+    }
+    for component in raw.rsplit(|&b| b == 0).filter(|c| !c.is_empty()) {
+        path.push(b'/');
+        path.extend_from_slice(component);
+    }
+    if path.is_empty() {
+        path.push(b'/');
+    }
+    Some(path)
+}
+
 /// How the kernel marks a file that has no name any more.
 const DELETED: &[u8] = b" (deleted)";
 
@@ -118,7 +141,9 @@ pub struct Process {
     /// arrive after it (thread renames come on their own ring).
     pub previous: Option<Arc<Image>>,
     pub uid: Option<u32>,
-    pub unit: Option<String>,
+    /// Its cgroup as of its last exec (or the snapshot), with the unit and
+    /// container it names; shared with forked children.
+    pub cgroup: Option<Arc<Cgroup>>,
     pub parent: Option<ProcKey>,
     pub parent_pid: u32,
     pub kthread: bool,
@@ -260,7 +285,7 @@ impl ProcessTable {
             image: from.map_or_else(Default::default, |p| Arc::clone(&p.image)),
             previous: None,
             uid: Some(r.uid),
-            unit: from.and_then(|p| p.unit.clone()),
+            cgroup: from.and_then(|p| p.cgroup.clone()),
             parent: Some(parent),
             parent_pid: r.parent_tgid,
             kthread: from.is_some_and(|p| p.kthread),
@@ -276,11 +301,15 @@ impl ProcessTable {
     pub fn apply_exec(&mut self, r: &ExecRecord) {
         let key = ProcKey::from_kernel(r.tgid, r.start_boottime_ns);
         let image = Arc::new(Image::from_exec(r));
+        let cgroup = cgroup_path(r).map(|path| Arc::new(Cgroup::parse(&path)));
         let name = Name::from_c_buf(&r.comm);
         let Some(p) = self.get_or_load(key) else {
             return;
         };
         p.previous = Some(std::mem::replace(&mut p.image, image));
+        if cgroup.is_some() {
+            p.cgroup = cgroup;
+        }
         p.uid = Some(r.uid);
         p.kthread = false;
         p.original_name = name.clone();
@@ -401,7 +430,8 @@ impl ProcessTable {
             args_truncated: image.args_truncated,
             start: Some(clock.from_boottime(p.start_boottime_ns)),
             uid: p.uid,
-            unit: p.unit.clone(),
+            unit: p.cgroup.as_ref().and_then(|c| c.unit.clone()),
+            cgroup: p.cgroup.clone(),
             parent: (p.parent_pid != 0).then(|| ParentContext {
                 pid: p.parent_pid,
                 name: parent.map(|q| q.name.clone()),

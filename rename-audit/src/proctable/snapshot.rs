@@ -15,7 +15,7 @@ use std::{
 
 use rename_audit_common::ARGS_LEN;
 
-use super::{Image, ProcKey, Process};
+use super::{Cgroup, Image, ProcKey, Process};
 use crate::names::Name;
 
 /// Why a private procfs could not be made.
@@ -194,7 +194,7 @@ impl ProcRoot {
             }),
             previous: None,
             uid: self.uid(pid),
-            unit: self.unit(pid),
+            cgroup: self.cgroup(pid).map(Arc::new),
             parent,
             parent_pid: st.ppid,
             kthread: st.kthread,
@@ -213,14 +213,13 @@ impl ProcRoot {
             .ok()
     }
 
-    /// The systemd unit a process runs in, from the last `.service` or
-    /// `.scope` component of its cgroup v2 path.
-    fn unit(&self, pid: u32) -> Option<String> {
-        let cgroup = fs::read_to_string(self.file(pid, "cgroup")).ok()?;
-        let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-        path.rsplit('/')
-            .find(|c| c.ends_with(".service") || c.ends_with(".scope"))
-            .map(str::to_owned)
+    /// The process's cgroup v2 path (the `0::` line), with what it names.
+    fn cgroup(&self, pid: u32) -> Option<Cgroup> {
+        let cgroup = fs::read(self.file(pid, "cgroup")).ok()?;
+        let path = cgroup
+            .split(|&b| b == b'\n')
+            .find_map(|l| l.strip_prefix(b"0::"))?;
+        Some(Cgroup::parse(path))
     }
 }
 

@@ -41,6 +41,9 @@ pub struct AllowEntry {
     pub executable: Option<Pattern>,
     /// Glob on the systemd unit ([`Pattern::name`]).
     pub unit: Option<Pattern>,
+    /// Glob on the container as `<runtime>:<id>` ([`Pattern::name`]):
+    /// `podman:*` is any podman container, `*` any container.
+    pub container: Option<Pattern>,
     pub uid: Option<u32>,
     /// Glob on the new name ([`Pattern::name`]).
     pub name: Option<Pattern>,
@@ -59,10 +62,15 @@ impl AllowEntry {
                 .as_ref()
                 .is_none_or(|p| value.is_some_and(|v| p.is_match(v)))
         }
+        let container = self.container.as_ref().and_then(|_| {
+            let c = process.cgroup.as_ref()?.container.as_ref()?;
+            Some(format!("{}:{}", c.runtime, c.id))
+        });
         field(
             &self.executable,
             process.executable.as_ref().map(Name::as_bytes),
         ) && field(&self.unit, process.unit.as_deref().map(str::as_bytes))
+            && field(&self.container, container.as_deref().map(str::as_bytes))
             && self.uid.is_none_or(|uid| process.uid == Some(uid))
             && field(&self.name, Some(new_name.as_bytes()))
     }
@@ -144,6 +152,7 @@ pub fn default_allowlist() -> Vec<AllowEntry> {
         rules: Some(rules.iter().copied().collect()),
         executable: Some(Pattern::path(executable).expect("built-in executable glob")),
         unit: None,
+        container: None,
         uid: None,
         name: Some(Pattern::name(name).expect("built-in name glob")),
     };
@@ -221,11 +230,33 @@ mod tests {
     }
 
     #[test]
+    fn container_entries_match_runtime_and_id() {
+        let id = "a3d8c93b933f1e285ee1602bddc545ead96ca81624e05e94aa25ad377e56e258";
+        let e = AllowEntry {
+            container: Some(Pattern::name("podman:*").unwrap()),
+            ..AllowEntry::default()
+        };
+        let mut p = process(Some("/bin/sh"), None, Some(0));
+        assert!(!e.matches(&p, &Name::from("x")), "not in a container");
+        let path = format!("/libpod_parent/libpod-{id}");
+        p.cgroup = Some(std::sync::Arc::new(crate::proctable::Cgroup::parse(
+            path.as_bytes(),
+        )));
+        assert!(e.matches(&p, &Name::from("x")));
+        let docker = AllowEntry {
+            container: Some(Pattern::name("docker:*").unwrap()),
+            ..AllowEntry::default()
+        };
+        assert!(!docker.matches(&p, &Name::from("x")));
+    }
+
+    #[test]
     fn every_given_field_must_match() {
         let e = AllowEntry {
             rules: None,
             executable: Some(Pattern::path("/usr/bin/app").unwrap()),
             unit: Some(Pattern::name("app@*.service").unwrap()),
+            container: None,
             uid: Some(0),
             name: Some(Pattern::name("app-*").unwrap()),
         };
