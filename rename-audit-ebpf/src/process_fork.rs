@@ -27,14 +27,16 @@ fn try_process_fork(ctx: &BtfTracePointContext) -> Option<()> {
     }
     let now = ring::now_ns();
     // real_parent, not current: CLONE_PARENT makes a sibling, not a child.
-    let parent = child.real_parent()?;
+    // An unreadable parent still gives a record (parent 0), never none.
+    let parent = child.real_parent();
     let mut entry = ring::reserve_lifecycle::<ForkRecord>()?;
+    // SAFETY: the reserved record; every field is written below.
     let rec = unsafe { &mut *entry.as_mut_ptr() };
     rec.hdr = ring::header(kind::FORK, now);
     rec.tgid = tgid;
-    rec.parent_tgid = parent.ids().map_or(0, |(_, tgid)| tgid);
+    rec.parent_tgid = parent.and_then(Task::ids).map_or(0, |(_, tgid)| tgid);
     rec.start_boottime_ns = child.start_boottime().unwrap_or(0);
-    rec.parent_start_boottime_ns = parent.process_start().unwrap_or(0);
+    rec.parent_start_boottime_ns = parent.and_then(Task::process_start).unwrap_or(0);
     rec.uid = bpf_get_current_uid_gid() as u32;
     rec._pad = 0;
     rec.comm = [0; 16];
