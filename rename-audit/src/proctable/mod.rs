@@ -66,21 +66,13 @@ impl Image {
     }
 }
 
-/// The executable path of an exec record: its components come leaf first.
+/// The executable path of an exec record.
 pub fn exe_path(r: &ExecRecord) -> Name {
-    let raw = &r.exe_path[..(r.exe_path_len as usize).min(r.exe_path.len())];
-    let mut path = Vec::with_capacity(raw.len() + 16);
-    if r.exe_flags & exe_flags::TRUNCATED != 0 {
-        // Not absolute, on purpose: the top of the path is unknown.
-        path.extend_from_slice("…".as_bytes());
-    }
-    for component in raw.rsplit(|&b| b == 0).filter(|c| !c.is_empty()) {
-        path.push(b'/');
-        path.extend_from_slice(component);
-    }
-    if path.is_empty() {
-        path.push(b'/');
-    }
+    let mut path = join_leaf_first(
+        &r.exe_path,
+        r.exe_path_len,
+        r.exe_flags & exe_flags::TRUNCATED != 0,
+    );
     if r.exe_flags & exe_flags::DELETED != 0 {
         path.extend_from_slice(DELETED);
     }
@@ -88,14 +80,25 @@ pub fn exe_path(r: &ExecRecord) -> Name {
 }
 
 /// The cgroup path of an exec record (`None` when the kernel could not read
-/// it); components come leaf first, the root is not among them.
+/// it); the root is not among its components.
 pub fn cgroup_path(r: &ExecRecord) -> Option<Vec<u8>> {
-    let raw = &r.cgroup_path[..(r.cgroup_path_len as usize).min(r.cgroup_path.len())];
-    if raw.is_empty() && r.cgroup_path_truncated == 0 && r.cgroup_id == 0 {
+    if r.cgroup_path_len == 0 && r.cgroup_path_truncated == 0 && r.cgroup_id == 0 {
         return None;
     }
-    let mut path = Vec::with_capacity(raw.len() + 4);
-    if r.cgroup_path_truncated != 0 {
+    Some(join_leaf_first(
+        &r.cgroup_path,
+        r.cgroup_path_len,
+        r.cgroup_path_truncated != 0,
+    ))
+}
+
+/// A path from the first `len` bytes of `buf`: NUL-terminated components,
+/// leaf first, as the kernel's walks write them. A walk that stopped short
+/// gives a path that is not absolute, on purpose: its top is unknown.
+fn join_leaf_first(buf: &[u8], len: u32, truncated: bool) -> Vec<u8> {
+    let raw = &buf[..(len as usize).min(buf.len())];
+    let mut path = Vec::with_capacity(raw.len() + 16);
+    if truncated {
         path.extend_from_slice("…".as_bytes());
     }
     for component in raw.rsplit(|&b| b == 0).filter(|c| !c.is_empty()) {
@@ -105,7 +108,7 @@ pub fn cgroup_path(r: &ExecRecord) -> Option<Vec<u8>> {
     if path.is_empty() {
         path.push(b'/');
     }
-    Some(path)
+    path
 }
 
 /// How the kernel marks a file that has no name any more.

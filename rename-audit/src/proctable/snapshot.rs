@@ -33,7 +33,7 @@ pub struct SnapshotError {
 pub struct ProcRoot {
     path: PathBuf,
     /// Keeps the detached mount alive while its path is used.
-    _mount: Option<Arc<OwnedFd>>,
+    mount: Option<Arc<OwnedFd>>,
 }
 
 impl ProcRoot {
@@ -41,7 +41,7 @@ impl ProcRoot {
     pub fn host() -> Self {
         Self {
             path: PathBuf::from("/proc"),
-            _mount: None,
+            mount: None,
         }
     }
 
@@ -89,13 +89,13 @@ impl ProcRoot {
         fs::metadata(path.join("self")).map_err(fail("reading the new instance"))?;
         Ok(Self {
             path,
-            _mount: Some(Arc::new(mnt)),
+            mount: Some(Arc::new(mnt)),
         })
     }
 
     /// Whether this is a private instance.
     pub fn is_private(&self) -> bool {
-        self._mount.is_some()
+        self.mount.is_some()
     }
 
     fn file(&self, pid: u32, name: &str) -> PathBuf {
