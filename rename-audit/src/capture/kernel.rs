@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn the_running_kernel_is_read_from_its_btf() {
-        let btf = Btf::from_file(super::super::offsets::VMLINUX_BTF).expect("this machine has BTF");
+        let btf = super::super::offsets::running_kernel_btf().expect("this machine has BTF");
         let support = KernelSupport::probe(&btf, &running_release()).expect("supported");
         // Whatever the kernel, the task_rename hook has (ctx, task, comm).
         assert_eq!(btf.tracepoint_args("task_rename"), Some(3));

@@ -13,7 +13,7 @@ pub use kernel::{ExecRename, KernelSupport, ProcessExit};
 pub use records::{DecodeError, KernelState, Record, StormSummary, decode};
 
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Map, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
@@ -135,11 +135,18 @@ impl Capture {
         if EBPF_OBJECT.is_empty() {
             return Err(CaptureError::NoObject);
         }
+        // Read once, parsed twice: btf-rs answers the offsets and probes,
+        // aya relocates and loads the programs with its own parse, which the
+        // loader would otherwise make twice more from the file.
+        let raw_btf = offsets::read_running_kernel_btf()?;
         let (kernel, offsets) = {
-            let btf = offsets::running_kernel_btf()?;
+            let btf = offsets::parse(&raw_btf)?;
             let kernel = KernelSupport::probe(&btf, &kernel::running_release())?;
             (kernel, offsets::from_btf(&btf)?)
         };
+        let btf = Btf::parse(&raw_btf, Endianness::default())
+            .map_err(|e| offsets::OffsetsError::Unreadable(e.to_string()))?;
+        drop(raw_btf);
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let prio = ring_size(
             opts.priority_ring_bytes,
@@ -187,6 +194,7 @@ impl Capture {
             kernel_worker_flags: kernel.worker_flags,
         };
         let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
             // The task-local rate state (RATE): aya has no wrapper for the
             // map type but creates it; only the kernel programs use it.
             .allow_unsupported_maps()
@@ -196,8 +204,6 @@ impl Capture {
             .map_max_entries(maps::STORMS, opts.storm_slots)
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;
-        let btf =
-            Btf::from_sys_fs().map_err(|e| offsets::OffsetsError::Unreadable(e.to_string()))?;
         for hook in hooks(&kernel) {
             let prog: &mut BtfTracePoint = program_mut(&mut ebpf, hook.program)?;
             prog.load(hook.tracepoint, &btf)

@@ -23,9 +23,22 @@ pub enum OffsetsError {
     UnknownField(&'static str, &'static str),
 }
 
-/// Parses the running kernel's BTF (`/sys/kernel/btf/vmlinux`).
+/// The running kernel's BTF (`/sys/kernel/btf/vmlinux`), read into memory
+/// once. Parsing it from the file makes btf-rs seek (one syscall) for every
+/// type it skips: tens of thousands of syscalls, seconds under qemu.
+pub fn read_running_kernel_btf() -> Result<Vec<u8>, OffsetsError> {
+    std::fs::read(VMLINUX_BTF).map_err(|e| OffsetsError::Unreadable(e.to_string()))
+}
+
+/// Parses the running kernel's BTF for the offsets and the hook probes.
+pub fn parse(raw: &[u8]) -> Result<Btf, OffsetsError> {
+    Btf::from_bytes(raw).map_err(|e| OffsetsError::Unreadable(e.to_string()))
+}
+
+/// Reads and parses the running kernel's BTF.
+#[cfg(test)]
 pub fn running_kernel_btf() -> Result<Btf, OffsetsError> {
-    Btf::from_file(VMLINUX_BTF).map_err(|e| OffsetsError::Unreadable(e.to_string()))
+    parse(&read_running_kernel_btf()?)
 }
 
 /// Reads the offsets the kernel programs need from the kernel's BTF.
