@@ -98,9 +98,14 @@ fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
     );
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(Command::new(cargo)
-        .current_dir(workspace())
-        .args(["xtask", "package"]));
+    // The tests' own (dev) build goes into the package: an optimized build
+    // would compile every crate a second time for the same packaging checks.
+    run(Command::new(cargo).current_dir(workspace()).args([
+        "xtask",
+        "package",
+        "--profile",
+        "dev",
+    ]));
     let deb = target_dir()
         .join("debian")
         .join(format!("rename-audit_{VERSION}_amd64.deb"));

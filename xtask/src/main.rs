@@ -69,7 +69,12 @@ enum Command {
     },
     /// Build the Debian package target/debian/rename-audit_<version>_amd64.deb
     /// (cargo-deb) with man pages and completions, and check it with lintian.
-    Package,
+    Package {
+        /// The build in the package: `release` ships; `dev` is the tests'
+        /// own unoptimized build, which spares them a second compile.
+        #[arg(long, value_enum, default_value_t)]
+        profile: package::Profile,
+    },
     /// Benchmark rename-audit against an untraced workload, the floor (an
     /// empty program on the same hook), bpftrace and auditd, then search and
     /// report over a 1 GB log (--search-only for just that).
@@ -86,7 +91,7 @@ fn main() -> ExitCode {
         Command::Install { prefix, destdir } => {
             install::install(&prefix, destdir.as_deref()).map(|()| ExitCode::SUCCESS)
         }
-        Command::Package => package::package().map(|_| ExitCode::SUCCESS),
+        Command::Package { profile } => package::package(profile).map(|_| ExitCode::SUCCESS),
         Command::Bench(args) => bench(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -3,11 +3,17 @@
 //! (version pinned in [`crate::setup`]) from `[package.metadata.deb]` in
 //! rename-audit/Cargo.toml, then checked with lintian.
 //!
-//! Before cargo-deb runs, the release daemon writes its man pages and shell
+//! Before cargo-deb runs, the daemon writes its man pages and shell
 //! completions (generated from its clap definition by the hidden
-//! `rename-audit generate` command) under `target/release/package/`, where
-//! the metadata's assets pick them up; man pages are gzip-compressed as
-//! Debian policy wants.
+//! `rename-audit generate` command) under `target/<profile>/package/`,
+//! where the metadata's assets pick them up (cargo-deb maps their
+//! `target/release/` to the profile's directory); man pages are
+//! gzip-compressed as Debian policy wants.
+//!
+//! `--profile dev` packages the unoptimized build instead: the tests use it
+//! because they have built it already, which spares CI a second, optimized
+//! compile of every crate. Everything but the compiler's optimization is the
+//! same package.
 use std::{fs, path::PathBuf, process::Command};
 
 use anyhow::{Context as _, Result, ensure};
@@ -20,11 +26,34 @@ use crate::{
 /// The Debian changelog; its first entry must name the crate's version.
 const CHANGELOG: &str = "deploy/debian/changelog";
 
+/// The Cargo profile whose binary goes into the package.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Optimized: what ships.
+    #[default]
+    Release,
+    /// Unoptimized, as the tests build it.
+    Dev,
+}
+
+impl Profile {
+    fn cargo_name(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Dev => "dev",
+        }
+    }
+}
+
 /// Builds, checks and returns the package's path.
-pub fn package() -> Result<PathBuf> {
-    let binary = build::build(true)?;
+pub fn package(profile: Profile) -> Result<PathBuf> {
+    let binary = build::build(profile == Profile::Release)?;
+    let profile_dir = binary
+        .parent()
+        .context("the binary has a directory")?
+        .to_owned();
     let target = build::target_dir()?;
-    let stage = target.join("release/package");
+    let stage = profile_dir.join("package");
     if stage.exists() {
         fs::remove_dir_all(&stage).with_context(|| format!("cannot clear {}", stage.display()))?;
     }
@@ -54,7 +83,8 @@ pub fn package() -> Result<PathBuf> {
 
     step("building the Debian package (cargo-deb)");
     let mut deb = cmd::cargo()?;
-    deb.args(["deb", "--package", "rename-audit", "--no-build"]);
+    deb.args(["deb", "--package", "rename-audit", "--no-build"])
+        .args(["--profile", profile.cargo_name()]);
     cmd::run(&mut deb)?;
     let version = env!("CARGO_PKG_VERSION");
     let path = target
