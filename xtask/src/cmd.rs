@@ -18,8 +18,21 @@ pub fn workspace_root() -> &'static Path {
 }
 
 /// A top-level progress message.
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Starts the clock that [`step`] reports.
+pub fn start_clock() {
+    START.get_or_init(std::time::Instant::now);
+}
+
+/// Each step says how long the task has run (`[m:ss]`), so a CI log shows
+/// where the time goes.
 pub fn step(message: impl Display) {
-    eprintln!("==> {message}");
+    let elapsed = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs();
+    eprintln!("==> [{}:{:02}] {message}", elapsed / 60, elapsed % 60);
 }
 
 /// A detail under the current step.

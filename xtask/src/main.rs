@@ -82,6 +82,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cmd::start_clock();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Setup => setup::setup().map(|()| ExitCode::SUCCESS),
