@@ -121,6 +121,12 @@ fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
         fields,
         format!("Package: rename-audit\nVersion: {VERSION}\nArchitecture: amd64\nSection: admin\n")
     );
+    // The unit's ExecReload runs /bin/kill, which minimal systems lack.
+    let depends = stdout(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Depends"));
+    assert!(
+        depends.split(',').any(|d| d.trim() == "procps"),
+        "the package depends on procps (/bin/kill for ExecReload): {depends}"
+    );
     let contents = stdout(Command::new("dpkg-deb").arg("--contents").arg(&deb));
     let paths: Vec<&str> = contents
         .lines()
