@@ -306,10 +306,34 @@ fn attach_mount_hooks(ebpf: &mut Ebpf) -> Result<(), String> {
     prog.load()
         .map_err(|e| format!("loading mount_exit: {e}"))?;
     for syscall in MOUNT_SYSCALLS {
-        prog.attach("syscalls", syscall)
-            .map_err(|e| format!("attaching mount_exit to syscalls/{syscall}: {e}"))?;
+        prog.attach("syscalls", syscall).map_err(|e| {
+            let mut text = format!("attaching mount_exit to syscalls/{syscall}");
+            let mut source: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(error) = source {
+                text.push_str(&format!(": {error}"));
+                source = error.source();
+            }
+            text + &perf_paranoia_hint()
+        })?;
     }
     Ok(())
+}
+
+/// Why perf_event_open (which syscall tracepoints attach through) may be
+/// refused with every capability the unit grants: Debian's kernels add a
+/// `kernel.perf_event_paranoid` level 3, their default, that admits only
+/// CAP_SYS_ADMIN.
+fn perf_paranoia_hint() -> String {
+    let level = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|l| l.trim().parse::<i32>().ok());
+    match level {
+        Some(level) if level > 2 => format!(
+            " (kernel.perf_event_paranoid is {level}, Debian's default: only CAP_SYS_ADMIN may \
+             attach syscall tracepoints; grant it, or set the sysctl to 2)"
+        ),
+        _ => String::new(),
+    }
 }
 
 fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, CaptureError>
