@@ -104,6 +104,16 @@ const PACKAGES: &[Package] = &[
         programs: &["runc"],
         purpose: "podman's runtime on hosts with hybrid cgroups (crun refuses them)",
     },
+    Package {
+        name: "mmdebstrap",
+        programs: &["mmdebstrap"],
+        purpose: "the Debian 12 host test's system image",
+    },
+    Package {
+        name: "e2fsprogs",
+        programs: &["mkfs.ext4"],
+        purpose: "the Debian 12 host test's disk image",
+    },
 ];
 
 /// What the nightly toolchain is made of.

@@ -1,0 +1,68 @@
+#!/bin/sh
+# Runs once at boot inside the Debian 12 guest of tests/debian_host.rs, as a
+# oneshot unit ordered after rename-audit.service. It only collects what the
+# host test asserts on: each step's output goes to a file under /results,
+# which is written as a tar archive to the second disk (/dev/vdb) at the
+# end. The unit powers the guest off when this script ends.
+set -u
+R=/results
+mkdir -p "$R"
+exec >"$R/trace.log" 2>&1
+set -x
+
+# Polls the unit's journal (JSON) until a line matches, at most $2 seconds.
+wait_journal() {
+    i=0
+    while [ "$i" -lt "$2" ]; do
+        if journalctl -u rename-audit.service -o json --no-pager | grep -q -- "$1"; then
+            return 0
+        fi
+        i=$((i + 1))
+        sleep 1
+    done
+    echo "timed out waiting for $1 in the journal"
+    return 1
+}
+
+# 1. Installed with apt at image build time: enabled, and (Type=notify) only
+#    active once the daemon sent READY=1.
+systemctl is-enabled rename-audit.service >"$R/is-enabled"
+systemctl show rename-audit.service \
+    -p Type -p ActiveState -p SubState -p Result -p NRestarts >"$R/started"
+
+# 2. A process renames itself to a kernel-thread name: bash writes its own
+#    comm through procfs (kernel-thread-mimic, critical).
+bash -c 'printf "kworker/9:9" >/proc/self/comm'
+wait_journal '\\"new_name\\":\\"kworker/9:9\\"' 120
+
+# 3. Reload with that rule disabled: the next such rename is only
+#    process-renamed (low).
+sed -i '/^\[rules.kernel-thread-mimic\]/,/^enabled/ s/^enabled = true/enabled = false/' \
+    /etc/rename-audit/config.toml
+systemctl reload rename-audit.service
+wait_journal 'configuration reloaded' 120
+bash -c 'printf "kworker/9:8" >/proc/self/comm'
+wait_journal '\\"new_name\\":\\"kworker/9:8\\"' 120
+journalctl -u rename-audit.service -o json --no-pager >"$R/journal.json"
+
+# 4. Stop: SIGTERM, drained and flushed, a clean exit.
+systemctl stop rename-audit.service
+systemctl show rename-audit.service \
+    -p ActiveState -p Result -p ExecMainCode -p ExecMainStatus >"$R/stopped"
+
+# 5. Purge: nothing of the package may stay behind.
+dpkg-query -L rename-audit >"$R/package-files"
+DEBIAN_FRONTEND=noninteractive apt-get purge -y rename-audit >"$R/purge.log" 2>&1
+echo "$?" >"$R/purge-status"
+dpkg-query -W -f='${Status}\n' rename-audit >"$R/status-after-purge" 2>&1
+while read -r path; do
+    # Directories the package shares with others (/usr/bin, ...) stay.
+    if [ -e "$path" ] && [ ! -d "$path" ]; then echo "$path"; fi
+done <"$R/package-files" >"$R/left-files"
+find / -xdev \( -path /proc -o -path /sys -o -path /results \) -prune -o \
+    -name '*rename-audit*' -print >"$R/left-named"
+
+set +x
+echo done >"$R/finished"
+tar -cf /dev/vdb -C / results
+sync
