@@ -426,6 +426,10 @@ pub struct Settings {
     /// `PF_IO_WORKER` / `PF_USER_WORKER` where the kernel has them: the same
     /// bit meant something else before).
     pub kernel_worker_flags: u32,
+    /// This architecture's syscall numbers of `mount` and `move_mount`
+    /// (used by `mount_exit_raw`, which sees every syscall's exit).
+    pub nr_mount: u32,
+    pub nr_move_mount: u32,
 }
 
 /// `task_struct.flags` bits (include/linux/sched.h). Not in BTF, so the

@@ -1,32 +1,54 @@
-//! `tracepoint/syscalls/sys_exit_mount` and `sys_exit_move_mount`: a mount
-//! was made. Only that it happened and by whom is sent; the daemon reads
-//! the mount table again to see whether a `/proc/<pid>` is now covered
-//! (fentry and kprobes on the mount code are not available everywhere;
-//! syscall tracepoints are).
+//! A mount was made. Only that it happened and by whom is sent; the daemon
+//! reads the mount table again to see whether a `/proc/<pid>` is now
+//! covered (fentry and kprobes on the mount code are not available
+//! everywhere; syscall tracepoints are).
 //!
-//! Needs: syscall tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs to attach;
-//! `move_mount` exists from Linux 5.2. The offset of `ret` comes from the
-//! tracepoint's format file.
+//! Two variants; the daemon loads one, chosen before loading:
+//! - `mount_exit` on `tracepoint/syscalls/sys_exit_mount` and
+//!   `sys_exit_move_mount`: runs only for those two syscalls. Needs syscall
+//!   tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs, and attaches through
+//!   perf_event_open, which Debian's kernels refuse without CAP_SYS_ADMIN at
+//!   their default `kernel.perf_event_paranoid` of 3. `move_mount` exists
+//!   from Linux 5.2. The offset of `ret` comes from the tracepoint's format
+//!   file.
+//! - `mount_exit_raw` on `tp_btf/sys_exit`: attaches through
+//!   BPF_RAW_TRACEPOINT_OPEN, which CAP_BPF and CAP_PERFMON allow at any
+//!   paranoia level, but runs at the exit of every syscall on the host and
+//!   filters on the syscall number itself. Needs BTF tracepoints (5.5).
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
 };
 use rename_audit_common::{MountRecord, kind};
 
-use crate::{PRIORITY_RING, ring, setting};
+use crate::{PRIORITY_RING, ring, setting, task};
 
 #[tracepoint]
 pub fn mount_exit(ctx: TracePointContext) -> u32 {
-    let _ = try_mount_exit(&ctx);
+    // SAFETY: reads the tracepoint record at an offset from its format.
+    let ret: Option<i64> = unsafe { ctx.read_at(setting!(offsets.syscall_exit_ret) as usize) }.ok();
+    if ret == Some(0) {
+        let _ = mounted();
+    }
+    0
+}
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn mount_exit_raw(ctx: BtfTracePointContext) -> i32 {
+    // (struct pt_regs *regs, long ret). `ret` first: it needs no helper
+    // call, and most syscalls end here.
+    if ctx.arg::<i64>(1) == 0
+        && let Some(nr) = task::syscall_nr(ctx.arg::<*const u8>(0))
+        && (nr == u64::from(setting!(nr_mount)) || nr == u64::from(setting!(nr_move_mount)))
+    {
+        let _ = mounted();
+    }
     0
 }
 
 #[inline(always)]
-fn try_mount_exit(ctx: &TracePointContext) -> Option<()> {
-    // SAFETY: reads the tracepoint record at an offset from its format.
-    let ret: i64 = unsafe { ctx.read_at(setting!(offsets.syscall_exit_ret) as usize) }.ok()?;
-    if ret != 0 {
-        return None;
-    }
+fn mounted() -> Option<()> {
     let now = ring::now_ns();
     let ids = bpf_get_current_pid_tgid();
     let mut entry = ring::reserve_lifecycle::<MountRecord>()?;

@@ -153,7 +153,13 @@ pub fn current_key() -> u64 {
 /// registers. Meaningless for kernel threads.
 #[inline(always)]
 pub fn current_syscall() -> Option<u64> {
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    syscall_nr(unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8)
+}
+
+/// Number of the syscall whose user registers `regs` (a `struct pt_regs`)
+/// holds.
+#[inline(always)]
+pub fn syscall_nr(regs: *const u8) -> Option<u64> {
     if regs.is_null() {
         return None;
     }

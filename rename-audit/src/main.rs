@@ -104,6 +104,7 @@ fn run(args: RunArgs) -> Result<()> {
         exec_rename = kernel.exec_rename.as_str(),
         process_exit = kernel.process_exit.as_str(),
         kernel_workers = kernel.worker_flag_names(),
+        mount_watch = capture.mount_watch().map_or("off", |w| w.as_str()),
         "kernel hooks attached"
     );
     let drainer = capture.drainer()?;

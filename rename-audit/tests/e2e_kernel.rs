@@ -60,6 +60,12 @@ fn start_up_names_the_kernel_and_the_variant_of_each_hook() {
         line.contains(&format!("process_exit=\"{expected_exit}\"")),
         "process exits use {expected_exit} on this kernel: {line}"
     );
+    // As root (CAP_SYS_ADMIN) perf_event_open is allowed at any paranoia
+    // level, so the cheaper syscall tracepoints watch mounts.
+    assert!(
+        line.contains("mount_watch=\"syscall-tracepoints\""),
+        "mounts are watched through syscall tracepoints: {line}"
+    );
     let (status, _) = d.stop();
     assert!(status.success());
 }

@@ -82,7 +82,50 @@ pub struct Capture {
     storm_slots: u32,
     ring_bytes: (u32, u32),
     kernel: KernelSupport,
-    mounts_watched: bool,
+    mount_watch: Option<MountWatch>,
+}
+
+/// How mounts made while the daemon runs are seen (`mount_exit.rs`), chosen
+/// before loading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountWatch {
+    /// `syscalls/sys_exit_mount` and `sys_exit_move_mount`: the program runs
+    /// for those two syscalls only. They attach through perf_event_open.
+    SyscallTracepoints,
+    /// `tp_btf/sys_exit`, filtered by syscall number in the kernel: attaches
+    /// without perf_event_open, but runs at the exit of every syscall.
+    RawSysExit,
+}
+
+impl MountWatch {
+    /// Debian's kernels add a `kernel.perf_event_paranoid` level 3, their
+    /// default, at which only CAP_SYS_ADMIN may call perf_event_open; the
+    /// shipped unit does not grant it. There the raw variant is the only one
+    /// that attaches; elsewhere the cheaper syscall tracepoints do.
+    pub fn choose(perf_event_paranoid: Option<i32>, has_sys_admin: bool) -> Self {
+        match perf_event_paranoid {
+            Some(level) if level > 2 && !has_sys_admin => MountWatch::RawSysExit,
+            _ => MountWatch::SyscallTracepoints,
+        }
+    }
+
+    /// The variant's name in the start-up log line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountWatch::SyscallTracepoints => "syscall-tracepoints",
+            MountWatch::RawSysExit => "raw-sys-exit",
+        }
+    }
+
+    fn for_this_process() -> Self {
+        let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+            .ok()
+            .and_then(|l| l.trim().parse().ok());
+        Self::choose(
+            paranoid,
+            preflight::has_capability(preflight::CAP_SYS_ADMIN),
+        )
+    }
 }
 
 /// One kernel hook: the program to load and the BTF tracepoint it attaches
@@ -167,9 +210,13 @@ impl Capture {
                 "storm_slots must be at least 1".into(),
             ));
         }
-        // The mount hooks are syscall tracepoints, whose record layout is
-        // in their tracefs format file.
-        let mount_ret = syscall_exit_ret_offset();
+        // The mount hooks' syscall tracepoints have their record layout in
+        // their tracefs format file.
+        let mount_watch = MountWatch::for_this_process();
+        let mount_ret = match mount_watch {
+            MountWatch::SyscallTracepoints => syscall_exit_ret_offset(),
+            MountWatch::RawSysExit => Ok(0),
+        };
         let settings = Settings {
             offsets: KernelOffsets {
                 syscall_exit_ret: mount_ret.as_ref().map_or(0, |&o| o),
@@ -192,6 +239,8 @@ impl Capture {
             nr_execve: libc::SYS_execve as u32,
             nr_execveat: libc::SYS_execveat as u32,
             kernel_worker_flags: kernel.worker_flags,
+            nr_mount: libc::SYS_mount as u32,
+            nr_move_mount: libc::SYS_move_mount as u32,
         };
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
@@ -216,11 +265,11 @@ impl Capture {
                     source,
                 })?;
         }
-        drop(btf);
         let mounts_watched = match mount_ret {
-            Ok(_) => attach_mount_hooks(&mut ebpf),
+            Ok(_) => attach_mount_hooks(&mut ebpf, mount_watch, &btf),
             Err(e) => Err(e),
         };
+        drop(btf);
         if let Err(error) = &mounts_watched {
             tracing::warn!(
                 %error,
@@ -240,7 +289,7 @@ impl Capture {
             storm_slots: opts.storm_slots,
             ring_bytes: (prio, thread),
             kernel,
-            mounts_watched: mounts_watched.is_ok(),
+            mount_watch: mounts_watched.ok().map(|()| mount_watch),
         })
     }
 
@@ -249,10 +298,9 @@ impl Capture {
         &self.kernel
     }
 
-    /// Whether mounts made while running are reported (syscall tracepoints
-    /// attached).
-    pub fn mounts_watched(&self) -> bool {
-        self.mounts_watched
+    /// How mounts made while running are seen; `None` if they are not.
+    pub fn mount_watch(&self) -> Option<MountWatch> {
+        self.mount_watch
     }
 
     /// Ring sizes in use: (priority, thread).
@@ -301,39 +349,37 @@ fn syscall_exit_ret_offset() -> Result<u32, String> {
         .ok_or_else(|| format!("{path}: no \"ret\" field"))
 }
 
-fn attach_mount_hooks(ebpf: &mut Ebpf) -> Result<(), String> {
-    let prog: &mut TracePoint = program_mut(ebpf, "mount_exit").map_err(|e| e.to_string())?;
-    prog.load()
-        .map_err(|e| format!("loading mount_exit: {e}"))?;
-    for syscall in MOUNT_SYSCALLS {
-        prog.attach("syscalls", syscall).map_err(|e| {
-            let mut text = format!("attaching mount_exit to syscalls/{syscall}");
-            let mut source: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(error) = source {
-                text.push_str(&format!(": {error}"));
-                source = error.source();
+fn attach_mount_hooks(ebpf: &mut Ebpf, watch: MountWatch, btf: &Btf) -> Result<(), String> {
+    let chain = |what: String, e: &dyn std::error::Error| {
+        let mut text = what;
+        let mut source = Some(e);
+        while let Some(error) = source {
+            text.push_str(&format!(": {error}"));
+            source = error.source();
+        }
+        text
+    };
+    match watch {
+        MountWatch::SyscallTracepoints => {
+            let prog: &mut TracePoint =
+                program_mut(ebpf, "mount_exit").map_err(|e| e.to_string())?;
+            prog.load()
+                .map_err(|e| chain("loading mount_exit".into(), &e))?;
+            for syscall in MOUNT_SYSCALLS {
+                prog.attach("syscalls", syscall).map_err(|e| {
+                    chain(format!("attaching mount_exit to syscalls/{syscall}"), &e)
+                })?;
             }
-            text + &perf_paranoia_hint()
-        })?;
+        }
+        MountWatch::RawSysExit => {
+            let prog: &mut BtfTracePoint =
+                program_mut(ebpf, "mount_exit_raw").map_err(|e| e.to_string())?;
+            prog.load("sys_exit", btf)
+                .and_then(|()| prog.attach().map(drop))
+                .map_err(|e| chain("attaching mount_exit_raw to sys_exit".into(), &e))?;
+        }
     }
     Ok(())
-}
-
-/// Why perf_event_open (which syscall tracepoints attach through) may be
-/// refused with every capability the unit grants: Debian's kernels add a
-/// `kernel.perf_event_paranoid` level 3, their default, that admits only
-/// CAP_SYS_ADMIN.
-fn perf_paranoia_hint() -> String {
-    let level = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
-        .ok()
-        .and_then(|l| l.trim().parse::<i32>().ok());
-    match level {
-        Some(level) if level > 2 => format!(
-            " (kernel.perf_event_paranoid is {level}, Debian's default: only CAP_SYS_ADMIN may \
-             attach syscall tracepoints; grant it, or set the sysctl to 2)"
-        ),
-        _ => String::new(),
-    }
 }
 
 fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, CaptureError>
@@ -394,6 +440,17 @@ fn ring_size(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_are_watched_through_raw_sys_exit_only_where_perf_is_refused() {
+        use MountWatch::*;
+        // Debian's level 3 without CAP_SYS_ADMIN: perf_event_open is refused.
+        assert_eq!(MountWatch::choose(Some(3), false), RawSysExit);
+        assert_eq!(MountWatch::choose(Some(3), true), SyscallTracepoints);
+        assert_eq!(MountWatch::choose(Some(2), false), SyscallTracepoints);
+        assert_eq!(MountWatch::choose(Some(-1), false), SyscallTracepoints);
+        assert_eq!(MountWatch::choose(None, false), SyscallTracepoints);
+    }
 
     #[test]
     fn ring_sizes_scale_with_cpus_and_reject_odd_sizes() {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
@@ -29,6 +29,11 @@ pub enum PreflightError {
         min = super::kernel::MIN_KERNEL
     )]
     NoBtf { release: String, path: &'static str },
+}
+
+/// Whether this process has `cap` in its effective set.
+pub fn has_capability(cap: u32) -> bool {
+    effective_capabilities() & (1 << cap) != 0
 }
 
 pub fn check() -> Result<(), PreflightError> {

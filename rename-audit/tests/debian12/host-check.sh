@@ -35,7 +35,19 @@ systemctl show rename-audit.service \
 bash -c 'printf "kworker/9:9" >/proc/self/comm'
 wait_journal '\\"new_name\\":\\"kworker/9:9\\"' 120
 
-# 3. Reload with that rule disabled: the next such rename is only
+# 3. A process hidden while the daemon runs, by a bind mount of kthreadd's
+#    /proc entry over its own: the daemon sees the mount (Debian's
+#    kernel.perf_event_paranoid=3 refuses it the syscall tracepoints, so
+#    through the raw sys_exit variant) and raises process-hidden.
+sleep 600 &
+hidden=$!
+echo "$hidden" >"$R/hidden-pid"
+mount --bind /proc/2 "/proc/$hidden"
+wait_journal '\\"action\\":\\"process-hidden\\"' 120
+umount "/proc/$hidden"
+kill "$hidden"
+
+# 4. Reload with that rule disabled: the next such rename is only
 #    process-renamed (low).
 sed -i '/^\[rules.kernel-thread-mimic\]/,/^enabled/ s/^enabled = true/enabled = false/' \
     /etc/rename-audit/config.toml
@@ -45,12 +57,12 @@ bash -c 'printf "kworker/9:8" >/proc/self/comm'
 wait_journal '\\"new_name\\":\\"kworker/9:8\\"' 120
 journalctl -u rename-audit.service -o json --no-pager >"$R/journal.json"
 
-# 4. Stop: SIGTERM, drained and flushed, a clean exit.
+# 5. Stop: SIGTERM, drained and flushed, a clean exit.
 systemctl stop rename-audit.service
 systemctl show rename-audit.service \
     -p ActiveState -p Result -p ExecMainCode -p ExecMainStatus >"$R/stopped"
 
-# 5. Purge: nothing of the package may stay behind.
+# 6. Purge: nothing of the package may stay behind.
 dpkg-query -L rename-audit >"$R/package-files"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y rename-audit >"$R/purge.log" 2>&1
 echo "$?" >"$R/purge-status"
