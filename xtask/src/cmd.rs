@@ -76,6 +76,23 @@ pub fn cargo() -> Result<Command> {
     Ok(command)
 }
 
+/// Runs `command` (and everything it starts, such as rustc) at nice 10:
+/// builds beside the guest are throughput work, while the guest's tests
+/// wait on its clock.
+pub fn niced(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: runs in the forked child before exec and only makes the
+    // setpriority syscall, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, 10) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Looks a program up the way our child processes will (cargo's bin
 /// directory first, then PATH), then in the sbin directories that a non-root
 /// PATH often lacks (bpftool, rsyslogd and auditctl live there).

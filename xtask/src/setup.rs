@@ -442,6 +442,29 @@ fn apply(plan: Plan) -> Result<()> {
             plan.missing().join(", ")
         );
     }
+    // The Rust tools compile while the system's pieces download and unpack:
+    // on a fresh machine these are the two long parts of setup, and they
+    // need different things (the CPU; the network and dpkg).
+    std::thread::scope(|scope| {
+        let system = scope.spawn(|| install_system_pieces(&plan));
+        let rust = install_rust_tools(&plan);
+        let system = system
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the Debian packages' thread panicked")));
+        rust.and(system)
+    })?;
+    let left = inspect()?;
+    check!(
+        left.is_empty(),
+        "setup finished but still missing: {}",
+        left.missing().join(", ")
+    );
+    step("setup complete");
+    Ok(())
+}
+
+/// rust-src, bpf-linker and cargo-deb: compiled, one after the other.
+fn install_rust_tools(plan: &Plan) -> Result<()> {
     if plan.rust_src {
         step(format!("adding rust-src to the {NIGHTLY} toolchain"));
         cmd::run(Command::new("rustup").args([
@@ -466,6 +489,12 @@ fn apply(plan: Plan) -> Result<()> {
         ));
         install_cargo_deb()?;
     }
+    Ok(())
+}
+
+/// tracefs, the Debian packages, virtme-ng and the guest kernel, in this
+/// order (apt holds its locks one command at a time).
+fn install_system_pieces(plan: &Plan) -> Result<()> {
     if plan.tracefs {
         step(format!("mounting tracefs at {TRACEFS}"));
         mount_tracefs()?;
@@ -488,13 +517,6 @@ fn apply(plan: Plan) -> Result<()> {
         let kernel = guest::fetch_default()?;
         note(format!("guest kernel: {}", kernel.vmlinuz.display()));
     }
-    let left = inspect()?;
-    check!(
-        left.is_empty(),
-        "setup finished but still missing: {}",
-        left.missing().join(", ")
-    );
-    step("setup complete");
     Ok(())
 }
 

@@ -51,9 +51,10 @@ pub fn test(options: &Options) -> Result<ExitCode> {
     let mut failed = Vec::new();
     // The guest runs beside the host's steps: it is the longest part of the
     // suite, and under TCG it leaves much of the machine idle while its tests
-    // wait on its slow clock. It runs niced, so the host's own tests, which
-    // wait on real deadlines, keep the CPU when they need it; the guest's
-    // deadlines are stretched for a slow machine already.
+    // wait on its slow clock. The host's builds and lints run niced, so they
+    // take what the guest leaves; the host's tests share the CPU with it
+    // evenly. (A niced guest starved behind a cold build until a storm test
+    // ran out of time.)
     let guest = if options.no_guest {
         None
     } else {
@@ -69,10 +70,13 @@ pub fn test(options: &Options) -> Result<ExitCode> {
         }))
     };
     if !options.guest_only {
-        let mut steps: Vec<(&str, Command)> = vec![("tests", cargo_test(options)?)];
+        let mut steps: Vec<(&str, Command)> = vec![
+            ("building the tests", niced(cargo_test(options, true)?)),
+            ("tests", cargo_test(options, false)?),
+        ];
         if !options.no_lint {
-            steps.push(("clippy", clippy_host()?));
-            steps.push(("clippy (kernel programs)", clippy_ebpf()?));
+            steps.push(("clippy", niced(clippy_host()?)));
+            steps.push(("clippy (kernel programs)", niced(clippy_ebpf()?)));
             steps.push(("rustfmt", rustfmt()?));
         }
         for (name, mut command) in steps {
@@ -171,13 +175,23 @@ fn guest_binaries(options: &Options) -> Result<Vec<guest::TestBinary>> {
     Ok(binaries)
 }
 
-fn cargo_test(options: &Options) -> Result<Command> {
+fn niced(mut command: Command) -> Command {
+    cmd::niced(&mut command);
+    command
+}
+
+/// `cargo test`, or with `no_run` only the build of what it would run.
+fn cargo_test(options: &Options, no_run: bool) -> Result<Command> {
     let mut cargo = cmd::cargo()?;
     // --no-fail-fast: a failing unit test must not hide the end-to-end results.
     cargo.args(["test", "--no-fail-fast"]);
     select_packages(&mut cargo, &options.package);
     for test in &options.test {
         cargo.args(["--test", test]);
+    }
+    if no_run {
+        cargo.arg("--no-run");
+        return Ok(cargo);
     }
     // Each end-to-end test starts a daemon that sees every rename on the
     // host; run them one at a time so they cannot disturb each other.
@@ -252,7 +266,7 @@ mod tests {
             no_guest: false,
             guest_only: false,
         };
-        let command = cargo_test(&options).expect("command");
+        let command = cargo_test(&options, false).expect("command");
         assert_eq!(
             args(&command),
             [
@@ -263,6 +277,19 @@ mod tests {
                 EBPF_PACKAGE,
                 "--",
                 "--test-threads=1"
+            ]
+        );
+        // The build step passes nothing to the harness.
+        let build = cargo_test(&options, true).expect("command");
+        assert_eq!(
+            args(&build),
+            [
+                "test",
+                "--no-fail-fast",
+                "--workspace",
+                "--exclude",
+                EBPF_PACKAGE,
+                "--no-run"
             ]
         );
     }
@@ -278,7 +305,7 @@ mod tests {
             no_guest: true,
             guest_only: false,
         };
-        let command = cargo_test(&options).expect("command");
+        let command = cargo_test(&options, false).expect("command");
         assert_eq!(
             args(&command),
             [
