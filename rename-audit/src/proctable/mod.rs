@@ -376,12 +376,20 @@ impl ProcessTable {
         dead.len()
     }
 
-    /// Covered /proc entries in the daemon's mount table and in those of
-    /// `mounters` (processes that just mounted, maybe in another mount
-    /// namespace), each once.
+    /// Covered /proc entries in the daemon's mount table, in PID 1's and in
+    /// those of `mounters` (processes that just mounted, maybe in another
+    /// mount namespace), each once. PID 1's is the host's, where `ps` runs:
+    /// the daemon's own may be another (systemd's PrivateMounts=), and a
+    /// mounter such as mount(8) has often exited by the time its record is
+    /// read.
     pub fn covered_procs(&self, mounters: &[u32]) -> Vec<Covered> {
         let mut found: Vec<Covered> = Vec::new();
-        let tables = std::iter::once(self.proc_root.mountinfo(None)).chain(
+        let tables = [
+            self.proc_root.mountinfo(None),
+            self.proc_root.mountinfo(Some(1)),
+        ]
+        .into_iter()
+        .chain(
             mounters
                 .iter()
                 .map(|&pid| self.proc_root.mountinfo(Some(pid))),
