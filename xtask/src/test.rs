@@ -70,10 +70,7 @@ pub fn test(options: &Options) -> Result<ExitCode> {
         }))
     };
     if !options.guest_only {
-        let mut steps: Vec<(&str, Command)> = vec![
-            ("building the tests", niced(cargo_test(options, true)?)),
-            ("tests", cargo_test(options, false)?),
-        ];
+        let mut steps: Vec<(&str, Command)> = vec![("tests", cargo_test(options, false)?)];
         if !options.no_lint {
             steps.push(("clippy", niced(clippy_host()?)));
             steps.push(("clippy (kernel programs)", niced(clippy_ebpf()?)));
@@ -128,26 +125,20 @@ fn guest_kernel(options: &Options) -> Result<guest::GuestKernel> {
     }
 }
 
-/// Builds the end-to-end test binaries that also run in the guest (those
-/// of `--test` when given) and returns their paths.
+/// Builds every test the host runs, exactly as `cargo test` will (the same
+/// packages, so the same features: a build for fewer packages would be
+/// rebuilt by the host's, replacing the daemon binary under the running
+/// guest), and returns the paths of those that also run in the guest (those
+/// of `--test` when given).
 fn guest_binaries(options: &Options) -> Result<Vec<guest::TestBinary>> {
     let targets: Vec<&str> = guest::GUEST_TARGETS
         .iter()
         .copied()
         .filter(|t| options.test.is_empty() || options.test.iter().any(|o| o == t))
         .collect();
-    let mut cargo = cmd::cargo()?;
-    cargo.args([
-        "test",
-        "--no-run",
-        "--message-format=json-render-diagnostics",
-        "--package",
-        "rename-audit",
-    ]);
-    for target in &targets {
-        cargo.args(["--test", target]);
-    }
-    step("building the end-to-end tests for the guest");
+    let mut cargo = cargo_test(options, true)?;
+    cargo.arg("--message-format=json-render-diagnostics");
+    step("building the tests");
     let json = cmd::output(&mut cargo)?;
     let mut binaries = Vec::new();
     for line in json.lines() {
