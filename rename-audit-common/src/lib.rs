@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(size_of::<MountRecord>(), 16 + 8);
         assert_eq!(size_of::<StormSlot>(), 72);
         assert_eq!(size_of::<KernelOffsets>(), 34 * 4);
-        assert_eq!(size_of::<Settings>(), 34 * 4 + 6 * 8 + 6 * 4);
+        assert_eq!(size_of::<Settings>(), 34 * 4 + 6 * 8 + 8 * 4);
         assert_eq!(
             size_of::<ExecRecord>(),
             16 + 16
