@@ -7,10 +7,11 @@
 //! unit (deb-systemd-helper works offline) and skip starting it: this is
 //! what they must tolerate. The test refuses to run where rename-audit is
 //! already installed, so it never purges someone's installation.
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::{path::Path, process::Command};
+
+mod support;
+
+use support::package::{build_dev_package, run};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Everything the package must install (dpkg-deb --contents paths).
@@ -32,20 +33,6 @@ const EXPECTED: &[&str] = &[
     "./usr/share/doc/rename-audit/changelog.gz",
 ];
 const ENABLED_LINK: &str = "/etc/systemd/system/multi-user.target.wants/rename-audit.service";
-
-fn run(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 fn stdout(command: &mut Command) -> String {
     String::from_utf8(run(command).stdout).expect("UTF-8 output")
@@ -71,22 +58,6 @@ impl Drop for Purge {
     }
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-fn target_dir() -> PathBuf {
-    // <target>/<profile>/rename-audit
-    Path::new(env!("CARGO_BIN_EXE_rename-audit"))
-        .ancestors()
-        .nth(2)
-        .expect("target directory")
-        .to_owned()
-}
-
 #[test]
 fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
     assert!(
@@ -97,19 +68,7 @@ fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
          so it only runs where nothing of it exists"
     );
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // The tests' own (dev) build goes into the package: an optimized build
-    // would compile every crate a second time for the same packaging checks.
-    run(Command::new(cargo).current_dir(workspace()).args([
-        "xtask",
-        "package",
-        "--profile",
-        "dev",
-    ]));
-    let deb = target_dir()
-        .join("debian")
-        .join(format!("rename-audit_{VERSION}_amd64.deb"));
-    assert!(deb.is_file(), "{} was not built", deb.display());
+    let deb = build_dev_package();
 
     let fields = stdout(Command::new("dpkg-deb").arg("-f").arg(&deb).args([
         "Package",

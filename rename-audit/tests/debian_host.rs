@@ -14,7 +14,7 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -22,7 +22,8 @@ use serde_json::Value;
 
 mod support;
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use support::package::{build_dev_package, run};
+
 /// Debian 12.
 const SUITE: &str = "bookworm";
 /// What the issue names; apt adds the package's own dependencies.
@@ -31,41 +32,8 @@ const PACKAGES: &str = "systemd,systemd-sysv,linux-image-amd64,initramfs-tools";
 /// TCG; past this the guest is stuck.
 const GUEST_DEADLINE: Duration = Duration::from_secs(600);
 
-fn run(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/debian12")
-}
-
-/// `cargo xtask package --profile dev`: the tests' own build, packaged.
-fn package() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(Command::new(cargo)
-        .current_dir(workspace)
-        .args(["xtask", "package", "--profile", "dev"]));
-    let deb = Path::new(env!("CARGO_BIN_EXE_rename-audit"))
-        .ancestors()
-        .nth(2)
-        .expect("target directory")
-        .join("debian")
-        .join(format!("rename-audit_{VERSION}_amd64.deb"));
-    assert!(deb.is_file(), "{} was not built", deb.display());
-    deb
 }
 
 /// Builds the Debian 12 root file system in `root` with mmdebstrap, the
@@ -226,7 +194,7 @@ fn the_package_runs_under_systemd_on_a_real_debian_12_host() {
     std::fs::create_dir_all(&work).unwrap();
     let root = work.join("root");
     let started = Instant::now();
-    let deb = package();
+    let deb = build_dev_package();
     eprintln!("[{:?}] package built", started.elapsed());
     build_system(&root, &deb);
     eprintln!("[{:?}] Debian 12 system built", started.elapsed());

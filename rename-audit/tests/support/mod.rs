@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 pub mod daemon;
 pub mod http;
+pub mod package;
 pub mod renamer;
 pub mod servers;
 
