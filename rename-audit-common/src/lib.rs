@@ -296,7 +296,8 @@ pub struct StormSlot {
     pub pending: u64,
     /// First counted rename since `pending` was last 0 (approximate).
     pub first_seen_ns: u64,
-    /// Most recent counted rename.
+    /// Most recent counted rename, to within one clock tick (the kernel
+    /// reads the clock at most once a tick for a thread over its rate).
     pub last_seen_ns: u64,
     /// `start_boottime` of the owner's process (with `tgid`, its key).
     pub start_boottime_ns: u64,
@@ -318,6 +319,14 @@ pub struct RateState {
     /// once with a compare-and-swap, which BPF has for 64 bits on every ISA
     /// version, hence the width.
     pub slot: u64,
+    /// `jiffies` + 1 of the tick in which the thread was last found over its
+    /// rate; 0 when it was not. Further renames in that tick are counted
+    /// without reading the clock, which costs more than the rest of the
+    /// decision (a send can come up to one tick late, never early).
+    pub over_until_jiffies: u64,
+    /// Monotonic ns of the thread's last clock read: the time of the renames
+    /// counted without one.
+    pub clock_ns: u64,
 }
 
 /// Field offsets inside kernel structures, read from the running kernel's BTF
@@ -496,6 +505,7 @@ mod tests {
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
         assert_eq!(size_of::<MountRecord>(), 16 + 8);
         assert_eq!(size_of::<StormSlot>(), 72);
+        assert_eq!(size_of::<RateState>(), 32);
         assert_eq!(size_of::<KernelOffsets>(), 34 * 4);
         assert_eq!(size_of::<Settings>(), 34 * 4 + 6 * 8 + 8 * 4);
         assert_eq!(

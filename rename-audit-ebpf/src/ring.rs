@@ -42,6 +42,14 @@ pub fn now_ns() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
+/// The kernel's tick count: a plain load (the verifier inlines the helper
+/// on 64-bit JITs), unlike the clock, which costs a call through the
+/// clocksource.
+#[inline(always)]
+pub fn jiffies() -> u64 {
+    unsafe { aya_ebpf::helpers::generated::bpf_jiffies64() }
+}
+
 /// Reserves a `T` in `ring`, counting a loss of `class` when it is full.
 #[inline(always)]
 pub fn reserve<T: 'static>(ring: &RingBuf, class: u32) -> Option<RingBufEntry<T>> {

@@ -20,7 +20,7 @@ use rename_audit_common::{RateState, StormSlot, class, fault, lost_reason};
 
 use crate::{
     RATE, STORMS,
-    ring::{count_fault, count_lost},
+    ring::{count_fault, count_lost, jiffies, now_ns},
     setting,
     task::Task,
 };
@@ -29,8 +29,8 @@ use crate::{
 const SLOT_PROBES: u32 = 8;
 
 pub enum Verdict {
-    /// Send the rename as its own record.
-    Send,
+    /// Send the rename as its own record, stamped `now`.
+    Send { now: u64 },
     /// Counted in the thread's storm slot, or counted as lost.
     Counted,
 }
@@ -59,18 +59,34 @@ pub fn state_of(task: Task) -> Option<&'static mut RateState> {
 }
 
 /// Decides whether a rename of `tid` is sent or counted, and counts it.
+///
+/// In a storm this is the path every rename takes, so it avoids the clock:
+/// reading it is a call through the clocksource, which costs more than all
+/// the rest. Once a thread is found over its rate, its further renames in
+/// the same tick (`jiffies`, a plain load) are counted without a clock read.
+/// The rate only lets a thread send again later than that tick's start, so
+/// a send comes at most one tick late, never early; the counts are exact
+/// either way.
 #[inline(always)]
 pub fn admit(
     state: Option<&mut RateState>,
     task: Task,
     (tid, tgid): (u32, u32),
     cls: u32,
-    now: u64,
     new_name: *const u8,
 ) -> Verdict {
     let Some(state) = state else {
-        return Verdict::Send;
+        return Verdict::Send { now: now_ns() };
     };
+    // Read before the clock: a tick that began before the clock read cannot
+    // outlast the decision by more than a tick.
+    let tick = jiffies();
+    if tick < state.over_until_jiffies {
+        count_in_slot(state, task, tid, tgid, cls, state.clock_ns, new_name);
+        return Verdict::Counted;
+    }
+    let now = now_ns();
+    state.clock_ns = now;
     let (interval, tolerance) = if cls == class::PROCESS {
         (
             setting!(process_interval_ns),
@@ -86,8 +102,10 @@ pub fn admit(
     };
     if tat - now <= tolerance {
         state.tat_ns = tat + interval;
-        return Verdict::Send;
+        state.over_until_jiffies = 0;
+        return Verdict::Send { now };
     }
+    state.over_until_jiffies = tick + 1;
     count_in_slot(state, task, tid, tgid, cls, now, new_name);
     Verdict::Counted
 }

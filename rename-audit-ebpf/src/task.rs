@@ -52,6 +52,28 @@ impl Task {
         Some((pid, tgid))
     }
 
+    /// `(pid, tgid)` of a task the verifier knows by its BTF type (a BTF
+    /// tracepoint's task argument, `bpf_get_current_task_btf`): loaded
+    /// directly, without the helper call `ids` costs. The verifier checks
+    /// each load against the kernel's BTF when the program loads; it can,
+    /// because the offsets come from `SETTINGS`, which is read-only and
+    /// frozen, so they are constants to it. Only pointers it types this way
+    /// are accepted; any other fails the load, never a run.
+    #[inline(always)]
+    pub fn btf_ids(self) -> (u32, u32) {
+        let pid_at = setting!(offsets.task_pid) as usize;
+        let tgid_at = setting!(offsets.task_tgid) as usize;
+        // SAFETY: a BTF task pointer, so the verifier turns the loads into
+        // faulting-safe ones; each reads one whole `pid_t` field (a single
+        // 8-byte load of both is refused, as it spans two fields).
+        unsafe {
+            (
+                core::ptr::read_volatile(self.0.add(pid_at).cast::<u32>()),
+                core::ptr::read_volatile(self.0.add(tgid_at).cast::<u32>()),
+            )
+        }
+    }
+
     #[inline(always)]
     pub fn flags(self) -> Option<u32> {
         unsafe { field(self.0, setting!(offsets.task_flags)) }

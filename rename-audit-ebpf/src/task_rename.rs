@@ -27,36 +27,24 @@ pub fn task_rename(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
-    let now = ring::now_ns();
     let new_name: *const u8 = ctx.arg(1);
     let Some(task) = Task::from_ptr(ctx.arg::<*const u8>(0)) else {
         ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
         return None;
     };
-    // A task renaming itself (prctl, exec: every storm) is current, whose
-    // ids the kernel hands over without a memory read, and always as they
-    // are now (exec by a non-main thread changes them). Another task's are
-    // read. Without them neither the thread nor its class is known: the
-    // rename is counted as lost, never dropped silently.
-    let ids = if task.as_ptr() as u64 == current_key() {
-        let ids = bpf_get_current_pid_tgid();
-        Some((ids as u32, (ids >> 32) as u32))
-    } else {
-        task.ids()
-    };
-    let Some((tid, tgid)) = ids else {
-        ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
-        return None;
-    };
+    // The renamed task is a BTF argument, so its ids are loaded directly,
+    // and always as they are now (exec by a non-main thread changes them).
+    let (tid, tgid) = task.btf_ids();
     let state = storm::state_of(task);
     let cls = if tid == tgid {
         class::PROCESS
     } else {
         class::THREAD
     };
-    if let Verdict::Counted = storm::admit(state, task, (tid, tgid), cls, now, new_name) {
-        return Some(());
-    }
+    let now = match storm::admit(state, task, (tid, tgid), cls, new_name) {
+        Verdict::Send { now } => now,
+        Verdict::Counted => return Some(()),
+    };
     let ring = if cls == class::PROCESS {
         &PRIORITY_RING
     } else {
