@@ -193,6 +193,19 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         }
     }
     println!("(peers are one run each, compared with the median untraced rate)");
+    println!();
+    println!(
+        "Time in the kernel programs per rename (kernel.bpf_stats_enabled on, one run each; \
+         includes the statistics' own two clock reads per run):"
+    );
+    println!();
+    println!("| threads | floor ns per rename | rename-audit ns per rename |");
+    println!("|---|---|---|");
+    for threads in [1, cpus] {
+        let floor = b.with_floor_pid(|pid| Bench::kernel_ns_per_op(pid, || b.rate(threads)))?;
+        let audit = b.daemon_kernel_ns_per_op(|| b.rate(threads))?;
+        println!("| {threads} | {floor:.0} | {audit:.0} |");
+    }
 
     everyday(&b, cpus, rounds)?;
     startup(&b, args.startups)?;
@@ -239,9 +252,9 @@ fn everyday(b: &Bench, cpus: usize, rounds: usize) -> Result<()> {
     );
     println!();
     println!(
-        "| workload | untraced /s | rename-audit /s (ratio) | auditd execve rule /s (ratio) | daemon CPU s per million |"
+        "| workload | untraced /s | rename-audit /s (ratio) | auditd execve rule /s (ratio) | daemon CPU s per million | kernel programs µs per op | rename-audit CPU per op / untraced CPU per op |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (label, mode) in [
         ("fork+exec+exit of /bin/true", "spawn"),
         ("thread create/exit", "threads"),
@@ -267,16 +280,26 @@ fn everyday(b: &Bench, cpus: usize, rounds: usize) -> Result<()> {
         }
         let auditd_cell = auditd_error
             .unwrap_or_else(|| format!("{:.0} ({:.3})", median(auditd), median(auditd_ratio)));
+        let kernel_ns = b.daemon_kernel_ns_per_op(|| b.workload(mode, cpus))?;
+        let untraced_rate = median(untraced);
+        let daemon_s = median(cpu_per_million) / 1e6;
+        // What one operation costs the machine untraced: every CPU's time
+        // divided by the operations done in it.
+        let untraced_s = cpus as f64 / untraced_rate;
         println!(
-            "| {label} | {:.0} | {:.0} ({:.3}) | {auditd_cell} | {:.2} |",
-            median(untraced),
+            "| {label} | {untraced_rate:.0} | {:.0} ({:.3}) | {auditd_cell} | {:.2} | {:.2} | {:.3} |",
             median(audit),
             median(audit_ratio),
-            median(cpu_per_million),
+            daemon_s * 1e6,
+            kernel_ns / 1e3,
+            (daemon_s + kernel_ns / 1e9) / untraced_s,
         );
     }
     println!(
-        "(daemon CPU: user+system seconds the daemon used while the workload ran, per million processes or threads)"
+        "(daemon CPU: user+system seconds the daemon used while the workload ran, per million processes or threads; \
+         kernel programs: their run time per operation with kernel.bpf_stats_enabled on, one run, which includes the \
+         statistics' own clock reads; the last column is the daemon's and the programs' time per operation over the time \
+         of all CPUs per operation untraced)"
     );
     Ok(())
 }
@@ -458,6 +481,11 @@ impl Bench {
 
     /// Runs `work` under the empty program on the rename hook.
     fn with_floor(&self, work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
+        self.with_floor_pid(|_| work())
+    }
+
+    /// Runs `work` under the empty program, passing it the loader's pid.
+    fn with_floor_pid<T>(&self, work: impl FnOnce(u32) -> Result<T>) -> Result<T> {
         let mut child = Command::new(&self.floor)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -471,7 +499,7 @@ impl Bench {
             let _ = child.wait();
             bail!("the floor program did not attach: {line:?}");
         }
-        let rate = work();
+        let rate = work(child.id());
         // Closing its stdin detaches it.
         drop(child.stdin.take());
         child.wait()?;
@@ -487,6 +515,25 @@ impl Bench {
         let after = cpu_secs(child.id());
         Self::stop_daemon(child)?;
         Ok((rate?, after - before))
+    }
+
+    /// Time the kernel spends in the programs of process `pid` per
+    /// operation of `work`, which runs with the kernel's BPF statistics on.
+    /// Includes the statistics' own cost (two clock reads per program run).
+    fn kernel_ns_per_op(pid: u32, work: impl FnOnce() -> Result<Rate>) -> Result<f64> {
+        let _stats = BpfStats::on()?;
+        let before = bpf_run_time_ns(pid);
+        let rate = work()?;
+        let after = bpf_run_time_ns(pid);
+        Ok(after.saturating_sub(before) as f64 / rate.renamed.max(1) as f64)
+    }
+
+    /// [`Self::kernel_ns_per_op`] of the daemon's programs.
+    fn daemon_kernel_ns_per_op(&self, work: impl FnOnce() -> Result<Rate>) -> Result<f64> {
+        let child = self.start_daemon(&self.dir.join("kernel-time.json"))?;
+        let ns = Self::kernel_ns_per_op(child.id(), work);
+        Self::stop_daemon(child)?;
+        ns
     }
 
     fn rate(&self, threads: usize) -> Result<Rate> {
@@ -832,4 +879,57 @@ fn status_kib(pid: u32, field: &str) -> u64 {
                 .ok()
         })
         .unwrap_or(0)
+}
+
+/// Turns on the kernel's BPF run-time statistics (`kernel.bpf_stats_enabled`)
+/// while it lives, and puts back the previous setting when dropped. Each
+/// program run then also pays for two clock reads, so rates are never
+/// measured with it on.
+struct BpfStats {
+    previous: String,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    fn on() -> Result<Self> {
+        let previous =
+            fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
+        fs::write(BPF_STATS, "1").with_context(|| format!("writing 1 to {BPF_STATS}"))?;
+        Ok(Self { previous })
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Err(error) = fs::write(BPF_STATS, self.previous.trim()) {
+            eprintln!("could not restore {BPF_STATS}: {error}");
+        }
+    }
+}
+
+/// Nanoseconds the kernel has counted in the BPF programs that process `pid`
+/// holds (`run_time_ns` in each program's fdinfo), summed.
+fn bpf_run_time_ns(pid: u32) -> u64 {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.filter_map(|fd| {
+        let fd = fd.ok()?;
+        let link = fs::read_link(fd.path()).ok()?;
+        if link.to_string_lossy() != "anon_inode:bpf-prog" {
+            return None;
+        }
+        let info = fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("run_time_ns:"))?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    })
+    .sum()
 }
