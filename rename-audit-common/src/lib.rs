@@ -294,6 +294,11 @@ pub struct StormSlot {
     pub exited: u64,
     /// Renames counted but not yet summarized.
     pub pending: u64,
+    /// Renames of the owner sent on their own since its last counted rename
+    /// (every counted rename sets it back to 0). While it is 0 the owner
+    /// still bears the name its last counted rename set, so the daemon reads
+    /// that from procfs instead of the kernel copying every name.
+    pub tail_sent: u64,
     /// First counted rename since `pending` was last 0 (approximate).
     pub first_seen_ns: u64,
     /// Most recent counted rename, to within one clock tick (the kernel
@@ -305,7 +310,11 @@ pub struct StormSlot {
     pub tgid: u32,
     /// [`class::PROCESS`] or [`class::THREAD`].
     pub class: u32,
-    /// Name set by the most recent counted rename.
+    /// Name set by the most recent counted rename, once the owner has
+    /// exited or sent a rename again (`tail_sent` above 0): the kernel copies
+    /// the owner's name at that point. Before that, the name set by the
+    /// first counted rename of the latest clock tick, which the daemon uses
+    /// only when it cannot read the name from procfs unchanged.
     pub last_name: [u8; TASK_COMM_LEN],
 }
 
@@ -504,7 +513,7 @@ mod tests {
         assert_eq!(size_of::<ForkRecord>(), 16 + 32 + 16);
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
         assert_eq!(size_of::<MountRecord>(), 16 + 8);
-        assert_eq!(size_of::<StormSlot>(), 72);
+        assert_eq!(size_of::<StormSlot>(), 80);
         assert_eq!(size_of::<RateState>(), 32);
         assert_eq!(size_of::<KernelOffsets>(), 34 * 4);
         assert_eq!(size_of::<Settings>(), 34 * 4 + 6 * 8 + 8 * 4);

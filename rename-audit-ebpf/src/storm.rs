@@ -82,7 +82,7 @@ pub fn admit(
     // outlast the decision by more than a tick.
     let tick = jiffies();
     if tick < state.over_until_jiffies {
-        count_in_slot(state, task, tid, tgid, cls, state.clock_ns, new_name);
+        count_in_slot(state, task, tid, tgid, cls, state.clock_ns, None);
         return Verdict::Counted;
     }
     let now = now_ns();
@@ -103,13 +103,43 @@ pub fn admit(
     if tat - now <= tolerance {
         state.tat_ns = tat + interval;
         state.over_until_jiffies = 0;
+        sent_by_slot_owner(state, task);
         return Verdict::Send { now };
     }
     state.over_until_jiffies = tick + 1;
-    count_in_slot(state, task, tid, tgid, cls, now, new_name);
+    count_in_slot(state, task, tid, tgid, cls, now, Some(new_name));
     Verdict::Counted
 }
 
+/// A thread that holds a storm slot sends a rename on its own again. If its
+/// previous rename was counted, the name it still bears (this rename has
+/// not changed it yet) is the one the summary must show: keep it.
+#[inline(always)]
+fn sent_by_slot_owner(state: &RateState, task: Task) {
+    // SAFETY: an aligned u64 of the map value, read once.
+    let published = unsafe { core::ptr::read_volatile(&state.slot) };
+    if published == 0 {
+        return;
+    }
+    let Some(slot) = STORMS.get_ptr_mut((published - 1) as u32) else {
+        return;
+    };
+    // SAFETY: a valid pointer into the array; see `count_in_slot`.
+    let slot = unsafe { &mut *slot };
+    // SAFETY: an aligned u64 inside the slot.
+    if unsafe { core::ptr::read_volatile(&slot.tail_sent) } == 0 {
+        let _ = task.comm_into(&mut slot.last_name);
+    }
+    // After the name, so the daemon never sees the count without it.
+    // SAFETY: an aligned u64 inside the slot.
+    unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut slot.tail_sent, 1) };
+}
+
+/// Counts a rename in the thread's slot. `name`, the new name, is copied
+/// only for the first counted rename of a clock tick: the name a storm ends
+/// on is taken when the thread sends or exits again, or read by the daemon
+/// from procfs, so the copy per rename (a helper call, as costly as the
+/// rest of the path) is not needed for it.
 #[inline(always)]
 fn count_in_slot(
     state: &mut RateState,
@@ -118,7 +148,7 @@ fn count_in_slot(
     tgid: u32,
     cls: u32,
     now: u64,
-    name: *const u8,
+    name: Option<*const u8>,
 ) {
     let Some(index) = slot_of(state, task, tid, tgid, cls) else {
         count_lost(cls, lost_reason::NO_STORM_SLOT);
@@ -136,14 +166,19 @@ fn count_in_slot(
         slot.first_seen_ns = now;
     }
     slot.last_seen_ns = now;
-    // 16 bytes at once, which is cheaper than a string copy: a name is at
-    // most 15 bytes and its NUL, and the daemon reads up to the NUL. Only
-    // if that would cross into unreadable memory is the string copied.
-    // SAFETY: helpers that fault safely; the destination is the slot's.
-    if unsafe { bpf_probe_read_kernel_buf(name, &mut slot.last_name) }.is_err() {
-        let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
+    // SAFETY: an aligned u64 inside the slot.
+    unsafe { core::ptr::write_volatile(&mut slot.tail_sent, 0) };
+    if let Some(name) = name {
+        // 16 bytes at once, which is cheaper than a string copy: a name is
+        // at most 15 bytes and its NUL, and the daemon reads up to the NUL.
+        // Only if that would cross into unreadable memory is the string
+        // copied.
+        // SAFETY: helpers that fault safely; the destination is the slot's.
+        if unsafe { bpf_probe_read_kernel_buf(name, &mut slot.last_name) }.is_err() {
+            let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
+        }
     }
-    // Last, so a summary that takes this count also sees the name and time.
+    // Last, so a summary that takes this count also sees the rest.
     // SAFETY: an aligned u64 inside the slot.
     unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut slot.pending, 1) };
 }
@@ -201,6 +236,7 @@ fn claim_slot(task: Task, tid: u32, tgid: u32, cls: u32) -> Option<u32> {
                 (*slot).tgid = tgid;
                 (*slot).class = cls;
                 (*slot).exited = 0;
+                (*slot).tail_sent = 0;
             }
             return Some(index);
         }
@@ -222,7 +258,17 @@ pub fn forget(task: *const u8) -> bool {
     if slot != 0
         && let Some(slot) = STORMS.get_ptr_mut((slot - 1) as u32)
     {
-        // Aligned 64-bit stores are single-copy atomic; the daemon reads it atomically.
+        // The name it goes with is the last one, and if its last rename was
+        // counted, the one its last summary shows.
+        // SAFETY: an aligned u64 inside a valid slot.
+        if unsafe { core::ptr::read_volatile(&(*slot).tail_sent) } == 0
+            && let Some(task) = Task::from_ptr(task)
+        {
+            // SAFETY: the destination is the slot's.
+            let _ = task.comm_into(unsafe { &mut (*slot).last_name });
+        }
+        // After the name. Aligned 64-bit stores are single-copy atomic; the
+        // daemon reads it atomically.
         // SAFETY: an aligned u64 inside a valid slot.
         unsafe { core::ptr::write_volatile(&mut (*slot).exited, 1) };
     }
