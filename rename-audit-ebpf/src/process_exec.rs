@@ -8,10 +8,7 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use rename_audit_common::{
-    ARGS_LEN, CGROUP_PATH_LEN, EXE_PATH_LEN, ExecRecord, NAME_LEN, class, exec_detect, kind,
-    lost_reason,
-};
+use rename_audit_common::{ARGS_LEN, ExecRecord, class, exec_detect, kind, lost_reason};
 
 use crate::{
     MARKS, PRIORITY_RING, path, ring, setting,
@@ -46,13 +43,10 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
         return None;
     };
     let mut entry = ring::reserve_lifecycle::<ExecRecord>()?;
-    // SAFETY: the reserved record; every field is written below and the
-    // byte arrays are zeroed first, so no stale ring bytes reach the daemon.
+    // SAFETY: the reserved record, zeroed first, so no stale ring bytes
+    // reach the daemon; the fields are then written below.
     let rec = unsafe { &mut *entry.as_mut_ptr() };
-    rec.args = [0; ARGS_LEN];
-    rec.exe_path = [0; EXE_PATH_LEN + NAME_LEN];
-    rec.cgroup_path = [0; CGROUP_PATH_LEN + NAME_LEN];
-    rec.comm = [0; 16];
+    ring::zero(rec);
     rec.hdr = ring::header(kind::EXEC, now);
     rec.tgid = tgid;
     rec.uid = bpf_get_current_uid_gid() as u32;
