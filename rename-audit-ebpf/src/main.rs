@@ -149,6 +149,19 @@ impl<T> TaskStorage<T> {
 #[map]
 static MARKS: HashMap<u64, u32> = HashMap::with_max_entries(1 << 14, 0);
 
+/// Takes the current task's exec mark; whether it had one. Most tasks have
+/// none (every exit asks), and a lookup, unlike a delete, takes no lock.
+#[inline(always)]
+fn take_exec_mark() -> bool {
+    let key = task::current_key();
+    // SAFETY: only whether the entry exists is used, not the reference.
+    if unsafe { MARKS.get(key) }.is_none() {
+        return false;
+    }
+    let _ = MARKS.remove(key);
+    true
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

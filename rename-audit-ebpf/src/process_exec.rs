@@ -10,17 +10,14 @@ use aya_ebpf::{
 };
 use rename_audit_common::{ARGS_LEN, ExecRecord, class, exec_detect, kind, lost_reason};
 
-use crate::{
-    MARKS, PRIORITY_RING, path, ring, setting,
-    task::{Task, current_key},
-};
+use crate::{PRIORITY_RING, path, ring, setting, task::Task};
 
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
     if setting!(exec_detect) == exec_detect::PREPARE_EXEC {
         // The exec rename consumed the mark already; this covers an exec whose
         // rename was not seen.
-        let _ = MARKS.remove(current_key());
+        let _ = crate::take_exec_mark();
     }
     // A non-main thread that execs takes over the process id: its storm
     // slot, kept under its old tid, is handed over and its state starts anew.

@@ -12,10 +12,7 @@
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use rename_audit_common::{ExitRecord, class, exec_detect, exit_flags, kind, lost_reason};
 
-use crate::{
-    MARKS, PRIORITY_RING, ring, setting, storm,
-    task::{Task, current_key},
-};
+use crate::{PRIORITY_RING, ring, setting, storm, task::Task};
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
@@ -41,7 +38,7 @@ pub fn process_exit_live(ctx: BtfTracePointContext) -> i32 {
 fn exited(task: Task, group_dead: bool) -> Option<()> {
     if setting!(exec_detect) == exec_detect::PREPARE_EXEC {
         // A mark whose exec rename was never seen goes with the task.
-        let _ = MARKS.remove(current_key());
+        let _ = crate::take_exec_mark();
     }
     // A main thread that exited earlier forgot its state then, and as an
     // exiting task it gets none from later renames by a sibling.

@@ -14,9 +14,9 @@ use rename_audit_common::{
 };
 
 use crate::{
-    MARKS, PRIORITY_RING, THREAD_RING, path, ring, setting,
+    PRIORITY_RING, THREAD_RING, path, ring, setting,
     storm::{self, Verdict},
-    task::{Task, current_key, current_syscall},
+    task::{Task, current_syscall},
 };
 
 #[btf_tracepoint(function = "task_rename")]
@@ -134,10 +134,5 @@ fn is_exec(syscall: Option<u64>) -> bool {
             nr == u64::from(setting!(nr_execve)) || nr == u64::from(setting!(nr_execveat))
         });
     }
-    let key = current_key();
-    if unsafe { MARKS.get(key) }.is_some() {
-        let _ = MARKS.remove(key);
-        return true;
-    }
-    false
+    crate::take_exec_mark()
 }
