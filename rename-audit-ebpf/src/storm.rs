@@ -126,13 +126,21 @@ fn sent_by_slot_owner(state: &RateState, task: Task) {
     };
     // SAFETY: a valid pointer into the array; see `count_in_slot`.
     let slot = unsafe { &mut *slot };
+    keep_borne_name(slot, task);
+    // After the name, so the daemon never sees the count without it.
+    // SAFETY: an aligned u64 inside the slot.
+    unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut slot.tail_sent, 1) };
+}
+
+/// If no rename of `task` was sent since its last counted one, the name it
+/// bears now is the one that counted rename set: copy it into the slot
+/// before the thread sends or exits, after which procfs no longer has it.
+#[inline(always)]
+fn keep_borne_name(slot: &mut StormSlot, task: Task) {
     // SAFETY: an aligned u64 inside the slot.
     if unsafe { core::ptr::read_volatile(&slot.tail_sent) } == 0 {
         let _ = task.comm_into(&mut slot.last_name);
     }
-    // After the name, so the daemon never sees the count without it.
-    // SAFETY: an aligned u64 inside the slot.
-    unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut slot.tail_sent, 1) };
 }
 
 /// Counts a rename in the thread's slot. `name`, the new name, is copied
@@ -258,19 +266,15 @@ pub fn forget(task: *const u8) -> bool {
     if slot != 0
         && let Some(slot) = STORMS.get_ptr_mut((slot - 1) as u32)
     {
-        // The name it goes with is the last one, and if its last rename was
-        // counted, the one its last summary shows.
-        // SAFETY: an aligned u64 inside a valid slot.
-        if unsafe { core::ptr::read_volatile(&(*slot).tail_sent) } == 0
-            && let Some(task) = Task::from_ptr(task)
-        {
-            // SAFETY: the destination is the slot's.
-            let _ = task.comm_into(unsafe { &mut (*slot).last_name });
+        // SAFETY: a valid pointer into the array; see `count_in_slot`.
+        let slot = unsafe { &mut *slot };
+        if let Some(task) = Task::from_ptr(task) {
+            keep_borne_name(slot, task);
         }
         // After the name. Aligned 64-bit stores are single-copy atomic; the
         // daemon reads it atomically.
         // SAFETY: an aligned u64 inside a valid slot.
-        unsafe { core::ptr::write_volatile(&mut (*slot).exited, 1) };
+        unsafe { core::ptr::write_volatile(&mut slot.exited, 1) };
     }
     true
 }
