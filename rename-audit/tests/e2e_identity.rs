@@ -414,6 +414,16 @@ fn where_perf_event_open_is_refused_mounts_are_watched_through_raw_sys_exit() {
         "without CAP_SYS_ADMIN at paranoia level 3, mounts are watched through raw sys_exit: \
          {line}"
     );
+    // The start-up scan of the mount tables runs when the pipeline first
+    // settles, after "ready", and a small batch's lines reach the file when
+    // it settles, after the scan: once a marker rename's line is out, a
+    // mount can only be found by the watch (before, this test could see its
+    // mount found by the start-up scan).
+    let marker = renamer::run("probe", b"", &["1", "0"]).get("pid");
+    d.wait_for("a marker rename", move |e| {
+        at(e, "process.pid").as_u64() == Some(marker.into())
+            && at(e, "rename.new_name").as_str() == Some("probe-0")
+    });
     let hidden = renamer::spawn_waiting("wait-prctl", b"raw-hidden", &[]);
     let _mount = Hidden::hide(hidden.pid);
     let e = hidden_alert(&mut d, hidden.pid);
