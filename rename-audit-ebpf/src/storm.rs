@@ -1,8 +1,11 @@
 //! Per-thread rate limiting (GCRA) and storm slots.
 //!
 //! A thread's rate state lives in the thread itself (`RATE`, task-local
-//! storage), created by its first rename and deleted when it exits or execs;
-//! a task that is already exiting gets none, so nothing can outlive it.
+//! storage), created by its first rename other than exec's and deleted when
+//! it exits or execs under a new tid; a task that is already exiting gets
+//! none, so nothing can outlive it. Exec's rename creates none: it is the
+//! first rename of nearly every process, a first rename is sent anyway, and
+//! the allocation (freed again at exit) was most of what exec's rename cost.
 //!
 //! Two renames of one thread can run at once: the thread's own prctl on one
 //! CPU and a sibling's write to its procfs `comm` file on another. Recent
@@ -35,26 +38,28 @@ pub enum Verdict {
     Counted,
 }
 
-/// The rate state of `task`, created by its first rename. `None` for an
-/// exiting task (its exit hook, which frees the state, may have run
-/// already) and when no state can be created (counted as a fault): its
-/// renames are then sent.
+/// The rate state of `task`, if a rename created it.
 #[inline(always)]
-pub fn state_of(task: Task) -> Option<&'static mut RateState> {
-    let state = match RATE.get(task.as_ptr(), false) {
-        Some(state) => state,
-        None if task.is_exiting() => return None,
-        // Created zeroed: its first rename is sent.
-        None => match RATE.get(task.as_ptr(), true) {
-            Some(state) => state,
-            None => {
-                count_fault(fault::RATE_UNTRACKED);
-                return None;
-            }
-        },
-    };
+pub fn existing_state(task: Task) -> Option<&'static mut RateState> {
     // SAFETY: a valid pointer to the task's storage, which stays allocated
     // while the program runs (RCU); fields are read and written whole.
+    RATE.get(task.as_ptr(), false).map(|state| unsafe { &mut *state })
+}
+
+/// Creates the rate state of `task` (zeroed: the rename that creates it is
+/// sent). `None` for an exiting task (its exit hook, which frees the
+/// state, may have run already) and when no state can be created (counted
+/// as a fault): its renames are then sent.
+#[inline(always)]
+pub fn new_state(task: Task) -> Option<&'static mut RateState> {
+    if task.is_exiting() {
+        return None;
+    }
+    let Some(state) = RATE.get(task.as_ptr(), true) else {
+        count_fault(fault::RATE_UNTRACKED);
+        return None;
+    };
+    // SAFETY: as in `existing_state`.
     Some(unsafe { &mut *state })
 }
 

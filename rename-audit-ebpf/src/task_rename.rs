@@ -35,7 +35,23 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     // The renamed task is a BTF argument, so its ids are loaded directly,
     // and always as they are now (exec by a non-main thread changes them).
     let (tid, tgid) = task.btf_ids();
-    let state = storm::state_of(task);
+    // How the task is renamed is needed only for a rename that is sent, and
+    // before a thread's first rename, which creates its rate state unless
+    // it is exec's (see `storm`). It is worked out once: exec's mark can be
+    // taken only once.
+    let mut how = None;
+    let state = match storm::existing_state(task) {
+        Some(state) => Some(state),
+        None => {
+            let first = method_of(task, tgid);
+            how = Some(first);
+            if first.0 == method::EXEC {
+                None
+            } else {
+                storm::new_state(task)
+            }
+        }
+    };
     let cls = if tid == tgid {
         class::PROCESS
     } else {
@@ -52,7 +68,7 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     };
     let mut entry = ring::reserve::<RenameRecord>(ring, cls)?;
     let writer = bpf_get_current_pid_tgid();
-    let (how, writer_kernel) = method_of(task, tgid);
+    let (how, writer_kernel) = how.unwrap_or_else(|| method_of(task, tgid));
     let mut old_name = [0; 16];
     let _ = task.comm_into(&mut old_name);
     let mut new = [0; 16];
