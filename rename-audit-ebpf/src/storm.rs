@@ -43,7 +43,8 @@ pub enum Verdict {
 pub fn existing_state(task: Task) -> Option<&'static mut RateState> {
     // SAFETY: a valid pointer to the task's storage, which stays allocated
     // while the program runs (RCU); fields are read and written whole.
-    RATE.get(task.as_ptr(), false).map(|state| unsafe { &mut *state })
+    RATE.get(task.as_ptr(), false)
+        .map(|state| unsafe { &mut *state })
 }
 
 /// Creates the rate state of `task` (zeroed: the rename that creates it is

@@ -1,6 +1,6 @@
 //! Stage 3, classify: applies lifecycle records to the process table and
 //! turns renames, summaries and loss reports into enriched [`Event`]s.
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use rename_audit_common::{RenameRecord, method, rename_flags};
@@ -536,7 +536,7 @@ mod tests {
         x.exe_path_len = 11;
         x.args[..6].copy_from_slice(b"ls\0-l\0");
         x.args_len = 6;
-        let e = event(c.classify(Record::Exec(Box::new(x))));
+        let e = event(c.classify(Record::Exec(Box::new((&x).into()))));
         assert_eq!(e.body.action(), "process-renamed");
         let p = e.process.expect("process");
         assert_eq!(p.executable, Some(Name::from("/usr/bin/ls")));

@@ -10,7 +10,7 @@ mod storms;
 
 pub use drain::{Batch, Drainer};
 pub use kernel::{ExecRename, KernelSupport, ProcessExit};
-pub use records::{DecodeError, KernelState, Record, StormSummary, decode};
+pub use records::{DecodeError, Exec, KernelState, Record, StormSummary, decode};
 
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,

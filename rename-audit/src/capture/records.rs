@@ -1,7 +1,7 @@
 //! Decoding ring-buffer bytes into typed records.
 use rename_audit_common::{
-    ExecRecord, ExitRecord, ForkRecord, MountRecord, RecordHeader, RenameRecord, TASK_COMM_LEN,
-    kind,
+    ARGS_LEN, CGROUP_PATH_LEN, EXE_PATH_LEN, ExecRecord, ExitRecord, ForkRecord, MountRecord,
+    NAME_LEN, RecordHeader, RenameRecord, TASK_COMM_LEN, kind,
 };
 
 use crate::event::{Class, LostReason};
@@ -39,7 +39,7 @@ pub struct StormSummary {
 pub enum Record {
     Rename(RenameRecord),
     Fork(ForkRecord),
-    Exec(Box<ExecRecord>),
+    Exec(Box<Exec>),
     Exit(ExitRecord),
     /// A mount was made: look for newly hidden processes.
     Mount(MountRecord),
@@ -93,6 +93,97 @@ fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
+/// An exec record with only the bytes the kernel filled in of its three
+/// buffers. The kernel's record is 4 KB, nearly all of it unused; keeping
+/// it whole cost a large allocation and two copies per exec.
+#[derive(Clone, Debug)]
+pub struct Exec {
+    pub hdr: RecordHeader,
+    pub tgid: u32,
+    pub uid: u32,
+    pub start_boottime_ns: u64,
+    /// The argument block (NUL-separated); empty if it could not be read.
+    pub args: Vec<u8>,
+    pub args_truncated: bool,
+    pub exe_dev: u64,
+    pub exe_ino: u64,
+    /// Bits of `exe_flags`.
+    pub exe_flags: u32,
+    /// Path components, leaf first, each NUL-terminated.
+    pub exe_path: Vec<u8>,
+    pub cgroup_id: u64,
+    /// Cgroup path components, leaf first, each NUL-terminated.
+    pub cgroup_path: Vec<u8>,
+    pub cgroup_path_truncated: bool,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+impl Exec {
+    /// Decodes an exec record from the ring's bytes, copying only the used
+    /// part of each buffer (a length the kernel got wrong is cut to the
+    /// buffer).
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let need = size_of::<ExecRecord>();
+        if bytes.len() < need {
+            return Err(DecodeError::Truncated {
+                kind: kind::EXEC,
+                need,
+                got: bytes.len(),
+            });
+        }
+        let at = bytes.as_ptr().cast::<ExecRecord>();
+        macro_rules! field {
+            ($name:ident) => {
+                // SAFETY: length checked above; only the field's bytes are
+                // read, unaligned, and every field is a plain integer or
+                // byte array, valid for any bytes.
+                unsafe { std::ptr::addr_of!((*at).$name).read_unaligned() }
+            };
+        }
+        let used = |offset: usize, len: u32, cap: usize| {
+            bytes[offset..offset + (len as usize).min(cap)].to_vec()
+        };
+        Ok(Self {
+            hdr: field!(hdr),
+            tgid: field!(tgid),
+            uid: field!(uid),
+            start_boottime_ns: field!(start_boottime_ns),
+            args: used(
+                std::mem::offset_of!(ExecRecord, args),
+                field!(args_len),
+                ARGS_LEN,
+            ),
+            args_truncated: field!(args_truncated) != 0,
+            exe_dev: field!(exe_dev),
+            exe_ino: field!(exe_ino),
+            exe_flags: field!(exe_flags),
+            exe_path: used(
+                std::mem::offset_of!(ExecRecord, exe_path),
+                field!(exe_path_len),
+                EXE_PATH_LEN + NAME_LEN,
+            ),
+            cgroup_id: field!(cgroup_id),
+            cgroup_path: used(
+                std::mem::offset_of!(ExecRecord, cgroup_path),
+                field!(cgroup_path_len),
+                CGROUP_PATH_LEN + NAME_LEN,
+            ),
+            cgroup_path_truncated: field!(cgroup_path_truncated) != 0,
+            comm: field!(comm),
+        })
+    }
+}
+
+impl From<&ExecRecord> for Exec {
+    fn from(r: &ExecRecord) -> Self {
+        // SAFETY: a whole record viewed as its bytes (plain data).
+        let bytes = unsafe {
+            std::slice::from_raw_parts(std::ptr::from_ref(r).cast::<u8>(), size_of_val(r))
+        };
+        Self::decode(bytes).expect("a whole record decodes")
+    }
+}
+
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     if bytes.len() < size_of::<RecordHeader>() {
         return Err(DecodeError::Short(bytes.len()));
@@ -101,7 +192,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     Ok(match hdr.kind {
         kind::RENAME => Record::Rename(read(bytes, hdr.kind)?),
         kind::FORK => Record::Fork(read(bytes, hdr.kind)?),
-        kind::EXEC => Record::Exec(Box::new(read(bytes, hdr.kind)?)),
+        kind::EXEC => Record::Exec(Box::new(Exec::decode(bytes)?)),
         kind::EXIT => Record::Exit(read(bytes, hdr.kind)?),
         kind::MOUNT => Record::Mount(read(bytes, hdr.kind)?),
         other => return Err(DecodeError::UnknownKind(other)),
@@ -140,5 +231,40 @@ mod tests {
         let mut odd = bytes.to_vec();
         odd[0] = 99;
         assert_eq!(decode(&odd).unwrap_err(), DecodeError::UnknownKind(99));
+    }
+
+    #[test]
+    fn an_exec_record_keeps_only_the_bytes_the_kernel_filled_in() {
+        // SAFETY: plain integers and byte arrays.
+        let mut rec: ExecRecord = unsafe { std::mem::zeroed() };
+        rec.hdr.kind = kind::EXEC;
+        rec.tgid = 9;
+        rec.args[..6].copy_from_slice(b"ls\0-l\0");
+        rec.args_len = 6;
+        rec.exe_path[..7].copy_from_slice(b"ls\0bin\0");
+        rec.exe_path_len = 7;
+        // A length past the buffer (a kernel-side bug) is cut to it.
+        rec.cgroup_path_len = u32::MAX;
+        rec.cgroup_path_truncated = 1;
+        rec.comm[..2].copy_from_slice(b"ls");
+        let exec = Exec::from(&rec);
+        assert_eq!(exec.tgid, 9);
+        assert_eq!(exec.args, b"ls\0-l\0");
+        assert_eq!(exec.exe_path, b"ls\0bin\0");
+        assert_eq!(exec.cgroup_path.len(), CGROUP_PATH_LEN + NAME_LEN);
+        assert!(exec.cgroup_path_truncated);
+        assert_eq!(&exec.comm[..3], b"ls\0");
+        // SAFETY: the whole record viewed as its bytes (plain data).
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&rec as *const ExecRecord).cast::<u8>(), size_of_val(&rec))
+        };
+        assert_eq!(
+            decode(&bytes[..100]).unwrap_err(),
+            DecodeError::Truncated {
+                kind: kind::EXEC,
+                need: bytes.len(),
+                got: 100
+            }
+        );
     }
 }

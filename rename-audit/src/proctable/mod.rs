@@ -5,12 +5,15 @@ mod cgroup;
 mod hidden;
 mod snapshot;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::Arc;
 
-use rename_audit_common::{ExecRecord, ExitRecord, ForkRecord, exe_flags, exit_flags};
+use rename_audit_common::{ExitRecord, ForkRecord, exe_flags, exit_flags};
 
 use crate::{
+    capture::Exec,
     clock::WallClock,
     event::{ParentContext, ProcessContext},
     names::Name,
@@ -48,8 +51,7 @@ pub struct ExeFile {
 
 impl Image {
     /// The new image an exec record describes.
-    pub fn from_exec(r: &ExecRecord) -> Self {
-        let args = &r.args[..(r.args_len as usize).min(r.args.len())];
+    pub fn from_exec(r: &Exec) -> Self {
         let readable = r.exe_flags & exe_flags::UNREADABLE == 0;
         Image {
             executable: readable.then(|| exe_path(r)),
@@ -59,20 +61,16 @@ impl Image {
                 minor: (r.exe_dev & 0xf_ffff) as u32,
                 inode: r.exe_ino,
             }),
-            args: split_args(args),
-            args_truncated: r.args_truncated != 0,
+            args: split_args(&r.args),
+            args_truncated: r.args_truncated,
             exec_ns: r.hdr.ktime_ns,
         }
     }
 }
 
 /// The executable path of an exec record.
-pub fn exe_path(r: &ExecRecord) -> Name {
-    let mut path = join_leaf_first(
-        &r.exe_path,
-        r.exe_path_len,
-        r.exe_flags & exe_flags::TRUNCATED != 0,
-    );
+pub fn exe_path(r: &Exec) -> Name {
+    let mut path = join_leaf_first(&r.exe_path, r.exe_flags & exe_flags::TRUNCATED != 0);
     if r.exe_flags & exe_flags::DELETED != 0 {
         path.extend_from_slice(DELETED);
     }
@@ -81,22 +79,17 @@ pub fn exe_path(r: &ExecRecord) -> Name {
 
 /// The cgroup path of an exec record (`None` when the kernel could not read
 /// it); the root is not among its components.
-pub fn cgroup_path(r: &ExecRecord) -> Option<Vec<u8>> {
-    if r.cgroup_path_len == 0 && r.cgroup_path_truncated == 0 && r.cgroup_id == 0 {
+pub fn cgroup_path(r: &Exec) -> Option<Vec<u8>> {
+    if r.cgroup_path.is_empty() && !r.cgroup_path_truncated && r.cgroup_id == 0 {
         return None;
     }
-    Some(join_leaf_first(
-        &r.cgroup_path,
-        r.cgroup_path_len,
-        r.cgroup_path_truncated != 0,
-    ))
+    Some(join_leaf_first(&r.cgroup_path, r.cgroup_path_truncated))
 }
 
-/// A path from the first `len` bytes of `buf`: NUL-terminated components,
-/// leaf first, as the kernel's walks write them. A walk that stopped short
-/// gives a path that is not absolute, on purpose: its top is unknown.
-fn join_leaf_first(buf: &[u8], len: u32, truncated: bool) -> Vec<u8> {
-    let raw = &buf[..(len as usize).min(buf.len())];
+/// A path from `raw`: NUL-terminated components, leaf first, as the
+/// kernel's walks write them. A walk that stopped short gives a path that is
+/// not absolute, on purpose: its top is unknown.
+fn join_leaf_first(raw: &[u8], truncated: bool) -> Vec<u8> {
     let mut path = Vec::with_capacity(raw.len() + 16);
     if truncated {
         path.extend_from_slice("…".as_bytes());
@@ -301,17 +294,21 @@ impl ProcessTable {
     /// kernel read from the new image itself: /proc is not read, so a
     /// process that is already gone, or that was started by a relative
     /// path or through a symlink, gets its real executable.
-    pub fn apply_exec(&mut self, r: &ExecRecord) {
+    pub fn apply_exec(&mut self, r: &Exec) {
         let key = ProcKey::from_kernel(r.tgid, r.start_boottime_ns);
         let image = Arc::new(Image::from_exec(r));
-        let cgroup = cgroup_path(r).map(|path| Arc::new(Cgroup::parse(&path)));
+        let cgroup = cgroup_path(r);
         let name = Name::from_c_buf(&r.comm);
         let Some(p) = self.get_or_load(key) else {
             return;
         };
         p.previous = Some(std::mem::replace(&mut p.image, image));
-        if cgroup.is_some() {
-            p.cgroup = cgroup;
+        // Nearly every exec stays in the cgroup its parent shared with it:
+        // that one is kept rather than parsed again.
+        if let Some(path) = cgroup
+            && p.cgroup.as_ref().is_none_or(|c| c.path.as_bytes() != path)
+        {
+            p.cgroup = Some(Arc::new(Cgroup::parse(&path)));
         }
         p.uid = Some(r.uid);
         p.kthread = false;
@@ -464,11 +461,10 @@ impl crate::rules::ProcessIndex for ProcessTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rename_audit_common::{EXE_PATH_LEN, NAME_LEN};
 
-    fn exec_record(components: &[&str], flags: u32) -> ExecRecord {
+    fn exec_record(components: &[&str], flags: u32) -> Exec {
         // SAFETY: ExecRecord is plain integers and byte arrays.
-        let mut r: ExecRecord = unsafe { std::mem::zeroed() };
+        let mut r: rename_audit_common::ExecRecord = unsafe { std::mem::zeroed() };
         let mut at = 0;
         for c in components {
             r.exe_path[at..at + c.len()].copy_from_slice(c.as_bytes());
@@ -478,7 +474,7 @@ mod tests {
         r.exe_flags = flags;
         r.exe_dev = (8 << 20) | 3;
         r.exe_ino = 42;
-        r
+        Exec::from(&r)
     }
 
     #[test]
@@ -502,10 +498,6 @@ mod tests {
         assert_eq!(exe_path(&deep).as_bytes(), "…/d/x".as_bytes());
         let none = exec_record(&[], exe_flags::UNREADABLE);
         assert_eq!(Image::from_exec(&none).executable, None);
-        assert_eq!(
-            std::mem::size_of_val(&none.exe_path),
-            EXE_PATH_LEN + NAME_LEN
-        );
     }
 
     #[test]
