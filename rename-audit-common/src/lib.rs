@@ -402,8 +402,9 @@ pub struct KernelOffsets {
 /// How the rename that exec does is recognized (`Settings::exec_detect`).
 /// The daemon picks one from the running kernel's BTF before loading.
 pub mod exec_detect {
-    /// `sched_prepare_exec` (Linux 6.10+) marks the task; its rename takes
-    /// the mark.
+    /// As [`SYSCALL`], and `sched_prepare_exec` (Linux 6.10+) marks the
+    /// execs outside `execve`/`execveat` (the kernel's own, 32-bit
+    /// syscalls); their rename takes the mark.
     pub const PREPARE_EXEC: u32 = 0;
     /// No `sched_prepare_exec`: exec renames only the task that runs it, from
     /// inside `execve`/`execveat`, so the writer renaming itself inside one

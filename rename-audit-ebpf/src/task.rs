@@ -178,6 +178,16 @@ pub fn current_syscall() -> Option<u64> {
     syscall_nr(unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8)
 }
 
+/// Whether `syscall`, the current task's, is `execve` or `execveat`: a
+/// task renaming itself inside one is exec's rename. The test
+/// `prepare_exec` and `task_rename` share.
+#[inline(always)]
+pub fn is_exec_syscall(syscall: Option<u64>) -> bool {
+    syscall.is_some_and(|nr| {
+        nr == u64::from(setting!(nr_execve)) || nr == u64::from(setting!(nr_execveat))
+    })
+}
+
 /// Number of the syscall whose user registers `regs` (a `struct pt_regs`)
 /// holds.
 #[inline(always)]

@@ -2,8 +2,9 @@
 //! renamed task itself as the first argument (which need not be current).
 //!
 //! Needs: BTF tracepoints (5.5), ring buffers (5.8), `bpf_task_pt_regs`
-//! (5.15). Exec renames are told apart by `sched_prepare_exec`'s mark on
-//! 6.10+, else by the execve/execveat syscall number (`Settings::exec_detect`).
+//! (5.15). Exec renames are told apart by the execve/execveat syscall
+//! number, and on 6.10+ also by `sched_prepare_exec`'s mark for execs outside
+//! those syscalls (`Settings::exec_detect`).
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
     macros::btf_tracepoint,
@@ -137,18 +138,18 @@ fn method_of(task: Task, tgid: u32) -> (u8, bool) {
     }
 }
 
-/// Whether this rename is exec naming the task after its new image, by the
-/// variant the daemon chose for this kernel. `syscall` is the writer's
-/// syscall when it renames itself, else `None`.
+/// Whether this rename is exec naming the task after its new image.
+/// `syscall` is the writer's syscall when it renames itself, else `None`.
+///
+/// A task renaming itself inside `execve`/`execveat` is always exec: exec
+/// renames only the task running it, and nothing else renames a task from
+/// inside those syscalls. On 6.10+ `sched_prepare_exec` marks the execs this
+/// cannot see (the kernel's own, 32-bit syscalls), by the same test, so no
+/// exec is missed and the common one costs no map operation.
 #[inline(always)]
 fn is_exec(syscall: Option<u64>) -> bool {
-    if setting!(exec_detect) == exec_detect::SYSCALL {
-        // Before Linux 6.10 there is no sched_prepare_exec. Exec renames only
-        // the task running it, inside execve/execveat; no other rename of a
-        // task by itself happens inside those syscalls.
-        return syscall.is_some_and(|nr| {
-            nr == u64::from(setting!(nr_execve)) || nr == u64::from(setting!(nr_execveat))
-        });
+    if crate::task::is_exec_syscall(syscall) {
+        return true;
     }
-    crate::take_exec_mark()
+    setting!(exec_detect) == exec_detect::PREPARE_EXEC && crate::take_exec_mark()
 }
