@@ -9,7 +9,10 @@ use rename_audit_common::{
     exe_flags,
 };
 
-use crate::{setting, task::Task};
+use crate::{
+    setting,
+    task::{Task, load, load_ptr},
+};
 
 /// Mounts stacked on one another that one step climbs at most.
 const MOUNT_HOPS: u32 = 8;
@@ -29,17 +32,16 @@ unsafe fn pointer(base: *const u8, offset: u32) -> Option<*const u8> {
     unsafe { field::<*const u8>(base, offset) }.filter(|p| !p.is_null())
 }
 
-/// `task->mm->exe_file`.
+/// `task->mm->exe_file`, a BTF pointer.
 #[inline(always)]
 pub fn exe_file(task: Task) -> Option<*const u8> {
-    // SAFETY: reads through bpf_probe_read_kernel only.
-    unsafe {
-        let mm = pointer(task.as_ptr(), setting!(offsets.task_mm))?;
-        pointer(mm, setting!(offsets.mm_exe_file))
-    }
+    // SAFETY: a BTF pointer from the task; the offset from BTF.
+    unsafe { load_ptr(task.mm()?, setting!(offsets.mm_exe_file)) }
 }
 
 /// Whether a dentry has lost its name: unhashed and not a root (d_unlinked).
+/// Reads through `bpf_probe_read_kernel`, as the walk below needs: its
+/// dentries come from `struct mount`, which the verifier cannot type.
 #[inline(always)]
 fn unlinked(dentry: *const u8) -> bool {
     // SAFETY: reads through bpf_probe_read_kernel only.
@@ -50,14 +52,22 @@ fn unlinked(dentry: *const u8) -> bool {
     }
 }
 
-/// Whether the file `task` runs has been deleted since it was opened.
+/// Whether the file `task` runs has been deleted since it was opened: as
+/// [`unlinked`], with direct loads, every pointer here being a BTF one.
 #[inline(always)]
 pub fn exe_deleted(task: Task) -> bool {
     let Some(file) = exe_file(task) else {
         return false;
     };
-    // SAFETY: reads through bpf_probe_read_kernel only.
-    unsafe { pointer(file, setting!(offsets.file_path_dentry)) }.is_some_and(unlinked)
+    // SAFETY: BTF pointers walked from the task; offsets from BTF.
+    unsafe {
+        let Some(dentry) = load_ptr(file, setting!(offsets.file_path_dentry)) else {
+            return false;
+        };
+        let pprev = load::<u64>(dentry, setting!(offsets.dentry_hash_pprev));
+        let parent = load_ptr(dentry, setting!(offsets.dentry_parent));
+        pprev == 0 && parent.is_some_and(|p| p != dentry)
+    }
 }
 
 /// Fills the executable fields of `rec` from `task`'s `mm->exe_file`.
@@ -80,12 +90,16 @@ fn walk(task: Task, rec: &mut ExecRecord) -> Option<u32> {
     // only writes are into `rec.exe_path`, at an offset masked below
     // EXE_PATH_LEN with NAME_LEN bytes of room after it.
     unsafe {
-        if let Some(inode) = pointer(file, setting!(offsets.file_inode)) {
-            rec.exe_ino = field::<u64>(inode, setting!(offsets.inode_ino)).unwrap_or(0);
-            if let Some(sb) = pointer(inode, setting!(offsets.inode_sb)) {
-                rec.exe_dev = u64::from(field::<u32>(sb, setting!(offsets.sb_dev)).unwrap_or(0));
+        // BTF pointers: loaded directly.
+        if let Some(inode) = load_ptr(file, setting!(offsets.file_inode)) {
+            rec.exe_ino = load::<u64>(inode, setting!(offsets.inode_ino));
+            if let Some(sb) = load_ptr(inode, setting!(offsets.inode_sb)) {
+                rec.exe_dev = u64::from(load::<u32>(sb, setting!(offsets.sb_dev)));
             }
         }
+        // From here on through `bpf_probe_read_kernel`: a dentry may come
+        // from a `struct mount`, which is reached by `container_of` from
+        // its `vfsmount`, and the verifier types neither.
         let mut dentry = pointer(file, setting!(offsets.file_path_dentry))?;
         let vfsmount = pointer(file, setting!(offsets.file_path_mnt))?;
         // container_of(vfsmount, struct mount, mnt)
@@ -169,20 +183,21 @@ pub fn fill_cgroup(task: Task, rec: &mut ExecRecord) {
 fn walk_cgroup(task: Task, rec: &mut ExecRecord) -> Option<()> {
     let mut kn = task.cgroup_node()?;
     let mut len: u32 = 0;
-    // SAFETY: reads go through bpf_probe_read_kernel; writes land in
-    // `rec.cgroup_path` at an offset masked below CGROUP_PATH_LEN, with
-    // NAME_LEN bytes of room after it.
+    // SAFETY: kernfs nodes are BTF pointers, loaded directly; names are
+    // copied by bpf_probe_read_kernel_str into `rec.cgroup_path` at an
+    // offset masked below CGROUP_PATH_LEN, with NAME_LEN bytes of room
+    // after it.
     unsafe {
         for _ in 0..CGROUP_PATH_DEPTH {
             // The root's name is empty: stop at the node without a parent.
-            let Some(parent) = pointer(kn, setting!(offsets.kernfs_node_parent)) else {
+            let Some(parent) = load_ptr(kn, setting!(offsets.kernfs_node_parent)) else {
                 rec.cgroup_path_len = len;
                 return Some(());
             };
             if len as usize >= CGROUP_PATH_LEN {
                 break;
             }
-            let name = pointer(kn, setting!(offsets.kernfs_node_name))?;
+            let name = load_ptr(kn, setting!(offsets.kernfs_node_name))?;
             let at = (len as usize) & (CGROUP_PATH_LEN - 1);
             let n = bpf_probe_read_kernel_str(
                 rec.cgroup_path.as_mut_ptr().add(at).cast(),

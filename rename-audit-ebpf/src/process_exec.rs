@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use rename_audit_common::{ARGS_LEN, ExecRecord, class, exec_detect, kind, lost_reason};
+use rename_audit_common::{ARGS_LEN, ExecRecord, exec_detect, kind};
 
 use crate::{PRIORITY_RING, path, ring, setting, task::Task};
 
@@ -22,8 +22,8 @@ pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
     // A non-main thread that execs takes over the process id: its storm
     // slot, kept under its old tid, is handed over and its state starts anew.
     let old_pid = ctx.arg::<u64>(1) as u32;
-    if let Some((tid, _)) = Task::current().and_then(|t| t.ids())
-        && old_pid != tid
+    if let Some(current) = Task::current()
+        && old_pid != current.ids().0
     {
         let _ = crate::storm::forget(crate::task::current_btf());
     }
@@ -35,10 +35,7 @@ pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
 fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
     let now = ring::now_ns();
     let task = Task::from_ptr(ctx.arg::<*const u8>(0))?;
-    let Some((_, tgid)) = task.ids() else {
-        ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
-        return None;
-    };
+    let (_, tgid) = task.ids();
     let mut entry = ring::reserve_lifecycle::<ExecRecord>()?;
     // SAFETY: the reserved record, zeroed first, so no stale ring bytes
     // reach the daemon; the fields are then written below.

@@ -10,7 +10,7 @@
 //!   process's exit can be reported twice; the daemon treats the second as a
 //!   no-op.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use rename_audit_common::{ExitRecord, class, exec_detect, exit_flags, kind, lost_reason};
+use rename_audit_common::{ExitRecord, exec_detect, exit_flags, kind};
 
 use crate::{PRIORITY_RING, ring, setting, storm, task::Task};
 
@@ -46,10 +46,7 @@ fn exited(task: Task, group_dead: bool) -> Option<()> {
     if !group_dead && !renamed {
         return None;
     }
-    let Some((tid, tgid)) = task.ids() else {
-        ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
-        return None;
-    };
+    let (tid, tgid) = task.ids();
     let mut entry = ring::reserve_lifecycle::<ExitRecord>()?;
     entry.write(ExitRecord {
         hdr: ring::header(kind::EXIT, ring::now_ns()),

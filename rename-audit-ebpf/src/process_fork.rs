@@ -5,7 +5,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
-use rename_audit_common::{ForkRecord, class, kind, lost_reason};
+use rename_audit_common::{ForkRecord, kind};
 
 use crate::{PRIORITY_RING, ring, task::Task};
 
@@ -18,10 +18,7 @@ pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 fn try_process_fork(ctx: &BtfTracePointContext) -> Option<()> {
     let child = Task::from_ptr(ctx.arg::<*const u8>(1))?;
-    let Some((pid, tgid)) = child.ids() else {
-        ring::count_lost(class::LIFECYCLE, lost_reason::TASK_UNREADABLE);
-        return None;
-    };
+    let (pid, tgid) = child.ids();
     if pid != tgid {
         return None;
     }
@@ -34,8 +31,8 @@ fn try_process_fork(ctx: &BtfTracePointContext) -> Option<()> {
     let rec = unsafe { &mut *entry.as_mut_ptr() };
     rec.hdr = ring::header(kind::FORK, now);
     rec.tgid = tgid;
-    rec.parent_tgid = parent.and_then(Task::ids).map_or(0, |(_, tgid)| tgid);
-    rec.start_boottime_ns = child.start_boottime().unwrap_or(0);
+    rec.parent_tgid = parent.map_or(0, |p| p.ids().1);
+    rec.start_boottime_ns = child.start_boottime();
     rec.parent_start_boottime_ns = parent.and_then(Task::process_start).unwrap_or(0);
     rec.uid = bpf_get_current_uid_gid() as u32;
     rec._pad = 0;

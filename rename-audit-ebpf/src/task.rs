@@ -1,14 +1,25 @@
 //! Accessors for kernel tasks. Offsets come from the running kernel's BTF
-//! through `SETTINGS`; every read can fail and returns `Option`.
+//! through `SETTINGS`.
+//!
+//! Every `Task` is a pointer the verifier knows by its BTF type: a BTF
+//! tracepoint's task argument, `bpf_get_current_task_btf`, or a task pointer
+//! loaded from one of those. So fields are loaded directly, not through
+//! `bpf_probe_read_kernel`: a helper call costs 40–100 ns on a virtual
+//! machine, a load one instruction. The verifier checks each load against
+//! the kernel's BTF when the program loads (it can: the offsets come from
+//! `SETTINGS`, which is read-only and frozen, so they are constants to it)
+//! and turns it into one that cannot fault: a bad or NULL pointer reads 0.
+//! Only whole fields can be loaded this way; a pointer that may be NULL
+//! gives `None`.
 use aya_ebpf::helpers::{
-    bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel,
-    bpf_probe_read_kernel_buf, generated::bpf_task_pt_regs,
+    bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel_buf,
+    generated::bpf_task_pt_regs,
 };
 use rename_audit_common::{TASK_COMM_LEN, task_flags::PF_KTHREAD};
 
 use crate::setting;
 
-/// A `struct task_struct *`.
+/// A `struct task_struct *` the verifier knows by its BTF type.
 #[derive(Clone, Copy)]
 pub struct Task(*const u8);
 
@@ -16,12 +27,27 @@ pub struct Task(*const u8);
 /// long before 5.15, unlike the worker bits in `task_flags`.
 const PF_EXITING: u32 = 0x0000_0004;
 
+/// The field of type `T` at `offset` in the kernel object `base`, which must
+/// be a pointer the verifier knows by its BTF type (else the program fails
+/// to load, never a run), and `offset` the start of a whole field of that
+/// size (else the same).
 #[inline(always)]
-unsafe fn field<T>(base: *const u8, offset: u32) -> Option<T> {
-    unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T).ok() }
+pub unsafe fn load<T: Copy>(base: *const u8, offset: u32) -> T {
+    // SAFETY: the verifier rewrites this load of a BTF pointer into one
+    // that reads 0 instead of faulting.
+    unsafe { core::ptr::read_volatile(base.add(offset as usize).cast::<T>()) }
+}
+
+/// The pointer field at `offset` of `base` (as [`load`]); `None` if NULL.
+#[inline(always)]
+pub unsafe fn load_ptr(base: *const u8, offset: u32) -> Option<*const u8> {
+    // SAFETY: as in `load`.
+    let ptr = unsafe { load::<*const u8>(base, offset) };
+    (!ptr.is_null()).then_some(ptr)
 }
 
 impl Task {
+    /// `ptr` must be a task pointer the verifier knows by its BTF type.
     #[inline(always)]
     pub fn from_ptr(ptr: *const u8) -> Option<Self> {
         (!ptr.is_null()).then_some(Self(ptr))
@@ -29,7 +55,7 @@ impl Task {
 
     #[inline(always)]
     pub fn current() -> Option<Self> {
-        Self::from_ptr(unsafe { bpf_get_current_task() } as *const u8)
+        Self::from_ptr(current_btf())
     }
 
     #[inline(always)]
@@ -37,46 +63,32 @@ impl Task {
         self.0
     }
 
-    /// `(pid, tgid)`: thread id and process id. Every kernel lays them out
-    /// side by side, which the daemon checks in BTF: then one read does.
     #[inline(always)]
-    pub fn ids(self) -> Option<(u32, u32)> {
-        let pid_at = setting!(offsets.task_pid);
-        let tgid_at = setting!(offsets.task_tgid);
-        if tgid_at == pid_at + 4 {
-            let both = unsafe { field::<u64>(self.0, pid_at)? };
-            return Some((both as u32, (both >> 32) as u32));
-        }
-        let pid = unsafe { field::<u32>(self.0, pid_at)? };
-        let tgid = unsafe { field::<u32>(self.0, tgid_at)? };
-        Some((pid, tgid))
-    }
-
-    /// `(pid, tgid)` of a task the verifier knows by its BTF type (a BTF
-    /// tracepoint's task argument, `bpf_get_current_task_btf`): loaded
-    /// directly, without the helper call `ids` costs. The verifier checks
-    /// each load against the kernel's BTF when the program loads; it can,
-    /// because the offsets come from `SETTINGS`, which is read-only and
-    /// frozen, so they are constants to it. Only pointers it types this way
-    /// are accepted; any other fails the load, never a run.
-    #[inline(always)]
-    pub fn btf_ids(self) -> (u32, u32) {
-        let pid_at = setting!(offsets.task_pid) as usize;
-        let tgid_at = setting!(offsets.task_tgid) as usize;
-        // SAFETY: a BTF task pointer, so the verifier turns the loads into
-        // faulting-safe ones; each reads one whole `pid_t` field (a single
-        // 8-byte load of both is refused, as it spans two fields).
-        unsafe {
-            (
-                core::ptr::read_volatile(self.0.add(pid_at).cast::<u32>()),
-                core::ptr::read_volatile(self.0.add(tgid_at).cast::<u32>()),
-            )
-        }
+    fn field<T: Copy>(self, offset: u32) -> T {
+        // SAFETY: a BTF task pointer; `offset` is a field's, from BTF.
+        unsafe { load(self.0, offset) }
     }
 
     #[inline(always)]
-    pub fn flags(self) -> Option<u32> {
-        unsafe { field(self.0, setting!(offsets.task_flags)) }
+    fn pointer(self, offset: u32) -> Option<*const u8> {
+        // SAFETY: as in `field`.
+        unsafe { load_ptr(self.0, offset) }
+    }
+
+    /// `(pid, tgid)`: thread id and process id, as they are now (exec by a
+    /// non-main thread changes them). Two loads: a single 8-byte load of
+    /// both is refused, as it spans two fields.
+    #[inline(always)]
+    pub fn ids(self) -> (u32, u32) {
+        (
+            self.field(setting!(offsets.task_pid)),
+            self.field(setting!(offsets.task_tgid)),
+        )
+    }
+
+    #[inline(always)]
+    pub fn flags(self) -> u32 {
+        self.field(setting!(offsets.task_flags))
     }
 
     /// A kernel thread, or a kernel-run worker inside a user process. Which
@@ -84,22 +96,22 @@ impl Task {
     /// the mask.
     #[inline(always)]
     pub fn is_kernel_worker(self) -> bool {
-        let mask = setting!(kernel_worker_flags);
-        self.flags().is_some_and(|f| f & mask != 0)
+        self.flags() & setting!(kernel_worker_flags) != 0
     }
 
     /// Past the point of no return in `do_exit` (its exit hook may have run).
     #[inline(always)]
     pub fn is_exiting(self) -> bool {
-        self.flags().is_some_and(|f| f & PF_EXITING != 0)
+        self.flags() & PF_EXITING != 0
     }
 
     #[inline(always)]
     pub fn is_kthread(self) -> bool {
-        self.flags().is_some_and(|f| f & PF_KTHREAD != 0)
+        self.flags() & PF_KTHREAD != 0
     }
 
-    /// Copies `comm` (NUL-padded) into `out`.
+    /// Copies `comm` (NUL-padded) into `out`. A helper: `comm` is a byte
+    /// array, and a direct load may read only one element of it at a time.
     #[inline(always)]
     pub fn comm_into(self, out: &mut [u8; TASK_COMM_LEN]) -> Option<()> {
         let src = unsafe { self.0.add(setting!(offsets.task_comm) as usize) };
@@ -107,31 +119,26 @@ impl Task {
     }
 
     #[inline(always)]
-    fn pointer(self, offset: u32) -> Option<Task> {
-        Task::from_ptr(unsafe { field::<*const u8>(self.0, offset)? })
-    }
-
-    #[inline(always)]
     pub fn group_leader(self) -> Option<Task> {
-        self.pointer(setting!(offsets.task_group_leader))
+        self.pointer(setting!(offsets.task_group_leader)).map(Task)
     }
 
     #[inline(always)]
     pub fn real_parent(self) -> Option<Task> {
-        self.pointer(setting!(offsets.task_real_parent))
+        self.pointer(setting!(offsets.task_real_parent)).map(Task)
     }
 
     /// `start_boottime` of this task.
     #[inline(always)]
-    pub fn start_boottime(self) -> Option<u64> {
-        unsafe { field(self.0, setting!(offsets.task_start_boottime)) }
+    pub fn start_boottime(self) -> u64 {
+        self.field(setting!(offsets.task_start_boottime))
     }
 
     /// `start_boottime` of the process (its thread-group leader): the part of
     /// the process key that pid reuse cannot repeat.
     #[inline(always)]
     pub fn process_start(self) -> Option<u64> {
-        self.group_leader()?.start_boottime()
+        Some(self.group_leader()?.start_boottime())
     }
 
     /// `signal->live`: threads of this task's group that have not passed the
@@ -139,23 +146,28 @@ impl Task {
     /// decremented it, so 0 means the whole group is exiting.
     #[inline(always)]
     pub fn live_threads(self) -> Option<i32> {
-        let signal = unsafe { field::<*const u8>(self.0, setting!(offsets.task_signal))? };
-        if signal.is_null() {
-            return None;
-        }
-        unsafe { field(signal, setting!(offsets.signal_live)) }
+        let signal = self.pointer(setting!(offsets.task_signal))?;
+        // SAFETY: a BTF pointer loaded from the task; `live`'s counter.
+        Some(unsafe { load(signal, setting!(offsets.signal_live)) })
+    }
+
+    /// `mm`: `None` for kernel threads.
+    #[inline(always)]
+    pub fn mm(self) -> Option<*const u8> {
+        self.pointer(setting!(offsets.task_mm))
     }
 
     /// `mm->arg_start`, `mm->arg_end`.
     #[inline(always)]
     pub fn arg_range(self) -> Option<(u64, u64)> {
-        let mm = unsafe { field::<*const u8>(self.0, setting!(offsets.task_mm))? };
-        if mm.is_null() {
-            return None;
+        let mm = self.mm()?;
+        // SAFETY: a BTF pointer loaded from the task.
+        unsafe {
+            Some((
+                load(mm, setting!(offsets.mm_arg_start)),
+                load(mm, setting!(offsets.mm_arg_end)),
+            ))
         }
-        let start = unsafe { field::<u64>(mm, setting!(offsets.mm_arg_start))? };
-        let end = unsafe { field::<u64>(mm, setting!(offsets.mm_arg_end))? };
-        Some((start, end))
     }
 }
 
@@ -188,14 +200,16 @@ pub fn is_exec_syscall(syscall: Option<u64>) -> bool {
     })
 }
 
-/// Number of the syscall whose user registers `regs` (a `struct pt_regs`)
-/// holds.
+/// Number of the syscall whose user registers `regs` hold: a `struct
+/// pt_regs` pointer the verifier knows by its BTF type (`bpf_task_pt_regs`
+/// returns one, `sys_exit` passes one), so the field is loaded directly.
 #[inline(always)]
 pub fn syscall_nr(regs: *const u8) -> Option<u64> {
     if regs.is_null() {
         return None;
     }
-    unsafe { field(regs, setting!(offsets.regs_syscall_nr)) }
+    // SAFETY: a BTF `struct pt_regs` pointer; the field's offset from BTF.
+    Some(unsafe { load(regs, setting!(offsets.regs_syscall_nr)) })
 }
 
 impl Task {
@@ -204,21 +218,18 @@ impl Task {
     #[inline(always)]
     pub fn cgroup_id(self) -> Option<u64> {
         let kn = self.cgroup_node()?;
-        unsafe { field(kn, setting!(offsets.kernfs_node_id)) }
+        // SAFETY: a BTF pointer walked from the task.
+        Some(unsafe { load(kn, setting!(offsets.kernfs_node_id)) })
     }
 
     /// The kernfs node of the task's cgroup v2 (`cgroups->dfl_cgrp->kn`).
     #[inline(always)]
     pub fn cgroup_node(self) -> Option<*const u8> {
-        let css = unsafe { field::<*const u8>(self.0, setting!(offsets.task_cgroups))? };
-        if css.is_null() {
-            return None;
+        let css = self.pointer(setting!(offsets.task_cgroups))?;
+        // SAFETY: BTF pointers walked from the task, each checked for NULL.
+        unsafe {
+            let cgrp = load_ptr(css, setting!(offsets.css_set_dfl_cgrp))?;
+            load_ptr(cgrp, setting!(offsets.cgroup_kn))
         }
-        let cgrp = unsafe { field::<*const u8>(css, setting!(offsets.css_set_dfl_cgrp))? };
-        if cgrp.is_null() {
-            return None;
-        }
-        let kn = unsafe { field::<*const u8>(cgrp, setting!(offsets.cgroup_kn))? };
-        (!kn.is_null()).then_some(kn)
     }
 }

@@ -33,9 +33,7 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
         ring::count_lost(class::UNKNOWN, lost_reason::TASK_UNREADABLE);
         return None;
     };
-    // The renamed task is a BTF argument, so its ids are loaded directly,
-    // and always as they are now (exec by a non-main thread changes them).
-    let (tid, tgid) = task.btf_ids();
+    let (tid, tgid) = task.ids();
     // How the task is renamed is needed only for a rename that is sent, and
     // before a thread's first rename, which creates its rate state unless
     // it is exec's (see `storm`). It is worked out once: exec's mark can be
@@ -128,9 +126,7 @@ fn method_of(task: Task, tgid: u32) -> (u8, bool) {
     if is_exec(syscall) {
         return (method::EXEC, false);
     }
-    let same_process = writer
-        .ids()
-        .is_some_and(|(_, writer_tgid)| writer_tgid == tgid);
+    let same_process = writer.ids().1 == tgid;
     if same_process {
         (method::PROCFS, false)
     } else {
