@@ -536,4 +536,34 @@ mod tests {
             "a record from before the exec describes the image before it"
         );
     }
+
+    #[test]
+    fn an_exec_keeps_the_cgroup_it_shares_with_its_parent_and_parses_a_new_one() {
+        let mut table = ProcessTable::new(ProcRoot::host());
+        // SAFETY: plain integers and byte arrays.
+        let mut fork: ForkRecord = unsafe { std::mem::zeroed() };
+        fork.tgid = 1_000_001;
+        fork.start_boottime_ns = 6_000_000_000;
+        table.apply_fork(&fork);
+        let key = ProcKey::from_kernel(fork.tgid, fork.start_boottime_ns);
+        let shared = Arc::new(Cgroup::parse(b"/system.slice/cron.service"));
+        table.get_mut(&key).unwrap().cgroup = Some(Arc::clone(&shared));
+        let exec_in = |table: &mut ProcessTable, components: &[&str]| {
+            let mut exec = exec_record(&["sleep", "bin"], 0);
+            exec.tgid = fork.tgid;
+            exec.start_boottime_ns = fork.start_boottime_ns;
+            exec.cgroup_id = 77;
+            exec.cgroup_path = components
+                .iter()
+                .flat_map(|c| c.bytes().chain([0]))
+                .collect();
+            table.apply_exec(&exec);
+            Arc::clone(table.get(&key).unwrap().cgroup.as_ref().unwrap())
+        };
+        let same = exec_in(&mut table, &["cron.service", "system.slice"]);
+        assert!(Arc::ptr_eq(&same, &shared), "the same cgroup is kept, not parsed again");
+        let moved = exec_in(&mut table, &["x.scope", "user.slice"]);
+        assert_eq!(moved.path.as_bytes(), b"/user.slice/x.scope");
+        assert_eq!(moved.unit.as_deref(), Some("x.scope"));
+    }
 }
