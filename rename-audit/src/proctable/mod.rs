@@ -561,7 +561,10 @@ mod tests {
             Arc::clone(table.get(&key).unwrap().cgroup.as_ref().unwrap())
         };
         let same = exec_in(&mut table, &["cron.service", "system.slice"]);
-        assert!(Arc::ptr_eq(&same, &shared), "the same cgroup is kept, not parsed again");
+        assert!(
+            Arc::ptr_eq(&same, &shared),
+            "the same cgroup is kept, not parsed again"
+        );
         let moved = exec_in(&mut table, &["x.scope", "user.slice"]);
         assert_eq!(moved.path.as_bytes(), b"/user.slice/x.scope");
         assert_eq!(moved.unit.as_deref(), Some("x.scope"));
