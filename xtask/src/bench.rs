@@ -148,23 +148,28 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     );
     println!();
     println!(
-        "| threads | untraced /s | floor /s (ratio) | rename-audit /s (ratio) | rename-audit / floor | bpftrace count /s (ratio) | bpftrace printf /s (ratio) | auditd prctl rule /s (ratio) |"
+        "| threads | untraced /s | floor /s (ratio) | rename-audit /s (ratio) | rename-audit / floor | floor + mount hooks /s (ratio) | rename-audit / floor + mount hooks | bpftrace count /s (ratio) | bpftrace printf /s (ratio) | auditd prctl rule /s (ratio) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut audited = Vec::new();
     for threads in [1, cpus] {
         let (mut untraced, mut floor, mut audit) = (Vec::new(), Vec::new(), Vec::new());
         let (mut floor_ratio, mut audit_ratio, mut to_floor) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut mounted, mut mounted_ratio, mut to_mounted) = (Vec::new(), Vec::new(), Vec::new());
         let mut last = None;
         for _ in 0..rounds {
             let u = b.rate(threads)?;
-            let f = b.with_floor(|| b.rate(threads))?;
+            let f = b.with_floor(false, || b.rate(threads))?;
+            let m = b.with_floor(true, || b.rate(threads))?;
             let (a, daemon) = b.with_daemon(|| b.rate(threads))?;
             floor_ratio.push(f.per_sec / u.per_sec);
             audit_ratio.push(a.per_sec / u.per_sec);
             to_floor.push(a.per_sec / f.per_sec);
+            mounted_ratio.push(m.per_sec / u.per_sec);
+            to_mounted.push(a.per_sec / m.per_sec);
             untraced.push(u.per_sec);
             floor.push(f.per_sec);
+            mounted.push(m.per_sec);
             audit.push(a.per_sec);
             last = Some((a, daemon));
         }
@@ -177,12 +182,15 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
             Err(error) => format!("n/a ({error:#})"),
         };
         println!(
-            "| {threads} | {untraced_rate:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.2} | {:.0} ({:.2}) | {:.0} ({:.2}) | {audited_by_auditd} |",
+            "| {threads} | {untraced_rate:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.2} | {:.0} ({:.2}) | {:.2} | {:.0} ({:.2}) | {:.0} ({:.2}) | {audited_by_auditd} |",
             median(floor),
             median(floor_ratio),
             median(audit),
             median(audit_ratio),
             median(to_floor),
+            median(mounted),
+            median(mounted_ratio),
+            median(to_mounted),
             counted.per_sec,
             ratio(counted),
             printed.per_sec,
@@ -192,7 +200,11 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
             audited.push((threads, rate, daemon));
         }
     }
-    println!("(peers are one run each, compared with the median untraced rate)");
+    println!(
+        "(peers are one run each, compared with the median untraced rate; \"floor + mount hooks\" adds empty \
+         programs on the syscall exit tracepoints the daemon watches mounts on, which put every syscall on the \
+         kernel's slower path)"
+    );
     println!();
     println!(
         "Time in the kernel programs per rename (kernel.bpf_stats_enabled on, one run each; \
@@ -479,14 +491,20 @@ impl Bench {
         })
     }
 
-    /// Runs `work` under the empty program on the rename hook.
-    fn with_floor(&self, work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
-        self.with_floor_pid(|_| work())
+    /// Runs `work` under the empty program on the rename hook, and with
+    /// `mount_hooks` also on the mount watch's syscall tracepoints.
+    fn with_floor(&self, mount_hooks: bool, work: impl FnOnce() -> Result<Rate>) -> Result<Rate> {
+        self.floor_run(mount_hooks, |_| work())
     }
 
     /// Runs `work` under the empty program, passing it the loader's pid.
     fn with_floor_pid<T>(&self, work: impl FnOnce(u32) -> Result<T>) -> Result<T> {
+        self.floor_run(false, work)
+    }
+
+    fn floor_run<T>(&self, mount_hooks: bool, work: impl FnOnce(u32) -> Result<T>) -> Result<T> {
         let mut child = Command::new(&self.floor)
+            .args(mount_hooks.then_some("--mount-hooks"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
