@@ -209,6 +209,31 @@ pub struct GuestRun {
     pub verdict: Result<()>,
 }
 
+/// Where [`snapshot_daemon`] keeps the guest's copy of the daemon.
+fn daemon_snapshot(target_dir: &Path) -> PathBuf {
+    target_dir.join("guest").join("rename-audit")
+}
+
+/// Copies the daemon binary the tests were built against, before the host's
+/// steps start. The guest runs this copy (bind-mounted over the original
+/// path): while it runs, a host step can rebuild `target/debug/rename-audit`
+/// (the package test's `cargo build --package rename-audit` resolves
+/// features without the dev-dependencies and relinks it), and a daemon the
+/// guest starts from a file being replaced under 9p dies with SIGILL.
+pub fn snapshot_daemon(target_dir: &Path) -> Result<()> {
+    let copy = daemon_snapshot(target_dir);
+    fs::create_dir_all(copy.parent().context("a parent")?)?;
+    let daemon = target_dir.join("debug").join("rename-audit");
+    fs::copy(&daemon, &copy).with_context(|| {
+        format!(
+            "cannot copy the daemon {} for the guest to {}",
+            daemon.display(),
+            copy.display()
+        )
+    })?;
+    Ok(())
+}
+
 /// Boots `kernel` and runs each test binary in it, serially.
 pub fn run_tests(
     kernel: &GuestKernel,
@@ -224,7 +249,14 @@ pub fn run_tests(
     // The tests build their workload into CARGO_TARGET_TMPDIR.
     let tmp = target_dir.join("tmp");
     fs::create_dir_all(&tmp)?;
-    let script = guest_script(kernel, binaries, filter, &results);
+    let script = guest_script(
+        kernel,
+        binaries,
+        filter,
+        &results,
+        &daemon_snapshot(target_dir),
+        &target_dir.join("debug").join("rename-audit"),
+    );
     fs::write(results.join("run.sh"), &script)?;
     step(format!(
         "end-to-end tests in a qemu guest booting Linux {} (TCG, 2 CPUs)",
@@ -290,6 +322,8 @@ fn guest_script(
     binaries: &[TestBinary],
     filter: Option<&str>,
     results: &Path,
+    daemon_copy: &Path,
+    daemon: &Path,
 ) -> String {
     let log = results.join("output.log");
     let status = results.join("status");
@@ -306,10 +340,13 @@ fn guest_script(
          echo \"==> guest kernel: $(uname -r)\"\n\
          if [ \"$(uname -r)\" != '{release}' ]; then echo 'kernel: FAILED' >'{status}'; exit 1; fi\n\
          export RENAME_AUDIT_TEST_PATIENCE={GUEST_PATIENCE}\n\
+         if ! mount --bind '{copy}' '{daemon}'; then echo 'daemon copy: FAILED' >'{status}'; exit 1; fi\n\
          : >'{status}'\n",
         log = log.display(),
         status = status.display(),
         release = kernel.release,
+        copy = daemon_copy.display(),
+        daemon = daemon.display(),
     );
     for binary in binaries {
         script.push_str(&format!(
@@ -355,7 +392,14 @@ mod tests {
             target: "e2e_capture".into(),
             executable: "/t/e2e_capture-1".into(),
         }];
-        let script = guest_script(&kernel, &binaries, None, Path::new("/r"));
+        let script = guest_script(
+            &kernel,
+            &binaries,
+            None,
+            Path::new("/r"),
+            Path::new("/t/guest/rename-audit"),
+            Path::new("/t/debug/rename-audit"),
+        );
         assert!(script.contains(
             "if RUSTC_BOOTSTRAP=1 '/t/e2e_capture-1' --test-threads=1 -Zunstable-options \
              --report-time --skip prometheus_ --skip alertmanager_ \
@@ -364,5 +408,6 @@ mod tests {
         ));
         assert!(script.contains("!= '6.1.0-56-amd64'"));
         assert!(script.contains("RENAME_AUDIT_TEST_PATIENCE=20"));
+        assert!(script.contains("mount --bind '/t/guest/rename-audit' '/t/debug/rename-audit'"));
     }
 }

@@ -60,7 +60,10 @@ pub fn test(options: &Options) -> Result<ExitCode> {
     } else {
         let prepared = guest_kernel(options).and_then(|kernel| {
             let binaries = guest_binaries(options)?;
-            Ok((kernel, binaries, build::target_dir()?))
+            let target = build::target_dir()?;
+            // Before any host step can rebuild the daemon.
+            guest::snapshot_daemon(&target)?;
+            Ok((kernel, binaries, target))
         });
         let filter = options.filter.clone();
         Some(std::thread::spawn(move || {
