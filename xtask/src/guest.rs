@@ -218,8 +218,10 @@ fn daemon_snapshot(target_dir: &Path) -> PathBuf {
 /// steps start. The guest runs this copy (bind-mounted over the original
 /// path): while it runs, a host step can rebuild `target/debug/rename-audit`
 /// (the package test's `cargo build --package rename-audit` resolves
-/// features without the dev-dependencies and relinks it), and a daemon the
-/// guest starts from a file being replaced under 9p dies with SIGILL.
+/// features differently from the workspace's test build: without
+/// rename-audit-common's default features and the dev-dependencies' ones,
+/// so it relinks the daemon), and a daemon the guest starts from a file
+/// replaced under 9p dies with SIGILL.
 pub fn snapshot_daemon(target_dir: &Path) -> Result<()> {
     let copy = daemon_snapshot(target_dir);
     fs::create_dir_all(copy.parent().context("a parent")?)?;
