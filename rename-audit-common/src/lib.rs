@@ -41,6 +41,8 @@ pub mod kind {
     pub const EXIT: u32 = 4;
     /// A [`MountRecord`](super::MountRecord).
     pub const MOUNT: u32 = 5;
+    /// A [`MntNsRecord`](super::MntNsRecord).
+    pub const MNT_NS: u32 = 6;
 }
 
 /// How a rename was done (`RenameRecord::method`).
@@ -276,6 +278,27 @@ pub struct MountRecord {
     pub tgid: u32,
 }
 
+/// A new process, or an exec, in a mount namespace that no fanotify mark
+/// watches for mount attach (`mnt_namespace.n_fsnotify_mask` lacks
+/// [`FS_MNT_ATTACH`]). Sent only when [`Settings::watch_mnt_ns`] is set: the
+/// daemon then watches mounts with fanotify (Linux 6.15+) instead of syscall
+/// tracepoints, marks this namespace, and reads its mount table once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MntNsRecord {
+    pub hdr: RecordHeader,
+    /// Process id of the process in the namespace.
+    pub tgid: u32,
+    /// The namespace's inode number (`ns_common.inum`), as
+    /// `/proc/<pid>/ns/mnt` shows it.
+    pub mnt_ns: u32,
+}
+
+/// fsnotify's event bit for a mount attached to a namespace
+/// (include/linux/fsnotify_backend.h, Linux 6.15+; the same value as
+/// fanotify's `FAN_MNT_ATTACH`).
+pub const FS_MNT_ATTACH: u32 = 0x0100_0000;
+
 /// Per-thread storm state, a slot of the memory-mapped `STORMS` array.
 ///
 /// The kernel claims a free slot (`owner_tid` 0 -> tid, compare-and-swap)
@@ -397,6 +420,14 @@ pub struct KernelOffsets {
     /// Offset of `ret` in the syscall exit tracepoints' records (from the
     /// tracefs format file of `syscalls/sys_exit_mount`).
     pub syscall_exit_ret: u32,
+    /// `task_struct.nsproxy`, `nsproxy.mnt_ns`.
+    pub task_nsproxy: u32,
+    pub nsproxy_mnt_ns: u32,
+    /// `mnt_namespace.ns.inum`.
+    pub mnt_ns_inum: u32,
+    /// `mnt_namespace.n_fsnotify_mask` (Linux 6.15+, with fanotify's mount
+    /// events); 0 where the kernel has no such field.
+    pub mnt_ns_fsnotify_mask: u32,
 }
 
 /// How the rename that exec does is recognized (`Settings::exec_detect`).
@@ -449,6 +480,10 @@ pub struct Settings {
     /// (used by `mount_exit_raw`, which sees every syscall's exit).
     pub nr_mount: u32,
     pub nr_move_mount: u32,
+    /// 1: mounts are watched with fanotify, and the fork and exec hooks send
+    /// a [`MntNsRecord`] for a process in a namespace not yet watched.
+    pub watch_mnt_ns: u32,
+    pub _pad: u32,
 }
 
 /// `task_struct.flags` bits (include/linux/sched.h). Not in BTF, so the
@@ -514,10 +549,11 @@ mod tests {
         assert_eq!(size_of::<ForkRecord>(), 16 + 32 + 16);
         assert_eq!(size_of::<ExitRecord>(), 16 + 24);
         assert_eq!(size_of::<MountRecord>(), 16 + 8);
+        assert_eq!(size_of::<MntNsRecord>(), 16 + 8);
         assert_eq!(size_of::<StormSlot>(), 80);
         assert_eq!(size_of::<RateState>(), 32);
-        assert_eq!(size_of::<KernelOffsets>(), 34 * 4);
-        assert_eq!(size_of::<Settings>(), 34 * 4 + 6 * 8 + 8 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 38 * 4);
+        assert_eq!(size_of::<Settings>(), 38 * 4 + 6 * 8 + 10 * 4);
         assert_eq!(
             size_of::<ExecRecord>(),
             16 + 16

@@ -7,6 +7,7 @@
 #![feature(core_intrinsics)]
 
 mod floor;
+mod mnt_ns;
 mod mount_exit;
 mod path;
 mod prepare_exec;

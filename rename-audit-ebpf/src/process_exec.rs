@@ -2,7 +2,8 @@
 //! executable (path from dentries and mounts, device, inode) and its
 //! argument block, both of the new image.
 //!
-//! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel.
+//! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel
+//! (the mount-namespace report only where mounts are watched with fanotify).
 use aya_ebpf::{
     helpers::{bpf_get_current_uid_gid, generated::bpf_probe_read_user},
     macros::btf_tracepoint,
@@ -10,7 +11,7 @@ use aya_ebpf::{
 };
 use rename_audit_common::{ARGS_LEN, ExecRecord, exec_detect, kind};
 
-use crate::{PRIORITY_RING, path, ring, setting, task::Task};
+use crate::{PRIORITY_RING, mnt_ns, path, ring, setting, task::Task};
 
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
@@ -75,5 +76,8 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
         }
     }
     ring::submit(&PRIORITY_RING, entry);
+    // A process that unshared its mount namespace shows it at its next exec
+    // (`unshare -m cmd`).
+    let _ = mnt_ns::report_unwatched(task, tgid, now);
     Some(())
 }

@@ -1,13 +1,14 @@
 //! `tp_btf/sched_process_fork`: a new process (threads are skipped: the
 //! daemon's table holds processes, and thread renames carry their own ids).
 //!
-//! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel.
+//! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel
+//! (the mount-namespace report only where mounts are watched with fanotify).
 use aya_ebpf::{
     helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
 use rename_audit_common::{ForkRecord, kind};
 
-use crate::{PRIORITY_RING, ring, task::Task};
+use crate::{PRIORITY_RING, mnt_ns, ring, task::Task};
 
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
@@ -39,5 +40,8 @@ fn try_process_fork(ctx: &BtfTracePointContext) -> Option<()> {
     rec.comm = [0; 16];
     let _ = child.comm_into(&mut rec.comm);
     ring::submit(&PRIORITY_RING, entry);
+    // After the fork record, so the daemon knows the process when it reads
+    // the new namespace's mount table (clone with CLONE_NEWNS).
+    let _ = mnt_ns::report_unwatched(child, tgid, now);
     Some(())
 }

@@ -233,3 +233,26 @@ impl Task {
         }
     }
 }
+
+impl Task {
+    /// The inode number of the task's mount namespace, when no fanotify mark
+    /// watches that namespace for mount attach (its `n_fsnotify_mask` lacks
+    /// `FS_MNT_ATTACH`); `None` when one does, or the task has no
+    /// namespaces any more (exiting). Only valid where the kernel has
+    /// `mnt_namespace.n_fsnotify_mask` (Linux 6.15+): callers check
+    /// `watch_mnt_ns` first.
+    #[inline(always)]
+    pub fn unwatched_mnt_ns(self) -> Option<u32> {
+        let nsproxy = self.pointer(setting!(offsets.task_nsproxy))?;
+        // SAFETY: BTF pointers walked from the task, each checked for NULL;
+        // the offsets from BTF.
+        unsafe {
+            let ns = load_ptr(nsproxy, setting!(offsets.nsproxy_mnt_ns))?;
+            let mask: u32 = load(ns, setting!(offsets.mnt_ns_fsnotify_mask));
+            if mask & rename_audit_common::FS_MNT_ATTACH != 0 {
+                return None;
+            }
+            Some(load(ns, setting!(offsets.mnt_ns_inum)))
+        }
+    }
+}

@@ -60,11 +60,17 @@ fn start_up_names_the_kernel_and_the_variant_of_each_hook() {
         line.contains(&format!("process_exit=\"{expected_exit}\"")),
         "process exits use {expected_exit} on this kernel: {line}"
     );
-    // As root (CAP_SYS_ADMIN) perf_event_open is allowed at any paranoia
-    // level, so the cheaper syscall tracepoints watch mounts.
+    // As root (CAP_SYS_ADMIN): fanotify's mount events where the kernel has
+    // them (6.15+), which cost no syscall anything; before, perf_event_open
+    // is allowed at any paranoia level, so the syscall tracepoints.
+    let expected_watch = if kernel_has_fanotify_mount_events() {
+        "fanotify"
+    } else {
+        "syscall-tracepoints"
+    };
     assert!(
-        line.contains("mount_watch=\"syscall-tracepoints\""),
-        "mounts are watched through syscall tracepoints: {line}"
+        line.contains(&format!("mount_watch=\"{expected_watch}\"")),
+        "mounts are watched through {expected_watch} on this kernel: {line}"
     );
     let (status, _) = d.stop();
     assert!(status.success());
@@ -201,4 +207,24 @@ fn an_exec_the_kernel_starts_itself_is_an_exec_rename_where_prepare_exec_marks_i
         expected,
         "the kernel's own exec: {e}"
     );
+}
+
+/// Whether this kernel reports mounts through fanotify (`FAN_REPORT_MNT`,
+/// Linux 6.15+; older kernels refuse the flag with EINVAL).
+fn kernel_has_fanotify_mount_events() -> bool {
+    const FAN_REPORT_MNT: libc::c_uint = 0x0000_4000;
+    // SAFETY: plain syscall; the fd is closed at once.
+    let fd = unsafe { libc::fanotify_init(FAN_REPORT_MNT | libc::FAN_CLOEXEC, 0) };
+    if fd < 0 {
+        let error = std::io::Error::last_os_error();
+        assert_eq!(
+            error.raw_os_error(),
+            Some(libc::EINVAL),
+            "fanotify_init: {error}"
+        );
+        return false;
+    }
+    // SAFETY: the fd just opened.
+    unsafe { libc::close(fd) };
+    true
 }

@@ -15,7 +15,8 @@ use crossbeam_channel::Sender;
 use rename_audit_common::{class, fault, lost_index, lost_reason};
 
 use super::{
-    records::{KernelState, Record, decode},
+    mounts::MountNotifier,
+    records::{KernelState, Mount, Record, decode},
     storms::StormSlots,
 };
 use crate::{
@@ -53,6 +54,10 @@ pub struct Drainer {
     /// When the full rate map was last warned about (0: never).
     rate_warned_ns: u64,
     last_sweep_ns: u64,
+    /// Where mounts are watched with fanotify: its group.
+    mounts: Option<MountNotifier>,
+    /// When a full fanotify queue was last warned about (0: never).
+    mounts_warned_ns: u64,
 }
 
 impl Drainer {
@@ -63,6 +68,7 @@ impl Drainer {
         faults: PerCpuArray<MapData, u64>,
         slots: StormSlots,
         storms: MapData,
+        mounts: Option<MountNotifier>,
     ) -> Self {
         Self {
             priority,
@@ -75,6 +81,8 @@ impl Drainer {
             kernel_reported: KernelState::default(),
             rate_warned_ns: 0,
             last_sweep_ns: 0,
+            mounts,
+            mounts_warned_ns: 0,
         }
     }
 
@@ -90,6 +98,7 @@ impl Drainer {
             let mut batch = Vec::new();
             let full = self.drain_rings(&mut batch);
             let now = clock::monotonic_ns();
+            self.watch_mounts(now, &mut batch);
             if stopping || now.saturating_sub(self.last_sweep_ns) >= SWEEP_NS {
                 self.last_sweep_ns = now;
                 let in_use = self.slots.sweep(now, stopping, &mut batch);
@@ -111,20 +120,58 @@ impl Drainer {
     }
 
     fn wait(&self) {
+        let pollfd = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let mut fds = [
-            libc::pollfd {
-                fd: self.priority.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.thread.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            pollfd(self.priority.as_raw_fd()),
+            pollfd(self.thread.as_raw_fd()),
+            pollfd(self.mounts.as_ref().map_or(-1, |m| m.as_raw_fd())),
         ];
-        // SAFETY: two valid pollfds. A failure (EINTR) just ends the wait early.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, POLL.as_millis() as i32) };
+        let n = if self.mounts.is_some() { 3 } else { 2 };
+        // SAFETY: `n` valid pollfds. A failure (EINTR) just ends the wait early.
+        unsafe { libc::poll(fds.as_mut_ptr(), n, POLL.as_millis() as i32) };
+    }
+
+    /// Where mounts are watched with fanotify: marks the namespaces the
+    /// kernel reported unwatched (dropping reports sent before an earlier
+    /// mark took effect), and adds a mount record for each mount attached.
+    fn watch_mounts(&mut self, now: u64, batch: &mut Vec<Record>) {
+        let Some(mounts) = self.mounts.as_mut() else {
+            return;
+        };
+        batch.retain(|record| match record {
+            Record::Mount(Mount {
+                tgid,
+                ktime_ns,
+                unwatched_ns: Some(ns),
+            }) => mounts.watch(*tgid, *ns, *ktime_ns),
+            _ => true,
+        });
+        let overflows = mounts.read_events(now, batch);
+        if overflows > 0 {
+            // Who mounted is lost: the host's table is read (PID 1's).
+            batch.push(Record::Mount(Mount {
+                tgid: 1,
+                ktime_ns: now,
+                unwatched_ns: None,
+            }));
+            if self.mounts_warned_ns == 0
+                || now.saturating_sub(self.mounts_warned_ns) >= WARN_EVERY_NS
+            {
+                self.mounts_warned_ns = now;
+                tracing::warn!(
+                    overflows,
+                    "the kernel's queue of mount events overflowed: only the host's mount \
+                     table is read for hidden processes this time"
+                );
+            }
+        }
+        if now.saturating_sub(self.last_sweep_ns) >= SWEEP_NS {
+            mounts.forget_old(now);
+        }
     }
 
     /// Returns true when the batch filled up before the rings were empty.

@@ -3,6 +3,7 @@
 //! into time-ordered batches of [`Record`]s.
 mod drain;
 pub mod kernel;
+mod mounts;
 mod offsets;
 mod preflight;
 mod records;
@@ -10,7 +11,7 @@ mod storms;
 
 pub use drain::{Batch, Drainer};
 pub use kernel::{ExecRename, KernelSupport, ProcessExit};
-pub use records::{DecodeError, Exec, KernelState, Record, StormSummary, decode};
+pub use records::{DecodeError, Exec, KernelState, Mount, Record, StormSummary, decode};
 
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
@@ -83,12 +84,17 @@ pub struct Capture {
     ring_bytes: (u32, u32),
     kernel: KernelSupport,
     mount_watch: Option<MountWatch>,
+    /// The fanotify group, until the drain thread takes it.
+    notifier: Option<mounts::MountNotifier>,
 }
 
 /// How mounts made while the daemon runs are seen (`mount_exit.rs`), chosen
 /// before loading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MountWatch {
+    /// fanotify's mount events (Linux 6.15+, CAP_SYS_ADMIN): no program on
+    /// any syscall; each mount namespace is marked (`mounts.rs`).
+    Fanotify,
     /// `syscalls/sys_exit_mount` and `sys_exit_move_mount`: the program runs
     /// for those two syscalls only. They attach through perf_event_open.
     SyscallTracepoints,
@@ -98,11 +104,15 @@ pub enum MountWatch {
 }
 
 impl MountWatch {
+    /// fanotify where it works: it costs no syscall anything. Otherwise:
     /// Debian's kernels add a `kernel.perf_event_paranoid` level 3, their
     /// default, at which only CAP_SYS_ADMIN may call perf_event_open; the
     /// shipped unit does not grant it. There the raw variant is the only one
     /// that attaches; elsewhere the cheaper syscall tracepoints do.
-    pub fn choose(perf_event_paranoid: Option<i32>, has_sys_admin: bool) -> Self {
+    pub fn choose(fanotify: bool, perf_event_paranoid: Option<i32>, has_sys_admin: bool) -> Self {
+        if fanotify {
+            return MountWatch::Fanotify;
+        }
         match perf_event_paranoid {
             Some(level) if level > 2 && !has_sys_admin => MountWatch::RawSysExit,
             _ => MountWatch::SyscallTracepoints,
@@ -112,16 +122,18 @@ impl MountWatch {
     /// The variant's name in the start-up log line.
     pub fn as_str(self) -> &'static str {
         match self {
+            MountWatch::Fanotify => "fanotify",
             MountWatch::SyscallTracepoints => "syscall-tracepoints",
             MountWatch::RawSysExit => "raw-sys-exit",
         }
     }
 
-    fn for_this_process() -> Self {
+    fn for_this_process(fanotify: bool) -> Self {
         let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
             .ok()
             .and_then(|l| l.trim().parse().ok());
         Self::choose(
+            fanotify,
             paranoid,
             preflight::has_capability(preflight::CAP_SYS_ADMIN),
         )
@@ -210,12 +222,29 @@ impl Capture {
                 "storm_slots must be at least 1".into(),
             ));
         }
+        // fanotify's mount events need the kernel's mark mask on mount
+        // namespaces (what the fork and exec hooks check) and a group that
+        // may mark them.
+        let mut notifier = (offsets.mnt_ns_fsnotify_mask != 0)
+            .then(|| {
+                mounts::MountNotifier::open()
+                    .inspect_err(|error| {
+                        tracing::info!(
+                            %error,
+                            "fanotify's mount events cannot be had (marking a mount namespace \
+                             needs CAP_SYS_ADMIN): mounts are watched through syscall hooks, \
+                             which slow every syscall on the host a little"
+                        );
+                    })
+                    .ok()
+            })
+            .flatten();
+        let mount_watch = MountWatch::for_this_process(notifier.is_some());
         // The mount hooks' syscall tracepoints have their record layout in
         // their tracefs format file.
-        let mount_watch = MountWatch::for_this_process();
         let mount_ret = match mount_watch {
             MountWatch::SyscallTracepoints => syscall_exit_ret_offset(),
-            MountWatch::RawSysExit => Ok(0),
+            MountWatch::RawSysExit | MountWatch::Fanotify => Ok(0),
         };
         let settings = Settings {
             offsets: KernelOffsets {
@@ -241,6 +270,8 @@ impl Capture {
             kernel_worker_flags: kernel.worker_flags,
             nr_mount: libc::SYS_mount as u32,
             nr_move_mount: libc::SYS_move_mount as u32,
+            watch_mnt_ns: u32::from(mount_watch == MountWatch::Fanotify),
+            _pad: 0,
         };
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
@@ -265,9 +296,16 @@ impl Capture {
                     source,
                 })?;
         }
-        let mounts_watched = match mount_ret {
-            Ok(_) => attach_mount_hooks(&mut ebpf, mount_watch, &btf),
-            Err(e) => Err(e),
+        let mounts_watched = match (mount_ret, notifier.as_mut()) {
+            // After the hooks: a namespace made after this is reported by
+            // them, one made before is marked here.
+            (Ok(_), Some(notifier)) => {
+                let (namespaces, failed) = notifier.mark_running(running_pids());
+                tracing::debug!(namespaces, failed, "mount namespaces marked");
+                Ok(())
+            }
+            (Ok(_), None) => attach_mount_hooks(&mut ebpf, mount_watch, &btf),
+            (Err(e), _) => Err(e),
         };
         drop(btf);
         if let Err(error) = &mounts_watched {
@@ -290,6 +328,7 @@ impl Capture {
             ring_bytes: (prio, thread),
             kernel,
             mount_watch: mounts_watched.ok().map(|()| mount_watch),
+            notifier,
         })
     }
 
@@ -328,8 +367,25 @@ impl Capture {
         let slots =
             storms::StormSlots::map(std::os::fd::AsFd::as_fd(storms.fd()), self.storm_slots)
                 .map_err(|e| CaptureError::Map(maps::STORMS, format!("mmap: {e}")))?;
-        Ok(Drainer::new(priority, thread, lost, faults, slots, storms))
+        Ok(Drainer::new(
+            priority,
+            thread,
+            lost,
+            faults,
+            slots,
+            storms,
+            self.notifier.take(),
+        ))
     }
+}
+
+/// Every process id in the host's /proc (its directory lists a process
+/// even when a mount covers the entry).
+fn running_pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
 }
 
 /// The syscalls after which the mount table is read again.
@@ -360,6 +416,8 @@ fn attach_mount_hooks(ebpf: &mut Ebpf, watch: MountWatch, btf: &Btf) -> Result<(
         text
     };
     match watch {
+        // No program: the namespaces are marked instead.
+        MountWatch::Fanotify => {}
         MountWatch::SyscallTracepoints => {
             let prog: &mut TracePoint =
                 program_mut(ebpf, "mount_exit").map_err(|e| e.to_string())?;
@@ -445,11 +503,20 @@ mod tests {
     fn mounts_are_watched_through_raw_sys_exit_only_where_perf_is_refused() {
         use MountWatch::*;
         // Debian's level 3 without CAP_SYS_ADMIN: perf_event_open is refused.
-        assert_eq!(MountWatch::choose(Some(3), false), RawSysExit);
-        assert_eq!(MountWatch::choose(Some(3), true), SyscallTracepoints);
-        assert_eq!(MountWatch::choose(Some(2), false), SyscallTracepoints);
-        assert_eq!(MountWatch::choose(Some(-1), false), SyscallTracepoints);
-        assert_eq!(MountWatch::choose(None, false), SyscallTracepoints);
+        assert_eq!(MountWatch::choose(false, Some(3), false), RawSysExit);
+        assert_eq!(MountWatch::choose(false, Some(3), true), SyscallTracepoints);
+        assert_eq!(
+            MountWatch::choose(false, Some(2), false),
+            SyscallTracepoints
+        );
+        assert_eq!(
+            MountWatch::choose(false, Some(-1), false),
+            SyscallTracepoints
+        );
+        assert_eq!(MountWatch::choose(false, None, false), SyscallTracepoints);
+        // fanotify wherever it can be had.
+        assert_eq!(MountWatch::choose(true, Some(3), true), Fanotify);
+        assert_eq!(MountWatch::choose(true, Some(2), true), Fanotify);
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
     let css_set = Layout::find(btf, "css_set")?;
     let cgroup = Layout::find(btf, "cgroup")?;
     let kernfs_node = Layout::find(btf, "kernfs_node")?;
+    let nsproxy = Layout::find(btf, "nsproxy")?;
+    let mnt_ns = Layout::find(btf, "mnt_namespace")?;
+    let ns_common = Layout::find(btf, "ns_common")?;
     Ok(KernelOffsets {
         task_pid: task.offset("pid")?,
         task_tgid: task.offset("tgid")?,
@@ -98,6 +101,12 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, OffsetsError> {
             .or_else(|_| kernfs_node.offset("__parent"))?,
         // Filled from tracefs by the capture, when the mount hooks attach.
         syscall_exit_ret: 0,
+        task_nsproxy: task.offset("nsproxy")?,
+        nsproxy_mnt_ns: nsproxy.offset("mnt_ns")?,
+        mnt_ns_inum: mnt_ns.offset("ns")? + ns_common.offset("inum")?,
+        // Added with fanotify's mount events (Linux 6.15); never at offset
+        // 0 (the namespace's `ns_common` is there), so 0 means "absent".
+        mnt_ns_fsnotify_mask: mnt_ns.offset("n_fsnotify_mask").unwrap_or(0),
     })
 }
 

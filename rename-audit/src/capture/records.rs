@@ -1,7 +1,7 @@
 //! Decoding ring-buffer bytes into typed records.
 use rename_audit_common::{
-    ARGS_LEN, CGROUP_PATH_LEN, EXE_PATH_LEN, ExecRecord, ExitRecord, ForkRecord, MountRecord,
-    NAME_LEN, RecordHeader, RenameRecord, TASK_COMM_LEN, kind,
+    ARGS_LEN, CGROUP_PATH_LEN, EXE_PATH_LEN, ExecRecord, ExitRecord, ForkRecord, MntNsRecord,
+    MountRecord, NAME_LEN, RecordHeader, RenameRecord, TASK_COMM_LEN, kind,
 };
 
 use crate::event::{Class, LostReason};
@@ -41,8 +41,9 @@ pub enum Record {
     Fork(ForkRecord),
     Exec(Box<Exec>),
     Exit(ExitRecord),
-    /// A mount was made: look for newly hidden processes.
-    Mount(MountRecord),
+    /// A mount was made, or a mount namespace has just been found: look
+    /// for newly hidden processes.
+    Mount(Mount),
     Summary(StormSummary),
     Lost {
         class: Class,
@@ -61,10 +62,45 @@ impl Record {
             Record::Fork(r) => r.hdr.ktime_ns,
             Record::Exec(r) => r.hdr.ktime_ns,
             Record::Exit(r) => r.hdr.ktime_ns,
-            Record::Mount(r) => r.hdr.ktime_ns,
+            Record::Mount(m) => m.ktime_ns,
             Record::Summary(s) => s.last_seen_ns,
             Record::Lost { ktime_ns, .. } => *ktime_ns,
             Record::Kernel(k) => k.ktime_ns,
+        }
+    }
+}
+
+/// A reason to read mount tables again: a mount, seen by the kernel
+/// programs (syscall exits) or by fanotify, or a process in a mount
+/// namespace that nothing watches yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// The process that mounted, or that is in the new namespace: its mount
+    /// table is read.
+    pub tgid: u32,
+    /// When (kernel monotonic time).
+    pub ktime_ns: u64,
+    /// For a namespace found unwatched by the kernel: its inode number. The
+    /// drain thread marks it before the record goes on.
+    pub unwatched_ns: Option<u32>,
+}
+
+impl From<&MountRecord> for Mount {
+    fn from(r: &MountRecord) -> Self {
+        Self {
+            tgid: r.tgid,
+            ktime_ns: r.hdr.ktime_ns,
+            unwatched_ns: None,
+        }
+    }
+}
+
+impl From<&MntNsRecord> for Mount {
+    fn from(r: &MntNsRecord) -> Self {
+        Self {
+            tgid: r.tgid,
+            ktime_ns: r.hdr.ktime_ns,
+            unwatched_ns: Some(r.mnt_ns),
         }
     }
 }
@@ -194,7 +230,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         kind::FORK => Record::Fork(read(bytes, hdr.kind)?),
         kind::EXEC => Record::Exec(Box::new(Exec::decode(bytes)?)),
         kind::EXIT => Record::Exit(read(bytes, hdr.kind)?),
-        kind::MOUNT => Record::Mount(read(bytes, hdr.kind)?),
+        kind::MOUNT => Record::Mount(Mount::from(&read::<MountRecord>(bytes, hdr.kind)?)),
+        kind::MNT_NS => Record::Mount(Mount::from(&read::<MntNsRecord>(bytes, hdr.kind)?)),
         other => return Err(DecodeError::UnknownKind(other)),
     })
 }
