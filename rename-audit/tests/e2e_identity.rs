@@ -354,6 +354,109 @@ fn hidden_processes_are_reported_and_keep_their_identity() {
     d.stop();
 }
 
+/// A process hidden inside a mount namespace made after start-up, by
+/// mount(8), which has exited by the time its mount is looked at: the
+/// daemon reads the table of mount(8)'s shell, still in that namespace.
+/// Where mounts are watched with fanotify, the daemon has to mark the new
+/// namespace first (the shell's exec reports it); the test mounts only once
+/// the mark is there, so the mount is found by the watch, not by the read
+/// that follows marking.
+#[test]
+fn a_process_hidden_in_a_new_mount_namespace_is_reported() {
+    let mut d = Daemon::start(&[]);
+    let line = d.wait_for_log("kernel hooks attached");
+    let marker = renamer::run("probe", b"", &["1", "0"]).get("pid");
+    d.wait_for("a marker rename", move |e| {
+        at(e, "process.pid").as_u64() == Some(marker.into())
+            && at(e, "rename.new_name").as_str() == Some("probe-0")
+    });
+    let hidden = renamer::spawn_waiting("wait-prctl", b"ns-hidden", &[]);
+    let mut shell = KillOnDrop(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "read go; mount --bind /proc/2 /proc/{} && echo mounted; exec sleep 600",
+                hidden.pid
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run unshare"),
+    );
+    let own_ns = std::fs::metadata("/proc/self/ns/mnt").unwrap().ino();
+    let shell_ns = wait_until("the shell's own mount namespace", || {
+        let ino = std::fs::metadata(format!("/proc/{}/ns/mnt", shell.0.id()))
+            .ok()?
+            .ino();
+        (ino != own_ns).then_some(ino)
+    });
+    if line.contains("mount_watch=\"fanotify\"") {
+        let needle = format!("fanotify mnt_ns:{shell_ns} ");
+        wait_until("the daemon's mark on the new namespace", || {
+            fanotify_fdinfo(d.pid()).contains(&needle).then_some(())
+        });
+    }
+    use std::io::{BufRead, Write};
+    writeln!(shell.0.stdin.as_mut().unwrap(), "go").unwrap();
+    let mut said = String::new();
+    std::io::BufReader::new(shell.0.stdout.as_mut().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert_eq!(said, "mounted\n", "mount --bind in the new namespace");
+    let e = hidden_alert(&mut d, hidden.pid);
+    assert_eq!(str_at(&e, "hidden.found"), "mount", "{e}");
+    assert_eq!(at(&e, "hidden.covered_by.pid").as_u64(), Some(2), "{e}");
+    assert_eq!(
+        str_at(&e, "hidden.mount_point"),
+        format!("/proc/{}", hidden.pid),
+        "{e}"
+    );
+    hidden.go();
+    d.stop();
+}
+
+/// Kills and reaps a child when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `check` until it gives a value; panics after the deadline.
+fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline =
+        std::time::Instant::now() + support::patience(std::time::Duration::from_secs(10));
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not there within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The fdinfo of the daemon's fanotify group: one line per mark.
+fn fanotify_fdinfo(pid: u32) -> String {
+    let mut text = String::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        if target.to_string_lossy().contains("fanotify") {
+            let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+            text.push_str(&std::fs::read_to_string(info).unwrap_or_default());
+        }
+    }
+    text
+}
+
 fn args_empty(e: &Value) -> bool {
     at(e, "process.args").as_array().is_none_or(Vec::is_empty)
 }

@@ -376,9 +376,11 @@ impl ProcessTable {
     /// Covered /proc entries in the daemon's mount table, in PID 1's and in
     /// those of `mounters` (processes that just mounted, maybe in another
     /// mount namespace), each once. PID 1's is the host's, where `ps` runs:
-    /// the daemon's own may be another (systemd's PrivateMounts=), and a
-    /// mounter such as mount(8) has often exited by the time its record is
-    /// read.
+    /// the daemon's own may be another (systemd's PrivateMounts=). A mounter
+    /// such as mount(8) has often exited by the time its record is read:
+    /// then its nearest living ancestor's table is read, which is in the
+    /// same namespace unless that ancestor made it (`unshare -m sh`, whose
+    /// shell runs mount).
     pub fn covered_procs(&self, mounters: &[u32]) -> Vec<Covered> {
         let mut found: Vec<Covered> = Vec::new();
         let tables = [
@@ -386,11 +388,7 @@ impl ProcessTable {
             self.proc_root.mountinfo(Some(1)),
         ]
         .into_iter()
-        .chain(
-            mounters
-                .iter()
-                .map(|&pid| self.proc_root.mountinfo(Some(pid))),
-        );
+        .chain(mounters.iter().map(|&pid| self.mountinfo_near(pid)));
         for table in tables.flatten() {
             for c in hidden::covered(&table) {
                 if !found.iter().any(|f| f.pid == c.pid) {
@@ -399,6 +397,27 @@ impl ProcessTable {
             }
         }
         found
+    }
+
+    /// The mount table of `pid`, or of its nearest living ancestor the
+    /// table knows (up to a few generations) when `pid` is gone.
+    fn mountinfo_near(&self, pid: u32) -> Option<String> {
+        const GENERATIONS: usize = 4;
+        let mut pid = pid;
+        for _ in 0..GENERATIONS {
+            if let Some(table) = self.proc_root.mountinfo(Some(pid)) {
+                return Some(table);
+            }
+            // The latest process with this pid (an exited one stays in the
+            // table for a grace period).
+            pid = self
+                .procs
+                .values()
+                .filter(|p| p.key.tgid == pid)
+                .max_by_key(|p| p.key.start_ticks)?
+                .parent_pid;
+        }
+        None
     }
 
     /// The table's entry for a live process by pid, read from /proc when
