@@ -70,6 +70,9 @@ struct Bench {
     /// The loader of the empty `floor` program (`examples/floor.rs`).
     floor: PathBuf,
     secs: f64,
+    /// How the daemon watched mounts (`mount_watch` in its start-up line):
+    /// whether its storm pays for the mount hooks depends on it.
+    mount_watch: std::cell::RefCell<String>,
 }
 
 /// One run of the renaming workload.
@@ -119,6 +122,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         daemon: target.join("release/rename-audit"),
         floor: target.join("release/examples/floor"),
         secs: args.secs,
+        mount_watch: Default::default(),
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.search_only {
@@ -202,8 +206,10 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     }
     println!(
         "(peers are one run each, compared with the median untraced rate; \"floor + mount hooks\" adds empty \
-         programs on the syscall exit tracepoints the daemon watches mounts on, which put every syscall on the \
-         kernel's slower path)"
+         programs on the syscall exit tracepoints that the daemon watches mounts on where fanotify's mount \
+         events cannot be had (before Linux 6.15, or without CAP_SYS_ADMIN); they put every syscall on the \
+         kernel's slower path. Here the daemon watched mounts with: {})",
+        b.mount_watch.borrow()
     );
     println!();
     println!(
@@ -606,6 +612,13 @@ impl Bench {
                 );
             }
             seen.extend_from_slice(&buf[..n]);
+        }
+        if let Some(watch) = String::from_utf8_lossy(&seen)
+            .split("mount_watch=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        {
+            *self.mount_watch.borrow_mut() = watch.to_string();
         }
         // Keep draining its log so it never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
