@@ -355,8 +355,8 @@ fn hidden_processes_are_reported_and_keep_their_identity() {
 }
 
 /// A process hidden inside a mount namespace made after start-up, by
-/// mount(8), which has exited by the time its mount is looked at: the
-/// daemon reads the table of mount(8)'s shell, still in that namespace.
+/// mount(8), which has exited by the time the daemon looks at its mount:
+/// the daemon reads the table of mount(8)'s shell, still in that namespace.
 /// Where mounts are watched with fanotify, the daemon has to mark the new
 /// namespace first (the shell's exec reports it); the test mounts only once
 /// the mark is there, so the mount is found by the watch, not by the read
@@ -396,12 +396,24 @@ fn a_process_hidden_in_a_new_mount_namespace_is_reported() {
             fanotify_fdinfo(d.pid()).contains(&needle).then_some(())
         });
     }
+    // Everything before the mount is handled (the shell's own records:
+    // `unshare --propagation` mounts too) once a marker rename's line is out.
+    let marker = renamer::run("probe", b"", &["1", "0"]).get("pid");
+    d.wait_for("a marker rename after the unshare", move |e| {
+        at(e, "process.pid").as_u64() == Some(marker.into())
+            && at(e, "rename.new_name").as_str() == Some("probe-0")
+    });
+    // The daemon is stopped while mount(8) runs, so that it looks only once
+    // mount(8) is gone (the shell has reaped it before it says "mounted"):
+    // it has to find the mount through the shell.
     use std::io::{BufRead, Write};
+    d.signal(libc::SIGSTOP);
     writeln!(shell.0.stdin.as_mut().unwrap(), "go").unwrap();
     let mut said = String::new();
     std::io::BufReader::new(shell.0.stdout.as_mut().unwrap())
         .read_line(&mut said)
         .unwrap();
+    d.signal(libc::SIGCONT);
     assert_eq!(said, "mounted\n", "mount --bind in the new namespace");
     let e = hidden_alert(&mut d, hidden.pid);
     assert_eq!(str_at(&e, "hidden.found"), "mount", "{e}");
