@@ -284,31 +284,81 @@ pub fn run_tests(
     let console = fs::File::create(results.join("console.log"))?;
     command.stdin(std::process::Stdio::null());
     command.stdout(console.try_clone()?).stderr(console);
-    let status = command.status();
-    let log = fs::read_to_string(results.join("output.log")).unwrap_or_default();
-    let verdict = status
+    // Its own process group, so that a guest past its deadline is killed
+    // with qemu and everything else virtme-ng started.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let ran = command
+        .spawn()
         .with_context(|| format!("cannot start `{}`", cmd::display(&command)))
-        .and_then(|_| verdict(kernel, &results));
+        .and_then(|child| wait_or_kill(child, GUEST_DEADLINE));
+    let log = fs::read_to_string(results.join("output.log")).unwrap_or_default();
+    let status = fs::read_to_string(results.join("status")).ok();
+    let targets: Vec<&str> = binaries.iter().map(|b| b.target.as_str()).collect();
+    let verdict = ran.and_then(|()| verdict(kernel, &targets, status.as_deref(), &results));
     Ok(GuestRun { log, verdict })
 }
 
-/// Reads the `status` file the guest's script wrote.
-fn verdict(kernel: &GuestKernel, results: &Path) -> Result<()> {
-    let verdict = fs::read_to_string(results.join("status")).with_context(|| {
+/// The whole guest run at most: a hung guest (a test that blocks, a
+/// wedged kernel) fails the run instead of blocking it. Its suite takes
+/// 10-15 minutes under TCG here.
+const GUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25 * 60);
+
+/// Waits for `child`; past `deadline` kills its process group.
+fn wait_or_kill(mut child: std::process::Child, deadline: std::time::Duration) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            // SAFETY: kill(2) on the process group this run created.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            bail!(
+                "the guest did not finish within {} minutes and was killed (see output.log for \
+                 the test it was in)",
+                deadline.as_secs() / 60
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Judges the `status` file the guest's script wrote: every binary must
+/// have said `ok`. A binary with no line at all was cut off (the guest
+/// died or was killed while it ran): that is a failure too, not a pass.
+fn verdict(
+    kernel: &GuestKernel,
+    targets: &[&str],
+    status: Option<&str>,
+    results: &Path,
+) -> Result<()> {
+    let status = status.with_context(|| {
         format!(
             "the guest ended without a verdict (it did not boot, or crashed); see {}",
             results.display()
         )
     })?;
-    let failed: Vec<&str> = verdict
-        .lines()
-        .filter_map(|line| line.strip_suffix(" FAILED"))
+    let said = |target: &str, what: &str| status.lines().any(|l| l == format!("{target} {what}"));
+    let failed: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| said(t, "FAILED"))
         .collect();
     if !failed.is_empty() {
         bail!(
             "end-to-end tests failed inside the Linux {} guest: {}",
             kernel.release,
             failed.join(", ")
+        );
+    }
+    let unfinished: Vec<&str> = targets.iter().copied().filter(|t| !said(t, "ok")).collect();
+    if !unfinished.is_empty() {
+        bail!(
+            "the Linux {} guest stopped before these finished: {} (see {})",
+            kernel.release,
+            unfinished.join(", "),
+            results.join("output.log").display()
         );
     }
     Ok(())
@@ -411,5 +461,28 @@ mod tests {
         assert!(script.contains("!= '6.1.0-56-amd64'"));
         assert!(script.contains("RENAME_AUDIT_TEST_PATIENCE=20"));
         assert!(script.contains("mount --bind '/t/guest/rename-audit' '/t/debug/rename-audit'"));
+    }
+
+    /// A guest killed in the middle of its second binary wrote one `ok`
+    /// line and nothing else: that run failed (it used to pass).
+    #[test]
+    fn a_binary_without_a_verdict_fails_the_run() {
+        let kernel = GuestKernel {
+            vmlinuz: "/k/vmlinuz-6.1.0-56-amd64".into(),
+            release: "6.1.0-56-amd64".into(),
+        };
+        let targets = ["e2e_identity", "e2e_capture"];
+        let judge = |status| verdict(&kernel, &targets, status, Path::new("/r"));
+        let cut_off = judge(Some("e2e_identity ok\n")).unwrap_err().to_string();
+        assert!(
+            cut_off.contains("stopped before these finished: e2e_capture"),
+            "{cut_off}"
+        );
+        let failed = judge(Some("e2e_identity ok\ne2e_capture FAILED\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(failed.contains("failed inside the Linux 6.1.0-56-amd64 guest: e2e_capture"));
+        assert!(judge(None).is_err());
+        assert!(judge(Some("e2e_identity ok\ne2e_capture ok\n")).is_ok());
     }
 }
