@@ -519,7 +519,7 @@ fn help_readme_and_config_docs_show_the_defaults_the_code_uses() {
         PRIORITY_RING_MIN, PRIORITY_RING_PER_CPU, THREAD_RING_MIN, THREAD_RING_PER_CPU,
     };
     use crate::cli::mib;
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../docs/configuration.md");
     let docs = include_str!("../../../deploy/config.toml");
     let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
     let help = cmd
