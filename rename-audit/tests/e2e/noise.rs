@@ -6,35 +6,46 @@
 //! (the marker) from another process. The drain empties the thread ring
 //! before the priority ring, so once the marker's line is written every
 //! earlier thread rename has been either written or filtered.
-mod support;
-
 use std::net::SocketAddr;
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     daemon::{Daemon, at, str_at},
     http, renamer,
     servers::free_port,
 };
+use serde_json::Value;
 
 /// Runs a thread rename to `name`, then a marker process rename; returns
 /// the thread rename's event if the daemon wrote one.
 fn thread_rename_then_marker(d: &mut Daemon, name: &[u8], marker: &str) -> Option<Value> {
+    let [seen] = thread_rename_then_marker_in([d], name, marker);
+    seen
+}
+
+/// As [`thread_rename_then_marker`], for daemons running at once: each sees
+/// the same renames, and each answer is known once its marker is out.
+fn thread_rename_then_marker_in<const N: usize>(
+    daemons: [&mut Daemon; N],
+    name: &[u8],
+    marker: &str,
+) -> [Option<Value>; N] {
     let out = renamer::run("thread-prctl", name, &[]);
     let (pid, tid) = (out.get("pid"), out.get("tid"));
     let marker_pid = renamer::run("prctl", marker.as_bytes(), &[]).get("pid");
-    let m = d.wait_for(&format!("marker {marker}"), |e| {
-        at(e, "process.pid").as_u64() == Some(marker_pid.into())
-            && at(e, "rename.new_name").as_str() == Some(marker)
-    });
-    assert_eq!(
-        str_at(&m, "event.action"),
-        "process-renamed",
-        "process renames are always written"
-    );
-    d.events_of(pid)
-        .into_iter()
-        .find(|e| at(e, "process.thread.id").as_u64() == Some(tid.into()))
+    daemons.map(|d| {
+        let m = d.wait_for(&format!("marker {marker}"), |e| {
+            at(e, "process.pid").as_u64() == Some(marker_pid.into())
+                && at(e, "rename.new_name").as_str() == Some(marker)
+        });
+        assert_eq!(
+            str_at(&m, "event.action"),
+            "process-renamed",
+            "process renames are always written"
+        );
+        d.events_of(pid)
+            .into_iter()
+            .find(|e| at(e, "process.thread.id").as_u64() == Some(tid.into()))
+    })
 }
 
 fn filtered(listen: SocketAddr, reason: &str) -> f64 {
@@ -86,11 +97,24 @@ fn alerts_is_the_default_and_writes_only_matched_thread_renames_counting_the_res
 
 #[test]
 fn none_writes_no_thread_rename_not_even_an_alert() {
-    let mut d = Daemon::start(&["--thread-renames", "none"]);
-    assert!(thread_rename_then_marker(&mut d, b"e2e-n-none", "e2e-n-mark4").is_none());
-    assert!(
-        thread_rename_then_marker(&mut d, b"kworker/8:8", "e2e-n-mark5").is_none(),
-        "`none` means none"
+    // The control: a second daemon, at the same time, under `all`. It sees
+    // the same renames, so what it writes the first one saw too.
+    let mut none = Daemon::start(&["--thread-renames", "none"]);
+    let mut all = Daemon::start(&["--thread-renames", "all"]);
+    let [left_out, control] =
+        thread_rename_then_marker_in([&mut none, &mut all], b"e2e-n-none", "e2e-n-mark4");
+    assert!(left_out.is_none(), "`none` writes no thread rename");
+    let control = control.expect("under `all` the same thread rename is written");
+    assert_eq!(str_at(&control, "event.action"), "thread-renamed");
+
+    let [left_out, control] =
+        thread_rename_then_marker_in([&mut none, &mut all], b"kworker/8:8", "e2e-n-mark5");
+    assert!(left_out.is_none(), "`none` means none, not even an alert");
+    let control = control.expect("under `all` the same thread rename is written");
+    assert_eq!(
+        str_at(&control, "rule.id"),
+        "kernel-thread-mimic",
+        "the rename is one a rule matches: {control}"
     );
 }
 
@@ -111,12 +135,18 @@ fn allow_listed_executables_are_quiet_under_all_and_sighup_switches_the_setting(
         "--metrics-listen",
         &listen.to_string(),
     ]);
+    // Only this test's renamer (a binary of this run) is on the list, so
+    // only the test can move this counter.
     let before = filtered(listen, "thread-renames-allow");
     assert!(
         thread_rename_then_marker(&mut d, b"e2e-n-allowed", "e2e-n-mark6").is_none(),
         "the allow-listed executable's thread rename is left out"
     );
-    assert!(filtered(listen, "thread-renames-allow") >= before + 1.0);
+    assert_eq!(
+        filtered(listen, "thread-renames-allow"),
+        before + 1.0,
+        "the one left-out thread rename is counted once"
+    );
     let e = thread_rename_then_marker(&mut d, b"kworker/6:6", "e2e-n-mark7")
         .expect("an alert is written even for an allow-listed executable");
     assert_eq!(str_at(&e, "rule.id"), "kernel-thread-mimic");
