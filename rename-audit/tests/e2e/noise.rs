@@ -48,6 +48,30 @@ fn thread_rename_then_marker_in<const N: usize>(
     })
 }
 
+/// Thread renames of processes other than `ours`'s that `witness` wrote
+/// (one by one, or counted in a summary) since `from`.
+fn others_thread_renames(witness: &mut Daemon, ours: &Value, from: time::OffsetDateTime) -> u64 {
+    let pid = at(ours, "process.pid").as_u64();
+    witness
+        .events()
+        .iter()
+        .filter(|e| at(e, "process.pid").as_u64() != pid)
+        .filter(|e| {
+            let ts = str_at(e, "@timestamp");
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|err| panic!("@timestamp {ts}: {err}"))
+                >= from
+        })
+        .map(|e| match str_at(e, "event.action") {
+            "thread-renamed" => 1,
+            "renames-summarized" if str_at(e, "summary.class") == "thread" => {
+                at(e, "summary.count").as_u64().expect("summary.count")
+            }
+            _ => 0,
+        })
+        .sum()
+}
+
 fn filtered(listen: SocketAddr, reason: &str) -> f64 {
     let (status, body) = http::get(listen, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
@@ -79,15 +103,32 @@ fn alerts_is_the_default_and_writes_only_matched_thread_renames_counting_the_res
         "--metrics-listen",
         &listen.to_string(),
     ]);
+    // The counter is host-wide. A witness at the same time under `all`
+    // writes, with their pids, the thread renames the first one counts:
+    // the count rises by our one rename plus the other processes' ones the
+    // witness saw meanwhile, which on a quiet host is exactly one.
+    let mut witness = Daemon::start(&["--thread-renames", "all"]);
+    let from = time::OffsetDateTime::now_utc();
     let before = filtered(listen, "thread-renames");
+    let [left_out, ours] =
+        thread_rename_then_marker_in([&mut d, &mut witness], b"e2e-n-quiet", "e2e-n-mark2");
     assert!(
-        thread_rename_then_marker(&mut d, b"e2e-n-quiet", "e2e-n-mark2").is_none(),
+        left_out.is_none(),
         "a benign thread rename is not written by default"
     );
+    let ours = ours.expect("the witness writes the thread rename");
     let after = filtered(listen, "thread-renames");
+    // Renames after this marker were not counted yet.
+    let end = renamer::run("prctl", b"e2e-n-end", &[]).get("pid");
+    witness.wait_for("the end marker", |e| {
+        at(e, "process.pid").as_u64() == Some(end.into())
+    });
+    let others = others_thread_renames(&mut witness, &ours, from - time::Duration::seconds(1));
+    let counted = after - before;
     assert!(
-        after >= before + 1.0,
-        "the left-out rename is counted: {before} -> {after}"
+        counted >= 1.0 && counted <= 1.0 + others as f64,
+        "the left-out rename is counted once: {before} -> {after}, with {others} thread \
+         renames of other processes meanwhile"
     );
     let e = thread_rename_then_marker(&mut d, b"kworker/9:9", "e2e-n-mark3")
         .expect("a thread rename a rule matches is written");
