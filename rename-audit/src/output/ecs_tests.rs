@@ -491,25 +491,3 @@ fn lines_append_to_a_reused_buffer() {
     write_json_line(&ev, &mut out);
     assert_eq!(out.len(), first, "clear + write gives the same line");
 }
-
-/// Throughput on one core; run with
-/// `cargo test --release -p rename-audit --lib output::ecs_tests::throughput -- --ignored --nocapture`.
-#[test]
-#[ignore = "measurement, not a test"]
-fn throughput() {
-    let ev = event(Body::Rename(rename()));
-    let mut out = Vec::with_capacity(1 << 20);
-    let n = 1_000_000;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        out.clear();
-        write_json_line(&ev, &mut out);
-        std::hint::black_box(&out);
-    }
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "{n} lines of {} bytes in {secs:.3}s: {:.0} lines/s",
-        out.len(),
-        n as f64 / secs
-    );
-}

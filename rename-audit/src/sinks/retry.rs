@@ -147,55 +147,67 @@ mod tests {
             .to_owned()
     }
 
-    #[test]
-    fn retries_then_sends_gives_up_after_the_bound_and_never_retries_a_refusal() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+    /// Paused time: tokio's clock moves only when every task waits, straight
+    /// to the next timer, so the backoff is waited out at once and the wait
+    /// it chose can be read off the clock exactly.
+    #[tokio::test(start_paused = true)]
+    async fn retries_then_sends_gives_up_after_the_bound_and_never_retries_a_refusal() {
         let metrics = Metrics::new();
         metrics.declare_sink("syslog");
         let backoff = Backoff {
-            base: Duration::from_millis(10),
-            max: Duration::from_millis(40),
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(4),
         };
         let mut retry = Retry::new("syslog", 2, backoff, Arc::clone(&metrics));
         let (_tx, mut stop) = watch::channel(false);
-        rt.block_on(async {
-            let mut sink = Flaky {
-                fail: 2,
-                retryable: true,
-                attempts: 0,
-            };
-            assert!(retry.deliver(&mut sink, "m", 3, &mut stop).await);
-            assert_eq!(sink.attempts, 3, "two retries, then sent");
-            let mut sink = Flaky {
-                fail: 10,
-                retryable: true,
-                attempts: 0,
-            };
-            assert!(retry.deliver(&mut sink, "m", 1, &mut stop).await);
-            assert_eq!(sink.attempts, 3, "the first attempt and two retries");
-            let mut sink = Flaky {
-                fail: 10,
-                retryable: false,
-                attempts: 0,
-            };
-            assert!(retry.deliver(&mut sink, "m", 1, &mut stop).await);
-            assert_eq!(sink.attempts, 1, "a refusal is not retried");
-        });
+        // Two waits, 1 s then 2 s before jitter, which takes off up to a
+        // quarter.
+        let waited = |from: tokio::time::Instant| {
+            let waited = from.elapsed();
+            assert!(
+                waited >= Duration::from_millis(2250) && waited <= Duration::from_secs(3),
+                "two backoffs of 1 s and 2 s, less jitter: {waited:?}"
+            );
+        };
+
+        let start = tokio::time::Instant::now();
+        let mut sink = Flaky {
+            fail: 2,
+            retryable: true,
+            attempts: 0,
+        };
+        assert!(retry.deliver(&mut sink, "m", 3, &mut stop).await);
+        assert_eq!(sink.attempts, 3, "two retries, then sent");
+        waited(start);
+
+        let start = tokio::time::Instant::now();
+        let mut sink = Flaky {
+            fail: 10,
+            retryable: true,
+            attempts: 0,
+        };
+        assert!(retry.deliver(&mut sink, "m", 1, &mut stop).await);
+        assert_eq!(sink.attempts, 3, "the first attempt and two retries");
+        waited(start);
+
+        let start = tokio::time::Instant::now();
+        let mut sink = Flaky {
+            fail: 10,
+            retryable: false,
+            attempts: 0,
+        };
+        assert!(retry.deliver(&mut sink, "m", 1, &mut stop).await);
+        assert_eq!(sink.attempts, 1, "a refusal is not retried");
+        assert_eq!(start.elapsed(), Duration::ZERO, "nor waited for");
+
         let at = |name: &str| counter(&metrics, name);
         assert!(at("rename_audit_sink_sent_total{sink=\"syslog\"}").ends_with(" 3"));
         assert!(at("rename_audit_sink_failed_total{sink=\"syslog\"}").ends_with(" 2"));
         assert!(at("rename_audit_sink_errors_total{sink=\"syslog\"}").ends_with(" 6"));
     }
 
-    #[test]
-    fn stop_during_backoff_counts_the_unit_as_dropped() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+    #[tokio::test(start_paused = true)]
+    async fn stop_during_backoff_counts_the_unit_as_dropped() {
         let metrics = Metrics::new();
         metrics.declare_sink("alertmanager");
         let backoff = Backoff {
@@ -204,20 +216,24 @@ mod tests {
         };
         let mut retry = Retry::new("alertmanager", 5, backoff, Arc::clone(&metrics));
         let (tx, mut stop) = watch::channel(false);
-        rt.block_on(async {
-            let mut sink = Flaky {
-                fail: 10,
-                retryable: true,
-                attempts: 0,
-            };
-            let stopper = async {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                let _ = tx.send(true);
-            };
-            let (delivered, ()) =
-                tokio::join!(retry.deliver(&mut sink, "m", 4, &mut stop), stopper);
-            assert!(!delivered);
-        });
+        let mut sink = Flaky {
+            fail: 10,
+            retryable: true,
+            attempts: 0,
+        };
+        let start = tokio::time::Instant::now();
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let _ = tx.send(true);
+        };
+        let (delivered, ()) = tokio::join!(retry.deliver(&mut sink, "m", 4, &mut stop), stopper);
+        assert!(!delivered);
+        assert_eq!(sink.attempts, 1, "stopped in the first backoff");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(10),
+            "the stop ends the backoff at once, not after its hour"
+        );
         assert!(
             counter(
                 &metrics,

@@ -3,8 +3,6 @@
 //! method and time; `--json` prints the matching input lines byte for byte;
 //! rotated and gzip-compressed files, stdin and the configured output file
 //! are read; an unprivileged user can search a copy.
-mod support;
-
 use std::{
     io::Write as _,
     os::unix::fs::PermissionsExt as _,
@@ -13,11 +11,11 @@ use std::{
     sync::OnceLock,
 };
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     daemon::{Daemon, at, str_at},
     renamer,
 };
+use serde_json::Value;
 
 /// The log of one daemon run and what was done during it.
 struct Log {
@@ -112,6 +110,9 @@ fn ours(e: &Value) -> bool {
         .any(|f| at(e, f).as_str().is_some_and(|n| n.starts_with("e2e-q-")))
 }
 
+/// `search` and `report` read a configuration only to find the log when no
+/// FILE is given: every call here names its files, or passes `--config`,
+/// so /etc/rename-audit/config.toml plays no part.
 fn rename_audit(args: &[&str], stdin: Option<&[u8]>) -> Output {
     rename_audit_as(
         Path::new(env!("CARGO_BIN_EXE_rename-audit")),

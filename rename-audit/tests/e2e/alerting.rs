@@ -1,21 +1,19 @@
 //! End-to-end alerting: the real daemon, real renames, and Debian's real
 //! Prometheus, Alertmanager and rsyslog on loopback. Every test filters on
 //! its own pids or executables: the daemon sees the whole host.
-mod support;
-
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     daemon::{Daemon, at, str_at, u64_at},
     http, patience,
     renamer::{self, Output},
     servers::{Alertmanager, Prometheus, Rsyslog, free_port},
 };
+use serde_json::Value;
 
 /// A copy of the workload at `dir/name`: rules look at where the executable
 /// lives, so tests choose it instead of inheriting the checkout's location

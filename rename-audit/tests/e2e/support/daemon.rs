@@ -1,7 +1,15 @@
 //! Runs the real daemon (real kernel programs) and reads its output file.
+//!
+//! Hermetic: every daemon gets `--config` with a file of the test's own (an
+//! empty one, written in the test's temp dir, unless the test passes its
+//! own), so /etc/rename-audit/config.toml never changes an outcome.
+//! Readiness is the daemon's `READY=1` on a notification socket the harness
+//! owns (the sd_notify protocol systemd uses for `Type=notify`), not a
+//! pattern in its log.
 use std::{
     io::{BufRead, BufReader},
-    path::PathBuf,
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -39,6 +47,28 @@ pub fn u64_at(event: &Value, path: &str) -> u64 {
         .unwrap_or_else(|| panic!("{path} is not a number in {event}"))
 }
 
+/// Where a test that starts the daemon or reads a configuration by
+/// default points it instead of /etc/rename-audit/config.toml: an empty
+/// file in `dir` (so the defaults), created on first use.
+pub fn empty_config(dir: &Path) -> PathBuf {
+    let path = dir.join("empty-config.toml");
+    if !path.exists() {
+        std::fs::write(&path, b"").expect("write the empty config");
+    }
+    path
+}
+
+/// An empty configuration for one-shot commands with no directory of their
+/// own: reading /dev/null gives zero bytes, so the defaults.
+pub const NO_CONFIG: &str = "/dev/null";
+
+/// Whether a notification datagram says the daemon is ready.
+fn says_ready(datagram: &[u8]) -> bool {
+    datagram
+        .split(|&b| b == b'\n')
+        .any(|line| line == b"READY=1")
+}
+
 impl Daemon {
     /// Starts `rename-audit run --output <tmp file> <args>` and waits until
     /// it says it is ready.
@@ -62,21 +92,28 @@ impl Daemon {
     ) -> Daemon {
         // Most tests look at every rename, thread renames included, so they
         // ask for all of them unless they choose (by flag or in a file).
-        let chooses = args
-            .iter()
-            .any(|a| *a == "--thread-renames" || *a == "--config");
+        let gives_config = args.contains(&"--config");
+        let chooses = gives_config || args.contains(&"--thread-renames");
         let all_threads: &[&str] = if chooses {
             &[]
         } else {
             &["--thread-renames", "all"]
         };
+        let own_config = (!gives_config).then(|| empty_config(dir.path()));
+        let notify_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).expect("bind the notification socket");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("notification socket timeout");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rename-audit"));
-        cmd.arg("run")
-            .arg("--output")
-            .arg(&output)
-            .args(all_threads)
+        cmd.arg("run").arg("--output").arg(&output);
+        if let Some(config) = &own_config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args(all_threads)
             .args(args)
             .env("RUST_LOG", "info")
+            .env("NOTIFY_SOCKET", &notify_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -103,6 +140,7 @@ impl Daemon {
             log_read: 0,
         };
         let deadline = Instant::now() + super::patience(Duration::from_secs(60));
+        let mut datagram = [0u8; 4096];
         loop {
             if let Some(status) = daemon.child.try_wait().expect("wait") {
                 daemon.drain_stderr();
@@ -111,18 +149,25 @@ impl Daemon {
                     daemon.stderr_lines
                 );
             }
-            match daemon.stderr.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let ready = line.contains("ready");
-                    daemon.stderr_lines.push(line);
-                    if ready {
-                        return daemon;
-                    }
+            match notify.recv(&mut datagram) {
+                Ok(n) if says_ready(&datagram[..n]) => {
+                    daemon.drain_stderr();
+                    return daemon;
                 }
-                Err(_) if Instant::now() > deadline => {
-                    panic!("the daemon was not ready within 60 s")
-                }
-                Err(_) => {}
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("reading the notification socket: {e}"),
+            }
+            daemon.drain_stderr();
+            if Instant::now() > deadline {
+                panic!(
+                    "the daemon sent no READY=1 within 60 s; its stderr: {:#?}",
+                    daemon.stderr_lines
+                );
             }
         }
     }

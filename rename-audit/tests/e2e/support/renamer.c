@@ -218,9 +218,12 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "/proc/%d/comm", getpid());
         printf("write=%d\n", write_comm(path));
     } else if (!strcmp(cmd, "other-comm")) {
+        /* argv[3]: another process's pid. Then the same name to its own comm
+         * (allowed): the control that shows this process's writes are seen */
         char path[64];
         snprintf(path, sizeof path, "/proc/%s/comm", argv[3]);
         printf("write=%d\n", write_comm(path));
+        printf("own_write=%d\n", write_comm("/proc/self/comm"));
     } else if (!strcmp(cmd, "fork")) {
         pid_t child = fork();
         if (child == 0) {

@@ -4,8 +4,6 @@
 //! connections from an unprivileged user, names escaped in real rsyslog and
 //! Alertmanager, and flags checked like the file. Every test filters on its
 //! own pids: the daemon sees the whole host.
-mod support;
-
 use std::{
     collections::HashSet,
     io::{BufRead, BufReader, Read, Write},
@@ -16,12 +14,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use support::{
-    daemon::{Daemon, at, str_at, u64_at},
+use crate::support::{
+    daemon::{Daemon, NO_CONFIG, at, str_at, u64_at},
     http, renamer,
     servers::{Alertmanager, Rsyslog, free_port},
 };
+use serde_json::Value;
 
 const SHIPPED_LOGROTATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/logrotate");
 
@@ -124,10 +122,19 @@ impl Drop for Tmpfs {
 }
 
 /// `rename-audit` with `args`, expected to refuse and exit at once; one
-/// that starts instead is killed after 30 s and the test fails.
+/// that starts instead is killed after 30 s and the test fails. A `run`
+/// without `--config` gets an empty one, so the host's file plays no part.
 fn rename_audit(args: &[&str]) -> std::process::Output {
+    let own_config: &[&str] = if args.first() == Some(&"run") && !args.contains(&"--config") {
+        &["--config", NO_CONFIG]
+    } else {
+        &[]
+    };
+    let (command, rest) = args.split_first().expect("a subcommand");
     let mut child = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
-        .args(args)
+        .arg(command)
+        .args(own_config)
+        .args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -139,7 +146,7 @@ fn rename_audit(args: &[&str]) -> std::process::Output {
         let _ = stderr.read_to_end(&mut text);
         text
     });
-    let until = Instant::now() + support::patience(Duration::from_secs(30));
+    let until = Instant::now() + crate::support::patience(Duration::from_secs(30));
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
@@ -270,7 +277,7 @@ fn a_full_tmpfs_loses_no_line_uncounted_and_breaks_none() {
     // 15,000 process renames.
     renamer::run("loop-prctl", b"fullxx", &["15000"]);
     d.wait_for_log("writing to the output failed");
-    let until = Instant::now() + support::patience(Duration::from_secs(60));
+    let until = Instant::now() + crate::support::patience(Duration::from_secs(60));
     while metric(addr, "rename_audit_events_lost_total{class=\"output\"}") == 0.0 {
         assert!(Instant::now() < until, "no output loss counted within 60 s");
         renamer::run("loop-prctl", b"fullyy", &["5000"]);
@@ -384,7 +391,7 @@ fn an_output_unwritable_past_the_timeout_stops_the_daemon() {
     );
     let _filler = fs.fill();
     // Keep events coming until the daemon gives up.
-    let until = Instant::now() + support::patience(Duration::from_secs(60));
+    let until = Instant::now() + crate::support::patience(Duration::from_secs(60));
     while d.running() {
         assert!(
             Instant::now() < until,
@@ -414,7 +421,7 @@ fn a_broken_stdout_stops_the_daemon_with_one_message() {
     let mut ten = [0u8; 10];
     stdout.read_exact(&mut ten).expect("the first bytes");
     drop(stdout);
-    let until = Instant::now() + support::patience(Duration::from_secs(60));
+    let until = Instant::now() + crate::support::patience(Duration::from_secs(60));
     while d.running() {
         assert!(
             Instant::now() < until,

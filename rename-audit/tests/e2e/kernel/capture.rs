@@ -1,19 +1,17 @@
 //! End-to-end: the real daemon with its real kernel programs, and real
 //! renames done by a small C workload. Every test filters on its own pids:
 //! the daemon sees the whole host.
-mod support;
-
 use std::{
     os::unix::ffi::OsStrExt,
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use support::{
-    daemon::{Daemon, at, str_at, u64_at},
+use crate::support::{
+    daemon::{Daemon, NO_CONFIG, at, empty_config, str_at, u64_at},
     patience,
     renamer::{self, Output},
 };
+use serde_json::Value;
 
 /// The comm the kernel gives the renamer binary at exec.
 fn renamer_comm() -> String {
@@ -202,27 +200,58 @@ fn writes_to_own_comm_files_are_procfs_renames() {
 fn writing_another_process_comm_fails_and_reports_nothing() {
     let mut d = Daemon::start(&[]);
     let victim = renamer::spawn_waiting("wait-prctl", b"e2e-victim", &[]);
+    // The hijacker writes the name to the victim's comm (refused), then the
+    // same name to its own (allowed): the control that shows the daemon
+    // sees this process's procfs writes, so what it leaves out means
+    // something.
     let out = renamer::run("other-comm", b"e2e-hijack", &[&victim.pid.to_string()]);
     assert_eq!(
         out.int("write"),
         -libc::EINVAL as i64,
         "the kernel refuses cross-process comm writes"
     );
-    // A marker rename after it: once it is out, the refused write would be too.
+    assert_eq!(
+        out.int("own_write"),
+        0,
+        "the write to its own comm succeeds"
+    );
+    let hijacker = out.get("pid");
+    let own = rename_of(
+        &mut d,
+        "the hijacker's own write",
+        hijacker,
+        hijacker,
+        "e2e-hijack",
+    );
+    assert_common(&own, hijacker, "process-renamed");
+    assert_eq!(str_at(&own, "rename.method"), "procfs");
+    assert_eq!(str_at(&own, "rename.old_name"), renamer_comm(), "{own}");
+    // The victim renames itself: the daemon still knows it by the name it
+    // had, not by the refused one.
     let victim_pid = victim.pid;
     victim.go();
-    rename_of(
+    let e = rename_of(
         &mut d,
         "the victim's own rename",
         victim_pid,
         victim_pid,
         "e2e-victim",
     );
+    assert_eq!(str_at(&e, "rename.old_name"), renamer_comm(), "{e}");
+    // Both lines are out, and the refused write came before them: it would
+    // be too. The hijacker's own write is the only line with the name.
+    let hijacks: Vec<&Value> = d
+        .events()
+        .iter()
+        .filter(|e| at(e, "rename.new_name").as_str() == Some("e2e-hijack"))
+        .collect();
+    assert_eq!(hijacks, [&own], "a refused write produced an event");
     assert!(
-        d.events()
+        d.events_of(victim_pid)
             .iter()
-            .all(|e| at(e, "rename.new_name").as_str() != Some("e2e-hijack")),
-        "a refused write produced an event"
+            .all(|e| str_at(e, "rename.new_name") == "e2e-victim"),
+        "the victim has one rename: {:?}",
+        d.events_of(victim_pid)
     );
 }
 
@@ -404,13 +433,19 @@ fn file_output_reaches_the_disk_within_a_second() {
 fn bad_flags_and_unwritable_output_get_clear_errors() {
     let bin = env!("CARGO_BIN_EXE_rename-audit");
     let out = std::process::Command::new(bin)
-        .args(["run", "--no-such-flag"])
+        .args(["run", "--config", NO_CONFIG, "--no-such-flag"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
     let out = std::process::Command::new(bin)
-        .args(["run", "--output", "/nonexistent-dir/x.json"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--output",
+            "/nonexistent-dir/x.json",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -437,7 +472,7 @@ fn without_privileges_it_says_which_capabilities_it_needs() {
             "--bounding-set=-all",
         ])
         .arg(env!("CARGO_BIN_EXE_rename-audit"))
-        .args(["run", "--output", "-"])
+        .args(["run", "--config", NO_CONFIG, "--output", "-"])
         .output()
         .expect("setpriv (util-linux) runs the daemon unprivileged");
     assert!(
@@ -460,7 +495,10 @@ fn tells_systemd_it_is_ready_once_attached() {
         .set_read_timeout(Some(patience(Duration::from_secs(60))))
         .unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rename-audit"))
-        .args(["run", "--output"])
+        .arg("run")
+        .arg("--config")
+        .arg(empty_config(dir.path()))
+        .arg("--output")
         .arg(dir.path().join("events.json"))
         .env("NOTIFY_SOCKET", &socket_path)
         .stderr(std::process::Stdio::null())

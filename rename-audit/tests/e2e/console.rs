@@ -1,11 +1,9 @@
 //! `run --format text` (issue 10 item 2): the real daemon writes one
 //! readable line per event, and hostile names (newlines, escape sequences,
 //! bidi overrides, bytes that are not UTF-8) come out escaped.
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{daemon::Daemon, renamer};
+use crate::support::{daemon::Daemon, renamer};
 
 const HOSTILE: &[u8] = b"e2e\nx\x1b[31m\xe2\x80\xae\xff";
 const HOSTILE_SHOWN: &str = r#""e2e\nx\u{1b}[31m\u{202e}\xff""#;

@@ -2,11 +2,10 @@
 //! rsyslog and Prometheus (see `support::servers`). Events are synthetic and
 //! go straight into `Sinks`; the daemon's own end-to-end tests cover capture.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::servers::{Alertmanager, Prometheus, Rsyslog};
 use rename_audit::config::{
     AlertmanagerSink, PrometheusSink, SinksConfig, SyslogSink, SyslogTarget,
 };
@@ -15,7 +14,6 @@ use rename_audit::metrics::Metrics;
 use rename_audit::names::Name;
 use rename_audit::sinks::{Facility, Sinks};
 use serde_json::Value;
-use support::servers::{Alertmanager, Prometheus, Rsyslog};
 use time::OffsetDateTime;
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -1,4 +1,4 @@
-//! The test workload: tests/support/renamer.c, compiled once per test binary.
+//! The test workload: tests/e2e/support/renamer.c, compiled once per test binary.
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Write},
@@ -37,7 +37,7 @@ pub fn path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let out = build_dir().join(format!("renamer-{}", std::process::id()));
-        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/renamer.c");
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/support/renamer.c");
         let status = Command::new("cc")
             .args(["-O2", "-pthread", "-o"])
             .arg(&out)

@@ -2,19 +2,17 @@
 //! in /tmp is judged by its real, absolute path however it is started
 //! (relative path, symlink, daemonized, exec'd away after renaming), exec
 //! events describe the new image, and arguments are capped.
-mod support;
-
 use std::{
     os::unix::{ffi::OsStrExt, fs::MetadataExt},
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
-use serde_json::Value;
-use support::{
-    daemon::{Daemon, at, str_at},
+use crate::support::{
+    daemon::{Daemon, NO_CONFIG, at, str_at},
     renamer,
 };
+use serde_json::Value;
 
 /// A copy of the test renamer in a fresh directory under /tmp, where a
 /// dropper would put it.
@@ -252,7 +250,7 @@ fn without_cap_sys_ptrace_the_daemon_refuses_to_start_and_says_why() {
     let out = Command::new("setpriv")
         .args(["--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"])
         .arg(env!("CARGO_BIN_EXE_rename-audit"))
-        .arg("run")
+        .args(["run", "--config", NO_CONFIG])
         .arg("--output")
         .arg(dir.path().join("events.json"))
         .stdin(Stdio::null())
@@ -440,7 +438,7 @@ impl Drop for KillOnDrop {
 /// Polls `check` until it gives a value; panics after the deadline.
 fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline =
-        std::time::Instant::now() + support::patience(std::time::Duration::from_secs(10));
+        std::time::Instant::now() + crate::support::patience(std::time::Duration::from_secs(10));
     loop {
         if let Some(value) = check() {
             return value;

@@ -20,9 +20,7 @@ use std::{
 
 use serde_json::Value;
 
-mod support;
-
-use support::package::{build_dev_package, run};
+use crate::support::package::{build_dev_package, run};
 
 /// Debian 12.
 const SUITE: &str = "bookworm";
@@ -33,7 +31,7 @@ const PACKAGES: &str = "systemd,systemd-sysv,linux-image-amd64,initramfs-tools";
 const GUEST_DEADLINE: Duration = Duration::from_secs(600);
 
 fn here() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/debian12")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/debian12")
 }
 
 /// Builds the Debian 12 root file system in `root` with mmdebstrap, the
@@ -118,7 +116,11 @@ fn boot(work: &Path, root: &Path) -> BTreeMap<String, String> {
     eprintln!("[{:?}] disk image written", started.elapsed());
     let console = work.join("console.log");
     let status = Command::new("timeout")
-        .arg(support::patience(GUEST_DEADLINE).as_secs().to_string())
+        .arg(
+            crate::support::patience(GUEST_DEADLINE)
+                .as_secs()
+                .to_string(),
+        )
         .args(["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max"])
         .args(["-smp", "2", "-m", "2G", "-no-reboot", "-display", "none"])
         .args(["-monitor", "none"])

@@ -1,15 +1,13 @@
 //! End-to-end: the daemon on the running kernel, whatever it is. `cargo xtask
 //! test` runs these on the host and again inside a Debian 12 (Linux 6.1)
 //! guest, where every hook uses its fallback variant.
-mod support;
-
 use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
 };
 
-use support::{
+use crate::support::{
     daemon::{Daemon, at, str_at},
     renamer,
 };
@@ -171,7 +169,7 @@ impl Drop for CorePattern {
 /// An exec the kernel starts itself (a core-dump helper: a usermode helper,
 /// not an `execve` syscall) is still exec's rename on kernels whose
 /// `sched_prepare_exec` marks it. The common exec, from `execve`, is told
-/// by its syscall number alone (e2e_capture).
+/// by its syscall number alone (kernel::capture).
 #[test]
 fn an_exec_the_kernel_starts_itself_is_an_exec_rename_where_prepare_exec_marks_it() {
     let mut d = Daemon::start(&["--include-exec", "--include-kernel"]);

@@ -9,9 +9,7 @@
 //! already installed, so it never purges someone's installation.
 use std::{path::Path, process::Command};
 
-mod support;
-
-use support::package::{build_dev_package, run};
+use crate::support::package::{build_dev_package, run};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Everything the package must install (dpkg-deb --contents paths).

@@ -2,11 +2,9 @@
 //! root file system built here (no registry is reachable), carries the
 //! container's id and runtime and its cgroup. Host only: the kernel matrix's
 //! guest has no container runtime.
-mod support;
-
 use std::process::{Command, Stdio};
 
-use support::daemon::{Daemon, at, str_at};
+use crate::support::daemon::{Daemon, at, str_at};
 
 /// A minimal root file system: a static busybox and its shell.
 fn rootfs() -> tempfile::TempDir {
