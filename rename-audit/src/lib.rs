@@ -18,6 +18,7 @@ pub mod names;
 pub mod noise;
 pub mod output;
 pub mod pipeline;
+pub mod process;
 pub mod proctable;
 pub mod query;
 pub mod rules;

@@ -1,7 +1,6 @@
 //! Stage 2, the process table: every live process, keyed so pid reuse
 //! cannot mix two of them, kept exact from fork/exec/exit records after one
 //! /proc snapshot at start-up.
-mod cgroup;
 mod hidden;
 mod snapshot;
 
@@ -17,8 +16,8 @@ use crate::{
     clock::WallClock,
     event::{ParentContext, ProcessContext},
     names::Name,
+    process::{Cgroup, ExeFile, ProcessIndex},
 };
-pub use cgroup::{Cgroup, Container};
 pub use hidden::Covered;
 pub use snapshot::{ProcRoot, SnapshotError, boottime_to_ticks, exec_name, split_args};
 
@@ -39,14 +38,6 @@ pub struct Image {
     pub args_truncated: bool,
     /// When the exec happened (kernel monotonic ns); 0 for the snapshot.
     pub exec_ns: u64,
-}
-
-/// The executable's file, as `stat` would name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExeFile {
-    pub major: u32,
-    pub minor: u32,
-    pub inode: u64,
 }
 
 impl Image {
@@ -468,7 +459,7 @@ impl ProcessTable {
     }
 }
 
-impl crate::rules::ProcessIndex for ProcessTable {
+impl ProcessIndex for ProcessTable {
     fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name> {
         self.named(name)
             .filter(|p| p.key.tgid != except_pid)

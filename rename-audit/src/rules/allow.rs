@@ -239,7 +239,7 @@ mod tests {
         let mut p = process(Some("/bin/sh"), None, Some(0));
         assert!(!e.matches(&p, &Name::from("x")), "not in a container");
         let path = format!("/libpod_parent/libpod-{id}");
-        p.cgroup = Some(std::sync::Arc::new(crate::proctable::Cgroup::parse(
+        p.cgroup = Some(std::sync::Arc::new(crate::process::Cgroup::parse(
             path.as_bytes(),
         )));
         assert!(e.matches(&p, &Name::from("x")));
