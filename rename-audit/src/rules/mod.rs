@@ -28,7 +28,7 @@ use crate::event::{Alert, Body, Event, Hidden, Method, ProcessContext, Rename, S
 use crate::names::Name;
 use crate::process::ProcessIndex;
 
-pub use allow::{AllowConfig, AllowEntry, Pattern, PatternError, default_allowlist};
+pub use allow::{AllowConfig, AllowEntry, default_allowlist};
 pub use kernel_names::is_kernel_thread_shaped;
 
 /// A built-in rule. The order of [`RuleId::ALL`] is the evaluation order:

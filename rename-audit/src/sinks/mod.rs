@@ -34,11 +34,12 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub(crate) use self::backoff::LogThrottle;
 pub use self::prometheus::MetricsServer;
 use self::queue::SinkQueue;
-pub use self::syslog::Facility;
-use crate::config::{SinksConfig, SyslogSink};
+/// Re-exported where it was first public (the syslog sink's facility); the
+/// configuration owns it.
+pub use crate::config::Facility;
+use crate::config::{EndpointError, SinksConfig, SyslogSink};
 use crate::event::Event;
 use crate::metrics::Metrics;
 
@@ -50,8 +51,8 @@ pub enum SinkError {
         hint: &'static str,
         source: std::io::Error,
     },
-    #[error("alertmanager: cannot use url {url:?}: {reason}")]
-    AlertmanagerUrl { url: String, reason: String },
+    #[error(transparent)]
+    AlertmanagerUrl(#[from] EndpointError),
     #[error("alertmanager: cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
     #[error("{sink}: the queue size must be at least 1")]
