@@ -537,7 +537,7 @@ mod tests {
         assert_eq!(e.body.action(), "process-renamed");
         let p = e.process.expect("process");
         assert_eq!(p.executable, Some(Name::from("/usr/bin/ls")));
-        assert_eq!(p.args, vec![Name::from("ls"), Name::from("-l")]);
+        assert_eq!(*p.args, [Name::from("ls"), Name::from("-l")]);
 
         // One whose exec record never comes is written once it is overdue.
         let mut r = rename(PID, PID, 1_000_000_000, method::EXEC, "ls", "cat");

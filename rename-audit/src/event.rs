@@ -20,7 +20,8 @@ pub struct ProcessContext {
     pub executable: Option<Name>,
     /// Device and inode of the executable, when the kernel told them.
     pub executable_file: Option<crate::process::ExeFile>,
-    pub args: Vec<Name>,
+    /// Shared with the process table's image, not copied per event.
+    pub args: std::sync::Arc<[Name]>,
     /// `args` holds only the first `rename_audit_common::ARGS_LEN` bytes.
     pub args_truncated: bool,
     pub start: Option<OffsetDateTime>,

@@ -189,7 +189,7 @@ impl ProcRoot {
             image: Arc::new(Image {
                 executable,
                 file: None,
-                args,
+                args: args.into(),
                 args_truncated,
                 exec_ns: 0,
             }),
