@@ -45,47 +45,184 @@ pub mod kind {
     pub const MNT_NS: u32 = 6;
 }
 
-/// How a rename was done (`RenameRecord::method`).
-pub mod method {
+/// How a rename was done (`RenameRecord::method`, one byte on the wire).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
     /// `prctl(PR_SET_NAME)` (also `pthread_setname_np` on the calling thread).
-    pub const PRCTL: u8 = 1;
+    Prctl = 1,
     /// A write to a procfs `comm` file (`/proc/<pid>/comm`, `.../task/<tid>/comm`):
     /// a user task renaming a task of its own process in a syscall that is
     /// neither prctl nor exec.
-    pub const PROCFS: u8 = 2;
+    Procfs = 2,
     /// `execve`: the kernel names the task after the new executable.
-    pub const EXEC: u8 = 3;
+    Exec = 3,
     /// The kernel renamed the task itself (kthread naming, io_uring workers, ...).
-    pub const KERNEL: u8 = 4;
+    Kernel = 4,
 }
 
-/// Accounting classes. Every rename belongs to exactly one of the first two;
-/// lifecycle records have their own class so their loss is reported apart.
-pub mod class {
+impl Method {
+    /// Every method, in the order of their numbers.
+    pub const ALL: [Method; 4] = [Method::Prctl, Method::Procfs, Method::Exec, Method::Kernel];
+
+    /// The method with wire number `n`, if there is one.
+    pub const fn from_wire(n: u8) -> Option<Method> {
+        match n {
+            method::PRCTL => Some(Method::Prctl),
+            method::PROCFS => Some(Method::Procfs),
+            method::EXEC => Some(Method::Exec),
+            method::KERNEL => Some(Method::Kernel),
+            _ => None,
+        }
+    }
+
+    /// Its name in the daemon's output (`rename.method`, metric labels).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Prctl => "prctl",
+            Method::Procfs => "procfs",
+            Method::Exec => "exec",
+            Method::Kernel => "kernel",
+        }
+    }
+}
+
+/// [`Method`]'s numbers, as the kernel programs write them.
+pub mod method {
+    use super::Method;
+    pub const PRCTL: u8 = Method::Prctl as u8;
+    pub const PROCFS: u8 = Method::Procfs as u8;
+    pub const EXEC: u8 = Method::Exec as u8;
+    pub const KERNEL: u8 = Method::Kernel as u8;
+}
+
+/// Accounting class of a record. Every rename belongs to exactly one of the
+/// first two; lifecycle records have their own class so their loss is
+/// reported apart. The kernel counts losses of the first [`class::COUNT`]
+/// (the first index of the `LOST` counters); [`Class::Output`] is the
+/// daemon's alone.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
     /// A main thread (tid == tgid) was renamed: the process name changed.
-    pub const PROCESS: u32 = 0;
+    Process = 0,
     /// Any other thread was renamed.
-    pub const THREAD: u32 = 1;
+    Thread = 1,
     /// Fork, exec and exit records.
-    pub const LIFECYCLE: u32 = 2;
+    Lifecycle = 2,
     /// A rename whose renamed task could not be read, so neither of the
     /// first two can be told: only ever counted as lost.
-    pub const UNKNOWN: u32 = 3;
-    /// Number of classes.
+    Unknown = 3,
+    /// Records the daemon could not write to its output (disk full, ...).
+    /// Daemon-side only: the kernel never uses this number.
+    Output = 4,
+}
+
+impl Class {
+    /// The classes the kernel counts losses of (`LOST` map), in its order.
+    pub const KERNEL: [Class; class::COUNT as usize] = [
+        Class::Process,
+        Class::Thread,
+        Class::Lifecycle,
+        Class::Unknown,
+    ];
+
+    /// Every class: the kernel's and then `output`.
+    pub const ALL: [Class; 5] = [
+        Class::Process,
+        Class::Thread,
+        Class::Lifecycle,
+        Class::Unknown,
+        Class::Output,
+    ];
+
+    /// Its name in the daemon's output and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Class::Process => "process",
+            Class::Thread => "thread",
+            Class::Lifecycle => "lifecycle",
+            Class::Unknown => "unknown",
+            Class::Output => "output",
+        }
+    }
+
+    /// Its number in the kernel's `LOST` counters; `None` for `Output`,
+    /// which only the daemon counts.
+    pub const fn index(self) -> Option<u32> {
+        match self {
+            Class::Output => None,
+            kernel => Some(kernel as u32),
+        }
+    }
+}
+
+/// [`Class`]'s numbers, as the kernel programs use them.
+pub mod class {
+    use super::Class;
+    pub const PROCESS: u32 = Class::Process as u32;
+    pub const THREAD: u32 = Class::Thread as u32;
+    pub const LIFECYCLE: u32 = Class::Lifecycle as u32;
+    pub const UNKNOWN: u32 = Class::Unknown as u32;
+    /// Number of classes the kernel counts.
     pub const COUNT: u32 = 4;
 }
 
-/// Why a record was not sent: the second index of the `LOST` counters.
-pub mod lost_reason {
+/// Why a record was lost: the kernel could not send it (the second index of
+/// the `LOST` counters, the first [`lost_reason::COUNT`] reasons), or the
+/// daemon could not write it ([`LostReason::WriteFailed`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LostReason {
     /// The ring had no room (or, for lifecycle records, no room outside the
     /// share kept for process renames).
-    pub const RING_FULL: u32 = 0;
+    RingFull = 0,
     /// A rename above its thread's rate found no free storm slot to be
     /// counted in.
-    pub const NO_STORM_SLOT: u32 = 1;
+    NoStormSlot = 1,
     /// The task's ids could not be read.
-    pub const TASK_UNREADABLE: u32 = 2;
-    /// Number of reasons.
+    TaskUnreadable = 2,
+    /// The output could not be written (full disk, broken pipe, backlog
+    /// cap, or unwritable at exit). Daemon-side only, always with class
+    /// [`Class::Output`]: the kernel never uses this number.
+    WriteFailed = 3,
+}
+
+impl LostReason {
+    /// The reasons the kernel counts losses for (`LOST` map), in its order.
+    pub const KERNEL: [LostReason; lost_reason::COUNT as usize] = [
+        LostReason::RingFull,
+        LostReason::NoStormSlot,
+        LostReason::TaskUnreadable,
+    ];
+
+    /// Its name in the daemon's output and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LostReason::RingFull => "ring-full",
+            LostReason::NoStormSlot => "no-storm-slot",
+            LostReason::TaskUnreadable => "task-unreadable",
+            LostReason::WriteFailed => "write-failed",
+        }
+    }
+
+    /// Its number in the kernel's `LOST` counters; `None` for
+    /// `WriteFailed`, which only the daemon counts.
+    pub const fn index(self) -> Option<u32> {
+        match self {
+            LostReason::WriteFailed => None,
+            kernel => Some(kernel as u32),
+        }
+    }
+}
+
+/// [`LostReason`]'s numbers, as the kernel programs use them.
+pub mod lost_reason {
+    use super::LostReason;
+    pub const RING_FULL: u32 = LostReason::RingFull as u32;
+    pub const NO_STORM_SLOT: u32 = LostReason::NoStormSlot as u32;
+    pub const TASK_UNREADABLE: u32 = LostReason::TaskUnreadable as u32;
+    /// Number of reasons the kernel counts.
     pub const COUNT: u32 = 3;
 }
 
@@ -167,7 +304,7 @@ pub struct RenameRecord {
     /// `start_boottime` of the renamed task's thread-group leader: with `tgid`
     /// it names the process in a way pid reuse cannot confuse.
     pub start_boottime_ns: u64,
-    /// One of [`method`].
+    /// A [`Method`]'s number.
     pub method: u8,
     /// Bits of [`rename_flags`].
     pub flags: u8,
@@ -331,7 +468,7 @@ pub struct StormSlot {
     pub start_boottime_ns: u64,
     /// Its process id.
     pub tgid: u32,
-    /// [`class::PROCESS`] or [`class::THREAD`].
+    /// [`Class::Process`] or [`Class::Thread`], as its number.
     pub class: u32,
     /// Name set by the most recent counted rename, once the owner has
     /// exited or sent a rename again (`tail_sent` above 0): the kernel copies
@@ -541,6 +678,39 @@ mod tests {
     extern crate std;
     use super::*;
     use core::mem::size_of;
+
+    #[test]
+    fn wire_numbers_are_fixed() {
+        assert_eq!(
+            [method::PRCTL, method::PROCFS, method::EXEC, method::KERNEL],
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            [
+                class::PROCESS,
+                class::THREAD,
+                class::LIFECYCLE,
+                class::UNKNOWN
+            ],
+            [0, 1, 2, 3]
+        );
+        assert_eq!(
+            [
+                lost_reason::RING_FULL,
+                lost_reason::NO_STORM_SLOT,
+                lost_reason::TASK_UNREADABLE
+            ],
+            [0, 1, 2]
+        );
+        for m in Method::ALL {
+            assert_eq!(Method::from_wire(m as u8), Some(m));
+        }
+        assert_eq!(Method::from_wire(0), None);
+        assert_eq!(Class::KERNEL.map(|c| c.index()), [0, 1, 2, 3].map(Some));
+        assert_eq!(Class::Output.index(), None);
+        assert_eq!(LostReason::KERNEL.map(|r| r.index()), [0, 1, 2].map(Some));
+        assert_eq!(LostReason::WriteFailed.index(), None);
+    }
 
     #[test]
     fn records_have_no_hidden_padding() {

@@ -3,7 +3,7 @@
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
-use rename_audit_common::{RenameRecord, method, rename_flags};
+use rename_audit_common::{RenameRecord, rename_flags};
 
 use crate::{
     capture::KernelState,
@@ -400,18 +400,15 @@ impl Classifier {
 }
 
 fn method_of(r: &RenameRecord) -> Method {
-    match r.method {
-        method::PRCTL => Method::Prctl,
-        method::PROCFS => Method::Procfs,
-        method::EXEC => Method::Exec,
-        _ => Method::Kernel,
-    }
+    // The kernel programs write only the four numbers; any other (a
+    // mismatched kernel object) is taken for the kernel's own rename.
+    Method::from_wire(r.method).unwrap_or(Method::Kernel)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rename_audit_common::{ForkRecord, kind};
+    use rename_audit_common::{ForkRecord, kind, method};
 
     fn rename(tid: u32, tgid: u32, start: u64, how: u8, old: &str, new: &str) -> RenameRecord {
         let mut r: RenameRecord = unsafe { std::mem::zeroed() };
@@ -540,7 +537,7 @@ mod tests {
         assert_eq!(e.body.action(), "process-renamed");
         let p = e.process.expect("process");
         assert_eq!(p.executable, Some(Name::from("/usr/bin/ls")));
-        assert_eq!(p.args, vec![Name::from("ls"), Name::from("-l")]);
+        assert_eq!(*p.args, [Name::from("ls"), Name::from("-l")]);
 
         // One whose exec record never comes is written once it is overdue.
         let mut r = rename(PID, PID, 1_000_000_000, method::EXEC, "ls", "cat");

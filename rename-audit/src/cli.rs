@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{noise::ThreadRenames, output::Format, rules::RuleId};
 
 use crate::capture;
-use crate::config::{OutputConfig, StormConfig};
+use crate::config::{self, Config, ConfigError, OutputConfig, StormConfig, checks};
 
 fn with_default(text: &str, default: impl std::fmt::Display) -> String {
     format!("{text} [default: {default}]")
@@ -238,4 +238,66 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9560).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+}
+
+impl RunArgs {
+    /// The configuration file (`--config`, else [`config::DEFAULT_PATH`]
+    /// if it exists) merged with the flags, which win.
+    pub fn settings(&self) -> Result<Config, ConfigError> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path),
+            None => Config::load_or_default(std::path::Path::new(config::DEFAULT_PATH)),
+        }?;
+        self.apply_to(&mut cfg)?;
+        Ok(cfg)
+    }
+
+    /// Applies the flags given, each through the same check as its key in
+    /// the file, so the command line accepts exactly what the file does.
+    fn apply_to(&self, cfg: &mut Config) -> Result<(), ConfigError> {
+        let flag = |flag: &'static str| move |problem| ConfigError::Flag { flag, problem };
+        if let Some(path) = &self.output {
+            cfg.output.path = checks::output_path(path).map_err(flag("output"))?;
+        }
+        if let Some(secs) = self.output_unwritable_timeout {
+            let secs = checks::in_range(secs, &checks::UNWRITABLE_TIMEOUT_SECS)
+                .map_err(flag("output-unwritable-timeout"))?;
+            cfg.output.unwritable_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(format) = self.format {
+            cfg.output.format = format;
+        }
+        if let Some(mode) = self.thread_renames {
+            cfg.output.thread_renames = mode;
+        }
+        cfg.output.include_exec |= self.include_exec;
+        cfg.output.include_kernel |= self.include_kernel;
+        let storm = &mut cfg.storm;
+        for (name, given, value) in [
+            ("thread-rate", self.thread_rate, &mut storm.thread_rate),
+            ("thread-burst", self.thread_burst, &mut storm.thread_burst),
+            ("process-rate", self.process_rate, &mut storm.process_rate),
+            (
+                "process-burst",
+                self.process_burst,
+                &mut storm.process_burst,
+            ),
+        ] {
+            if let Some(given) = given {
+                *value = checks::in_range(given.into(), &checks::RATE).map_err(flag(name))? as u32;
+            }
+        }
+        if let Some(bytes) = self.priority_ring_bytes {
+            cfg.capture.priority_ring_bytes =
+                checks::ring_bytes(bytes.into()).map_err(flag("priority-ring-bytes"))?;
+        }
+        if let Some(bytes) = self.thread_ring_bytes {
+            cfg.capture.thread_ring_bytes =
+                checks::ring_bytes(bytes.into()).map_err(flag("thread-ring-bytes"))?;
+        }
+        if let Some(listen) = self.metrics_listen {
+            cfg.sinks.prometheus = Some(config::PrometheusSink { listen });
+        }
+        Ok(())
+    }
 }

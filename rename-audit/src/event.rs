@@ -4,123 +4,10 @@
 use crate::names::Name;
 use time::OffsetDateTime;
 
-/// How a rename was done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    Prctl,
-    Procfs,
-    Exec,
-    Kernel,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Prctl => "prctl",
-            Method::Procfs => "procfs",
-            Method::Exec => "exec",
-            Method::Kernel => "kernel",
-        }
-    }
-}
-
-/// Accounting class of a record (see `rename_audit_common::class`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Class {
-    Process,
-    Thread,
-    Lifecycle,
-    /// A rename whose task could not be read: only ever lost.
-    Unknown,
-    /// Records the daemon could not write to its output (disk full, ...).
-    /// Daemon-side only: the kernel has no number for it.
-    Output,
-}
-
-impl Class {
-    /// The classes the kernel counts losses of (`LOST` map), in its order.
-    pub const KERNEL: [Class; 4] = [
-        Class::Process,
-        Class::Thread,
-        Class::Lifecycle,
-        Class::Unknown,
-    ];
-
-    /// Every class: the kernel's and then `output`.
-    pub const ALL: [Class; 5] = [
-        Class::Process,
-        Class::Thread,
-        Class::Lifecycle,
-        Class::Unknown,
-        Class::Output,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Process => "process",
-            Class::Thread => "thread",
-            Class::Lifecycle => "lifecycle",
-            Class::Unknown => "unknown",
-            Class::Output => "output",
-        }
-    }
-
-    /// Its number in `rename_audit_common::class`; `None` for `Output`,
-    /// which only the daemon counts.
-    pub fn index(self) -> Option<u32> {
-        use rename_audit_common::class;
-        match self {
-            Class::Process => Some(class::PROCESS),
-            Class::Thread => Some(class::THREAD),
-            Class::Lifecycle => Some(class::LIFECYCLE),
-            Class::Unknown => Some(class::UNKNOWN),
-            Class::Output => None,
-        }
-    }
-}
-
-/// Why a record was lost: the kernel could not send it (see
-/// `rename_audit_common::lost_reason`), or the daemon could not write it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LostReason {
-    RingFull,
-    NoStormSlot,
-    TaskUnreadable,
-    /// The output could not be written (full disk, broken pipe, backlog
-    /// cap, or unwritable at exit). Daemon-side only, always with class
-    /// `Output`.
-    WriteFailed,
-}
-
-impl LostReason {
-    /// The reasons the kernel counts losses for (`LOST` map), in its order.
-    pub const KERNEL: [LostReason; 3] = [
-        LostReason::RingFull,
-        LostReason::NoStormSlot,
-        LostReason::TaskUnreadable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LostReason::RingFull => "ring-full",
-            LostReason::NoStormSlot => "no-storm-slot",
-            LostReason::TaskUnreadable => "task-unreadable",
-            LostReason::WriteFailed => "write-failed",
-        }
-    }
-
-    /// Its number in `rename_audit_common::lost_reason`; `None` for
-    /// `WriteFailed`, which only the daemon counts.
-    pub fn index(self) -> Option<u32> {
-        use rename_audit_common::lost_reason;
-        match self {
-            LostReason::RingFull => Some(lost_reason::RING_FULL),
-            LostReason::NoStormSlot => Some(lost_reason::NO_STORM_SLOT),
-            LostReason::TaskUnreadable => Some(lost_reason::TASK_UNREADABLE),
-            LostReason::WriteFailed => None,
-        }
-    }
-}
+/// The kernel's vocabulary, defined once with its wire numbers in
+/// `rename_audit_common`: how a rename was done, a record's accounting
+/// class, and why one was lost.
+pub use rename_audit_common::{Class, LostReason, Method};
 
 /// The process a record is about, as the process table knew it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,8 +19,9 @@ pub struct ProcessContext {
     /// kernel threads or unknown.
     pub executable: Option<Name>,
     /// Device and inode of the executable, when the kernel told them.
-    pub executable_file: Option<crate::proctable::ExeFile>,
-    pub args: Vec<Name>,
+    pub executable_file: Option<crate::process::ExeFile>,
+    /// Shared with the process table's image, not copied per event.
+    pub args: std::sync::Arc<[Name]>,
     /// `args` holds only the first `rename_audit_common::ARGS_LEN` bytes.
     pub args_truncated: bool,
     pub start: Option<OffsetDateTime>,
@@ -141,7 +29,7 @@ pub struct ProcessContext {
     /// The systemd unit the process runs in, from its cgroup, if any.
     pub unit: Option<String>,
     /// Its cgroup (v2), with the container and pod it names.
-    pub cgroup: Option<std::sync::Arc<crate::proctable::Cgroup>>,
+    pub cgroup: Option<std::sync::Arc<crate::process::Cgroup>>,
     pub parent: Option<ParentContext>,
 }
 

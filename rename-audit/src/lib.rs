@@ -6,6 +6,13 @@
 //! [`event::Event`]s) -> [`rules`] (alerts) -> [`noise`] (which thread
 //! renames are written) -> [`output`] and [`sinks`]. [`query`] is the other
 //! side: `search` and `report` over the written log, without BPF.
+//!
+//! Imports run one way: a stage may import the stages before it and the
+//! modules below them all, never a later one. At the bottom are the kernel's
+//! vocabulary and record layouts (`rename_audit_common`), [`names`],
+//! [`clock`], the value types of a process ([`process`]) and small shared
+//! tools ([`util`]). [`config`] builds each stage's settings from the file
+//! (the sinks take theirs from it), and [`cli`] merges the flags in.
 pub mod capture;
 pub mod classify;
 pub mod cli;
@@ -18,7 +25,9 @@ pub mod names;
 pub mod noise;
 pub mod output;
 pub mod pipeline;
+pub mod process;
 pub mod proctable;
 pub mod query;
 pub mod rules;
 pub mod sinks;
+pub mod util;

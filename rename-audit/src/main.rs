@@ -67,18 +67,8 @@ fn check_config(file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The configuration file merged with the flags, which win.
-fn settings(args: &RunArgs) -> Result<Config> {
-    let mut cfg = match &args.config {
-        Some(path) => Config::load(path),
-        None => Config::load_or_default(Path::new(config::DEFAULT_PATH)),
-    }?;
-    cfg.apply_flags(args)?;
-    Ok(cfg)
-}
-
 fn run(args: RunArgs) -> Result<()> {
-    let cfg = settings(&args)?;
+    let cfg = args.settings()?;
     let dest = cfg.output_dest();
     // Under systemd, stdout is the journal: a `<N>` prefix gives alert lines
     // a priority that matches their severity.
@@ -282,7 +272,7 @@ struct Reloader {
 
 impl Reloader {
     fn reload(&self) -> Result<Control> {
-        let cfg = settings(&self.args)?;
+        let cfg = self.args.settings()?;
         let restart = self.started.needs_restart(&cfg);
         if !restart.is_empty() {
             // The rest of the file still applies; say plainly what does not.

@@ -121,7 +121,6 @@ pub struct Metrics {
 }
 
 const ACTIONS: [&str; 2] = ["process-renamed", "thread-renamed"];
-const METHODS: [Method; 4] = [Method::Prctl, Method::Procfs, Method::Exec, Method::Kernel];
 /// `kernel_faults_total{fault}` values.
 const FAULT_RATE_UNTRACKED: &str = "rate-untracked";
 const FAULT_SLOT_RACE: &str = "slot-race";
@@ -250,7 +249,7 @@ impl Metrics {
         // Series that exist from the start read 0 instead of being absent, so
         // PromQL's increase() sees the first rename.
         for action in ACTIONS {
-            for method in METHODS {
+            for method in Method::ALL {
                 m.renames.get_or_create_owned(&RenameLabels {
                     action,
                     method: method.as_str(),

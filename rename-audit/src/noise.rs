@@ -9,7 +9,7 @@
 //! vanishes silently.
 
 use crate::event::{Body, Event};
-use crate::rules::Pattern;
+use crate::util::glob::Pattern;
 
 /// Which thread renames are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

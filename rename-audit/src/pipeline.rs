@@ -118,7 +118,7 @@ impl Pipeline {
     fn emit(&mut self, event: Box<Event>) {
         self.metrics.observe(&event);
         self.output.write(&event);
-        self.sinks.send(&Arc::new(*event));
+        self.sinks.offer(event);
     }
 
     /// Once per batch (lines reach the file well within a second) and when

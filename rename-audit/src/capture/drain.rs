@@ -12,17 +12,14 @@ use std::{
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use crossbeam_channel::Sender;
-use rename_audit_common::{class, fault, lost_index, lost_reason};
+use rename_audit_common::{Class, LostReason, class, fault, lost_index, lost_reason};
 
 use super::{
     mounts::MountNotifier,
     records::{KernelState, Mount, Record, decode},
     storms::StormSlots,
 };
-use crate::{
-    clock,
-    event::{Class, LostReason},
-};
+use crate::clock;
 
 pub type Batch = Vec<Record>;
 

@@ -1,10 +1,8 @@
 //! Decoding ring-buffer bytes into typed records.
 use rename_audit_common::{
-    ARGS_LEN, CGROUP_PATH_LEN, EXE_PATH_LEN, ExecRecord, ExitRecord, ForkRecord, MntNsRecord,
-    MountRecord, NAME_LEN, RecordHeader, RenameRecord, TASK_COMM_LEN, kind,
+    ARGS_LEN, CGROUP_PATH_LEN, Class, EXE_PATH_LEN, ExecRecord, ExitRecord, ForkRecord, LostReason,
+    MntNsRecord, MountRecord, NAME_LEN, RecordHeader, RenameRecord, TASK_COMM_LEN, kind,
 };
-
-use crate::event::{Class, LostReason};
 
 /// What the kernel's counters and the storm slots show besides losses,
 /// sent whenever it changes.

@@ -3,10 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
-use rename_audit_common::{StormSlot, TASK_COMM_LEN, class};
+use rename_audit_common::{Class, StormSlot, TASK_COMM_LEN, class};
 
 use super::records::{Record, StormSummary};
-use crate::event::Class;
 
 /// A storm whose thread has been quiet this long has ended.
 const QUIET_NS: u64 = 250_000_000;

@@ -22,11 +22,21 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Diagnostic};
-pub use sinks::{AlertmanagerSink, PrometheusSink, SinksConfig, SyslogSink, SyslogTarget};
+pub use sinks::{
+    AlertmanagerSink, EndpointError, Facility, PrometheusSink, SinksConfig, SyslogSink,
+    SyslogTarget,
+};
 
 use crate::noise::ThreadRenames;
 use crate::output::Format;
-use crate::rules::{AllowConfig, Pattern, RulesConfig};
+use crate::rules::{AllowConfig, RulesConfig};
+use crate::util::glob::Pattern;
+
+/// The checks values of the file pass, for the command line to put its
+/// flags through: both accept exactly the same values.
+pub mod checks {
+    pub use super::validate::{RATE, UNWRITABLE_TIMEOUT_SECS, in_range, output_path, ring_bytes};
+}
 
 /// Larger files are refused unread: a configuration is a few KiB, and
 /// `--config /dev/zero` must not read until memory runs out.

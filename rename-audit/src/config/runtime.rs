@@ -1,61 +1,9 @@
-//! From the file's settings and the command line to what each stage takes.
-//! Flags given on the command line win over the file.
-use super::{Config, ConfigError, OutputTarget, validate};
-use crate::{
-    capture::CaptureOptions, classify::Filter, cli::RunArgs, noise::NoiseFilter, output::OutputDest,
-};
+//! From the settings to what each stage takes, and which settings a reload
+//! cannot change.
+use super::{Config, OutputTarget};
+use crate::{capture::CaptureOptions, classify::Filter, noise::NoiseFilter, output::OutputDest};
 
 impl Config {
-    /// Applies the flags given, each through the same check as its key in
-    /// the file, so the command line accepts exactly what the file does.
-    pub fn apply_flags(&mut self, args: &RunArgs) -> Result<(), ConfigError> {
-        let flag = |flag: &'static str| move |problem| ConfigError::Flag { flag, problem };
-        if let Some(path) = &args.output {
-            self.output.path = validate::output_path(path).map_err(flag("output"))?;
-        }
-        if let Some(secs) = args.output_unwritable_timeout {
-            let secs = validate::in_range(secs, &validate::UNWRITABLE_TIMEOUT_SECS)
-                .map_err(flag("output-unwritable-timeout"))?;
-            self.output.unwritable_timeout = std::time::Duration::from_secs(secs);
-        }
-        if let Some(format) = args.format {
-            self.output.format = format;
-        }
-        if let Some(mode) = args.thread_renames {
-            self.output.thread_renames = mode;
-        }
-        self.output.include_exec |= args.include_exec;
-        self.output.include_kernel |= args.include_kernel;
-        let storm = &mut self.storm;
-        for (name, given, value) in [
-            ("thread-rate", args.thread_rate, &mut storm.thread_rate),
-            ("thread-burst", args.thread_burst, &mut storm.thread_burst),
-            ("process-rate", args.process_rate, &mut storm.process_rate),
-            (
-                "process-burst",
-                args.process_burst,
-                &mut storm.process_burst,
-            ),
-        ] {
-            if let Some(given) = given {
-                *value =
-                    validate::in_range(given.into(), &validate::RATE).map_err(flag(name))? as u32;
-            }
-        }
-        if let Some(bytes) = args.priority_ring_bytes {
-            self.capture.priority_ring_bytes =
-                validate::ring_bytes(bytes.into()).map_err(flag("priority-ring-bytes"))?;
-        }
-        if let Some(bytes) = args.thread_ring_bytes {
-            self.capture.thread_ring_bytes =
-                validate::ring_bytes(bytes.into()).map_err(flag("thread-ring-bytes"))?;
-        }
-        if let Some(listen) = args.metrics_listen {
-            self.sinks.prometheus = Some(super::PrometheusSink { listen });
-        }
-        Ok(())
-    }
-
     /// The settings of `new` that differ from `self` (the configuration the
     /// daemon started with) and that a reload cannot apply: the output
     /// destination, the kernel buffers and rates, and the sinks are set up

@@ -3,9 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
-
-use crate::sinks::Facility;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SinksConfig {
@@ -62,12 +61,61 @@ impl AlertmanagerSink {
         }
     }
 
+    /// Where alerts are posted: `<url>/api/v2/alerts`, or why the URL
+    /// cannot be used.
+    pub fn endpoint(&self) -> Result<reqwest::Url, EndpointError> {
+        endpoint(&self.url)
+    }
+
     /// The `endsAt` distance of a posted alert: an alert that keeps
     /// repeating inside the dedup window must not flap between posts.
     pub fn resolve_after(&self) -> Duration {
         self.resolve_timeout
             .max(self.dedup_window.saturating_add(Duration::from_secs(60)))
     }
+}
+
+/// Why an Alertmanager URL cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("alertmanager: cannot use url {url:?}: {reason}")]
+pub struct EndpointError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// `<url>/api/v2/alerts` for the text of a URL, or why it cannot be used.
+pub(super) fn endpoint_of(url: &str) -> Result<reqwest::Url, EndpointError> {
+    let base = reqwest::Url::parse(url).map_err(|e| EndpointError {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    endpoint(&base)
+}
+
+/// `<base>/api/v2/alerts`, or why the URL cannot be used. The daemon and
+/// `check-config` both judge a URL with this.
+fn endpoint(base: &reqwest::Url) -> Result<reqwest::Url, EndpointError> {
+    let bad = |reason: &str| EndpointError {
+        url: base.to_string(),
+        reason: reason.to_owned(),
+    };
+    match base.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(bad(
+                "https is not supported by this build; use http (e.g. a local TLS proxy)",
+            ));
+        }
+        other => return Err(bad(&format!("scheme {other:?} is not http"))),
+    }
+    if base.host().is_none() {
+        return Err(bad("no host"));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(bad("a query or fragment is not allowed"));
+    }
+    let joined = format!("{}/api/v2/alerts", base.as_str().trim_end_matches('/'));
+    reqwest::Url::parse(&joined).map_err(|e| bad(&e.to_string()))
 }
 
 /// `[sinks.syslog]`: RFC 5424 messages.
@@ -126,6 +174,111 @@ impl std::fmt::Display for SyslogTarget {
             SyslogTarget::Unix(path) => write!(f, "unix:{}", path.display()),
             SyslogTarget::Udp(a) => write!(f, "udp:{a}"),
             SyslogTarget::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+/// A syslog facility (RFC 5424 table 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facility(u8);
+
+impl Facility {
+    pub const KERN: Facility = Facility(0);
+    pub const USER: Facility = Facility(1);
+    pub const DAEMON: Facility = Facility(3);
+    pub const AUTH: Facility = Facility(4);
+    pub const AUTHPRIV: Facility = Facility(10);
+    pub const LOCAL0: Facility = Facility(16);
+
+    const NAMES: [&'static str; 24] = [
+        "kern",
+        "user",
+        "mail",
+        "daemon",
+        "auth",
+        "syslog",
+        "lpr",
+        "news",
+        "uucp",
+        "cron",
+        "authpriv",
+        "ftp",
+        "ntp",
+        "security",
+        "console",
+        "solaris-cron",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
+    ];
+
+    /// The facility with RFC 5424 code `code` (0-23).
+    pub fn from_code(code: u8) -> Option<Facility> {
+        (usize::from(code) < Self::NAMES.len()).then_some(Facility(code))
+    }
+
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[usize::from(self.0)]
+    }
+}
+
+impl FromStr for Facility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Facility(i as u8))
+            .ok_or_else(|| {
+                format!(
+                    "unknown syslog facility {s:?}: use one of {}",
+                    Self::NAMES.join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_facilities() {
+        assert_eq!("local0".parse::<Facility>(), Ok(Facility::LOCAL0));
+        assert_eq!("authpriv".parse::<Facility>().map(Facility::code), Ok(10));
+        assert_eq!(Facility::DAEMON.name(), "daemon");
+        assert!("local8".parse::<Facility>().is_err());
+    }
+
+    #[test]
+    fn endpoint_joins_the_api_path() {
+        assert_eq!(
+            endpoint_of("http://127.0.0.1:9093").unwrap().as_str(),
+            "http://127.0.0.1:9093/api/v2/alerts"
+        );
+        assert_eq!(
+            endpoint_of("http://am.example:80/prefix/")
+                .unwrap()
+                .as_str(),
+            "http://am.example/prefix/api/v2/alerts"
+        );
+        for bad in [
+            "https://am:9093",
+            "ftp://am",
+            "127.0.0.1:9093",
+            "http://am:9093/?x=1",
+        ] {
+            let e = endpoint_of(bad).expect_err(bad).to_string();
+            assert!(e.contains(bad), "{e}");
         }
     }
 }

@@ -71,7 +71,7 @@ fn the_example_with_every_setting_uncommented_is_valid() {
     let syslog = c.sinks.syslog.expect("syslog");
     assert_eq!(syslog.target, SyslogTarget::Unix("/dev/log".into()));
     assert!(syslog.alerts && !syslog.events);
-    assert_eq!(syslog.facility, crate::sinks::Facility::DAEMON);
+    assert_eq!(syslog.facility, Facility::DAEMON);
     assert_eq!(c.allow.entries.len(), 2);
     assert_eq!(c.rules.writable_paths.len(), 2);
     assert_eq!(
@@ -203,7 +203,7 @@ queue = 8
             target: SyslogTarget::Tcp("logs.example.com:6514".into()),
             alerts: false,
             events: true,
-            facility: crate::sinks::Facility::from_code(19).unwrap(),
+            facility: Facility::from_code(19).unwrap(),
             queue: 8,
             ..SyslogSink::new(SyslogTarget::Tcp("logs.example.com:6514".into()))
         })

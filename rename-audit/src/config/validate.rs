@@ -11,13 +11,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::collect::Problem;
+use super::sinks::endpoint_of;
 use super::{
-    AlertmanagerSink, CaptureConfig, Config, OutputConfig, OutputTarget, PrometheusSink,
+    AlertmanagerSink, CaptureConfig, Config, Facility, OutputConfig, OutputTarget, PrometheusSink,
     SinksConfig, StormConfig, SyslogSink, SyslogTarget, raw,
 };
 use crate::names::Name;
-use crate::rules::{AllowConfig, AllowEntry, Pattern, RuleId, RulesConfig};
-use crate::sinks::Facility;
+use crate::rules::{AllowConfig, AllowEntry, RuleId, RulesConfig};
+use crate::util::glob::{Pattern, PatternError};
 
 /// Largest ring accepted: far beyond any sensible size, well within what
 /// the kernel allows for a BPF ring buffer.
@@ -27,14 +28,14 @@ const MAX_QUEUE: u64 = 1 << 20;
 const COMM_LEN: usize = 15;
 
 /// Storm rates and bursts, per second and per thread.
-pub(super) const RATE: RangeInclusive<u64> = 1..=u32::MAX as u64;
+pub const RATE: RangeInclusive<u64> = 1..=u32::MAX as u64;
 /// `output.unwritable_timeout_secs`: at least a second, at most a day.
-pub(super) const UNWRITABLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
+pub const UNWRITABLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
 
 // The checks below are shared by the file and the command line, so both
 // accept exactly the same values; callers prefix the key or the flag.
 
-pub(super) fn in_range(n: u64, range: &RangeInclusive<u64>) -> Result<u64, String> {
+pub fn in_range(n: u64, range: &RangeInclusive<u64>) -> Result<u64, String> {
     if range.contains(&n) {
         Ok(n)
     } else {
@@ -47,7 +48,7 @@ pub(super) fn in_range(n: u64, range: &RangeInclusive<u64>) -> Result<u64, Strin
 }
 
 /// `-` is stdout; anything else must be an absolute path.
-pub(super) fn output_path(p: &str) -> Result<OutputTarget, String> {
+pub fn output_path(p: &str) -> Result<OutputTarget, String> {
     if p == "-" {
         Ok(OutputTarget::Stdout)
     } else if p.starts_with('/') && !p.contains('\0') {
@@ -61,7 +62,7 @@ pub(super) fn output_path(p: &str) -> Result<OutputTarget, String> {
 
 /// `None` for 0 (sized by the daemon), else a power of two of at least a
 /// page: what the kernel requires of a BPF ring buffer.
-pub(super) fn ring_bytes(n: u64) -> Result<Option<u64>, String> {
+pub fn ring_bytes(n: u64) -> Result<Option<u64>, String> {
     let page = page_size();
     if n == 0 {
         Ok(None)
@@ -374,7 +375,7 @@ impl Checker<'_> {
         &mut self,
         glob: Option<Spanned<String>>,
         key: &str,
-        compile: fn(&str) -> Result<Pattern, crate::rules::PatternError>,
+        compile: fn(&str) -> Result<Pattern, PatternError>,
     ) -> Option<Pattern> {
         let glob = glob?;
         match compile(glob.get_ref()) {
@@ -440,22 +441,16 @@ impl Checker<'_> {
         let url = raw.url?;
         // The daemon's own check: check-config accepts exactly the URLs the
         // sink can post to (plain http; https is refused in both).
-        match crate::sinks::alertmanager::endpoint_of(url.get_ref()) {
-            Ok(_) => {}
-            Err(crate::sinks::SinkError::AlertmanagerUrl { reason, .. }) => {
-                self.error(
-                    url.span(),
-                    format!(
-                        "sinks.alertmanager.url: {:?} cannot be used: {reason}",
-                        url.get_ref()
-                    ),
-                );
-                return None;
-            }
-            Err(other) => {
-                self.error(url.span(), format!("sinks.alertmanager.url: {other}"));
-                return None;
-            }
+        if let Err(e) = endpoint_of(url.get_ref()) {
+            self.error(
+                url.span(),
+                format!(
+                    "sinks.alertmanager.url: {:?} cannot be used: {}",
+                    url.get_ref(),
+                    e.reason
+                ),
+            );
+            return None;
         }
         Some(AlertmanagerSink {
             queue: queue as usize,

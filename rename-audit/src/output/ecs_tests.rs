@@ -19,7 +19,7 @@ fn process() -> ProcessContext {
         name: Name::from("kworker/0:1"),
         executable: Some(Name::from("/tmp/x")),
         executable_file: None,
-        args: vec![Name::from("/tmp/x"), Name::from("--flag")],
+        args: Arc::from([Name::from("/tmp/x"), Name::from("--flag")]),
         args_truncated: false,
         start: Some(datetime!(2026-11-23 11:59:00.5 UTC)),
         uid: Some(1000),
@@ -207,7 +207,7 @@ fn thread_rename_and_optional_context() {
         executable: None,
     });
     p.executable = None;
-    p.args.clear();
+    p.args = Arc::from([]);
     let v = parse(&line(&ev));
     assert_eq!(v["event"]["action"], "thread-renamed");
     assert_eq!(v["rename"]["main_thread"], false);
@@ -381,7 +381,7 @@ fn hostile_names_cannot_break_a_line_and_round_trip_exactly() {
         let mut ctx = process();
         ctx.name = n.clone();
         ctx.executable = Some(n.clone());
-        ctx.args = vec![n.clone(), Name::from("ok"), n.clone()];
+        ctx.args = Arc::from([n.clone(), Name::from("ok"), n.clone()]);
         let parent = ctx.parent.as_mut().expect("parent");
         parent.name = Some(n.clone());
         parent.executable = Some(n.clone());
@@ -458,11 +458,11 @@ fn hex_siblings_only_where_needed() {
     let mut r = rename();
     r.new_name = Name::new(b"a\xffb".to_vec());
     let mut ev = event(Body::Rename(r));
-    ev.process.as_mut().expect("process").args = vec![
+    ev.process.as_mut().expect("process").args = Arc::from([
         Name::from("/tmp/x"),
         Name::new(b"\xc3\x28".to_vec()),
         Name::from("é"),
-    ];
+    ]);
     let v = parse(&line(&ev));
     assert_eq!(v["rename"]["new_name"], "a\u{fffd}b");
     assert_eq!(v["rename"]["new_name_hex"], "61ff62");

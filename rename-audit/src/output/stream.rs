@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::writer::{JsonLinesWriter, OutputError, WriteOutcome};
 use crate::event::Event;
 use crate::metrics::Metrics;
-use crate::sinks::LogThrottle;
+use crate::util::throttle::LogThrottle;
 
 /// At most one summary of repeated output errors per this long.
 const LOG_EVERY: Duration = Duration::from_secs(10);

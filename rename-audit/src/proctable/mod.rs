@@ -1,7 +1,6 @@
 //! Stage 2, the process table: every live process, keyed so pid reuse
 //! cannot mix two of them, kept exact from fork/exec/exit records after one
 //! /proc snapshot at start-up.
-mod cgroup;
 mod hidden;
 mod snapshot;
 
@@ -17,8 +16,8 @@ use crate::{
     clock::WallClock,
     event::{ParentContext, ProcessContext},
     names::Name,
+    process::{Cgroup, ExeFile, ProcessIndex},
 };
-pub use cgroup::{Cgroup, Container};
 pub use hidden::Covered;
 pub use snapshot::{ProcRoot, SnapshotError, boottime_to_ticks, exec_name, split_args};
 
@@ -33,20 +32,13 @@ pub struct Image {
     pub executable: Option<Name>,
     /// Device (`major:minor`) and inode of the executable, from the kernel.
     pub file: Option<ExeFile>,
-    /// At most `rename_audit_common::ARGS_LEN` bytes of arguments.
-    pub args: Vec<Name>,
+    /// At most `rename_audit_common::ARGS_LEN` bytes of arguments; shared
+    /// with every event about the process, which copies none of them.
+    pub args: Arc<[Name]>,
     /// The arguments were longer and are cut short.
     pub args_truncated: bool,
     /// When the exec happened (kernel monotonic ns); 0 for the snapshot.
     pub exec_ns: u64,
-}
-
-/// The executable's file, as `stat` would name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExeFile {
-    pub major: u32,
-    pub minor: u32,
-    pub inode: u64,
 }
 
 impl Image {
@@ -61,7 +53,7 @@ impl Image {
                 minor: (r.exe_dev & 0xf_ffff) as u32,
                 inode: r.exe_ino,
             }),
-            args: split_args(&r.args),
+            args: split_args(&r.args).into(),
             args_truncated: r.args_truncated,
             exec_ns: r.hdr.ktime_ns,
         }
@@ -453,7 +445,7 @@ impl ProcessTable {
             name: p.name.clone(),
             executable: image.executable.clone(),
             executable_file: image.file,
-            args: image.args.clone(),
+            args: Arc::clone(&image.args),
             args_truncated: image.args_truncated,
             start: Some(clock.from_boottime(p.start_boottime_ns)),
             uid: p.uid,
@@ -468,7 +460,7 @@ impl ProcessTable {
     }
 }
 
-impl crate::rules::ProcessIndex for ProcessTable {
+impl ProcessIndex for ProcessTable {
     fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name> {
         self.named(name)
             .filter(|p| p.key.tgid != except_pid)
@@ -554,6 +546,28 @@ mod tests {
             exe(&table.get(&parent).unwrap().image),
             "a record from before the exec describes the image before it"
         );
+    }
+
+    #[test]
+    fn events_share_the_arguments_of_the_image() {
+        let mut table = ProcessTable::new(ProcRoot::host());
+        let me = table
+            .proc_root
+            .read(std::process::id(), None)
+            .expect("own /proc entry");
+        let key = me.key;
+        table.insert(me);
+        let mut exec = exec_record(&["sleep", "bin", "usr"], 0);
+        exec.tgid = key.tgid;
+        exec.start_boottime_ns = snapshot::ticks_to_boottime(key.start_ticks);
+        exec.args = b"sleep\x001\x00".to_vec();
+        table.apply_exec(&exec);
+        let p = table.get(&key).unwrap();
+        let clock = WallClock::now();
+        let (a, b) = (table.context(p, 1, &clock), table.context(p, 2, &clock));
+        assert_eq!(*a.args, [Name::from("sleep"), Name::from("1")]);
+        assert!(Arc::ptr_eq(&a.args, &b.args));
+        assert!(Arc::ptr_eq(&a.args, &p.image.args));
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::{
 
 use rename_audit_common::ARGS_LEN;
 
-use super::{Cgroup, Image, ProcKey, Process};
+use super::{Image, ProcKey, Process};
 use crate::names::Name;
+use crate::process::Cgroup;
 
 /// Why a private procfs could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +189,7 @@ impl ProcRoot {
             image: Arc::new(Image {
                 executable,
                 file: None,
-                args,
+                args: args.into(),
                 args_truncated,
                 exec_ns: 0,
             }),

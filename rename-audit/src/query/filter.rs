@@ -8,7 +8,7 @@ use time::{
 
 use super::record::Record;
 use crate::cli::FilterArgs;
-use crate::rules::Pattern;
+use crate::util::glob::Pattern;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
@@ -22,7 +22,7 @@ pub enum FilterError {
     Glob {
         flag: &'static str,
         #[source]
-        source: crate::rules::PatternError,
+        source: crate::util::glob::PatternError,
     },
 }
 

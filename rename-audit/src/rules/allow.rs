@@ -9,11 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use globset::{Candidate, GlobBuilder, GlobMatcher};
-
 use super::RuleId;
 use crate::event::ProcessContext;
 use crate::names::Name;
+use crate::util::glob::Pattern;
 
 /// The `[allow]` part of the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,69 +72,6 @@ impl AllowEntry {
             && field(&self.container, container.as_deref().map(str::as_bytes))
             && self.uid.is_none_or(|uid| process.uid == Some(uid))
             && field(&self.name, Some(new_name.as_bytes()))
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct PatternError(#[from] globset::Error);
-
-/// A compiled glob, matched against raw bytes. `{a,b}` alternates (empty
-/// ones too) and `\` escapes work in both kinds.
-#[derive(Clone)]
-pub struct Pattern {
-    source: String,
-    path: bool,
-    matcher: GlobMatcher,
-}
-
-impl Pattern {
-    /// A glob on paths: `*` and `?` stop at `/`, `**` crosses directories.
-    pub fn path(glob: &str) -> Result<Pattern, PatternError> {
-        Pattern::build(glob, true)
-    }
-
-    /// A glob on names (task names, unit names): `*` matches any bytes,
-    /// `/` included, so `kworker/*` works.
-    pub fn name(glob: &str) -> Result<Pattern, PatternError> {
-        Pattern::build(glob, false)
-    }
-
-    fn build(glob: &str, path: bool) -> Result<Pattern, PatternError> {
-        let matcher = GlobBuilder::new(glob)
-            .literal_separator(path)
-            .backslash_escape(true)
-            .empty_alternates(true)
-            .build()?
-            .compile_matcher();
-        Ok(Pattern {
-            source: glob.to_owned(),
-            path,
-            matcher,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
-    pub fn is_match(&self, bytes: &[u8]) -> bool {
-        self.matcher
-            .is_match_candidate(&Candidate::from_bytes(bytes))
-    }
-}
-
-impl PartialEq for Pattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source && self.path == other.path
-    }
-}
-
-impl Eq for Pattern {}
-
-impl std::fmt::Debug for Pattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.source)
     }
 }
 
@@ -239,7 +175,7 @@ mod tests {
         let mut p = process(Some("/bin/sh"), None, Some(0));
         assert!(!e.matches(&p, &Name::from("x")), "not in a container");
         let path = format!("/libpod_parent/libpod-{id}");
-        p.cgroup = Some(std::sync::Arc::new(crate::proctable::Cgroup::parse(
+        p.cgroup = Some(std::sync::Arc::new(crate::process::Cgroup::parse(
             path.as_bytes(),
         )));
         assert!(e.matches(&p, &Name::from("x")));

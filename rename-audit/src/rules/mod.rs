@@ -26,17 +26,10 @@ use std::path::PathBuf;
 
 use crate::event::{Alert, Body, Event, Hidden, Method, ProcessContext, Rename, Severity};
 use crate::names::Name;
+use crate::process::ProcessIndex;
 
-pub use allow::{AllowConfig, AllowEntry, Pattern, PatternError, default_allowlist};
+pub use allow::{AllowConfig, AllowEntry, default_allowlist};
 pub use kernel_names::is_kernel_thread_shaped;
-
-/// What the process table tells the rules about other running processes.
-pub trait ProcessIndex {
-    /// Executables of running processes whose current main-thread name equals
-    /// `name` (excluding the pid given). Processes whose executable is unknown
-    /// are left out: an unknown executable never counts as a different one.
-    fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name>;
-}
 
 /// A built-in rule. The order of [`RuleId::ALL`] is the evaluation order:
 /// most severe first.

@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::event::{Class, Lost, LostReason, Writer};
+use crate::util::glob::Pattern;
 
 /// Running processes: (pid, main-thread name, executable).
 #[derive(Default)]

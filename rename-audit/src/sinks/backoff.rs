@@ -1,7 +1,6 @@
-//! Exponential backoff with jitter for sink retries and reconnects, and a
-//! throttle for the warnings a long outage would otherwise repeat.
+//! Exponential backoff with jitter for sink retries and reconnects.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Backoff {
@@ -21,39 +20,6 @@ impl Backoff {
 
     pub(crate) fn delay_now(&self, attempt: u32) -> Duration {
         self.delay(attempt, jitter())
-    }
-}
-
-/// Lets one warning through per period and counts the ones held back, so a
-/// sink that is down for hours logs a line a minute, not one per record.
-#[derive(Debug)]
-pub(crate) struct LogThrottle {
-    every: Duration,
-    last: Option<Instant>,
-    held: u64,
-}
-
-impl LogThrottle {
-    pub(crate) fn new(every: Duration) -> Self {
-        Self {
-            every,
-            last: None,
-            held: 0,
-        }
-    }
-
-    /// `Some(held back since the last one)` when this warning may be logged.
-    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(t) if now.saturating_duration_since(t) < self.every => {
-                self.held += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.held))
-            }
-        }
     }
 }
 
@@ -89,16 +55,5 @@ mod tests {
         assert_eq!(b.delay(0, 0.0), Duration::from_millis(75));
         let d = b.delay_now(2);
         assert!(d >= Duration::from_millis(300) && d <= Duration::from_millis(400));
-    }
-
-    #[test]
-    fn throttle_lets_one_through_per_period_and_counts_the_rest() {
-        let t0 = Instant::now();
-        let mut t = LogThrottle::new(Duration::from_secs(60));
-        assert_eq!(t.allow(t0), Some(0));
-        assert_eq!(t.allow(t0 + Duration::from_secs(1)), None);
-        assert_eq!(t.allow(t0 + Duration::from_secs(59)), None);
-        assert_eq!(t.allow(t0 + Duration::from_secs(60)), Some(2));
-        assert_eq!(t.allow(t0 + Duration::from_secs(61)), None);
     }
 }

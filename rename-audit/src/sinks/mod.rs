@@ -34,11 +34,12 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub(crate) use self::backoff::LogThrottle;
 pub use self::prometheus::MetricsServer;
 use self::queue::SinkQueue;
-pub use self::syslog::Facility;
-use crate::config::{SinksConfig, SyslogSink};
+/// Re-exported where it was first public (the syslog sink's facility); the
+/// configuration owns it.
+pub use crate::config::Facility;
+use crate::config::{EndpointError, SinksConfig, SyslogSink};
 use crate::event::Event;
 use crate::metrics::Metrics;
 
@@ -50,8 +51,8 @@ pub enum SinkError {
         hint: &'static str,
         source: std::io::Error,
     },
-    #[error("alertmanager: cannot use url {url:?}: {reason}")]
-    AlertmanagerUrl { url: String, reason: String },
+    #[error(transparent)]
+    AlertmanagerUrl(#[from] EndpointError),
     #[error("alertmanager: cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
     #[error("{sink}: the queue size must be at least 1")]
@@ -163,16 +164,34 @@ impl Sinks {
     /// Hand one output record to every sink that takes it. Never blocks and
     /// needs no runtime context: call it from the capture thread.
     pub fn send(&self, ev: &Arc<Event>) {
-        if ev.alert.is_some()
-            && let Some(w) = &self.alertmanager
-        {
-            w.queue.offer(ev);
+        for worker in self.takers(ev).into_iter().flatten() {
+            worker.queue.offer(ev);
         }
-        if let Some((w, cfg)) = &self.syslog
-            && syslog::wants(cfg, ev)
-        {
-            w.queue.offer(ev);
+    }
+
+    /// As [`Sinks::send`], for a record nobody shares yet: it is put in an
+    /// `Arc` only when a sink takes it, so a daemon without sinks (or with
+    /// sinks that want alerts only) allocates nothing more per event.
+    pub fn offer(&self, ev: Box<Event>) {
+        let takers = self.takers(&ev);
+        if takers.iter().any(Option::is_some) {
+            let ev = Arc::new(*ev);
+            for worker in takers.into_iter().flatten() {
+                worker.queue.offer(&ev);
+            }
         }
+    }
+
+    /// The sinks that take `ev`: Alertmanager takes alerts, syslog what its
+    /// configuration asks for.
+    fn takers(&self, ev: &Event) -> [Option<&Worker>; 2] {
+        [
+            self.alertmanager.as_ref().filter(|_| ev.alert.is_some()),
+            self.syslog
+                .as_ref()
+                .filter(|(_, cfg)| syslog::wants(cfg, ev))
+                .map(|(worker, _)| worker),
+        ]
     }
 
     /// Where `/metrics` listens, when it does.

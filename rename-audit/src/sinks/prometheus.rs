@@ -23,8 +23,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::SinkError;
-use super::backoff::LogThrottle;
 use crate::metrics::Metrics;
+use crate::util::throttle::LogThrottle;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::backoff::{Backoff, LogThrottle};
+use super::backoff::Backoff;
 use super::queue::stopped;
 use crate::metrics::Metrics;
+use crate::util::throttle::LogThrottle;
 
 /// Why one attempt failed.
 #[derive(Debug)]

@@ -32,41 +32,6 @@ const MAX_BATCH: usize = 64;
 /// Distinct (rule, executable) keys remembered for deduplication.
 const MAX_KEYS: usize = 10_000;
 
-/// `<url>/api/v2/alerts` for the text of a URL, or why it cannot be used.
-pub fn endpoint_of(url: &str) -> Result<reqwest::Url, SinkError> {
-    let base = reqwest::Url::parse(url).map_err(|e| SinkError::AlertmanagerUrl {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
-    endpoint(&base)
-}
-
-/// `<base>/api/v2/alerts`, or why the URL cannot be used. The daemon and
-/// `check-config` both judge a URL with this.
-pub fn endpoint(base: &reqwest::Url) -> Result<reqwest::Url, SinkError> {
-    let bad = |reason: &str| SinkError::AlertmanagerUrl {
-        url: base.to_string(),
-        reason: reason.to_owned(),
-    };
-    match base.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(bad(
-                "https is not supported by this build; use http (e.g. a local TLS proxy)",
-            ));
-        }
-        other => return Err(bad(&format!("scheme {other:?} is not http"))),
-    }
-    if base.host().is_none() {
-        return Err(bad("no host"));
-    }
-    if base.query().is_some() || base.fragment().is_some() {
-        return Err(bad("a query or fragment is not allowed"));
-    }
-    let joined = format!("{}/api/v2/alerts", base.as_str().trim_end_matches('/'));
-    reqwest::Url::parse(&joined).map_err(|e| bad(&e.to_string()))
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct Key {
     rule: &'static str,
@@ -94,7 +59,7 @@ impl AlertmanagerSink {
         host: Arc<str>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, SinkError> {
-        let endpoint = endpoint(&cfg.url)?;
+        let endpoint = cfg.endpoint()?;
         let timeout = cfg.timeout.max(Duration::from_millis(1));
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -259,29 +224,6 @@ impl Deliver for Poster {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_joins_the_api_path() {
-        assert_eq!(
-            endpoint_of("http://127.0.0.1:9093").unwrap().as_str(),
-            "http://127.0.0.1:9093/api/v2/alerts"
-        );
-        assert_eq!(
-            endpoint_of("http://am.example:80/prefix/")
-                .unwrap()
-                .as_str(),
-            "http://am.example/prefix/api/v2/alerts"
-        );
-        for bad in [
-            "https://am:9093",
-            "ftp://am",
-            "127.0.0.1:9093",
-            "http://am:9093/?x=1",
-        ] {
-            let e = endpoint_of(bad).expect_err(bad).to_string();
-            assert!(e.contains(bad), "{e}");
-        }
-    }
 
     #[test]
     fn resolve_after_outlasts_the_dedup_window() {

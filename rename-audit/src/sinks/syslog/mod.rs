@@ -5,7 +5,6 @@ mod message;
 mod rfc5424;
 mod transport;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,75 +22,6 @@ use crate::event::Event;
 use crate::metrics::Metrics;
 
 pub(crate) const SINK: &str = "syslog";
-
-/// A syslog facility (RFC 5424 table 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Facility(u8);
-
-impl Facility {
-    pub const KERN: Facility = Facility(0);
-    pub const USER: Facility = Facility(1);
-    pub const DAEMON: Facility = Facility(3);
-    pub const AUTH: Facility = Facility(4);
-    pub const AUTHPRIV: Facility = Facility(10);
-    pub const LOCAL0: Facility = Facility(16);
-
-    const NAMES: [&'static str; 24] = [
-        "kern",
-        "user",
-        "mail",
-        "daemon",
-        "auth",
-        "syslog",
-        "lpr",
-        "news",
-        "uucp",
-        "cron",
-        "authpriv",
-        "ftp",
-        "ntp",
-        "security",
-        "console",
-        "solaris-cron",
-        "local0",
-        "local1",
-        "local2",
-        "local3",
-        "local4",
-        "local5",
-        "local6",
-        "local7",
-    ];
-
-    /// The facility with RFC 5424 code `code` (0-23).
-    pub fn from_code(code: u8) -> Option<Facility> {
-        (usize::from(code) < Self::NAMES.len()).then_some(Facility(code))
-    }
-
-    pub fn code(self) -> u8 {
-        self.0
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[usize::from(self.0)]
-    }
-}
-
-impl FromStr for Facility {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Facility(i as u8))
-            .ok_or_else(|| {
-                format!(
-                    "unknown syslog facility {s:?}: use one of {}",
-                    Self::NAMES.join(", ")
-                )
-            })
-    }
-}
 
 /// Whether the sink takes the record.
 pub(crate) fn wants(cfg: &config::SyslogSink, ev: &Event) -> bool {
@@ -225,17 +155,4 @@ impl Sender {
 
 fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_facilities() {
-        assert_eq!("local0".parse::<Facility>(), Ok(Facility::LOCAL0));
-        assert_eq!("authpriv".parse::<Facility>().map(Facility::code), Ok(10));
-        assert_eq!(Facility::DAEMON.name(), "daemon");
-        assert!("local8".parse::<Facility>().is_err());
-    }
 }

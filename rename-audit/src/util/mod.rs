@@ -1,0 +1,3 @@
+//! Small tools the stages share, that know nothing of the pipeline.
+pub mod glob;
+pub mod throttle;
