@@ -21,6 +21,14 @@ pub enum ConfigError {
         super::MAX_FILE_BYTES / 1024
     )]
     TooLarge { path: PathBuf },
+    /// A FIFO, socket, device or directory: refused unopened, since reading
+    /// one could block or never end.
+    #[error(
+        "{}: is {kind}, not a regular file; the configuration must be a regular file \
+         (replace it, or point --config at one)",
+        path.display()
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
     /// A command-line flag failed the same check as its key in the file.
     #[error("--{flag}: {problem}")]
     Flag { flag: &'static str, problem: String },
@@ -56,9 +64,10 @@ impl ConfigError {
     /// The problems found in the file; empty when it could not be read.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            ConfigError::Read { .. } | ConfigError::TooLarge { .. } | ConfigError::Flag { .. } => {
-                &[]
-            }
+            ConfigError::Read { .. }
+            | ConfigError::TooLarge { .. }
+            | ConfigError::NotRegular { .. }
+            | ConfigError::Flag { .. } => &[],
             ConfigError::Invalid { diagnostics, .. } => diagnostics,
         }
     }
