@@ -59,6 +59,11 @@ pub enum Command {
     /// Capture renames and write them as ECS JSON lines (or readable lines).
     Run(RunArgs),
     /// Validate a configuration file and report every problem with its line and column.
+    ///
+    /// The file must be a regular file: a FIFO, a socket, a device or a
+    /// directory is refused at once, unread, with a message naming its type
+    /// (as `run` refuses it at start-up and on SIGHUP). Exit status 0 when
+    /// the file is valid, 1 otherwise.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
@@ -68,12 +73,15 @@ pub enum Command {
     /// Reads the given files (rotated and gzip-compressed ones too; - is
     /// stdin), or with none the configured output file and its rotations,
     /// oldest first. Needs no privileges and no BPF. Prints one readable line
-    /// per matching event, or with --json the matching lines exactly as they
-    /// are in the log.
+    /// per matching event, or with --json the matching lines as they are in
+    /// the log (byte for byte, unless a line holds characters a terminal
+    /// would act on: see below).
+    #[command(after_long_help = query_notes("Matching events were printed"))]
     Search(SearchArgs),
     /// Summarize the audit log over a time range, as aureport does: counts by
     /// executable, rule, method and new name, the top renamers, and the
     /// losses and storm summaries in the range.
+    #[command(after_long_help = query_notes("Events were in range"))]
     Report(ReportArgs),
     /// Write the man pages or shell completions into a directory (packaging).
     #[command(hide = true)]
@@ -83,6 +91,29 @@ pub enum Command {
         /// The directory to write into (created if missing).
         dir: PathBuf,
     },
+}
+
+/// The exit statuses and input limits of `search` and `report`, for their
+/// `--help` and man pages; the cap comes from the code that applies it.
+fn query_notes(matched: &str) -> String {
+    format!(
+        "Exit status (as grep's): 0: {matched}. 1: no event matched. 2: an \
+         error: an input could not be opened or read to its end (a missing \
+         file, a truncated .gz), the arguments or the configuration are \
+         wrong, or stdout could not be written. With several inputs, a \
+         damaged one is reported on stderr and the others are still read; \
+         the status is then 2, even if events matched.\n\n\
+         Limits: a line longer than {} MiB (many times the longest event the \
+         daemon writes) is skipped and counted, like a line that is not an \
+         event; gzip input is decompressed as a stream, so memory stays \
+         small whatever an input holds. Devices and sockets are refused; \
+         pipes are read. Every text taken from the log is printed escaped: \
+         control characters, line separators and bidi controls as escapes, \
+         bytes that are not UTF-8 as \\xNN; with --json, such characters \
+         are written as JSON \\uXXXX escapes, which decode to the same \
+         values.",
+        crate::query::input::MAX_LINE >> 20
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -154,7 +185,7 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Print the matching events as they are in the log (JSON lines, byte
-    /// for byte) instead of readable lines.
+    /// for byte unless escapes are needed) instead of readable lines.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
