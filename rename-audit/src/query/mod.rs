@@ -185,7 +185,7 @@ fn finish(scan: &Scan, stop: Option<Stop>) -> ExitCode {
     }
     if scan.failed_inputs > 0 {
         eprintln!(
-            "rename-audit: {} input(s) could not be read to their end (see above)",
+            "rename-audit: {} input(s) could not be read in full (see above)",
             scan.failed_inputs
         );
         return ExitCode::from(EXIT_ERROR);
