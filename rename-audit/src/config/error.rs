@@ -116,7 +116,10 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 fn one_line(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     for c in message.chars() {
-        if c.is_control() {
+        // The one escape rule of everything printed to a terminal
+        // (`output::text::escape_into`): a quoted key or value from the
+        // file may hold controls, separators and bidi controls.
+        if c.is_control() || crate::output::text::is_disguising(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -128,6 +131,14 @@ fn one_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_one_terminal_safe_line() {
+        assert_eq!(
+            one_line("unknown variant `x\u{1b}[31m\u{9b}\u{202e}\u{2066}\n`"),
+            "unknown variant `x\\u{1b}[31m\\u{9b}\\u{202e}\\u{2066}\\n`"
+        );
+    }
 
     #[test]
     fn offsets_become_one_based_lines_and_character_columns() {
