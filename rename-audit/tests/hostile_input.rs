@@ -35,8 +35,9 @@ struct Run {
     code: Option<i32>,
     stdout: Vec<u8>,
     stderr: String,
-    /// `ru_maxrss` of the child, in bytes.
-    max_rss: u64,
+    /// VmHWM of the child just before it exited, in bytes; `None` if it
+    /// was killed at the deadline.
+    max_rss: Option<u64>,
 }
 
 /// Where a command's stdin comes from.
@@ -51,14 +52,31 @@ enum Stdin {
     },
 }
 
+/// `VmHWM` of `pid` in bytes, from /proc.
+fn vm_hwm(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Runs `rename-audit args` to its end and returns what it did, with its
-/// peak RSS from wait4's rusage (exact, and taken by the kernel at exit).
+/// peak RSS: VmHWM read at its exit stop (ptrace, PTRACE_O_TRACEEXIT),
+/// when it has exited but its memory is still there. That is the peak of
+/// the program itself, from its exec on; wait4's ru_maxrss would also
+/// count this test process's pages, which the child had before its exec.
 /// The address space is capped at 4 GiB so that a reader without bounds
 /// fails here instead of taking the machine's memory; a run still going
 /// after `deadline` is killed and the test fails.
 #[expect(
     clippy::zombie_processes,
-    reason = "the child is reaped by wait4, which also gives its rusage"
+    reason = "the child is reaped by waitpid, which ptrace needs"
 )]
 fn run(args: &[&str], stdin: Stdin, deadline: Duration) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -73,20 +91,30 @@ fn run(args: &[&str], stdin: Stdin, deadline: Duration) -> Run {
             Stdin::Null => Stdio::null(),
             Stdin::Pipe { .. } => Stdio::piped(),
         });
-    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
-    // parent; nothing else runs between fork and exec.
+    // SAFETY: setrlimit and ptrace are async-signal-safe system calls that
+    // touch no memory of the parent; nothing else runs between fork and
+    // exec.
     unsafe {
         cmd.pre_exec(|| {
             let limit = libc::rlimit {
                 rlim_cur: 4 * GIB,
                 rlim_max: 4 * GIB,
             };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0
+                || libc::ptrace(
+                    libc::PTRACE_TRACEME,
+                    0,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
+    // ptrace requests must come from the thread that started the child:
+    // this one, to the end of the function.
     let mut child = cmd.spawn().expect("start rename-audit");
     let pid = child.id() as libc::pid_t;
     let writer = match stdin {
@@ -114,55 +142,93 @@ fn run(args: &[&str], stdin: Stdin, deadline: Duration) -> Run {
             }))
         }
     };
+    let cont = |sig: libc::c_int| {
+        // SAFETY: our own stopped tracee; the signal to deliver, or 0.
+        unsafe {
+            libc::ptrace(
+                libc::PTRACE_CONT,
+                pid,
+                std::ptr::null_mut::<libc::c_void>(),
+                sig as usize as *mut libc::c_void,
+            )
+        };
+    };
     let end = Instant::now() + patience(deadline);
-    let (status, usage) = loop {
+    let mut killed = false;
+    let mut traced = false;
+    let mut max_rss = None;
+    let status = loop {
         let mut status = 0;
-        // SAFETY: zeroed rusage is a valid value for wait4 to overwrite.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: waits for our own child only, with valid out-pointers.
-        let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        assert!(got >= 0, "wait4: {}", std::io::Error::last_os_error());
-        if got == pid {
-            break (status, usage);
+        let flags = if killed { 0 } else { libc::WNOHANG };
+        // SAFETY: waits for our own child only, with a valid out-pointer.
+        let got = unsafe { libc::waitpid(pid, &mut status, flags) };
+        assert!(got >= 0, "waitpid: {}", std::io::Error::last_os_error());
+        if got == 0 {
+            if Instant::now() > end {
+                let _ = child.kill();
+                killed = true;
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            continue;
         }
-        if Instant::now() > end {
-            let _ = child.kill();
-            // SAFETY: as above; reaps the killed child.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            panic!("rename-audit {args:?} did not finish within {deadline:?}");
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            break status;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        if !libc::WIFSTOPPED(status) {
+            continue;
+        }
+        let sig = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xffff;
+        if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_EXIT {
+            if !killed {
+                max_rss = vm_hwm(pid);
+            }
+            cont(0);
+        } else if sig == libc::SIGTRAP && !traced {
+            // The stop after exec: from now on, stop at the exit too.
+            traced = true;
+            // SAFETY: our own stopped tracee.
+            unsafe {
+                libc::ptrace(
+                    libc::PTRACE_SETOPTIONS,
+                    pid,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    (libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_EXITKILL) as usize
+                        as *mut libc::c_void,
+                )
+            };
+            cont(0);
+        } else {
+            // A signal for the child (SIGPIPE, ...): delivered as it came.
+            cont(sig);
+        }
     };
     if let Some(writer) = writer {
         writer.join().expect("stdin writer");
     }
+    assert!(
+        !killed,
+        "rename-audit {args:?} did not finish within {deadline:?}"
+    );
     Run {
         code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
         stdout: std::fs::read(&out_path).expect("stdout"),
         stderr: String::from_utf8_lossy(&std::fs::read(&err_path).expect("stderr")).into_owned(),
-        max_rss: u64::try_from(usage.ru_maxrss).expect("ru_maxrss") * 1024,
+        max_rss,
     }
 }
 
-/// This process's own peak RSS: a forked child starts with the parent's
-/// pages counted, so the bound only means something while ours is small.
-fn own_hwm() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .unwrap_or("VmHWM unknown")
-        .to_owned()
-}
-
 fn assert_bounded(what: &str, run: &Run) {
-    eprintln!("{what}: peak RSS {} KiB", run.max_rss >> 10);
+    let rss = run
+        .max_rss
+        .unwrap_or_else(|| panic!("{what}: no VmHWM read: {run:?}"));
+    eprintln!("{what}: peak RSS {} KiB", rss >> 10);
     assert!(
-        run.max_rss < MAX_RSS_BYTES,
-        "{what}: peak RSS {} MiB, not under {} MiB (the test's own: {}): {run:?}",
-        run.max_rss >> 20,
+        rss < MAX_RSS_BYTES,
+        "{what}: peak RSS {} MiB, not under {} MiB: {run:?}",
+        rss >> 20,
         MAX_RSS_BYTES >> 20,
-        own_hwm()
     );
 }
 
@@ -194,6 +260,7 @@ fn a_one_gibibyte_line_is_skipped_in_bounded_memory() {
         Stdin::Null,
         Duration::from_secs(120),
     );
+    assert_bounded("a 1 GiB line", &run);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
         String::from_utf8_lossy(&run.stdout),
@@ -201,7 +268,6 @@ fn a_one_gibibyte_line_is_skipped_in_bounded_memory() {
         "the lines around the long one are found"
     );
     assert_eq!(run.stderr, TOO_LONG);
-    assert_bounded("a 1 GiB line", &run);
 }
 
 #[test]
@@ -229,6 +295,7 @@ fn a_gzip_bomb_is_decompressed_in_bounded_memory() {
         vec!["report", path.to_str().unwrap()],
     ] {
         let run = run(&args, Stdin::Null, Duration::from_secs(120));
+        assert_bounded(&format!("a gzip bomb, {args:?}"), &run);
         assert_eq!(run.code, Some(0), "{args:?}: {run:?}");
         if args[0] == "search" {
             assert_eq!(String::from_utf8_lossy(&run.stdout), line);
@@ -242,7 +309,6 @@ fn a_gzip_bomb_is_decompressed_in_bounded_memory() {
             );
         }
         assert_eq!(run.stderr, TOO_LONG, "{args:?}");
-        assert_bounded(&format!("a gzip bomb, {args:?}"), &run);
     }
 }
 
@@ -260,6 +326,7 @@ fn dev_zero_is_refused_and_zeros_from_a_pipe_are_read_past() {
         Stdin::Null,
         Duration::from_secs(30),
     );
+    assert_bounded("/dev/zero", &run1);
     assert_eq!(run1.code, Some(2), "{run1:?}");
     assert_eq!(String::from_utf8_lossy(&run1.stdout), line);
     assert_eq!(
@@ -267,7 +334,6 @@ fn dev_zero_is_refused_and_zeros_from_a_pipe_are_read_past() {
         "rename-audit: /dev/zero is a character device, not a log file; not read\n\
          rename-audit: 1 input(s) could not be read in full (see above)\n"
     );
-    assert_bounded("/dev/zero", &run1);
 
     let run2 = run(
         &["search", "--json", "-"],
@@ -278,13 +344,13 @@ fn dev_zero_is_refused_and_zeros_from_a_pipe_are_read_past() {
         },
         Duration::from_secs(120),
     );
+    assert_bounded("1 GiB of zeros on stdin", &run2);
     assert_eq!(run2.code, Some(1), "no event in zeros: {run2:?}");
     assert!(run2.stdout.is_empty());
     assert_eq!(
         run2.stderr,
         format!("{TOO_LONG}rename-audit: no matching events\n")
     );
-    assert_bounded("1 GiB of zeros on stdin", &run2);
 }
 
 /// One line whose every string field holds ESC, C1 controls (raw and as
@@ -457,6 +523,52 @@ fn every_field_of_every_output_is_escaped() {
     assert_eq!(String::from_utf8_lossy(&run.stdout), expected_report);
     assert_eq!(run.stderr, unreadable);
     assert_eq!(run.code, Some(0), "{run:?}");
+}
+
+/// check-config and `run` quote keys and values of a bad configuration in
+/// their messages: through the same escape rule.
+#[test]
+fn configuration_messages_are_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hostile.toml");
+    std::fs::write(
+        &path,
+        "[output]\n\"a\\u001b]52;c;aGk=\\u0007\\u009b\u{202e}\" = 1\n\
+         format = \"x\\u001b[31m\\u202e\\u2066\"\n",
+    )
+    .expect("write");
+    let p = path.to_str().unwrap();
+    let key = r"a\u{1b}]52;c;aGk=\u{7}\u{9b}\u{202e}";
+    // The list of known keys after "expected one of" is the schema's.
+    let unknown_key = format!(
+        "rename-audit: {p}:2:1: output.{key}: unknown field `{key}`, expected one of `path`, "
+    );
+    let bad_value = format!(
+        "{p}:3:10: output.format: unknown variant `x\\u{{1b}}[31m\\u{{202e}}\\u{{2066}}`, \
+         expected `json` or `text`"
+    );
+    let check = |what: &str, r: &Run| {
+        assert_terminal_safe(what, r.stderr.as_bytes());
+        assert_eq!(r.code, Some(1), "{what}: {r:?}");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        let n = lines.len();
+        assert!(n >= 2, "{what}: {r:?}");
+        assert!(lines[n - 2].starts_with(&unknown_key), "{what}: {r:?}");
+        assert_eq!(lines[n - 1], bad_value, "{what}");
+    };
+    check(
+        "check-config",
+        &run(&["check-config", p], Stdin::Null, Duration::from_secs(10)),
+    );
+    let out = dir.path().join("events.json");
+    check(
+        "run",
+        &run(
+            &["run", "--config", p, "--output", out.to_str().unwrap()],
+            Stdin::Null,
+            Duration::from_secs(10),
+        ),
+    );
 }
 
 /// Exit statuses as grep's, and a damaged input among several reported on
