@@ -59,21 +59,22 @@ pub enum Command {
     /// Capture renames and write them as ECS JSON lines (or readable lines).
     Run(RunArgs),
     /// Validate a configuration file and report every problem with its line and column.
+    ///
+    /// The file must be a regular file: a FIFO, a socket, a device or a
+    /// directory is refused at once, unread, with a message naming its type
+    /// (as `run` refuses it at start-up and on SIGHUP). Exit status 0 when
+    /// the file is valid, 1 otherwise.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
     },
     /// Find events in the audit log: who renamed what, when and how.
-    ///
-    /// Reads the given files (rotated and gzip-compressed ones too; - is
-    /// stdin), or with none the configured output file and its rotations,
-    /// oldest first. Needs no privileges and no BPF. Prints one readable line
-    /// per matching event, or with --json the matching lines exactly as they
-    /// are in the log.
+    #[command(long_about = query_about(SEARCH_ABOUT, "matching events were printed", SEARCH_JSON))]
     Search(SearchArgs),
     /// Summarize the audit log over a time range, as aureport does: counts by
     /// executable, rule, method and new name, the top renamers, and the
     /// losses and storm summaries in the range.
+    #[command(long_about = query_about(REPORT_ABOUT, "events were in range", ""))]
     Report(ReportArgs),
     /// Write the man pages or shell completions into a directory (packaging).
     #[command(hide = true)]
@@ -83,6 +84,43 @@ pub enum Command {
         /// The directory to write into (created if missing).
         dir: PathBuf,
     },
+}
+
+const SEARCH_ABOUT: &str = "Find events in the audit log: who renamed what, when and how.\n\n\
+    Reads the given files (rotated and gzip-compressed ones too; - is stdin), \
+    or with none the configured output file and its rotations, oldest first. \
+    Needs no privileges and no BPF. Prints one readable line per matching \
+    event, or with --json the matching lines as they are in the log (byte for \
+    byte, unless a line holds characters a terminal would act on: see below).";
+
+const REPORT_ABOUT: &str = "Summarize the audit log over a time range, as aureport does: \
+    counts by executable, rule, method and new name, the top renamers, and the \
+    losses and storm summaries in the range. Reads its inputs as search does.";
+
+const SEARCH_JSON: &str = "; with --json, such characters are written as JSON \\uXXXX \
+    escapes, which decode to the same values";
+
+/// The description of `search` or `report` for `--help` and the man pages,
+/// with their exit statuses and input limits; the cap comes from the code
+/// that applies it.
+fn query_about(about: &str, matched: &str, json: &str) -> String {
+    format!(
+        "{about}\n\n\
+         Exit status, as grep's: 0 when {matched}; 1 when none were; 2 \
+         on an error: an input could not be opened or read to its end (a \
+         missing file, a truncated .gz), the arguments or the configuration \
+         are wrong, or stdout could not be written. With several inputs, a \
+         damaged one is reported on stderr and the others are still read; the \
+         status is then 2, even if events matched.\n\n\
+         Limits: a line longer than {} MiB (many times the longest event the \
+         daemon writes) is skipped and counted, like a line that is not an \
+         event; gzip input is decompressed as a stream, so memory stays small \
+         whatever an input holds. Devices and sockets are refused; pipes are \
+         read. Every text taken from the log is printed escaped: control \
+         characters, line separators and bidi controls as escapes, bytes that \
+         are not UTF-8 as \\xNN{json}.",
+        crate::query::input::MAX_LINE >> 20
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -154,7 +192,7 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Print the matching events as they are in the log (JSON lines, byte
-    /// for byte) instead of readable lines.
+    /// for byte unless escapes are needed) instead of readable lines.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

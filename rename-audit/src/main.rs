@@ -230,6 +230,11 @@ impl Signals {
 /// Waits for SIGTERM or SIGINT, or a fatal output failure (returned). On
 /// SIGHUP reopens the output file (log rotation) and reloads the
 /// configuration, keeping the old one when the new file is invalid.
+///
+/// The reload runs on the blocking pool, never in this loop: whatever
+/// reading the file does, SIGTERM and the next SIGHUP's reopen are still
+/// acted on. One reload runs at a time; SIGHUPs that come during one ask
+/// for a single further reload, so the file read last is the newest.
 async fn wait_for_stop(
     mut signals: Signals,
     reloader: Reloader,
@@ -237,6 +242,13 @@ async fn wait_for_stop(
     mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
     metrics: std::sync::Arc<Metrics>,
 ) -> Option<String> {
+    let reloader = Arc::new(reloader);
+    let start_reload = || {
+        let reloader = reloader.clone();
+        tokio::task::spawn_blocking(move || reloader.reload())
+    };
+    let mut reloading: Option<tokio::task::JoinHandle<Result<Control>>> = None;
+    let mut again = false;
     loop {
         tokio::select! {
             _ = signals.term.recv() => return None,
@@ -247,16 +259,32 @@ async fn wait_for_stop(
                 // Reopen first and whatever the configuration says: the
                 // rotated file must be let go of even if the new file is bad.
                 let _ = control.send(Control::ReopenOutput);
-                match reloader.reload() {
-                Ok(msg) => {
-                    let _ = control.send(msg);
-                    metrics.config_reload(true);
-                    tracing::info!("configuration reloaded");
+                if reloading.is_some() {
+                    again = true;
+                    tracing::warn!("SIGHUP during a reload: the configuration is read again after it");
+                } else {
+                    reloading = Some(start_reload());
                 }
-                Err(error) => {
-                    metrics.config_reload(false);
-                    tracing::error!(error = format!("{error:#}"), "configuration not reloaded; keeping the old one");
+            }
+            done = async { reloading.as_mut().expect("guarded").await }, if reloading.is_some() => {
+                reloading = None;
+                match done {
+                    Ok(Ok(msg)) => {
+                        let _ = control.send(msg);
+                        metrics.config_reload(true);
+                        tracing::info!("configuration reloaded");
+                    }
+                    Ok(Err(error)) => {
+                        metrics.config_reload(false);
+                        tracing::error!(error = format!("{error:#}"), "configuration not reloaded; keeping the old one");
+                    }
+                    Err(error) => {
+                        metrics.config_reload(false);
+                        tracing::error!(%error, "the reload failed; keeping the old configuration");
+                    }
                 }
+                if std::mem::take(&mut again) {
+                    reloading = Some(start_reload());
                 }
             }
         }

@@ -21,6 +21,14 @@ pub enum ConfigError {
         super::MAX_FILE_BYTES / 1024
     )]
     TooLarge { path: PathBuf },
+    /// A FIFO, socket, device or directory: refused unopened, since reading
+    /// one could block or never end.
+    #[error(
+        "{}: is {kind}, not a regular file; the configuration must be a regular file \
+         (replace it, or point --config at one)",
+        path.display()
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
     /// A command-line flag failed the same check as its key in the file.
     #[error("--{flag}: {problem}")]
     Flag { flag: &'static str, problem: String },
@@ -56,9 +64,10 @@ impl ConfigError {
     /// The problems found in the file; empty when it could not be read.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            ConfigError::Read { .. } | ConfigError::TooLarge { .. } | ConfigError::Flag { .. } => {
-                &[]
-            }
+            ConfigError::Read { .. }
+            | ConfigError::TooLarge { .. }
+            | ConfigError::NotRegular { .. }
+            | ConfigError::Flag { .. } => &[],
             ConfigError::Invalid { diagnostics, .. } => diagnostics,
         }
     }
@@ -107,7 +116,10 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 fn one_line(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     for c in message.chars() {
-        if c.is_control() {
+        // The one escape rule of everything printed to a terminal
+        // (`output::text::escape_into`): a quoted key or value from the
+        // file may hold controls, separators and bidi controls.
+        if c.is_control() || crate::output::text::is_disguising(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -119,6 +131,14 @@ fn one_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_one_terminal_safe_line() {
+        assert_eq!(
+            one_line("unknown variant `x\u{1b}[31m\u{9b}\u{202e}\u{2066}\n`"),
+            "unknown variant `x\\u{1b}[31m\\u{9b}\\u{202e}\\u{2066}\\n`"
+        );
+    }
 
     #[test]
     fn offsets_become_one_based_lines_and_character_columns() {

@@ -42,14 +42,36 @@ pub mod checks {
 /// `--config /dev/zero` must not read until memory runs out.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-/// Reads at most [`MAX_FILE_BYTES`] of `path`.
+/// Reads at most [`MAX_FILE_BYTES`] of `path`, which must be a regular file.
+///
+/// Opening a FIFO blocks until a writer comes, and reading a device or a
+/// FIFO may never end; the daemon reads its configuration on SIGHUP, where
+/// a hang would stop it from acting on any later signal. So the type is
+/// checked before opening (nothing that is not a regular file is opened at
+/// all), the open itself cannot block (`O_NONBLOCK`, which is then without
+/// effect on a regular file's reads), and the opened file's type is checked
+/// again, in case the path was swapped in between.
 fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
     use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let read = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read)?;
+    let regular = |meta: &std::fs::Metadata| match file_kind(meta.file_type()) {
+        None => Ok(()),
+        Some(kind) => Err(ConfigError::NotRegular {
+            path: path.to_owned(),
+            kind,
+        }),
+    };
+    regular(&std::fs::metadata(path).map_err(read)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read)?;
+    regular(&file.metadata().map_err(read)?)?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -60,6 +82,27 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
         });
     }
     Ok(bytes)
+}
+
+/// What a file that is not a regular file is, for the message refusing it;
+/// `None` for a regular file.
+fn file_kind(file_type: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt as _;
+    if file_type.is_file() {
+        None
+    } else if file_type.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else if file_type.is_char_device() {
+        Some("a character device")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else if file_type.is_dir() {
+        Some("a directory")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 /// Where the daemon looks when `--config` is not given.

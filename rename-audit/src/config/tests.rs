@@ -629,3 +629,53 @@ fn help_readme_and_config_docs_show_the_defaults_the_code_uses() {
         );
     }
 }
+
+/// A FIFO, a socket, a device and a directory are refused at once, unread,
+/// with their type named; a symlink to a regular file is read. (Opening a
+/// FIFO without O_NONBLOCK blocks until a writer comes: this test would
+/// hang, not fail, if the check were missing, and the end-to-end test
+/// bounds it.)
+#[test]
+fn only_regular_files_are_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let sock = dir.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let regular = dir.path().join("config.toml");
+    std::fs::write(&regular, "[storm]\nthread_rate = 7\n").expect("write");
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&regular, &link).expect("symlink");
+    let fifo_link = dir.path().join("fifo-link.toml");
+    std::os::unix::fs::symlink(&fifo, &fifo_link).expect("symlink");
+    for (path, kind) in [
+        (fifo.as_path(), "a FIFO (named pipe)"),
+        (fifo_link.as_path(), "a FIFO (named pipe)"),
+        (sock.as_path(), "a socket"),
+        (Path::new("/dev/null"), "a character device"),
+        (dir.path(), "a directory"),
+    ] {
+        for result in [
+            Config::load(path),
+            Config::load_or_default(path),
+            check(path),
+        ] {
+            let error = result.expect_err("refused");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "{}: is {kind}, not a regular file; the configuration must be a regular \
+                     file (replace it, or point --config at one)",
+                    path.display()
+                )
+            );
+        }
+    }
+    assert_eq!(Config::load(&link).expect("read").storm.thread_rate, 7);
+    assert_eq!(
+        Config::load_or_default(&dir.path().join("missing")).expect("defaults"),
+        Config::default()
+    );
+}

@@ -243,7 +243,7 @@ fn quoted(out: &mut Vec<u8>, name: &[u8]) {
 /// Characters that are not control characters to Unicode but can still
 /// break or disguise a terminal line: line/paragraph separators and the bidi
 /// controls (the same set the JSON lines escape).
-fn is_disguising(c: char) -> bool {
+pub(crate) fn is_disguising(c: char) -> bool {
     matches!(
         c,
         '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}'

@@ -1,9 +1,17 @@
 //! Where `search` and `report` read from: the files given (`-` is stdin),
 //! or the configured output file with its rotations, oldest first. Gzip
 //! files are recognized by their magic bytes, whatever their name.
+//!
+//! Memory stays bounded whatever the input holds: lines are read through
+//! [`read_line`], which keeps at most [`MAX_LINE`] bytes of a line and
+//! skips the rest of a longer one, and gzip is decompressed as a stream
+//! into the same fixed buffers, so a gzip bomb or a file without a single
+//! newline costs time, not memory. Devices and sockets are refused:
+//! `/dev/zero` would never end.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -15,6 +23,69 @@ use crate::config::{self, Config, OutputTarget};
 /// Reads of this size keep the per-line cost down on large logs.
 const READ_BUF: usize = 1 << 20;
 
+/// The longest line `search` and `report` read; a longer one is skipped and
+/// counted. The daemon's longest line is a few tens of KiB (arguments,
+/// executable and cgroup paths at their kernel-side caps, each possibly
+/// escaped six-fold and repeated in hex), so this is many times that and
+/// still a small, fixed amount of memory.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line is in the buffer, `'\n'` included unless the input ended
+    /// without one.
+    Line,
+    /// A line longer than the cap was read past; the buffer is empty.
+    TooLong,
+    /// The input has ended.
+    Eof,
+}
+
+/// Reads one line into `buf` (cleared first), keeping at most `cap` bytes
+/// of it: a longer line is consumed to its end without being stored.
+pub fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<LineRead> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match (too_long, buf.is_empty()) {
+                (true, _) => LineRead::TooLong,
+                (false, true) => LineRead::Eof,
+                (false, false) => LineRead::Line,
+            });
+        }
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !too_long {
+            if buf.len() + take > cap {
+                too_long = true;
+                buf.clear();
+                // Give the memory back: a line just under the cap must not
+                // keep a cap-sized buffer alive per input.
+                buf.shrink_to(64 * 1024);
+            } else {
+                buf.extend_from_slice(&chunk[..take]);
+            }
+        }
+        reader.consume(take);
+        if done {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
 /// One input: a path, or stdin for `-`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -23,11 +94,33 @@ pub enum Input {
 }
 
 impl std::fmt::Display for Input {
+    /// A path is escaped like every other text that reaches a terminal: a
+    /// rotated file's name comes from the directory, not from the user.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Input::Stdin => f.write_str("stdin"),
-            Input::File(p) => write!(f, "{}", p.display()),
+            Input::File(p) => f.write_str(&escaped_path(p)),
         }
+    }
+}
+
+fn escaped_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut out = Vec::new();
+    crate::output::text::escape_into(&mut out, path.as_os_str().as_bytes());
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a file that is not a log is, for the message that refuses it.
+fn not_a_log(file_type: std::fs::FileType) -> Option<&'static str> {
+    if file_type.is_char_device() {
+        Some("a character device")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else {
+        None
     }
 }
 
@@ -105,18 +198,34 @@ pub fn with_rotations(path: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A buffered reader of the input's lines, decompressing gzip.
+/// A buffered reader of the input's lines, decompressing gzip. Regular
+/// files and pipes are read (`<(zcat ...)` is a pipe); devices and sockets
+/// are refused before they are opened.
 pub fn open(input: &Input) -> Result<Box<dyn BufRead>> {
     let raw: Box<dyn Read> = match input {
         Input::Stdin => Box::new(io::stdin()),
-        Input::File(path) => Box::new(File::open(path).map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::PermissionDenied {
-                " (the daemon creates its log root-only: run as root, or search a copy)"
-            } else {
-                ""
+        Input::File(path) => {
+            let shown = escaped_path(path);
+            let cannot_open = |e: io::Error| {
+                let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+                    " (the daemon creates its log root-only: run as root, or search a copy)"
+                } else {
+                    ""
+                };
+                anyhow::anyhow!("cannot open {shown}: {e}{hint}")
             };
-            anyhow::anyhow!("cannot open {}: {e}{hint}", path.display())
-        })?),
+            let meta = std::fs::metadata(path).map_err(cannot_open)?;
+            if let Some(what) = not_a_log(meta.file_type()) {
+                bail!("{shown} is {what}, not a log file; not read");
+            }
+            let file = File::open(path).map_err(cannot_open)?;
+            // Checked again on what was opened: the path may have changed.
+            let meta = file.metadata().map_err(cannot_open)?;
+            if let Some(what) = not_a_log(meta.file_type()) {
+                bail!("{shown} is {what}, not a log file; not read");
+            }
+            Box::new(file)
+        }
     };
     let mut reader = BufReader::with_capacity(READ_BUF, raw);
     let magic = reader

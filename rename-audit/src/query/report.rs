@@ -1,5 +1,12 @@
 //! `rename-audit report`: counts over the events in range, printed as small
 //! tables, most frequent first.
+//!
+//! Counts are `u128`: a summary or loss record carries a `u64` count of its
+//! own, and a crafted log can hold many at `u64::MAX`. A `u128` cannot
+//! overflow from fewer than 2^64 such lines, which no log has; the adds
+//! saturate all the same, so that a total is never wrong by wrapping.
+//! Every text taken from the log is escaped with the one rule of
+//! [`escape_into`].
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -17,14 +24,14 @@ pub struct Report {
     thread_renames: u64,
     alerts: u64,
     summaries: u64,
-    summarized: HashMap<String, u64>,
+    summarized: HashMap<String, u128>,
     loss_reports: u64,
-    lost: HashMap<String, u64>,
-    by_executable: HashMap<Vec<u8>, u64>,
+    lost: HashMap<String, u128>,
+    by_executable: HashMap<Vec<u8>, u128>,
     /// rule id -> (severity, alerts it matched in).
-    by_rule: HashMap<String, (String, u64)>,
-    by_method: HashMap<String, u64>,
-    by_new_name: HashMap<Vec<u8>, u64>,
+    by_rule: HashMap<String, (String, u128)>,
+    by_method: HashMap<String, u128>,
+    by_new_name: HashMap<Vec<u8>, u128>,
     /// pid -> the processes seen with it (pids are reused), each with its
     /// renames, summarized ones included.
     renamers: HashMap<u32, Vec<Renamer>>,
@@ -35,18 +42,19 @@ struct Renamer {
     executable: Vec<u8>,
     /// The process name in its latest event.
     name: Vec<u8>,
-    renames: u64,
+    renames: u128,
 }
 
 /// Adds `n` to `key`'s count, allocating the key only the first time: a
 /// report sees the same few keys on millions of lines.
-fn bump<K, Q>(map: &mut HashMap<K, u64>, key: &Q, n: u64)
+fn bump<K, Q>(map: &mut HashMap<K, u128>, key: &Q, n: u64)
 where
     K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
     Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
 {
+    let n = u128::from(n);
     match map.get_mut(key) {
-        Some(count) => *count += n,
+        Some(count) => *count = count.saturating_add(n),
         None => {
             map.insert(key.to_owned(), n);
         }
@@ -73,7 +81,7 @@ impl Report {
         }
         let exe = r.executable();
         let exe: &[u8] = exe.as_deref().unwrap_or(UNKNOWN);
-        let mut renames = 0;
+        let mut renames: u128 = 0;
         if let Some(rename) = &r.rename {
             if rename.main_thread {
                 self.process_renames += 1;
@@ -90,7 +98,7 @@ impl Report {
         if let Some(s) = &r.summary {
             self.summaries += 1;
             bump(&mut self.summarized, &*s.class, s.count);
-            renames += s.count;
+            renames = renames.saturating_add(u128::from(s.count));
         }
         if let (Some(pid), true) = (r.pid(), renames > 0) {
             let name = r.process_name();
@@ -98,7 +106,7 @@ impl Report {
             let seen = self.renamers.entry(pid).or_default();
             match seen.iter_mut().find(|p| p.executable == exe) {
                 Some(p) => {
-                    p.renames += renames;
+                    p.renames = p.renames.saturating_add(renames);
                     if p.name != name {
                         p.name = name.to_vec();
                     }
@@ -124,7 +132,7 @@ impl Report {
                     .by_rule
                     .entry(id.to_owned())
                     .or_insert_with(|| (severity, 0));
-                entry.1 += 1;
+                entry.1 = entry.1.saturating_add(1);
             }
         }
         if let Some(l) = &r.lost {
@@ -154,14 +162,14 @@ impl Report {
             out,
             "  storm summaries   {:>12}  ({} renames summarized{})",
             self.summaries,
-            self.summarized.values().sum::<u64>(),
+            total(&self.summarized),
             by_class(&self.summarized)
         );
         let _ = writeln!(
             out,
             "  loss reports      {:>12}  ({} records lost{})",
             self.loss_reports,
-            self.lost.values().sum::<u64>(),
+            total(&self.lost),
             by_class(&self.lost)
         );
 
@@ -223,14 +231,22 @@ impl Report {
     }
 }
 
-/// `: thread 5, process 2` when there are counts.
-fn by_class(counts: &HashMap<String, u64>) -> String {
+fn total(counts: &HashMap<String, u128>) -> u128 {
+    counts.values().fold(0, |sum, n| sum.saturating_add(*n))
+}
+
+/// `, thread 5, process 2` when there are counts; each class escaped.
+fn by_class(counts: &HashMap<String, u128>) -> String {
     let mut classes: Vec<_> = counts.iter().filter(|(_, n)| **n > 0).collect();
     classes.sort();
-    classes
-        .iter()
-        .map(|(class, n)| format!(", {class} {n}"))
-        .collect()
+    let mut out = Vec::new();
+    for (class, n) in classes {
+        out.extend_from_slice(b", ");
+        escape_into(&mut out, class.as_bytes());
+        let _ = write!(out, " {n}");
+    }
+    // escape_into writes UTF-8 only.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A table of `count  columns...`, most frequent first (ties by key), at
@@ -240,7 +256,7 @@ fn table(
     title: &str,
     columns: &[&str],
     top: usize,
-    rows: impl Iterator<Item = (Vec<Vec<u8>>, u64)>,
+    rows: impl Iterator<Item = (Vec<Vec<u8>>, u128)>,
 ) {
     let mut rows: Vec<_> = rows.collect();
     if rows.is_empty() {

@@ -108,3 +108,105 @@ fn report_counts_what_it_is_given() {
         assert!(out.contains(want), "{want:?} not in\n{out}");
     }
 }
+
+fn lines_of(input: &[u8], cap: usize, read_buf: usize) -> Vec<Result<Vec<u8>, ()>> {
+    let mut reader = std::io::BufReader::with_capacity(read_buf, input);
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        match input::read_line(&mut reader, &mut buf, cap).expect("read") {
+            input::LineRead::Line => out.push(Ok(buf.clone())),
+            input::LineRead::TooLong => {
+                assert!(buf.is_empty());
+                out.push(Err(()));
+            }
+            input::LineRead::Eof => return out,
+        }
+    }
+}
+
+#[test]
+fn lines_longer_than_the_cap_are_skipped_whole() {
+    let input = b"ab\nabcdef\nabcde\n\nxyz0123456789\nlast";
+    // Small read buffers too: a line spans several fills.
+    for read_buf in [1, 2, 3, 7, 64] {
+        assert_eq!(
+            lines_of(input, 6, read_buf),
+            [
+                Ok(b"ab\n".to_vec()),
+                Err(()),
+                Ok(b"abcde\n".to_vec()),
+                Ok(b"\n".to_vec()),
+                Err(()),
+                Ok(b"last".to_vec()),
+            ],
+            "read buffer {read_buf}"
+        );
+    }
+    assert_eq!(lines_of(b"0123456789", 6, 4), [Err(())], "unterminated");
+    assert_eq!(lines_of(b"", 6, 4), []);
+}
+
+#[test]
+fn json_lines_get_the_escape_rule_and_decode_to_the_same_values() {
+    let line = "{\"a\":\"x\u{9b}y\u{202e}z\u{2028}\u{85}\u{7f}\u{1F600}\"}\t ".as_bytes();
+    let mut out = Vec::new();
+    json_escaped(line, &mut out);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        "{\"a\":\"x\\u009by\\u202ez\\u2028\\u0085\\u007f\u{1F600}\"}  ",
+        "a tab, JSON whitespace, becomes a space"
+    );
+    let line = "{\"a\":\"x\u{9b}y\u{202e}\"}\t".as_bytes();
+    let mut out = Vec::new();
+    json_escaped(line, &mut out);
+    let a: serde_json::Value = serde_json::from_slice(line).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(a, b);
+    let plain = br#"{"@timestamp":"2026-11-23T12:00:00.250000Z"}"#;
+    let mut out = Vec::new();
+    json_escaped(plain, &mut out);
+    assert_eq!(out, plain, "a line the daemon wrote is copied as it is");
+}
+
+fn report_of(lines: &[&str]) -> String {
+    let mut report = report::Report::default();
+    for line in lines {
+        report.add(&Record::parse(line.as_bytes()).expect("parse"));
+    }
+    let mut out = Vec::new();
+    report.write(&mut out, 10);
+    String::from_utf8(out).expect("the report is UTF-8")
+}
+
+#[test]
+fn report_totals_do_not_wrap() {
+    let max = u64::MAX;
+    let summary = format!(
+        r#"{{"@timestamp":"2026-11-23T12:00:00.000000Z","event":{{"action":"thread-rename-summary"}},"process":{{"pid":7,"executable":"/x","thread":{{"id":8}}}},"summary":{{"count":{max},"last_name":"n","class":"thread"}}}}"#
+    );
+    let lost = format!(
+        r#"{{"@timestamp":"2026-11-23T12:00:00.000000Z","event":{{"action":"events-lost"}},"lost":{{"count":{max},"class":"thread"}}}}"#
+    );
+    let out = report_of(&[&summary, &summary, &summary, &lost, &lost]);
+    // 3 * (2^64 - 1) and 2 * (2^64 - 1).
+    for want in [
+        "  storm summaries              3  (55340232221128654845 renames summarized, thread 55340232221128654845)\n",
+        "  loss reports                 2  (36893488147419103230 records lost, thread 36893488147419103230)\n",
+        "  55340232221128654845  7  /x  -\n",
+    ] {
+        assert!(out.contains(want), "{want:?} not in\n{out}");
+    }
+}
+
+#[test]
+fn report_escapes_the_classes() {
+    let lost = r#"{"@timestamp":"2026-11-23T12:00:00.000000Z","event":{"action":"events-lost"},"lost":{"count":5,"class":"C\u001b]52;c;aGk=\u0007\u009b\u202e"}}"#;
+    let out = report_of(&[lost]);
+    assert!(
+        out.contains(
+            "  loss reports                 1  (5 records lost, C\\u{1b}]52;c;aGk=\\u{7}\\u{9b}\\u{202e} 5)\n"
+        ),
+        "{out}"
+    );
+}
