@@ -21,6 +21,7 @@ mod debian_host;
 mod deploy;
 mod edges;
 mod hermetic;
+mod hostile;
 mod kernel;
 mod noise;
 mod package;

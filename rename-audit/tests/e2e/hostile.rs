@@ -5,7 +5,6 @@
 //! others; report totals do not wrap; and a configuration path that is a
 //! FIFO, a socket or a device is refused at once at start-up, on SIGHUP and
 //! by check-config, with SIGTERM still ending the daemon.
-mod support;
 
 use std::{
     ffi::CString,
@@ -17,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{
+use crate::support::{
     daemon::{Daemon, at},
     patience, renamer,
 };
