@@ -1,7 +1,8 @@
 //! `rename-audit generate man|completions DIR`: the man pages and shell
 //! completions, generated from the clap definition in [`crate::cli`] so they
 //! can never disagree with `--help`. Hidden from `--help`; `cargo xtask
-//! package` runs it and installs the results.
+//! package` runs it and installs the results. `generate hook-table DIR`
+//! writes docs/kernels.md's hook table, from [`crate::capture::hooks`].
 //!
 //! Pages: `rename-audit.8` (the overview, listing the commands), one
 //! `rename-audit-<command>.8` per command (as git does), and
@@ -29,6 +30,10 @@ pub fn generate(what: Generate, dir: &Path) -> Result<()> {
     match what {
         Generate::Man => man_pages(dir),
         Generate::Completions => completions(dir),
+        Generate::HookTable => write(
+            &dir.join("hook-table.md"),
+            crate::capture::hooks::markdown().as_bytes(),
+        ),
     }
 }
 

@@ -2,10 +2,10 @@
 //! feature gets a message that says what to do.
 use std::path::Path;
 
+use super::hooks::{self, Caps};
+
+/// Not a hook's: for reading other users' processes in /proc.
 const CAP_SYS_PTRACE: u32 = 19;
-pub const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -26,23 +26,27 @@ pub enum PreflightError {
     #[error(
         "Linux {release} is not supported: it has no kernel BTF ({path} does not exist); \
          rename-audit needs Linux {min} or later, built with BTF (CONFIG_DEBUG_INFO_BTF=y)",
-        min = super::kernel::MIN_KERNEL
+        min = hooks::min_kernel()
     )]
     NoBtf { release: String, path: &'static str },
 }
 
-/// Whether this process has `cap` in its effective set.
-pub fn has_capability(cap: u32) -> bool {
-    effective_capabilities() & (1 << cap) != 0
+/// This process's privileges, as the hooks need them.
+pub fn caps() -> Caps {
+    Caps {
+        effective: effective_capabilities(),
+        perf_event_paranoid: std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+            .ok()
+            .and_then(|l| l.trim().parse().ok()),
+    }
 }
 
 pub fn check() -> Result<(), PreflightError> {
-    let effective = effective_capabilities();
-    let has = |cap: u32| effective & (1 << cap) != 0;
-    if !((has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)) {
+    let caps = caps();
+    if !hooks::required_privileges().all(|privilege| privilege.granted(&caps)) {
         return Err(PreflightError::MissingCapabilities);
     }
-    if !has(CAP_SYS_PTRACE) {
+    if !caps.has(CAP_SYS_PTRACE) {
         return Err(PreflightError::MissingPtrace);
     }
     if !Path::new(super::offsets::VMLINUX_BTF).exists() {
