@@ -450,6 +450,42 @@ fn ring_size(
 mod tests {
     use super::*;
 
+    /// The programs in the shipped kernel object: each global function in
+    /// a program section (helpers such as memcpy are in `.text`).
+    fn programs_in(object: &[u8]) -> Vec<String> {
+        use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
+        let file = object::File::parse(object).expect("the kernel object is ELF");
+        let mut programs: Vec<String> = file
+            .symbols()
+            .filter(|symbol| symbol.kind() == SymbolKind::Text && symbol.is_global())
+            .filter(|symbol| {
+                symbol
+                    .section_index()
+                    .and_then(|index| file.section_by_index(index).ok())
+                    .and_then(|section| section.name().ok().map(|name| name != ".text"))
+                    .unwrap_or(false)
+            })
+            .filter_map(|symbol| symbol.name().ok().map(str::to_owned))
+            .collect();
+        programs.sort();
+        programs
+    }
+
+    #[test]
+    fn the_shipped_object_holds_the_hook_tables_programs_and_nothing_else() {
+        if EBPF_OBJECT.is_empty() {
+            println!("SKIPPED: built without the kernel programs (AYA_BUILD_SKIP)");
+            return;
+        }
+        let mut expected: Vec<String> = hooks::HOOKS
+            .iter()
+            .filter_map(|hook| hook.program.map(str::to_owned))
+            .collect();
+        expected.sort();
+        // No benchmark floor program among them: it has its own object.
+        assert_eq!(programs_in(EBPF_OBJECT), expected);
+    }
+
     #[test]
     fn mounts_are_watched_through_raw_sys_exit_only_where_perf_is_refused() {
         use MountWatch::*;
