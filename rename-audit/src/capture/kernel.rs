@@ -118,17 +118,10 @@ impl KernelSupport {
 
 /// `uname -r` of the running kernel.
 pub fn running_release() -> String {
-    // SAFETY: uname fills the zeroed struct it is given; its fields are
-    // NUL-terminated.
-    unsafe {
-        let mut name: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut name) != 0 {
-            return "(unknown release)".into();
-        }
-        std::ffi::CStr::from_ptr(name.release.as_ptr())
-            .to_string_lossy()
-            .into_owned()
-    }
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The questions asked of a kernel's BTF (a trait so that the decisions can

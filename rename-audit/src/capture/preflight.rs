@@ -75,12 +75,12 @@ fn effective_capabilities() -> u64 {
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore
 /// it. Raising it is harmless and may fail without CAP_SYS_RESOURCE.
 fn raise_memlock() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let unlimited = Rlimit {
+        current: None,
+        maximum: None,
     };
-    // SAFETY: plain syscall with a valid pointer.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+    if setrlimit(Resource::Memlock, unlimited).is_err() {
         tracing::debug!("could not raise RLIMIT_MEMLOCK; fine on Linux 5.11 and later");
     }
 }
@@ -93,26 +93,18 @@ fn ensure_tracefs() {
     if Path::new(TRACEFS).join("events").exists() {
         return;
     }
-    let ok = (|| {
-        let src = std::ffi::CString::new("tracefs").ok()?;
-        let dst = std::ffi::CString::new(TRACEFS).ok()?;
-        // SAFETY: valid NUL-terminated strings; no data argument.
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                dst.as_ptr(),
-                src.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        (rc == 0).then_some(())
-    })();
-    match ok {
-        Some(()) => tracing::info!(path = TRACEFS, "mounted tracefs"),
-        None => tracing::warn!(
+    let mounted = rustix::mount::mount(
+        "tracefs",
+        TRACEFS,
+        "tracefs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    );
+    match mounted {
+        Ok(()) => tracing::info!(path = TRACEFS, "mounted tracefs"),
+        Err(error) => tracing::warn!(
             path = TRACEFS,
-            error = %std::io::Error::last_os_error(),
+            error = %std::io::Error::from(error),
             "tracefs is not mounted and could not be mounted; rename-audit does not need it \
              (it uses BTF tracepoints), but `mount -t tracefs nodev {TRACEFS}` lets bpftool and bpftrace inspect task:task_rename"
         ),
