@@ -144,6 +144,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_hook_table_is_written_as_the_code_has_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        generate(Generate::HookTable, dir.path()).expect("hook table");
+        let written = fs::read_to_string(dir.path().join("hook-table.md")).expect("written");
+        assert_eq!(written, crate::capture::hooks::markdown());
+        assert!(
+            written.starts_with("| program | attaches to |"),
+            "{written}"
+        );
+    }
+
+    #[test]
     fn pages_and_completions_cover_every_command() {
         let dir = tempfile::tempdir().expect("tempdir");
         generate(Generate::Man, dir.path()).expect("man pages");

@@ -107,6 +107,7 @@ impl MountWatch {
                 MountWatch::Fanotify => fanotify,
                 _ => privilege.granted(&caps),
             })
+            // The last row needs no more than loading does.
             .map_or(MountWatch::RawSysExit, |(watch, _)| watch)
     }
 }
@@ -540,7 +541,7 @@ pub fn of(variant: Variant) -> Option<&'static Hook> {
 }
 
 /// docs/kernels.md's hook table (between its `hook-table` markers):
-/// `rename-audit generate hook-table` prints it.
+/// `rename-audit generate hook-table DIR` writes it to DIR/hook-table.md.
 pub fn markdown() -> String {
     let mut out = String::from(
         "| program | attaches to | the kernel must have | variant | privilege |\n\
@@ -647,8 +648,9 @@ mod tests {
         assert_eq!(
             &DOC[from..to],
             markdown(),
-            "docs/kernels.md's hook table differs from the code's: \
-             paste `rename-audit generate hook-table` between its markers"
+            "docs/kernels.md's hook table differs from the code's: paste the \
+             DIR/hook-table.md that `rename-audit generate hook-table DIR` writes between \
+             its markers"
         );
     }
 }
