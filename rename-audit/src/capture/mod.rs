@@ -13,8 +13,6 @@ mod storms;
 pub use drain::{Batch, Drainer};
 pub use hooks::{ExecRename, MountWatch, ProcessExit};
 pub use kernel::KernelSupport;
-
-use hooks::Variant;
 pub use records::{DecodeError, Exec, KernelState, Mount, Record, StormSummary, decode};
 
 use aya::{
@@ -23,6 +21,8 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use rename_audit_common::{KernelOffsets, STORM_SLOTS, Settings, exec_detect, maps};
+
+use hooks::Variant;
 
 /// The kernel programs, built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rename-audit"));
