@@ -1,5 +1,7 @@
 //! Builds the kernel programs (`rename-audit-ebpf`) with the nightly toolchain and
-//! bpf-linker, and leaves the object in OUT_DIR for `include_bytes_aligned!`.
+//! bpf-linker, and leaves the objects in OUT_DIR for `include_bytes_aligned!`:
+//! `rename-audit`, the daemon's, and `rename-audit-floor`, the benchmark's
+//! empty programs (embedded only by `examples/floor.rs`).
 use anyhow::{Context as _, anyhow};
 
 fn main() -> anyhow::Result<()> {
@@ -13,12 +15,14 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("non-UTF-8 path {}", root.display()))?;
     println!("cargo:rerun-if-changed={root}/src");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").context("OUT_DIR")?);
-    let object = out_dir.join("rename-audit");
     if std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
         // Lets userspace-only work (unit tests, clippy) proceed without the BPF
         // toolchain; the daemon then refuses to start with a clear error.
-        if !object.exists() {
-            std::fs::write(&object, b"").context("write placeholder eBPF object")?;
+        for name in ["rename-audit", "rename-audit-floor"] {
+            let object = out_dir.join(name);
+            if !object.exists() {
+                std::fs::write(&object, b"").context("write placeholder eBPF object")?;
+            }
         }
         return Ok(());
     }

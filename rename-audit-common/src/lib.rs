@@ -662,14 +662,23 @@ mod pod {
     // SAFETY: all of these are repr(C), made only of integers and byte arrays,
     // with explicit padding, so every bit pattern is valid.
     unsafe impl aya::Pod for RecordHeader {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for RenameRecord {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for ForkRecord {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for ExecRecord {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for ExitRecord {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for MountRecord {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for StormSlot {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for RateState {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for KernelOffsets {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Settings {}
 }
 

@@ -1,5 +1,11 @@
-//! Empty programs: the floor of what hooking costs. Only the benchmark
-//! loads them (`examples/floor.rs`); the daemon never does.
+//! The benchmark's floor: empty programs, the cost of hooking at all. A
+//! kernel object of its own (`rename-audit-floor`), so the daemon's object
+//! does not ship them: only the benchmark's loader
+//! (`rename-audit/examples/floor.rs`) embeds and loads this one.
+#![no_std]
+#![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use aya_ebpf::{
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
@@ -20,3 +26,13 @@ pub fn floor(_ctx: BtfTracePointContext) -> i32 {
 pub fn floor_syscall(_ctx: TracePointContext) -> u32 {
     0
 }
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

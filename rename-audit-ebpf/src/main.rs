@@ -5,8 +5,9 @@
 // Atomic intrinsics: the BPF target has no `core::sync::atomic` RMW types.
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
+// Every unsafe block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
-mod floor;
 mod mnt_ns;
 mod mount_exit;
 mod path;
@@ -29,6 +30,8 @@ use rename_audit_common::{RateState, Settings, StormSlot, class, fault, lost_rea
 
 /// Set by the daemon at load time (offsets from BTF, rates, ring policy).
 #[unsafe(no_mangle)]
+// SAFETY: `Settings` is plain integers, for which all-zero bytes are a
+// valid value.
 static SETTINGS: Settings = unsafe { core::mem::zeroed() };
 
 /// Reads one field of [`SETTINGS`]; volatile so the compiler cannot fold the

@@ -3,7 +3,8 @@
 //! exec hooks call this: a process in a namespace that no mark watches yet
 //! is reported once per hook run, until the daemon has marked it (the mark
 //! sets the namespace's `n_fsnotify_mask`, which is checked here). Not a hook
-//! of its own.
+//! of its own: the `mount_watch="fanotify"` row of the daemon's hook table
+//! (`rename-audit/src/capture/hooks.rs`) needs that field (Linux 6.15).
 use rename_audit_common::{MntNsRecord, kind};
 
 use crate::{PRIORITY_RING, ring, setting, task::Task};

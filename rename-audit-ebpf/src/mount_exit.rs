@@ -24,6 +24,10 @@ use rename_audit_common::{MountRecord, kind};
 
 use crate::{PRIORITY_RING, ring, setting, task};
 
+/// Variant `mount_watch="syscall-tracepoints"`: needs syscall tracepoints
+/// and tracefs, and perf_event_open (CAP_SYS_ADMIN where
+/// `perf_event_paranoid` > 2) (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[tracepoint]
 pub fn mount_exit(ctx: TracePointContext) -> u32 {
     // SAFETY: reads the tracepoint record at an offset from its format.
@@ -34,6 +38,9 @@ pub fn mount_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Variant `mount_watch="raw-sys-exit"`: needs the BTF tracepoint (5.5)
+/// (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[btf_tracepoint(function = "sys_exit")]
 pub fn mount_exit_raw(ctx: BtfTracePointContext) -> i32 {
     // (struct pt_regs *regs, long ret). `ret` first: it needs no helper

@@ -145,27 +145,13 @@ fn walk(task: Task, rec: &mut ExecRecord) -> Option<u32> {
                 break;
             }
             let name = pointer(dentry, setting!(offsets.dentry_name))?;
-            let at = (len as usize) & (EXE_PATH_LEN - 1);
-            let n = bpf_probe_read_kernel_str(
-                rec.exe_path.as_mut_ptr().add(at).cast(),
-                NAME_LEN as u32,
-                name.cast(),
-            );
-            if n <= 0 {
-                return None;
-            }
-            // n is at most NAME_LEN; the mask tells the verifier so.
-            len += (n as u32) & ((NAME_LEN as u32 - 1) | NAME_LEN as u32);
+            len = append_name(&mut rec.exe_path, len, name)?;
             dentry = parent;
         }
         if !done || len as usize > EXE_PATH_LEN {
             flags |= exe_flags::TRUNCATED;
         }
-        rec.exe_path_len = if (len as usize) < EXE_PATH_LEN + NAME_LEN {
-            len
-        } else {
-            (EXE_PATH_LEN + NAME_LEN) as u32
-        };
+        rec.exe_path_len = filled(&rec.exe_path, len);
         Some(flags)
     }
 }
@@ -198,25 +184,52 @@ fn walk_cgroup(task: Task, rec: &mut ExecRecord) -> Option<()> {
                 break;
             }
             let name = load_ptr(kn, setting!(offsets.kernfs_node_name))?;
-            let at = (len as usize) & (CGROUP_PATH_LEN - 1);
-            let n = bpf_probe_read_kernel_str(
-                rec.cgroup_path.as_mut_ptr().add(at).cast(),
-                NAME_LEN as u32,
-                name.cast(),
-            );
-            if n <= 0 {
-                return None;
-            }
-            // n is at most NAME_LEN; the mask tells the verifier so.
-            len += (n as u32) & ((NAME_LEN as u32 - 1) | NAME_LEN as u32);
+            len = append_name(&mut rec.cgroup_path, len, name)?;
             kn = parent;
         }
         rec.cgroup_path_truncated = 1;
-        rec.cgroup_path_len = if (len as usize) < CGROUP_PATH_LEN + NAME_LEN {
-            len
-        } else {
-            (CGROUP_PATH_LEN + NAME_LEN) as u32
-        };
+        rec.cgroup_path_len = filled(&rec.cgroup_path, len);
     }
     Some(())
+}
+
+/// Appends the NUL-terminated kernel string `name` (a path component) to
+/// `buf` at `len`, which the caller keeps below `N - NAME_LEN` (the path's
+/// room; the last NAME_LEN bytes of `buf` are scratch space for the
+/// kernel's write). Returns the length after it (the NUL included), or
+/// `None` when the name cannot be read. Both walks' loops call it once a
+/// turn, so each turn's verifier state stays what it was when the copy was
+/// written out in each of them.
+///
+/// The offset is masked with `N - NAME_LEN - 1`, which tells the verifier
+/// the write stays inside `buf`; with `N - NAME_LEN` a power of two (as
+/// both paths' room is) the mask changes no offset below it.
+#[inline(always)]
+fn append_name<const N: usize>(buf: &mut [u8; N], len: u32, name: *const u8) -> Option<u32> {
+    const { assert!(N > NAME_LEN) };
+    let room = N - NAME_LEN;
+    let at = (len as usize) & (room - 1);
+    // SAFETY: `at` is below `room`, so NAME_LEN bytes from it are inside
+    // `buf`; the kernel string is read by bpf_probe_read_kernel_str, which
+    // checks the address and writes at most NAME_LEN bytes.
+    let n = unsafe {
+        bpf_probe_read_kernel_str(
+            buf.as_mut_ptr().add(at).cast(),
+            NAME_LEN as u32,
+            name.cast(),
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    // n is at most NAME_LEN; the mask tells the verifier so.
+    Some(len + ((n as u32) & ((NAME_LEN as u32 - 1) | NAME_LEN as u32)))
+}
+
+/// The valid length of a path of `len` bytes in `buf`: `len`, which a
+/// last name may have taken past the path's room but never past `N`
+/// (said so for the verifier).
+#[inline(always)]
+fn filled<const N: usize>(_buf: &[u8; N], len: u32) -> u32 {
+    if (len as usize) < N { len } else { N as u32 }
 }

@@ -15,6 +15,9 @@ use crate::{
     task::{current_key, current_syscall, is_exec_syscall},
 };
 
+/// Variant `exec_rename="sched_prepare_exec"`: needs the tracepoint (Linux
+/// 6.10) (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[btf_tracepoint(function = "sched_prepare_exec")]
 pub fn prepare_exec(_ctx: BtfTracePointContext) -> i32 {
     if !is_exec_syscall(current_syscall()) {

@@ -13,6 +13,9 @@ use rename_audit_common::{ARGS_LEN, ExecRecord, exec_detect, kind};
 
 use crate::{PRIORITY_RING, mnt_ns, path, ring, setting, task::Task};
 
+/// Needs the BTF tracepoint (5.5) and ring buffers (5.8); on every kernel
+/// (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn process_exec(ctx: BtfTracePointContext) -> i32 {
     if setting!(exec_detect) == exec_detect::PREPARE_EXEC {

@@ -14,6 +14,9 @@ use rename_audit_common::{ExitRecord, exec_detect, exit_flags, kind};
 
 use crate::{PRIORITY_RING, ring, setting, storm, task::Task};
 
+/// Variant `process_exit="group_dead-argument"`: needs the tracepoint's
+/// third argument, `group_dead` (kernels from 2025) (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
     if let Some(task) = Task::from_ptr(ctx.arg::<*const u8>(0)) {
@@ -23,6 +26,9 @@ pub fn process_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// Variant `process_exit="signal-live-count"`, the fallback: needs the BTF
+/// tracepoint (5.5) (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn process_exit_live(ctx: BtfTracePointContext) -> i32 {
     if let Some(task) = Task::from_ptr(ctx.arg::<*const u8>(0)) {

@@ -10,6 +10,9 @@ use rename_audit_common::{ForkRecord, kind};
 
 use crate::{PRIORITY_RING, mnt_ns, ring, task::Task};
 
+/// Needs the BTF tracepoint (5.5) and ring buffers (5.8); on every kernel
+/// (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn process_fork(ctx: BtfTracePointContext) -> i32 {
     let _ = try_process_fork(&ctx);

@@ -32,6 +32,7 @@ pub fn count_fault(fault: u32) {
 pub fn header(kind: u32, ktime_ns: u64) -> RecordHeader {
     RecordHeader {
         kind,
+        // SAFETY: a helper without arguments; it cannot fail.
         cpu: unsafe { bpf_get_smp_processor_id() },
         ktime_ns,
     }
@@ -39,6 +40,7 @@ pub fn header(kind: u32, ktime_ns: u64) -> RecordHeader {
 
 #[inline(always)]
 pub fn now_ns() -> u64 {
+    // SAFETY: a helper without arguments; it cannot fail.
     unsafe { bpf_ktime_get_ns() }
 }
 
@@ -47,6 +49,7 @@ pub fn now_ns() -> u64 {
 /// clocksource.
 #[inline(always)]
 pub fn jiffies() -> u64 {
+    // SAFETY: a helper without arguments; it cannot fail.
     unsafe { aya_ebpf::helpers::generated::bpf_jiffies64() }
 }
 

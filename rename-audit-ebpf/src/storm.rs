@@ -189,6 +189,7 @@ fn count_in_slot(
         // copied.
         // SAFETY: helpers that fault safely; the destination is the slot's.
         if unsafe { bpf_probe_read_kernel_buf(name, &mut slot.last_name) }.is_err() {
+            // SAFETY: as above; the copy stops at the slot's name's end.
             let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut slot.last_name) };
         }
     }

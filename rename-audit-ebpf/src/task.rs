@@ -114,7 +114,11 @@ impl Task {
     /// array, and a direct load may read only one element of it at a time.
     #[inline(always)]
     pub fn comm_into(self, out: &mut [u8; TASK_COMM_LEN]) -> Option<()> {
+        // SAFETY: only an address is computed (the offset of a field of
+        // the task, from BTF); nothing is dereferenced.
         let src = unsafe { self.0.add(setting!(offsets.task_comm) as usize) };
+        // SAFETY: bpf_probe_read_kernel_buf checks the source address (a
+        // bad one fails) and writes exactly `out`'s length into `out`.
         unsafe { bpf_probe_read_kernel_buf(src, out).ok() }
     }
 
@@ -174,12 +178,15 @@ impl Task {
 /// The current task as a BTF pointer, which task-storage helpers accept.
 #[inline(always)]
 pub fn current_btf() -> *const u8 {
+    // SAFETY: a helper without arguments; it returns the running task.
     unsafe { bpf_get_current_task_btf() as *const u8 }
 }
 
 /// Key of the current task in `MARKS`.
 #[inline(always)]
 pub fn current_key() -> u64 {
+    // SAFETY: a helper without arguments; only the address is used, as a
+    // key.
     unsafe { bpf_get_current_task() }
 }
 
@@ -187,7 +194,11 @@ pub fn current_key() -> u64 {
 /// registers. Meaningless for kernel threads.
 #[inline(always)]
 pub fn current_syscall() -> Option<u64> {
-    syscall_nr(unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8)
+    // SAFETY: bpf_task_pt_regs takes the BTF task pointer that
+    // bpf_get_current_task_btf returns (the verifier checks its type) and
+    // returns a BTF pointer that `syscall_nr` only loads from.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) };
+    syscall_nr(regs as *const u8)
 }
 
 /// Whether `syscall`, the current task's, is `execve` or `execveat`: a

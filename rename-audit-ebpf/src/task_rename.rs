@@ -20,6 +20,9 @@ use crate::{
     task::{Task, current_syscall},
 };
 
+/// Needs Linux 5.15: the BTF tracepoint (5.5), ring buffers (5.8),
+/// `bpf_task_pt_regs` (5.15); on every kernel (the daemon's hook table, `rename-audit/src/capture/hooks.rs`, is the
+/// one enforced).
 #[btf_tracepoint(function = "task_rename")]
 pub fn task_rename(ctx: BtfTracePointContext) -> i32 {
     let _ = try_task_rename(&ctx);
@@ -73,6 +76,8 @@ fn try_task_rename(ctx: &BtfTracePointContext) -> Option<()> {
     let mut new = [0; 16];
     // A 16-byte destination keeps 15 bytes and the NUL: the kernel's own
     // truncation of an over-long name (exec of a long file name).
+    // SAFETY: the helper checks the source address (the tracepoint's name
+    // argument) and writes at most `new`'s 16 bytes.
     let _ = unsafe { bpf_probe_read_kernel_str_bytes(new_name, &mut new) };
     // Written whole: no byte of the ring's previous contents survives.
     entry.write(RenameRecord {

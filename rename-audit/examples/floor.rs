@@ -1,7 +1,9 @@
-//! Benchmark helper: attaches the empty `floor` program that the kernel
-//! object carries to `tp_btf/task_rename` and, with `--mount-hooks`, the
-//! empty `floor_syscall` program to the syscall exit tracepoints the daemon
-//! watches mounts on (`sys_exit_mount`, `sys_exit_move_mount`). Says
+//! Benchmark helper: attaches the empty `floor` program of the floor's own
+//! kernel object (`rename-audit-ebpf/src/floor.rs`, built by build.rs beside
+//! the daemon's, which does not carry it) to `tp_btf/task_rename` and, with
+//! `--mount-hooks`, the empty `floor_syscall` program to the syscall exit
+//! tracepoints the daemon watches mounts on (`sys_exit_mount`,
+//! `sys_exit_move_mount`). Says
 //! `attached` on stdout and holds them until stdin closes. `cargo xtask
 //! bench` compares the renaming workload under it (the cost of hooking at
 //! all) with the same workload under the daemon.
@@ -13,7 +15,8 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rename-audit"));
+static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rename-audit-floor"));
 
 /// The tracepoints the daemon's default mount watch attaches to.
 const MOUNT_HOOKS: [&str; 2] = ["sys_exit_mount", "sys_exit_move_mount"];
@@ -28,10 +31,8 @@ fn main() -> Result<()> {
         !EBPF_OBJECT.is_empty(),
         "built without the kernel programs (AYA_BUILD_SKIP)"
     );
-    // The object's maps are created (unused) along with it; the task-local
-    // one has no aya wrapper.
+    // The floor's object has no maps.
     let mut ebpf = EbpfLoader::new()
-        .allow_unsupported_maps()
         .load(EBPF_OBJECT)
         .context("loading the kernel object")?;
     let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;

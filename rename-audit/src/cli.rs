@@ -76,7 +76,8 @@ pub enum Command {
     /// losses and storm summaries in the range.
     #[command(long_about = query_about(REPORT_ABOUT, "events were in range", ""))]
     Report(ReportArgs),
-    /// Write the man pages or shell completions into a directory (packaging).
+    /// Write the man pages, shell completions or docs/kernels.md's hook table
+    /// into a directory (packaging, docs).
     #[command(hide = true)]
     Generate {
         #[arg(value_enum)]
@@ -129,6 +130,9 @@ pub enum Generate {
     Man,
     /// bash, zsh and fish completions.
     Completions,
+    /// hook-table.md: docs/kernels.md's hook table, from the one the
+    /// daemon enforces.
+    HookTable,
 }
 
 /// Which events `search` and `report` look at. All given filters must match.

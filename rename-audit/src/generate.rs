@@ -1,7 +1,8 @@
 //! `rename-audit generate man|completions DIR`: the man pages and shell
 //! completions, generated from the clap definition in [`crate::cli`] so they
 //! can never disagree with `--help`. Hidden from `--help`; `cargo xtask
-//! package` runs it and installs the results.
+//! package` runs it and installs the results. `generate hook-table DIR`
+//! writes docs/kernels.md's hook table, from [`crate::capture::hooks`].
 //!
 //! Pages: `rename-audit.8` (the overview, listing the commands), one
 //! `rename-audit-<command>.8` per command (as git does), and
@@ -29,6 +30,10 @@ pub fn generate(what: Generate, dir: &Path) -> Result<()> {
     match what {
         Generate::Man => man_pages(dir),
         Generate::Completions => completions(dir),
+        Generate::HookTable => write(
+            &dir.join("hook-table.md"),
+            crate::capture::hooks::markdown().as_bytes(),
+        ),
     }
 }
 
@@ -137,6 +142,18 @@ fn completions(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hook_table_is_written_as_the_code_has_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        generate(Generate::HookTable, dir.path()).expect("hook table");
+        let written = fs::read_to_string(dir.path().join("hook-table.md")).expect("written");
+        assert_eq!(written, crate::capture::hooks::markdown());
+        assert!(
+            written.starts_with("| program | attaches to |"),
+            "{written}"
+        );
+    }
 
     #[test]
     fn pages_and_completions_cover_every_command() {

@@ -1,29 +1,12 @@
 //! What the running kernel offers, read from its BTF before anything is
 //! loaded: whether rename-audit supports it at all, and which variant of
 //! each hook fits it. Nothing here tries a load and looks at the failure.
+//!
+//! The facts (what each hook needs, its variants in order of preference)
+//! are in [`super::hooks`]; this module asks them of a kernel's BTF.
 use btf_rs::{Btf, Type};
-use rename_audit_common::task_flags::{PF_IO_WORKER, PF_KTHREAD, PF_USER_WORKER};
 
-/// The oldest kernel line every requirement below is met by.
-pub const MIN_KERNEL: &str = "5.15";
-
-/// How the rename that exec does is told apart (in the `task_rename` hook).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExecRename {
-    /// `sched_prepare_exec` marks the task (Linux 6.10+).
-    PrepareExec,
-    /// The task renames itself inside execve/execveat (any kernel).
-    Syscall,
-}
-
-/// How `sched_process_exit` learns that the whole process is gone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProcessExit {
-    /// The tracepoint's own `group_dead` argument (kernels from 2025 on).
-    GroupDeadArg,
-    /// `task->signal->live` reaching 0 (any kernel).
-    SignalLive,
-}
+use super::hooks::{self, Check, ExecRename, HOOKS, ProcessExit, Requirement, Variant};
 
 /// The running kernel and the hook variants chosen for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,48 +18,49 @@ pub struct KernelSupport {
     /// `task_struct.flags` bits that mark kernel threads and kernel-run
     /// workers on this kernel.
     pub worker_flags: u32,
+    /// Their names, `|`-separated, for the start-up log.
+    worker_flag_names: String,
+    /// Whether the kernel has fanotify's mount events.
+    pub mount_events: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     #[error(
         "Linux {release} is not supported: its kernel lacks {missing}; rename-audit needs \
-         Linux {MIN_KERNEL} or later, built with BTF (CONFIG_DEBUG_INFO_BTF=y)"
+         Linux {min} or later, built with BTF (CONFIG_DEBUG_INFO_BTF=y)",
+        min = hooks::min_kernel()
     )]
     Unsupported { release: String, missing: String },
 }
 
-/// Something every supported kernel has: (what, since which release, check).
-type Requirement = (&'static str, &'static str, fn(&dyn KernelTypes) -> bool);
+/// Whether the kernel described by `btf` meets `need`. What BTF cannot
+/// tell is assumed present: attaching finds out.
+fn met(btf: &dyn KernelTypes, need: &Requirement) -> bool {
+    match need.check {
+        Check::Tracepoint(name, args) => btf.tracepoint_args(name).is_some_and(|n| n >= args),
+        Check::EnumValue(enum_name, value) => btf.has_enum_value(enum_name, value),
+        Check::Member(struct_name, member) => btf.has_member(struct_name, member),
+        Check::AtAttach => true,
+    }
+}
 
-const REQUIREMENTS: [Requirement; 6] = [
-    ("the task_rename BTF tracepoint", "5.5", |btf| {
-        btf.tracepoint_args("task_rename").is_some()
-    }),
-    ("the sched_process_fork BTF tracepoint", "5.5", |btf| {
-        btf.tracepoint_args("sched_process_fork").is_some()
-    }),
-    ("the sched_process_exec BTF tracepoint", "5.5", |btf| {
-        btf.tracepoint_args("sched_process_exec").is_some()
-    }),
-    ("the sched_process_exit BTF tracepoint", "5.5", |btf| {
-        btf.tracepoint_args("sched_process_exit").is_some()
-    }),
-    ("BPF ring buffers (BPF_MAP_TYPE_RINGBUF)", "5.8", |btf| {
-        btf.has_enum_value("bpf_map_type", "BPF_MAP_TYPE_RINGBUF")
-    }),
-    ("the bpf_task_pt_regs helper", "5.15", |btf| {
-        btf.has_enum_value("bpf_func_id", "BPF_FUNC_task_pt_regs")
-    }),
-];
+/// The first variant of `kind`'s rows whose needs `btf` meets.
+fn pick(btf: &dyn KernelTypes, kind: Variant) -> Option<Variant> {
+    HOOKS
+        .iter()
+        .filter(|hook| hooks::same_kind(hook.variant, kind))
+        .find(|hook| hook.needs.iter().all(|need| met(btf, need)))
+        .map(|hook| hook.variant)
+}
 
 impl KernelSupport {
     /// Checks the kernel described by `btf` and picks each hook's variant.
     pub fn probe(btf: &dyn KernelTypes, release: &str) -> Result<Self, KernelError> {
-        let missing: Vec<String> = REQUIREMENTS
+        let missing: Vec<String> = hooks::required()
             .iter()
-            .filter(|(_, _, present)| !present(btf))
-            .map(|(what, since, _)| format!("{what} (Linux {since})"))
+            .filter(|need| !met(btf, need))
+            .map(|need| format!("{} {}", need.what, need.when()))
             .collect();
         if !missing.is_empty() {
             return Err(KernelError::Unsupported {
@@ -84,75 +68,60 @@ impl KernelSupport {
                 missing: missing.join(", "),
             });
         }
-        let exec_rename = if btf.tracepoint_args("sched_prepare_exec").is_some() {
-            ExecRename::PrepareExec
-        } else {
-            ExecRename::Syscall
+        // Every required kind ends with a fallback whose needs are among
+        // those just checked (a test in `hooks` says so), so each pick finds
+        // one.
+        let exec_rename = match pick(btf, Variant::ExecRename(ExecRename::Syscall)) {
+            Some(Variant::ExecRename(v)) => v,
+            _ => ExecRename::Syscall,
         };
-        // (void *ctx, struct task_struct *p[, bool group_dead])
-        let process_exit = if btf.tracepoint_args("sched_process_exit").unwrap_or(0) >= 3 {
-            ProcessExit::GroupDeadArg
-        } else {
-            ProcessExit::SignalLive
+        let process_exit = match pick(btf, Variant::ProcessExit(ProcessExit::SignalLive)) {
+            Some(Variant::ProcessExit(v)) => v,
+            _ => ProcessExit::SignalLive,
         };
-        // The worker bits were other (or no) flags before these kernels; the
-        // fields below arrived in the same releases as the bits.
-        let mut worker_flags = PF_KTHREAD;
-        if btf.has_member("kernel_clone_args", "io_thread") {
-            worker_flags |= PF_IO_WORKER;
-        }
-        if btf.has_member("kernel_clone_args", "user_worker") {
-            worker_flags |= PF_USER_WORKER;
-        }
+        let workers: Vec<_> = hooks::WORKER_FLAGS
+            .iter()
+            .filter(|flag| flag.needs.is_none_or(|need| met(btf, &need)))
+            .collect();
+        let mount_events = hooks::of(Variant::MountWatch(hooks::MountWatch::Fanotify))
+            .is_some_and(|hook| hook.needs.iter().all(|need| met(btf, need)));
         Ok(Self {
             release: release.to_owned(),
             exec_rename,
             process_exit,
-            worker_flags,
+            worker_flags: workers.iter().fold(0, |flags, flag| flags | flag.bit),
+            worker_flag_names: workers
+                .iter()
+                .map(|flag| flag.name)
+                .collect::<Vec<_>>()
+                .join("|"),
+            mount_events,
         })
     }
 
     /// Names of the worker flags in use, for the start-up log.
-    pub fn worker_flag_names(&self) -> &'static str {
-        match self.worker_flags {
-            f if f & PF_USER_WORKER != 0 => "PF_KTHREAD|PF_IO_WORKER|PF_USER_WORKER",
-            f if f & PF_IO_WORKER != 0 => "PF_KTHREAD|PF_IO_WORKER",
-            _ => "PF_KTHREAD",
-        }
+    pub fn worker_flag_names(&self) -> &str {
+        &self.worker_flag_names
     }
-}
 
-impl ExecRename {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PrepareExec => "sched_prepare_exec",
-            Self::Syscall => "execve-syscall",
-        }
-    }
-}
-
-impl ProcessExit {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GroupDeadArg => "group_dead-argument",
-            Self::SignalLive => "signal-live-count",
+    /// Whether the hook variant `variant` is the one used on this kernel
+    /// (the mount watch is chosen later, by privilege: never here).
+    pub fn uses(&self, variant: Variant) -> bool {
+        match variant {
+            Variant::Always => true,
+            Variant::ExecRename(v) => v == self.exec_rename,
+            Variant::ProcessExit(v) => v == self.process_exit,
+            Variant::MountWatch(_) => false,
         }
     }
 }
 
 /// `uname -r` of the running kernel.
 pub fn running_release() -> String {
-    // SAFETY: uname fills the zeroed struct it is given; its fields are
-    // NUL-terminated.
-    unsafe {
-        let mut name: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut name) != 0 {
-            return "(unknown release)".into();
-        }
-        std::ffi::CStr::from_ptr(name.release.as_ptr())
-            .to_string_lossy()
-            .into_owned()
-    }
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The questions asked of a kernel's BTF (a trait so that the decisions can
@@ -196,22 +165,15 @@ impl KernelTypes for Btf {
     }
 
     fn has_member(&self, struct_name: &str, member: &str) -> bool {
-        self.resolve_types_by_name(struct_name)
-            .unwrap_or_default()
-            .iter()
-            .any(|t| match t {
-                Type::Struct(s) => s
-                    .members
-                    .iter()
-                    .any(|m| self.resolve_name(m).is_ok_and(|n| n == member)),
-                _ => false,
-            })
+        // Also inside anonymous structs and unions, as the offsets are found.
+        super::offsets::has_member(self, struct_name, member)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rename_audit_common::task_flags::{PF_IO_WORKER, PF_KTHREAD, PF_USER_WORKER};
 
     /// A kernel described by hand: its tracepoints (with argument counts),
     /// enum values and struct members.
@@ -260,6 +222,18 @@ mod tests {
         assert_eq!(support.exec_rename, ExecRename::Syscall);
         assert_eq!(support.process_exit, ProcessExit::SignalLive);
         assert_eq!(support.worker_flags, PF_KTHREAD | PF_IO_WORKER);
+        assert_eq!(support.worker_flag_names(), "PF_KTHREAD|PF_IO_WORKER");
+        assert!(!support.mount_events);
+        // Lifecycle first, the rename hook last; no prepare_exec.
+        assert_eq!(
+            super::super::programs_to_attach(&support),
+            [
+                ("process_fork", "sched_process_fork"),
+                ("process_exec", "sched_process_exec"),
+                ("process_exit_live", "sched_process_exit"),
+                ("task_rename", "task_rename"),
+            ]
+        );
     }
 
     #[test]
@@ -278,6 +252,28 @@ mod tests {
             support.worker_flags,
             PF_KTHREAD | PF_IO_WORKER | PF_USER_WORKER
         );
+        assert_eq!(
+            support.worker_flag_names(),
+            "PF_KTHREAD|PF_IO_WORKER|PF_USER_WORKER"
+        );
+        assert_eq!(
+            super::super::programs_to_attach(&support),
+            [
+                ("process_fork", "sched_process_fork"),
+                ("process_exec", "sched_process_exec"),
+                ("process_exit", "sched_process_exit"),
+                ("prepare_exec", "sched_prepare_exec"),
+                ("task_rename", "task_rename"),
+            ]
+        );
+    }
+
+    #[test]
+    fn fanotify_mount_events_are_offered_where_mount_namespaces_have_a_mark_mask() {
+        let mut kernel = linux_6_1();
+        kernel.members.push(("mnt_namespace", "n_fsnotify_mask"));
+        let support = KernelSupport::probe(&kernel, "6.15.0").expect("supported");
+        assert!(support.mount_events);
     }
 
     #[test]
@@ -312,5 +308,9 @@ mod tests {
             support.exec_rename == ExecRename::PrepareExec,
             btf.tracepoint_args("sched_prepare_exec").is_some()
         );
+        // The kernel programs read the mark mask where the daemon uses
+        // fanotify: both must find it.
+        let offsets = super::super::offsets::from_btf(&btf).expect("offsets");
+        assert_eq!(support.mount_events, offsets.mnt_ns_fsnotify_mask != 0);
     }
 }

@@ -2,6 +2,7 @@
 //! their ring buffers, storm slots and loss counters on a dedicated thread
 //! into time-ordered batches of [`Record`]s.
 mod drain;
+pub mod hooks;
 pub mod kernel;
 mod mounts;
 mod offsets;
@@ -10,7 +11,8 @@ mod records;
 mod storms;
 
 pub use drain::{Batch, Drainer};
-pub use kernel::{ExecRename, KernelSupport, ProcessExit};
+pub use hooks::{ExecRename, MountWatch, ProcessExit};
+pub use kernel::KernelSupport;
 pub use records::{DecodeError, Exec, KernelState, Mount, Record, StormSummary, decode};
 
 use aya::{
@@ -19,6 +21,8 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use rename_audit_common::{KernelOffsets, STORM_SLOTS, Settings, exec_detect, maps};
+
+use hooks::Variant;
 
 /// The kernel programs, built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rename-audit"));
@@ -88,98 +92,33 @@ pub struct Capture {
     notifier: Option<mounts::MountNotifier>,
 }
 
-/// How mounts made while the daemon runs are seen (`mount_exit.rs`), chosen
-/// before loading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MountWatch {
-    /// fanotify's mount events (Linux 6.15+, CAP_SYS_ADMIN): no program on
-    /// any syscall; each mount namespace is marked (`mounts.rs`).
-    Fanotify,
-    /// `syscalls/sys_exit_mount` and `sys_exit_move_mount`: the program runs
-    /// for those two syscalls only. They attach through perf_event_open.
-    SyscallTracepoints,
-    /// `tp_btf/sys_exit`, filtered by syscall number in the kernel: attaches
-    /// without perf_event_open, but runs at the exit of every syscall.
-    RawSysExit,
+/// The mount watch this process may use (`fanotify`: the group opened).
+fn mount_watch_for_this_process(fanotify: bool) -> MountWatch {
+    let caps = preflight::caps();
+    MountWatch::choose(
+        fanotify,
+        caps.perf_event_paranoid,
+        caps.has(hooks::CAP_SYS_ADMIN),
+    )
 }
 
-impl MountWatch {
-    /// fanotify where it works: it costs no syscall anything. Otherwise:
-    /// Debian's kernels add a `kernel.perf_event_paranoid` level 3, their
-    /// default, at which only CAP_SYS_ADMIN may call perf_event_open; the
-    /// shipped unit does not grant it. There the raw variant is the only one
-    /// that attaches; elsewhere the cheaper syscall tracepoints do.
-    pub fn choose(fanotify: bool, perf_event_paranoid: Option<i32>, has_sys_admin: bool) -> Self {
-        if fanotify {
-            return MountWatch::Fanotify;
-        }
-        match perf_event_paranoid {
-            Some(level) if level > 2 && !has_sys_admin => MountWatch::RawSysExit,
-            _ => MountWatch::SyscallTracepoints,
-        }
-    }
-
-    /// The variant's name in the start-up log line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MountWatch::Fanotify => "fanotify",
-            MountWatch::SyscallTracepoints => "syscall-tracepoints",
-            MountWatch::RawSysExit => "raw-sys-exit",
-        }
-    }
-
-    fn for_this_process(fanotify: bool) -> Self {
-        let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
-            .ok()
-            .and_then(|l| l.trim().parse().ok());
-        Self::choose(
-            fanotify,
-            paranoid,
-            preflight::has_capability(preflight::CAP_SYS_ADMIN),
-        )
-    }
-}
-
-/// One kernel hook: the program to load and the BTF tracepoint it attaches
-/// to. What each needs from the kernel is said in its own file in
-/// rename-audit-ebpf; [`KernelSupport`] decides which variants apply.
-struct Hook {
-    program: &'static str,
-    tracepoint: &'static str,
-}
-
-/// The hooks to attach on this kernel, in order. The lifecycle hooks come
-/// first and `task_rename` last: a rename recorded at start-up then always
-/// has the fork and exec that give it its process context.
-fn hooks(kernel: &KernelSupport) -> Vec<Hook> {
-    let mut hooks = vec![
-        Hook {
-            program: "process_fork",
-            tracepoint: "sched_process_fork",
-        },
-        Hook {
-            program: "process_exec",
-            tracepoint: "sched_process_exec",
-        },
-        Hook {
-            program: match kernel.process_exit {
-                ProcessExit::GroupDeadArg => "process_exit",
-                ProcessExit::SignalLive => "process_exit_live",
-            },
-            tracepoint: "sched_process_exit",
-        },
-    ];
-    if kernel.exec_rename == ExecRename::PrepareExec {
-        hooks.push(Hook {
-            program: "prepare_exec",
-            tracepoint: "sched_prepare_exec",
-        });
-    }
-    hooks.push(Hook {
-        program: "task_rename",
-        tracepoint: "task_rename",
-    });
+/// The programs to attach on this kernel, in order: every hook the kernel
+/// uses, by [`hooks::Stage`] (the mount watch is attached apart).
+fn programs_to_attach(kernel: &KernelSupport) -> Vec<(&'static str, &'static str)> {
+    let mut hooks: Vec<&hooks::Hook> = hooks::HOOKS
+        .iter()
+        .filter(|hook| kernel.uses(hook.variant))
+        .collect();
+    hooks.sort_by_key(|hook| hook.stage);
     hooks
+        .into_iter()
+        .filter_map(|hook| match (hook.program, hook.attach) {
+            (Some(program), hooks::Attach::BtfTracepoint(tracepoint)) => {
+                Some((program, tracepoint))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl Capture {
@@ -225,7 +164,8 @@ impl Capture {
         // fanotify's mount events need the kernel's mark mask on mount
         // namespaces (what the fork and exec hooks check) and a group that
         // may mark them.
-        let mut notifier = (offsets.mnt_ns_fsnotify_mask != 0)
+        let mut notifier = kernel
+            .mount_events
             .then(|| {
                 mounts::MountNotifier::open()
                     .inspect_err(|error| {
@@ -239,7 +179,7 @@ impl Capture {
                     .ok()
             })
             .flatten();
-        let mount_watch = MountWatch::for_this_process(notifier.is_some());
+        let mount_watch = mount_watch_for_this_process(notifier.is_some());
         // The mount hooks' syscall tracepoints have their record layout in
         // their tracefs format file.
         let mount_ret = match mount_watch {
@@ -284,14 +224,14 @@ impl Capture {
             .map_max_entries(maps::STORMS, opts.storm_slots)
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;
-        for hook in hooks(&kernel) {
-            let prog: &mut BtfTracePoint = program_mut(&mut ebpf, hook.program)?;
-            prog.load(hook.tracepoint, &btf)
+        for (program, tracepoint) in programs_to_attach(&kernel) {
+            let prog: &mut BtfTracePoint = program_mut(&mut ebpf, program)?;
+            prog.load(tracepoint, &btf)
                 .and_then(|()| prog.attach().map(drop))
                 .map_err(|source| CaptureError::Program {
                     what: format!(
-                        "attaching {} to tracepoint {} on Linux {}",
-                        hook.program, hook.tracepoint, kernel.release
+                        "attaching {program} to tracepoint {tracepoint} on Linux {}",
+                        kernel.release
                     ),
                     source,
                 })?;
@@ -388,14 +328,20 @@ fn running_pids() -> impl Iterator<Item = u32> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
 }
 
-/// The syscalls after which the mount table is read again.
-const MOUNT_SYSCALLS: [&str; 2] = ["sys_exit_mount", "sys_exit_move_mount"];
-
 /// Where `ret` is in a syscall exit tracepoint's record, from the format
-/// file of `syscalls/sys_exit_mount`.
+/// file of the syscall-tracepoint mount watch's first tracepoint
+/// (`syscalls/sys_exit_mount`).
 fn syscall_exit_ret_offset() -> Result<u32, String> {
-    let path = "/sys/kernel/tracing/events/syscalls/sys_exit_mount/format";
-    let format = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let Some(hooks::Attach::Tracepoints { category, names }) =
+        hooks::of(Variant::MountWatch(MountWatch::SyscallTracepoints)).map(|hook| hook.attach)
+    else {
+        return Err("the syscall mount watch has no tracepoint".into());
+    };
+    let name = names
+        .first()
+        .ok_or("the syscall mount watch has no tracepoint")?;
+    let path = format!("/sys/kernel/tracing/events/{category}/{name}/format");
+    let format = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     format
         .lines()
         .find(|l| l.contains("field:long ret;"))
@@ -405,6 +351,9 @@ fn syscall_exit_ret_offset() -> Result<u32, String> {
         .ok_or_else(|| format!("{path}: no \"ret\" field"))
 }
 
+/// Loads and attaches the program of the mount watch `watch`, as its row
+/// in [`hooks::HOOKS`] says (fanotify has none: the namespaces are marked
+/// instead).
 fn attach_mount_hooks(ebpf: &mut Ebpf, watch: MountWatch, btf: &Btf) -> Result<(), String> {
     let chain = |what: String, e: &dyn std::error::Error| {
         let mut text = what;
@@ -415,27 +364,29 @@ fn attach_mount_hooks(ebpf: &mut Ebpf, watch: MountWatch, btf: &Btf) -> Result<(
         }
         text
     };
-    match watch {
-        // No program: the namespaces are marked instead.
-        MountWatch::Fanotify => {}
-        MountWatch::SyscallTracepoints => {
-            let prog: &mut TracePoint =
-                program_mut(ebpf, "mount_exit").map_err(|e| e.to_string())?;
+    let Some(hook) = hooks::of(Variant::MountWatch(watch)) else {
+        return Ok(());
+    };
+    let Some(program) = hook.program else {
+        return Ok(());
+    };
+    match hook.attach {
+        hooks::Attach::Tracepoints { category, names } => {
+            let prog: &mut TracePoint = program_mut(ebpf, program).map_err(|e| e.to_string())?;
             prog.load()
-                .map_err(|e| chain("loading mount_exit".into(), &e))?;
-            for syscall in MOUNT_SYSCALLS {
-                prog.attach("syscalls", syscall).map_err(|e| {
-                    chain(format!("attaching mount_exit to syscalls/{syscall}"), &e)
-                })?;
+                .map_err(|e| chain(format!("loading {program}"), &e))?;
+            for name in names {
+                prog.attach(category, name)
+                    .map_err(|e| chain(format!("attaching {program} to {category}/{name}"), &e))?;
             }
         }
-        MountWatch::RawSysExit => {
-            let prog: &mut BtfTracePoint =
-                program_mut(ebpf, "mount_exit_raw").map_err(|e| e.to_string())?;
-            prog.load("sys_exit", btf)
+        hooks::Attach::BtfTracepoint(tracepoint) => {
+            let prog: &mut BtfTracePoint = program_mut(ebpf, program).map_err(|e| e.to_string())?;
+            prog.load(tracepoint, btf)
                 .and_then(|()| prog.attach().map(drop))
-                .map_err(|e| chain("attaching mount_exit_raw to sys_exit".into(), &e))?;
+                .map_err(|e| chain(format!("attaching {program} to {tracepoint}"), &e))?;
         }
+        hooks::Attach::Inside(_) | hooks::Attach::FanotifyMarks => {}
     }
     Ok(())
 }
@@ -498,6 +449,42 @@ fn ring_size(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The programs in the shipped kernel object: each global function in
+    /// a program section (helpers such as memcpy are in `.text`).
+    fn programs_in(object: &[u8]) -> Vec<String> {
+        use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
+        let file = object::File::parse(object).expect("the kernel object is ELF");
+        let mut programs: Vec<String> = file
+            .symbols()
+            .filter(|symbol| symbol.kind() == SymbolKind::Text && symbol.is_global())
+            .filter(|symbol| {
+                symbol
+                    .section_index()
+                    .and_then(|index| file.section_by_index(index).ok())
+                    .and_then(|section| section.name().ok().map(|name| name != ".text"))
+                    .unwrap_or(false)
+            })
+            .filter_map(|symbol| symbol.name().ok().map(str::to_owned))
+            .collect();
+        programs.sort();
+        programs
+    }
+
+    #[test]
+    fn the_shipped_object_holds_the_hook_tables_programs_and_nothing_else() {
+        if EBPF_OBJECT.is_empty() {
+            println!("SKIPPED: built without the kernel programs (AYA_BUILD_SKIP)");
+            return;
+        }
+        let mut expected: Vec<String> = hooks::HOOKS
+            .iter()
+            .filter_map(|hook| hook.program.map(str::to_owned))
+            .collect();
+        expected.sort();
+        // No benchmark floor program among them: it has its own object.
+        assert_eq!(programs_in(EBPF_OBJECT), expected);
+    }
 
     #[test]
     fn mounts_are_watched_through_raw_sys_exit_only_where_perf_is_refused() {

@@ -23,12 +23,16 @@ use std::{
 
 use super::records::{Mount, Record};
 
+// fanotify goes through libc: rustix has no fanotify calls (it lists
+// fanotify_init and fanotify_mark as not implemented), and these mount
+// event flags are newer than libc's constants too.
+
 /// include/uapi/linux/fanotify.h (Linux 6.15+); not in libc yet.
 const FAN_REPORT_MNT: libc::c_uint = 0x0000_4000;
 const FAN_MARK_MNTNS: libc::c_uint = 0x0000_0110;
 const FAN_MNT_ATTACH: u64 = 0x0100_0000;
 /// include/uapi/linux/pidfd.h: `_IO(PIDFS_IOCTL_MAGIC, 3)` (Linux 6.11+).
-const PIDFD_GET_MNT_NAMESPACE: libc::c_ulong = 0xFF03;
+const PIDFD_GET_MNT_NAMESPACE: rustix::ioctl::Opcode = 0xFF03;
 /// How long the time of a namespace's mark is kept: records the kernel sent
 /// before the mark took effect arrive within this, and are dropped.
 const MARK_MEMORY_NS: u64 = 10_000_000_000;
@@ -55,7 +59,8 @@ impl MountNotifier {
     /// CAP_SYS_ADMIN, which marking a namespace needs.
     pub fn open() -> Result<Self, NotifierError> {
         let flags = FAN_REPORT_MNT | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK;
-        // SAFETY: plain syscall; the returned fd is owned below.
+        // SAFETY: fanotify_init takes no pointer; the fd it returns is
+        // owned below.
         let fd = unsafe { libc::fanotify_init(flags, libc::O_RDONLY as libc::c_uint) };
         if fd < 0 {
             return Err(NotifierError::Init(io::Error::last_os_error()));
@@ -123,7 +128,8 @@ impl MountNotifier {
         if self.marked.contains_key(&inum) && !again {
             return Ok(inum);
         }
-        // SAFETY: plain syscall on two valid fds; no path.
+        // SAFETY: both fds are open for the call (owned by `self` and `ns`);
+        // the path is NULL, which FAN_MARK_MNTNS takes with a dirfd.
         let rc = unsafe {
             libc::fanotify_mark(
                 self.fd.as_raw_fd(),
@@ -146,28 +152,19 @@ impl MountNotifier {
     /// host's table and warns).
     pub fn read_events(&mut self, now_ns: u64, out: &mut Vec<Record>) -> u64 {
         let mut overflows = 0;
-        // fanotify_event_metadata is 8-byte aligned.
-        let mut buf = [0u64; 512];
+        // Events are read unaligned (`events`), so a byte buffer will do.
+        let mut buf = [0u8; 4096];
         loop {
-            // SAFETY: reads at most the buffer's size into it.
-            let n = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    size_of_val(&buf),
-                )
-            };
-            if n <= 0 {
+            let n = match rustix::io::read(&self.fd, &mut buf) {
+                Ok(n) if n > 0 => n,
                 // EAGAIN: nothing more. Other errors cannot be acted on
                 // here; the next poll tries again.
-                return overflows;
-            }
-            // SAFETY: the kernel wrote `n` bytes.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
-            for event in events(bytes) {
+                _ => return overflows,
+            };
+            for event in events(&buf[..n]) {
                 if event.fd >= 0 {
-                    // SAFETY: the kernel gave us this fd; close it.
+                    // SAFETY: the kernel opened this fd for us with the
+                    // event and nothing else owns it; owning it closes it.
                     drop(unsafe { OwnedFd::from_raw_fd(event.fd) });
                 }
                 if event.mask & libc::FAN_Q_OVERFLOW != 0 {
@@ -199,18 +196,42 @@ impl AsRawFd for MountNotifier {
 
 /// The mount namespace of process `pid`, as an fd.
 fn namespace_of(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscalls; each fd returned is owned at once.
-    unsafe {
-        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
-        if pidfd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let pidfd = OwnedFd::from_raw_fd(pidfd as RawFd);
-        let ns = libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_MNT_NAMESPACE, 0);
-        if ns < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(ns))
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    // SAFETY: `GetMntNamespace` describes PIDFD_GET_MNT_NAMESPACE exactly
+    // (no argument; the result is a new fd), and `pidfd` is a pidfd.
+    Ok(unsafe { rustix::ioctl::ioctl(&pidfd, GetMntNamespace)? })
+}
+
+/// `ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE)`: rustix has no wrapper for it,
+/// but types any ioctl described this way.
+struct GetMntNamespace;
+
+// SAFETY: the opcode takes no argument (the pointer is NULL and never
+// read), the call changes nothing in our memory, and its return value is
+// a new fd, which `output_from_ptr` takes ownership of.
+unsafe impl rustix::ioctl::Ioctl for GetMntNamespace {
+    type Output = OwnedFd;
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> rustix::ioctl::Opcode {
+        PIDFD_GET_MNT_NAMESPACE
+    }
+
+    fn as_ptr(&mut self) -> *mut std::ffi::c_void {
+        std::ptr::null_mut()
+    }
+
+    unsafe fn output_from_ptr(
+        out: rustix::ioctl::IoctlOutput,
+        _: *mut std::ffi::c_void,
+    ) -> rustix::io::Result<OwnedFd> {
+        // SAFETY: rustix calls this only after a successful ioctl, whose
+        // result is the namespace's new fd, owned by no one else.
+        Ok(unsafe { OwnedFd::from_raw_fd(out) })
     }
 }
 
@@ -240,15 +261,29 @@ mod tests {
     /// A real group on the running kernel (tests run as root): a tmpfs
     /// mounted by a child process is reported with the child's pid. Skipped
     /// only where the kernel has no mount events.
-    #[test]
-    fn a_mount_in_a_marked_namespace_is_reported_with_who_mounted() {
-        let mut notifier = match MountNotifier::open() {
-            Ok(n) => n,
+    /// A group on the running kernel, or `None` (having said SKIPPED) where
+    /// the kernel has no mount events (EINVAL from fanotify_init). Any
+    /// other failure fails the test: they run as root.
+    fn notifier_or_skip() -> Option<MountNotifier> {
+        match MountNotifier::open() {
+            Ok(n) => Some(n),
             Err(NotifierError::Init(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
-                eprintln!("this kernel has no fanotify mount events: {e}");
-                return;
+                // Written past libtest's capture, so the skip shows.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: this kernel has no fanotify mount events (Linux 6.15+): {e}"
+                );
+                None
             }
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_mount_in_a_marked_namespace_is_reported_with_who_mounted() {
+        let Some(mut notifier) = notifier_or_skip() else {
+            return;
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_str().unwrap();
@@ -274,19 +309,8 @@ mod tests {
 
     #[test]
     fn a_record_sent_before_the_mark_is_dropped_and_a_later_one_marks_again() {
-        let mut notifier = match MountNotifier::open() {
-            Ok(n) => n,
-            // Linux before 6.15 refuses FAN_REPORT_MNT: the only reason to
-            // skip. Written past libtest's capture, so the skip shows.
-            Err(NotifierError::Init(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: this kernel has no fanotify mount events (Linux 6.15+): {e}"
-                );
-                return;
-            }
-            Err(e) => panic!("{e}"),
+        let Some(mut notifier) = notifier_or_skip() else {
+            return;
         };
         let own = std::fs::File::from(namespace_of(std::process::id()).unwrap());
         let inum = own.metadata().unwrap().ino() as u32;

@@ -140,6 +140,18 @@ impl<'a> Layout<'a> {
     }
 }
 
+/// Whether `struct_name` has `member`, looking through anonymous structs and
+/// unions as [`from_btf`] does.
+pub fn has_member(btf: &Btf, struct_name: &str, member: &str) -> bool {
+    btf.resolve_types_by_name(struct_name)
+        .unwrap_or_default()
+        .iter()
+        .any(|t| match t {
+            Type::Struct(s) => find_member(btf, s, member, 0).is_some(),
+            _ => false,
+        })
+}
+
 fn find_member(btf: &Btf, ty: &btf_rs::Struct, field: &str, base_bits: u32) -> Option<u32> {
     for member in &ty.members {
         let bits = base_bits + member.bit_offset();

@@ -2,10 +2,10 @@
 //! feature gets a message that says what to do.
 use std::path::Path;
 
+use super::hooks::{self, Caps};
+
+/// Not a hook's: for reading other users' processes in /proc.
 const CAP_SYS_PTRACE: u32 = 19;
-pub const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -26,23 +26,27 @@ pub enum PreflightError {
     #[error(
         "Linux {release} is not supported: it has no kernel BTF ({path} does not exist); \
          rename-audit needs Linux {min} or later, built with BTF (CONFIG_DEBUG_INFO_BTF=y)",
-        min = super::kernel::MIN_KERNEL
+        min = hooks::min_kernel()
     )]
     NoBtf { release: String, path: &'static str },
 }
 
-/// Whether this process has `cap` in its effective set.
-pub fn has_capability(cap: u32) -> bool {
-    effective_capabilities() & (1 << cap) != 0
+/// This process's privileges, as the hooks need them.
+pub fn caps() -> Caps {
+    Caps {
+        effective: effective_capabilities(),
+        perf_event_paranoid: std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+            .ok()
+            .and_then(|l| l.trim().parse().ok()),
+    }
 }
 
 pub fn check() -> Result<(), PreflightError> {
-    let effective = effective_capabilities();
-    let has = |cap: u32| effective & (1 << cap) != 0;
-    if !((has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)) {
+    let caps = caps();
+    if !hooks::required_privileges().all(|privilege| privilege.granted(&caps)) {
         return Err(PreflightError::MissingCapabilities);
     }
-    if !has(CAP_SYS_PTRACE) {
+    if !caps.has(CAP_SYS_PTRACE) {
         return Err(PreflightError::MissingPtrace);
     }
     if !Path::new(super::offsets::VMLINUX_BTF).exists() {
@@ -71,12 +75,12 @@ fn effective_capabilities() -> u64 {
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore
 /// it. Raising it is harmless and may fail without CAP_SYS_RESOURCE.
 fn raise_memlock() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let unlimited = Rlimit {
+        current: None,
+        maximum: None,
     };
-    // SAFETY: plain syscall with a valid pointer.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+    if setrlimit(Resource::Memlock, unlimited).is_err() {
         tracing::debug!("could not raise RLIMIT_MEMLOCK; fine on Linux 5.11 and later");
     }
 }
@@ -89,26 +93,18 @@ fn ensure_tracefs() {
     if Path::new(TRACEFS).join("events").exists() {
         return;
     }
-    let ok = (|| {
-        let src = std::ffi::CString::new("tracefs").ok()?;
-        let dst = std::ffi::CString::new(TRACEFS).ok()?;
-        // SAFETY: valid NUL-terminated strings; no data argument.
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                dst.as_ptr(),
-                src.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        (rc == 0).then_some(())
-    })();
-    match ok {
-        Some(()) => tracing::info!(path = TRACEFS, "mounted tracefs"),
-        None => tracing::warn!(
+    let mounted = rustix::mount::mount(
+        "tracefs",
+        TRACEFS,
+        "tracefs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    );
+    match mounted {
+        Ok(()) => tracing::info!(path = TRACEFS, "mounted tracefs"),
+        Err(error) => tracing::warn!(
             path = TRACEFS,
-            error = %std::io::Error::last_os_error(),
+            error = %std::io::Error::from(error),
             "tracefs is not mounted and could not be mounted; rename-audit does not need it \
              (it uses BTF tracepoints), but `mount -t tracefs nodev {TRACEFS}` lets bpftool and bpftrace inspect task:task_rename"
         ),

@@ -7,7 +7,7 @@
 use std::{
     fs,
     io::Read as _,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
     os::unix::ffi::OsStrExt,
     path::PathBuf,
     sync::Arc,
@@ -49,45 +49,24 @@ impl ProcRoot {
     /// A new procfs instance, mounted nowhere (fsopen/fsmount, Linux 5.2+;
     /// needs CAP_SYS_ADMIN). Its root is reached through our own fd.
     pub fn private() -> Result<Self, SnapshotError> {
-        let fail = |step| move |source| SnapshotError { step, source };
-        // SAFETY: plain syscalls with valid, NUL-terminated arguments; each
-        // returned fd is owned right away.
-        let fs = unsafe {
-            libc::syscall(
-                libc::SYS_fsopen,
-                c"proc".as_ptr(),
-                1, /* FSOPEN_CLOEXEC */
-            )
+        use rustix::mount::{
+            FsMountFlags, FsOpenFlags, MountAttrFlags, fsconfig_create, fsmount, fsopen,
         };
-        if fs < 0 {
-            return Err(fail("fsopen")(std::io::Error::last_os_error()));
-        }
-        // SAFETY: fs is a new fd we own.
-        let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
-        const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-        // SAFETY: as above.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_void>(),
-                0,
-            )
+        let fail = |step| {
+            move |source: rustix::io::Errno| SnapshotError {
+                step,
+                source: source.into(),
+            }
         };
-        if rc < 0 {
-            return Err(fail("fsconfig")(std::io::Error::last_os_error()));
-        }
-        // SAFETY: as above; FSMOUNT_CLOEXEC = 1.
-        let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), 1, 0) };
-        if mnt < 0 {
-            return Err(fail("fsmount")(std::io::Error::last_os_error()));
-        }
-        // SAFETY: mnt is a new fd we own.
-        let mnt = unsafe { OwnedFd::from_raw_fd(mnt as i32) };
+        let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail("fsopen"))?;
+        fsconfig_create(&fs).map_err(fail("fsconfig"))?;
+        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+            .map_err(fail("fsmount"))?;
         let path = PathBuf::from(format!("/proc/self/fd/{}", mnt.as_raw_fd()));
-        fs::metadata(path.join("self")).map_err(fail("reading the new instance"))?;
+        fs::metadata(path.join("self")).map_err(|source| SnapshotError {
+            step: "reading the new instance",
+            source,
+        })?;
         Ok(Self {
             path,
             mount: Some(Arc::new(mnt)),
@@ -226,9 +205,10 @@ impl ProcRoot {
 
 /// Clock ticks per second of /proc/<pid>/stat's start time.
 fn ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 { hz as u64 } else { 100 }
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100,
+        hz => hz,
+    }
 }
 
 /// Converts `start_boottime` nanoseconds to /proc's clock ticks, as the
