@@ -15,7 +15,7 @@ use std::{
 };
 
 use crate::support::{
-    daemon::{Daemon, NO_CONFIG, at, str_at, u64_at},
+    daemon::{Daemon, at, no_config, str_at, u64_at},
     http, renamer,
     servers::{Alertmanager, Rsyslog, free_port},
 };
@@ -126,7 +126,7 @@ impl Drop for Tmpfs {
 /// without `--config` gets an empty one, so the host's file plays no part.
 fn rename_audit(args: &[&str]) -> std::process::Output {
     let own_config: &[&str] = if args.first() == Some(&"run") && !args.contains(&"--config") {
-        &["--config", NO_CONFIG]
+        &["--config", no_config()]
     } else {
         &[]
     };
@@ -685,7 +685,13 @@ fn flags_are_checked_like_the_file_and_odd_outputs_are_refused() {
     let o = rename_audit(&["run", "--priority-ring-bytes", "12345"]);
     assert!(stderr(&o).contains("--priority-ring-bytes: 12345 is not a power of two"));
 
-    let o = rename_audit(&["run", "--config", "/dev/zero"]);
+    // A configuration file past the size cap is refused unread (a device
+    // such as /dev/zero is refused for its type: see hostile::).
+    let big = dir.path().join("big.toml");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(2 << 20))
+        .expect("a 2 MiB sparse file");
+    let o = rename_audit(&["run", "--config", big.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("larger than 1024 KiB"),

@@ -7,7 +7,7 @@ use std::{
 };
 
 use crate::support::{
-    daemon::{Daemon, NO_CONFIG, at, empty_config, str_at, u64_at},
+    daemon::{Daemon, at, empty_config, no_config, str_at, u64_at},
     patience,
     renamer::{self, Output},
 };
@@ -433,7 +433,7 @@ fn file_output_reaches_the_disk_within_a_second() {
 fn bad_flags_and_unwritable_output_get_clear_errors() {
     let bin = env!("CARGO_BIN_EXE_rename-audit");
     let out = std::process::Command::new(bin)
-        .args(["run", "--config", NO_CONFIG, "--no-such-flag"])
+        .args(["run", "--config", no_config(), "--no-such-flag"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -442,7 +442,7 @@ fn bad_flags_and_unwritable_output_get_clear_errors() {
         .args([
             "run",
             "--config",
-            NO_CONFIG,
+            no_config(),
             "--output",
             "/nonexistent-dir/x.json",
         ])
@@ -463,6 +463,14 @@ fn bad_flags_and_unwritable_output_get_clear_errors() {
 
 #[test]
 fn without_privileges_it_says_which_capabilities_it_needs() {
+    // The configuration must be readable by the unprivileged user.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = empty_config(dir.path());
     let out = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -472,7 +480,10 @@ fn without_privileges_it_says_which_capabilities_it_needs() {
             "--bounding-set=-all",
         ])
         .arg(env!("CARGO_BIN_EXE_rename-audit"))
-        .args(["run", "--config", NO_CONFIG, "--output", "-"])
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .args(["--output", "-"])
         .output()
         .expect("setpriv (util-linux) runs the daemon unprivileged");
     assert!(

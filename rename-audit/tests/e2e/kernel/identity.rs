@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::support::{
-    daemon::{Daemon, NO_CONFIG, at, str_at},
+    daemon::{Daemon, at, no_config, str_at},
     renamer,
 };
 use serde_json::Value;
@@ -250,7 +250,7 @@ fn without_cap_sys_ptrace_the_daemon_refuses_to_start_and_says_why() {
     let out = Command::new("setpriv")
         .args(["--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"])
         .arg(env!("CARGO_BIN_EXE_rename-audit"))
-        .args(["run", "--config", NO_CONFIG])
+        .args(["run", "--config", no_config()])
         .arg("--output")
         .arg(dir.path().join("events.json"))
         .stdin(Stdio::null())

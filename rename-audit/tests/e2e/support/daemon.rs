@@ -59,8 +59,15 @@ pub fn empty_config(dir: &Path) -> PathBuf {
 }
 
 /// An empty configuration for one-shot commands with no directory of their
-/// own: reading /dev/null gives zero bytes, so the defaults.
-pub const NO_CONFIG: &str = "/dev/null";
+/// own, in the target's scratch directory (writable in the guests too). Not
+/// /dev/null: the daemon refuses a configuration that is not a regular file.
+pub fn no_config() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = empty_config(Path::new(env!("CARGO_TARGET_TMPDIR")));
+        path.to_str().expect("a UTF-8 target directory").to_owned()
+    })
+}
 
 /// Whether a notification datagram says the daemon is ready.
 fn says_ready(datagram: &[u8]) -> bool {
