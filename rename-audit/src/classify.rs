@@ -411,6 +411,8 @@ mod tests {
     use rename_audit_common::{ForkRecord, kind, method};
 
     fn rename(tid: u32, tgid: u32, start: u64, how: u8, old: &str, new: &str) -> RenameRecord {
+        // SAFETY: a `repr(C)` record of integers and byte arrays, for which
+        // all zeroes is a valid value.
         let mut r: RenameRecord = unsafe { std::mem::zeroed() };
         r.hdr.kind = kind::RENAME;
         r.tid = tid;
@@ -425,6 +427,7 @@ mod tests {
     }
 
     fn fork(tgid: u32, start: u64, comm: &str) -> ForkRecord {
+        // SAFETY: as for `rename` above.
         let mut f: ForkRecord = unsafe { std::mem::zeroed() };
         f.hdr.kind = kind::FORK;
         f.tgid = tgid;

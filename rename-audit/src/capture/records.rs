@@ -240,10 +240,13 @@ mod tests {
 
     #[test]
     fn decodes_a_rename_and_rejects_garbage() {
+        // SAFETY: a `repr(C)` record of integers and byte arrays, for which
+        // all zeroes is a valid value.
         let mut rec: RenameRecord = unsafe { std::mem::zeroed() };
         rec.hdr.kind = kind::RENAME;
         rec.hdr.ktime_ns = 42;
         rec.tid = 7;
+        // SAFETY: the whole record viewed as its bytes (plain data).
         let bytes = unsafe {
             std::slice::from_raw_parts(
                 (&rec as *const RenameRecord).cast::<u8>(),

@@ -61,8 +61,11 @@ impl StormSlots {
             in_use += 1;
             let thread_exited = exited.load(Ordering::Acquire) == 1;
             let waiting = pending.load(Ordering::Acquire);
+            // SAFETY: `slot` points at a whole, aligned slot of the mapping
+            // (see `slot`); a volatile read because the kernel writes it.
             let last_seen = unsafe { std::ptr::read_volatile(&raw const (*slot).last_seen_ns) };
             if waiting > 0 && self.window_start[index] == 0 {
+                // SAFETY: as for `last_seen` above.
                 let first = unsafe { std::ptr::read_volatile(&raw const (*slot).first_seen_ns) };
                 self.window_start[index] = first.clamp(1, now_ns);
             }
@@ -97,6 +100,9 @@ impl StormSlots {
             let unchanged = count == waiting
                 && tail_sent.load(Ordering::Acquire) == sent_before
                 && exited.load(Ordering::Acquire) == u64::from(thread_exited);
+            // SAFETY: as for `last_seen` above; `StormSlot` is plain data, so
+            // a copy torn by a concurrent kernel write is still a valid value
+            // (the checks around it tell whether its name can be used).
             let snapshot = unsafe { std::ptr::read_volatile(slot) };
             let last_name = match borne {
                 Some(name) if unchanged => name,

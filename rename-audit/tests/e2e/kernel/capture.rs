@@ -68,6 +68,7 @@ fn assert_common(e: &Value, pid: u32, action: &str) {
     assert!(at(e, "process.start").is_string(), "process.start: {e}");
     assert_eq!(
         str_at(e, "process.user.id"),
+        // SAFETY: getuid(2) cannot fail and touches no memory of ours.
         unsafe { libc::getuid() }.to_string()
     );
     assert_eq!(
@@ -522,6 +523,7 @@ fn tells_systemd_it_is_ready_once_attached() {
     let message = String::from_utf8_lossy(&buf[..n]).into_owned();
     // Ready means attached: a rename right now is captured.
     let out = renamer::run("prctl", b"e2e-ready", &[]);
+    // SAFETY: kill(2) of our own child, not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
     assert!(message.lines().any(|l| l == "READY=1"), "got {message:?}");

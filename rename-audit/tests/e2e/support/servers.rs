@@ -100,6 +100,7 @@ impl Proc {
         let Some(mut c) = self.child.take() else {
             return;
         };
+        // SAFETY: kill(2) of our own child, not yet reaped.
         unsafe {
             libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
         }
