@@ -3,11 +3,12 @@
 //! the kernel programs, run the daemon, its tests and the benchmark.
 //!
 //! [`inspect`] only looks (a few milliseconds: no network, no apt); the other
-//! commands call [`ensure`], which installs only when something is missing.
+//! commands call [`ensure`] with their [`Task`], which installs only what
+//! that task needs and is missing: running the daemon needs the nightly's
+//! rust-src and bpf-linker, not the test suite's qemu or podman.
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::{Context as _, Result, bail, ensure as check};
@@ -30,11 +31,48 @@ const NIGHTLY: &str = "nightly";
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// What a command needs from the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Build, run or install the daemon: the BPF toolchain and tracefs.
+    Build,
+    /// Build the Debian package: also cargo-deb and lintian.
+    Package,
+    /// The benchmark: also its comparisons (bpftrace, auditd).
+    Bench,
+    /// The test suite: also its servers, the package and the guest.
+    Test,
+    /// `cargo xtask setup`: everything.
+    All,
+}
+
+impl Task {
+    fn needs(self, use_: Use) -> bool {
+        matches!(
+            (self, use_),
+            (Task::All, _)
+                | (Task::Package, Use::Package)
+                | (Task::Test, Use::Package | Use::Test)
+                | (Task::Bench, Use::Bench)
+        )
+    }
+}
+
+/// What an item of the setup is for, beyond the BPF toolchain and tracefs,
+/// which every task needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    Package,
+    Bench,
+    Test,
+}
+
 /// A Debian package, present when all of its `programs` are.
 struct Package {
     name: &'static str,
     programs: &'static [&'static str],
     purpose: &'static str,
+    for_: Use,
 }
 
 /// Package names checked with `apt-cache policy` on Debian 12 (bookworm).
@@ -43,76 +81,91 @@ const PACKAGES: &[Package] = &[
         name: "bpftrace",
         programs: &["bpftrace"],
         purpose: "benchmark comparison",
+        for_: Use::Bench,
     },
     Package {
         name: "bpftool",
         programs: &["bpftool"],
         purpose: "inspecting loaded programs and maps",
+        for_: Use::Test,
     },
     Package {
         name: "prometheus",
         programs: &["prometheus"],
         purpose: "metrics sink tests",
+        for_: Use::Test,
     },
     Package {
         name: "prometheus-alertmanager",
         programs: &["prometheus-alertmanager"],
         purpose: "alert sink tests",
+        for_: Use::Test,
     },
     Package {
         name: "rsyslog",
         programs: &["rsyslogd"],
         purpose: "syslog sink tests",
+        for_: Use::Test,
     },
     Package {
         name: "systemd",
         programs: &["systemd-analyze"],
         purpose: "systemd unit tests",
+        for_: Use::Test,
     },
     Package {
         name: "logrotate",
         programs: &["logrotate"],
         purpose: "log rotation tests with the shipped deploy/logrotate",
+        for_: Use::Test,
     },
     Package {
         name: "auditd",
         programs: &["auditd", "auditctl"],
         purpose: "benchmark comparison",
+        for_: Use::Bench,
     },
     Package {
         name: "qemu-system-x86",
         programs: &["qemu-system-x86_64"],
         purpose: "the kernel matrix's guest",
+        for_: Use::Test,
     },
     Package {
         name: "busybox-static",
         programs: &["busybox"],
         purpose: "the guest's initramfs (virtme-ng)",
+        for_: Use::Test,
     },
     Package {
         name: "lintian",
         programs: &["lintian"],
         purpose: "checking the Debian package",
+        for_: Use::Package,
     },
     Package {
         name: "podman",
         programs: &["podman"],
         purpose: "the container context test (a real container)",
+        for_: Use::Test,
     },
     Package {
         name: "runc",
         programs: &["runc"],
         purpose: "podman's runtime on hosts with hybrid cgroups (crun refuses them)",
+        for_: Use::Test,
     },
     Package {
         name: "mmdebstrap",
         programs: &["mmdebstrap"],
         purpose: "the Debian 12 host test's system image",
+        for_: Use::Test,
     },
     Package {
         name: "e2fsprogs",
         programs: &["mkfs.ext4"],
         purpose: "the Debian 12 host test's disk image",
+        for_: Use::Test,
     },
 ];
 
@@ -126,19 +179,15 @@ struct Nightly {
 
 impl Nightly {
     fn probe() -> Result<Self> {
-        let verbose = cmd::output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "-vV"]))
-            .with_context(|| {
-                format!(
-                    "the `{NIGHTLY}` toolchain is not usable; this machine kind should carry \
-                     it (else: rustup toolchain install {NIGHTLY} --component rust-src)"
-                )
-            })?;
+        let toolchain = format!("+{NIGHTLY}");
+        let verbose = cmd::output(&duct::cmd!("rustc", &toolchain, "-vV")).with_context(|| {
+            format!(
+                "the `{NIGHTLY}` toolchain is not usable; this machine kind should carry \
+                 it (else: rustup toolchain install {NIGHTLY} --component rust-src)"
+            )
+        })?;
         let llvm_major = parse_llvm_major(&verbose)?;
-        let sysroot = cmd::output(Command::new("rustc").args([
-            &format!("+{NIGHTLY}"),
-            "--print",
-            "sysroot",
-        ]))?;
+        let sysroot = cmd::output(&duct::cmd!("rustc", &toolchain, "--print", "sysroot"))?;
         let sysroot = PathBuf::from(sysroot.trim());
         let libllvm = find_libllvm(&sysroot.join("lib"))?;
         Ok(Self {
@@ -201,8 +250,9 @@ fn find_libllvm(lib: &Path) -> Result<PathBuf> {
     }
 }
 
-/// What is missing; empty when the machine is ready.
+/// What `task` needs that is missing; empty when the machine is ready.
 struct Plan {
+    task: Task,
     nightly: Nightly,
     rust_src: bool,
     bpf_linker: Option<&'static str>,
@@ -215,14 +265,20 @@ struct Plan {
     guest_kernel: bool,
 }
 
-fn inspect() -> Result<Plan> {
+/// The Debian packages `task` needs.
+fn packages_for(task: Task) -> impl Iterator<Item = &'static Package> {
+    PACKAGES
+        .iter()
+        .filter(move |package| task.needs(package.for_))
+}
+
+fn inspect(task: Task) -> Result<Plan> {
     let nightly = Nightly::probe()?;
     let rust_src = !nightly.has_rust_src();
     let bpf_linker = bpf_linker_problem(&nightly);
-    let cargo_deb = cargo_deb_problem();
+    let cargo_deb = task.needs(Use::Package).then(cargo_deb_problem).flatten();
     let tracefs = !tracefs_mounted()?;
-    let packages = PACKAGES
-        .iter()
+    let packages = packages_for(task)
         .filter(|package| {
             package
                 .programs
@@ -230,29 +286,23 @@ fn inspect() -> Result<Plan> {
                 .any(|program| cmd::find_program(program).is_none())
         })
         .collect();
-    let virtme = cmd::find_program("vng").is_none();
-    let guest_kernel = guest::cached_default().is_none();
+    let guest = task.needs(Use::Test);
     Ok(Plan {
+        task,
         nightly,
         rust_src,
         bpf_linker,
         cargo_deb,
         tracefs,
         packages,
-        virtme,
-        guest_kernel,
+        virtme: guest && cmd::find_program("vng").is_none(),
+        guest_kernel: guest && guest::cached_default().is_none(),
     })
 }
 
 impl Plan {
     fn is_empty(&self) -> bool {
-        !self.rust_src
-            && self.bpf_linker.is_none()
-            && self.cargo_deb.is_none()
-            && !self.tracefs
-            && self.packages.is_empty()
-            && !self.virtme
-            && !self.guest_kernel
+        self.missing().is_empty()
     }
 
     fn needs_root(&self) -> bool {
@@ -294,7 +344,7 @@ fn bpf_linker_problem(nightly: &Nightly) -> Option<&'static str> {
     let Some(linker) = cmd::find_program("bpf-linker") else {
         return Some("not installed");
     };
-    let Some(version) = cmd::probe(Command::new(&linker).arg("--version")) else {
+    let Some(version) = cmd::probe(&duct::cmd!(&linker, "--version")) else {
         // Typically its libLLVM went away (toolchain update, prefix removed).
         return Some("installed but does not run");
     };
@@ -306,7 +356,7 @@ fn bpf_linker_problem(nightly: &Nightly) -> Option<&'static str> {
     }
     // ldd is part of libc-bin, so always there on Debian; without it the
     // version check has to do.
-    if let Some(libs) = cmd::probe(Command::new("ldd").arg(&linker)) {
+    if let Some(libs) = cmd::probe(&duct::cmd!("ldd", &linker)) {
         let ours = fs::canonicalize(&nightly.libllvm).ok();
         let linked = libs
             .lines()
@@ -326,7 +376,7 @@ fn cargo_deb_problem() -> Option<&'static str> {
         return Some("not installed");
     };
     // Run as `cargo deb` would: the subcommand gets "deb" as its first argument.
-    let Some(version) = cmd::probe(Command::new(program).args(["deb", "--version"])) else {
+    let Some(version) = cmd::probe(&duct::cmd!(program, "deb", "--version")) else {
         return Some("installed but does not run");
     };
     if version
@@ -340,17 +390,10 @@ fn cargo_deb_problem() -> Option<&'static str> {
 }
 
 fn install_cargo_deb() -> Result<()> {
-    let mut install = cmd::cargo()?;
-    install.args([
-        "install",
-        "--locked",
-        "cargo-deb",
-        "--version",
-        &format!("={CARGO_DEB_VERSION}"),
-        // Replaces another version.
-        "--force",
-    ]);
-    cmd::run(&mut install)?;
+    let version = format!("={CARGO_DEB_VERSION}");
+    // --force replaces another version.
+    let args = ["install", "--locked", "cargo-deb", "--version", &version];
+    cmd::run(&cmd::cargo(args.into_iter().chain(["--force"])))?;
     if let Some(problem) = cargo_deb_problem() {
         bail!("cargo-deb was installed but is still not usable ({problem})");
     }
@@ -370,7 +413,7 @@ fn tracefs_mounted() -> Result<bool> {
 /// `cargo xtask setup`: report every item, then install what is missing.
 pub fn setup() -> Result<()> {
     step("checking the machine");
-    let plan = inspect()?;
+    let plan = inspect(Task::All)?;
     let nightly = &plan.nightly;
     note(format!(
         "{NIGHTLY} toolchain: {} (LLVM {})",
@@ -419,10 +462,10 @@ fn report(item: &str, present: bool) {
     ));
 }
 
-/// Runs [`setup`]'s installation steps only when the cheap checks find
-/// something missing. Every build, run and test command starts with this.
-pub fn ensure() -> Result<()> {
-    let plan = inspect()?;
+/// Installs what `task` needs when the cheap checks find it missing. Every
+/// build, run, package, bench and test command starts with this.
+pub fn ensure(task: Task) -> Result<()> {
+    let plan = inspect(task)?;
     if plan.is_empty() {
         return Ok(());
     }
@@ -453,7 +496,7 @@ fn apply(plan: Plan) -> Result<()> {
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the Debian packages' thread panicked")));
         rust.and(system)
     })?;
-    let left = inspect()?;
+    let left = inspect(plan.task)?;
     check!(
         left.is_empty(),
         "setup finished but still missing: {}",
@@ -467,13 +510,14 @@ fn apply(plan: Plan) -> Result<()> {
 fn install_rust_tools(plan: &Plan) -> Result<()> {
     if plan.rust_src {
         step(format!("adding rust-src to the {NIGHTLY} toolchain"));
-        cmd::run(Command::new("rustup").args([
+        cmd::run(&duct::cmd!(
+            "rustup",
             "component",
             "add",
             "rust-src",
             "--toolchain",
-            NIGHTLY,
-        ]))?;
+            NIGHTLY
+        ))?;
     }
     if let Some(problem) = plan.bpf_linker {
         step(format!(
@@ -505,13 +549,14 @@ fn install_system_pieces(plan: &Plan) -> Result<()> {
     }
     if plan.virtme {
         step(format!("installing {} from PyPI", guest::VIRTME_NG));
-        cmd::run(Command::new("python3").args([
+        cmd::run(&duct::cmd!(
+            "python3",
             "-m",
             "pip",
             "install",
             "--quiet",
-            guest::VIRTME_NG,
-        ]))?;
+            guest::VIRTME_NG
+        ))?;
     }
     if plan.guest_kernel {
         let kernel = guest::fetch_default()?;
@@ -554,8 +599,8 @@ fn install_bpf_linker(nightly: &Nightly) -> Result<()> {
         lib.display(),
         nightly.libllvm.display()
     ));
-    let mut install = cmd::cargo()?;
-    install.env("LLVM_PREFIX", &prefix).args([
+    let feature = format!("llvm-{}", nightly.llvm_major);
+    let install = cmd::cargo([
         "install",
         "bpf-linker",
         "--version",
@@ -563,11 +608,11 @@ fn install_bpf_linker(nightly: &Nightly) -> Result<()> {
         "--locked",
         "--no-default-features",
         "--features",
-        &format!("llvm-{}", nightly.llvm_major),
+        &feature,
         // Replaces a broken or other-LLVM build of the same version too.
         "--force",
     ]);
-    cmd::run(&mut install)?;
+    cmd::run(&install.env("LLVM_PREFIX", &prefix))?;
     if let Some(problem) = bpf_linker_problem(nightly) {
         bail!(
             "bpf-linker was installed but is still not usable ({problem}); is {} on PATH?",
@@ -582,10 +627,10 @@ fn mount_tracefs() -> Result<()> {
         Path::new(TRACEFS).is_dir(),
         "{TRACEFS} does not exist: this kernel has no tracefs (CONFIG_TRACING)"
     );
-    cmd::run(Command::new("mount").args(["-t", "tracefs", "tracefs", TRACEFS])).with_context(|| {
+    cmd::run(&duct::cmd!("mount", "-t", "tracefs", "tracefs", TRACEFS)).with_context(|| {
         format!(
             "cannot mount tracefs; in a container, mount it on the host or grant \
-                 CAP_SYS_ADMIN (`mount -t tracefs tracefs {TRACEFS}`)"
+             CAP_SYS_ADMIN (`mount -t tracefs tracefs {TRACEFS}`)"
         )
     })
 }
@@ -599,18 +644,16 @@ fn install_packages(packages: &[&Package]) -> Result<()> {
     );
     let _no_service_starts = PolicyRcD::install()?;
     let apt = |args: &[&str]| {
-        let mut command = Command::new("apt-get");
-        command
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["-o", "Dpkg::Options::=--force-confdef"])
-            .args(["-o", "Dpkg::Options::=--force-confold"])
-            .args(args);
-        command
+        let options = [
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+        ];
+        duct::cmd("apt-get", options.iter().chain(args)).env("DEBIAN_FRONTEND", "noninteractive")
     };
-    cmd::run(&mut apt(&["update"]))?;
-    let mut install = apt(&["install", "-y"]);
-    install.args(&names);
-    cmd::run(&mut install)
+    cmd::run(&apt(&["update"]))?;
+    cmd::run(&apt(&[&["install", "-y"][..], &names].concat()))
 }
 
 /// Keeps apt from starting the packages' services (prometheus,
@@ -654,6 +697,40 @@ impl Drop for PolicyRcD {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(task: Task) -> Vec<&'static str> {
+        packages_for(task).map(|package| package.name).collect()
+    }
+
+    /// `cargo xtask run` (and build, install) installs no Debian package:
+    /// a new user's first run once pulled in 389 of them (qemu, podman...).
+    #[test]
+    fn running_needs_no_debian_package_and_no_test_tool() {
+        assert_eq!(names(Task::Build), Vec::<&str>::new());
+        for test_only in [Use::Package, Use::Bench, Use::Test] {
+            assert!(!Task::Build.needs(test_only), "{test_only:?}");
+        }
+    }
+
+    #[test]
+    fn each_task_gets_its_own_tools() {
+        assert_eq!(names(Task::Package), ["lintian"]);
+        assert_eq!(names(Task::Bench), ["bpftrace", "auditd"]);
+        let test = names(Task::Test);
+        for needed in [
+            "qemu-system-x86",
+            "podman",
+            "prometheus",
+            "prometheus-alertmanager",
+            "rsyslog",
+            "lintian",
+            "mmdebstrap",
+        ] {
+            assert!(test.contains(&needed), "{needed} missing from {test:?}");
+        }
+        assert!(!test.contains(&"bpftrace"), "the bench's tools: {test:?}");
+        assert_eq!(names(Task::All).len(), PACKAGES.len());
+    }
 
     #[test]
     fn llvm_major_comes_from_rustc_verbose_version() {
