@@ -67,106 +67,44 @@ enum Use {
     Test,
 }
 
-/// A Debian package, present when all of its `programs` are.
-struct Package {
-    name: &'static str,
-    programs: &'static [&'static str],
-    purpose: &'static str,
-    for_: Use,
+/// A Debian package, present when all of its `programs` are: name,
+/// programs, purpose, and what needs it.
+struct Package(&'static str, &'static [&'static str], &'static str, Use);
+
+impl Package {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn is_missing(&self) -> bool {
+        self.1
+            .iter()
+            .any(|program| cmd::find_program(program).is_none())
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ({})", self.0, self.2)
+    }
 }
 
 /// Package names checked with `apt-cache policy` on Debian 12 (bookworm).
+#[rustfmt::skip]
 const PACKAGES: &[Package] = &[
-    Package {
-        name: "bpftrace",
-        programs: &["bpftrace"],
-        purpose: "benchmark comparison",
-        for_: Use::Bench,
-    },
-    Package {
-        name: "bpftool",
-        programs: &["bpftool"],
-        purpose: "inspecting loaded programs and maps",
-        for_: Use::Test,
-    },
-    Package {
-        name: "prometheus",
-        programs: &["prometheus"],
-        purpose: "metrics sink tests",
-        for_: Use::Test,
-    },
-    Package {
-        name: "prometheus-alertmanager",
-        programs: &["prometheus-alertmanager"],
-        purpose: "alert sink tests",
-        for_: Use::Test,
-    },
-    Package {
-        name: "rsyslog",
-        programs: &["rsyslogd"],
-        purpose: "syslog sink tests",
-        for_: Use::Test,
-    },
-    Package {
-        name: "systemd",
-        programs: &["systemd-analyze"],
-        purpose: "systemd unit tests",
-        for_: Use::Test,
-    },
-    Package {
-        name: "logrotate",
-        programs: &["logrotate"],
-        purpose: "log rotation tests with the shipped deploy/logrotate",
-        for_: Use::Test,
-    },
-    Package {
-        name: "auditd",
-        programs: &["auditd", "auditctl"],
-        purpose: "benchmark comparison",
-        for_: Use::Bench,
-    },
-    Package {
-        name: "qemu-system-x86",
-        programs: &["qemu-system-x86_64"],
-        purpose: "the kernel matrix's guest",
-        for_: Use::Test,
-    },
-    Package {
-        name: "busybox-static",
-        programs: &["busybox"],
-        purpose: "the guest's initramfs (virtme-ng)",
-        for_: Use::Test,
-    },
-    Package {
-        name: "lintian",
-        programs: &["lintian"],
-        purpose: "checking the Debian package",
-        for_: Use::Package,
-    },
-    Package {
-        name: "podman",
-        programs: &["podman"],
-        purpose: "the container context test (a real container)",
-        for_: Use::Test,
-    },
-    Package {
-        name: "runc",
-        programs: &["runc"],
-        purpose: "podman's runtime on hosts with hybrid cgroups (crun refuses them)",
-        for_: Use::Test,
-    },
-    Package {
-        name: "mmdebstrap",
-        programs: &["mmdebstrap"],
-        purpose: "the Debian 12 host test's system image",
-        for_: Use::Test,
-    },
-    Package {
-        name: "e2fsprogs",
-        programs: &["mkfs.ext4"],
-        purpose: "the Debian 12 host test's disk image",
-        for_: Use::Test,
-    },
+    Package("bpftrace", &["bpftrace"], "benchmark comparison", Use::Bench),
+    Package("bpftool", &["bpftool"], "inspecting loaded programs and maps", Use::Test),
+    Package("prometheus", &["prometheus"], "metrics sink tests", Use::Test),
+    Package("prometheus-alertmanager", &["prometheus-alertmanager"], "alert sink tests", Use::Test),
+    Package("rsyslog", &["rsyslogd"], "syslog sink tests", Use::Test),
+    Package("systemd", &["systemd-analyze"], "systemd unit tests", Use::Test),
+    Package("logrotate", &["logrotate"], "log rotation tests with the shipped deploy/logrotate", Use::Test),
+    Package("auditd", &["auditd", "auditctl"], "benchmark comparison", Use::Bench),
+    Package("qemu-system-x86", &["qemu-system-x86_64"], "the kernel matrix's guest", Use::Test),
+    Package("busybox-static", &["busybox"], "the guest's initramfs (virtme-ng)", Use::Test),
+    Package("lintian", &["lintian"], "checking the Debian package", Use::Package),
+    Package("podman", &["podman"], "the container context test (a real container)", Use::Test),
+    Package("runc", &["runc"], "podman's runtime on hosts with hybrid cgroups (crun refuses them)", Use::Test),
+    Package("mmdebstrap", &["mmdebstrap"], "the Debian 12 host test's system image", Use::Test),
+    Package("e2fsprogs", &["mkfs.ext4"], "the Debian 12 host test's disk image", Use::Test),
 ];
 
 /// What the nightly toolchain is made of.
@@ -267,40 +205,63 @@ struct Plan {
 
 /// The Debian packages `task` needs.
 fn packages_for(task: Task) -> impl Iterator<Item = &'static Package> {
-    PACKAGES
-        .iter()
-        .filter(move |package| task.needs(package.for_))
+    PACKAGES.iter().filter(move |package| task.needs(package.3))
 }
 
 fn inspect(task: Task) -> Result<Plan> {
     let nightly = Nightly::probe()?;
-    let rust_src = !nightly.has_rust_src();
-    let bpf_linker = bpf_linker_problem(&nightly);
-    let cargo_deb = task.needs(Use::Package).then(cargo_deb_problem).flatten();
-    let tracefs = !tracefs_mounted()?;
-    let packages = packages_for(task)
-        .filter(|package| {
-            package
-                .programs
-                .iter()
-                .any(|program| cmd::find_program(program).is_none())
-        })
-        .collect();
     let guest = task.needs(Use::Test);
     Ok(Plan {
         task,
-        nightly,
-        rust_src,
-        bpf_linker,
-        cargo_deb,
-        tracefs,
-        packages,
+        rust_src: !nightly.has_rust_src(),
+        bpf_linker: bpf_linker_problem(&nightly),
+        cargo_deb: task.needs(Use::Package).then(cargo_deb_problem).flatten(),
+        tracefs: !tracefs_mounted()?,
+        packages: packages_for(task).filter(|p| p.is_missing()).collect(),
         virtme: guest && cmd::find_program("vng").is_none(),
         guest_kernel: guest && guest::cached_default().is_none(),
+        nightly,
     })
 }
 
 impl Plan {
+    /// Every item the task needs, and whether it is missing.
+    fn items(&self) -> Vec<(String, bool)> {
+        let mut items = vec![
+            (format!("rust-src for {NIGHTLY}"), self.rust_src),
+            (
+                format!(
+                    "bpf-linker {BPF_LINKER_VERSION} on the nightly's LLVM{}",
+                    problem(self.bpf_linker)
+                ),
+                self.bpf_linker.is_some(),
+            ),
+        ];
+        if self.task.needs(Use::Package) {
+            let what = format!("cargo-deb {CARGO_DEB_VERSION}{}", problem(self.cargo_deb));
+            items.push((what, self.cargo_deb.is_some()));
+        }
+        items.push((format!("tracefs mounted at {TRACEFS}"), self.tracefs));
+        items.extend(packages_for(self.task).map(|package| {
+            let missing = self.packages.iter().any(|p| p.name() == package.name());
+            (package.describe(), missing)
+        }));
+        if self.task.needs(Use::Test) {
+            let virtme = format!("{} (boots the guest kernels)", guest::VIRTME_NG);
+            items.push((virtme, self.virtme));
+            let kernel = "Debian 12's newest linux-image-6.1.0-*-amd64 (the guest kernel)";
+            items.push((kernel.to_owned(), self.guest_kernel));
+        }
+        items
+    }
+
+    fn missing(&self) -> Vec<String> {
+        let items = self.items().into_iter();
+        items
+            .filter_map(|(item, missing)| missing.then_some(item))
+            .collect()
+    }
+
     fn is_empty(&self) -> bool {
         self.missing().is_empty()
     }
@@ -308,34 +269,10 @@ impl Plan {
     fn needs_root(&self) -> bool {
         self.tracefs || !self.packages.is_empty() || self.guest_kernel
     }
+}
 
-    fn missing(&self) -> Vec<String> {
-        let mut missing = Vec::new();
-        if self.rust_src {
-            missing.push(format!("rust-src for {NIGHTLY}"));
-        }
-        if let Some(problem) = self.bpf_linker {
-            missing.push(format!("bpf-linker {BPF_LINKER_VERSION} ({problem})"));
-        }
-        if let Some(problem) = self.cargo_deb {
-            missing.push(format!("cargo-deb {CARGO_DEB_VERSION} ({problem})"));
-        }
-        if self.tracefs {
-            missing.push(format!("tracefs at {TRACEFS}"));
-        }
-        missing.extend(
-            self.packages
-                .iter()
-                .map(|package| format!("{} ({})", package.name, package.purpose)),
-        );
-        if self.virtme {
-            missing.push(format!("{} (boots the guest kernels)", guest::VIRTME_NG));
-        }
-        if self.guest_kernel {
-            missing.push("Debian 12's newest linux-image-6.1.0-*-amd64 (the guest kernel)".into());
-        }
-        missing
-    }
+fn problem(problem: Option<&str>) -> String {
+    problem.map(|p| format!(" ({p})")).unwrap_or_default()
 }
 
 /// `None` when a bpf-linker of the right version, linked against this
@@ -420,28 +357,12 @@ pub fn setup() -> Result<()> {
         nightly.sysroot.display(),
         nightly.llvm_major
     ));
-    report("rust-src component", !plan.rust_src);
-    report(
-        &format!("bpf-linker {BPF_LINKER_VERSION} on the nightly's LLVM"),
-        plan.bpf_linker.is_none(),
-    );
-    report(
-        &format!("cargo-deb {CARGO_DEB_VERSION}"),
-        plan.cargo_deb.is_none(),
-    );
-    report(&format!("tracefs mounted at {TRACEFS}"), !plan.tracefs);
-    for package in PACKAGES {
-        let present = !plan.packages.iter().any(|p| p.name == package.name);
-        report(&format!("{} ({})", package.name, package.purpose), present);
+    for (item, missing) in plan.items() {
+        note(format!(
+            "[{}] {item}",
+            if missing { "MISSING" } else { " ok  " }
+        ));
     }
-    report(
-        &format!("{} (boots the guest kernels)", guest::VIRTME_NG),
-        !plan.virtme,
-    );
-    report(
-        "the Debian 12 guest kernel (linux-image-6.1.0-*-amd64)",
-        !plan.guest_kernel,
-    );
     if !Path::new(BTF).exists() {
         note(format!(
             "warning: {BTF} is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF), \
@@ -453,13 +374,6 @@ pub fn setup() -> Result<()> {
         return Ok(());
     }
     apply(plan)
-}
-
-fn report(item: &str, present: bool) {
-    note(format!(
-        "[{}] {item}",
-        if present { " ok  " } else { "MISSING" }
-    ));
 }
 
 /// Installs what `task` needs when the cheap checks find it missing. Every
@@ -636,7 +550,7 @@ fn mount_tracefs() -> Result<()> {
 }
 
 fn install_packages(packages: &[&Package]) -> Result<()> {
-    let names: Vec<&str> = packages.iter().map(|package| package.name).collect();
+    let names: Vec<&str> = packages.iter().map(|package| package.name()).collect();
     check!(
         cmd::find_program("apt-get").is_some(),
         "apt-get not found: this is not a Debian system; install these packages by hand: {}",
@@ -699,7 +613,7 @@ mod tests {
     use super::*;
 
     fn names(task: Task) -> Vec<&'static str> {
-        packages_for(task).map(|package| package.name).collect()
+        packages_for(task).map(Package::name).collect()
     }
 
     /// `cargo xtask run` (and build, install) installs no Debian package:
