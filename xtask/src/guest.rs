@@ -10,9 +10,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use duct::cmd;
-
 use anyhow::{Context as _, Result, bail, ensure};
+use duct::cmd;
 
 use crate::cmd::{self as xcmd, step};
 
