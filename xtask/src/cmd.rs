@@ -106,21 +106,11 @@ where
 /// directory first, then PATH), then in the sbin directories that a non-root
 /// PATH often lacks (bpftool, rsyslogd and auditctl live there).
 pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = path_with_cargo_bin()
-        .ok()
-        .or_else(|| env::var_os("PATH"))
-        .unwrap_or_default();
+    let path = path_with_cargo_bin().ok()?;
     let extra = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"];
-    env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    path.metadata()
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    let dirs = env::split_paths(&path).chain(extra.iter().map(PathBuf::from));
+    let search = env::join_paths(dirs).ok()?;
+    which::which_in(name, Some(search), workspace_root()).ok()
 }
 
 /// Runs `expression`, echoing it first, with its stdout sent to stderr (see
