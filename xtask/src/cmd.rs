@@ -117,11 +117,14 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 /// the module's note); fails unless it exits 0.
 pub fn run(expression: &Expression) -> Result<()> {
     eprintln!("    $ {expression:?}");
-    expression
-        .stdout_to_stderr()
+    on_stderr(expression)
         .run()
         .with_context(|| format!("`{expression:?}` failed"))?;
     Ok(())
+}
+
+fn on_stderr(expression: &Expression) -> Expression {
+    expression.stdout_to_stderr()
 }
 
 /// Runs `expression` quietly and returns its stdout; on failure the error
@@ -146,4 +149,20 @@ pub fn output(expression: &Expression) -> Result<String> {
 /// Like [`output`], for checks: `None` when the program is missing or fails.
 pub fn probe(expression: &Expression) -> Option<String> {
     expression.stderr_null().read().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What [`run`] starts: the program's stdout goes to stderr (apt's
+    /// output once filled the stdout of `cargo xtask run`).
+    #[test]
+    fn run_sends_the_programs_stdout_to_stderr() {
+        let shown = format!("{:?}", on_stderr(&duct::cmd!("apt-get", "update")));
+        assert_eq!(shown, r#"Io(StdoutToStderr, Cmd(["apt-get", "update"]))"#);
+        // And it does run: a failing program is an error.
+        assert!(run(&duct::cmd!("false")).is_err());
+        run(&duct::cmd!("true")).expect("true succeeds");
+    }
 }

@@ -99,16 +99,9 @@ fn newest_default_package() -> Result<String> {
 pub fn from_spec(spec: &str) -> Result<GuestKernel> {
     let path = Path::new(spec);
     if path.is_file() {
-        let release = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("vmlinuz-"))
-            .with_context(|| {
-                format!(
-                    "{spec}: a kernel image must be named vmlinuz-<release>, as Debian names them"
-                )
-            })?
-            .to_owned();
+        let release = release_of(path).with_context(|| {
+            format!("{spec}: a kernel image must be named vmlinuz-<release>, as Debian names them")
+        })?;
         let modules = Path::new("/lib/modules").join(&release);
         ensure!(
             modules.is_dir(),
@@ -162,22 +155,20 @@ fn fetch_package(package: &str) -> Result<GuestKernel> {
 /// The kernel in an unpacked package directory.
 fn unpacked(dir: &Path) -> Result<GuestKernel> {
     let boot = dir.join("root/boot");
-    let vmlinuz = fs::read_dir(&boot)
+    fs::read_dir(&boot)
         .with_context(|| format!("{} is not unpacked", boot.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        .find_map(|vmlinuz| {
+            let release = release_of(&vmlinuz)?;
+            Some(GuestKernel { vmlinuz, release })
         })
-        .with_context(|| format!("no vmlinuz-* in {}", boot.display()))?;
-    let release = vmlinuz
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .context("vmlinuz file name")?
-        .to_owned();
-    Ok(GuestKernel { vmlinuz, release })
+        .with_context(|| format!("no vmlinuz-* in {}", boot.display()))
+}
+
+/// The release of a kernel image named `vmlinuz-<release>`.
+fn release_of(vmlinuz: &Path) -> Option<String> {
+    let name = vmlinuz.file_name()?.to_str()?;
+    name.strip_prefix("vmlinuz-").map(str::to_owned)
 }
 
 /// The tests of `e2e --list`'s output (`<name>: test` lines) that the guest
