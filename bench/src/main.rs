@@ -143,15 +143,25 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.search_only {
-        let mut report = Report::new(root, "rename-audit search benchmark", &machine())?;
+        let mut report = Report::new(
+            root,
+            Some("search"),
+            "rename-audit search benchmark",
+            &machine(),
+        )?;
         return b.search(&mut report, args.search_log_mib);
     }
     let rounds = args.rounds.max(1);
     if args.memory_only {
-        let mut report = Report::new(root, "rename-audit memory benchmark", &machine())?;
+        let mut report = Report::new(
+            root,
+            Some("memory"),
+            "rename-audit memory benchmark",
+            &machine(),
+        )?;
         return memory(&b, &mut report, args.forks);
     }
-    let mut report = Report::new(root, "rename-audit benchmark", &machine())?;
+    let mut report = Report::new(root, None, "rename-audit benchmark", &machine())?;
 
     let mut storm = Table::new(
         "rename-storm",

@@ -90,15 +90,21 @@ pub struct Report {
 }
 
 impl Report {
-    /// Starts `<root>/bench/runs/<date>-<host>/` (emptied if it exists:
-    /// a second run on the same day replaces the first).
-    pub fn new(root: &Path, title: &str, machine: &str) -> Result<Self> {
+    /// Starts `<root>/bench/runs/<date>-<host>/`, or with a `part` (a run of
+    /// one part of the benchmark) `<date>-<host>-<part>/`, so that it does
+    /// not replace the day's whole run. Emptied if it exists: a second run
+    /// on the same day replaces the first.
+    pub fn new(root: &Path, part: Option<&str>, title: &str, machine: &str) -> Result<Self> {
         let now = time::OffsetDateTime::now_utc();
         let host = hostname::get()
             .context("cannot read the host name")?
             .to_string_lossy()
             .into_owned();
-        let dir = root.join("bench/runs").join(run_name(now.date(), &host));
+        let mut name = run_name(now.date(), &host);
+        if let Some(part) = part {
+            name = format!("{name}-{part}");
+        }
+        let dir = root.join("bench/runs").join(name);
         if dir.exists() {
             fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         }
