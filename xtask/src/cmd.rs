@@ -70,7 +70,9 @@ pub fn cargo_path() -> PathBuf {
 
 /// Every command runs in the workspace root with cargo's bin directory on
 /// PATH: set once for the process, so that no command has to repeat it.
+/// Also starts the clock that [`step`] reports.
 pub fn prepare() -> Result<()> {
+    START.get_or_init(Instant::now);
     let path = path_with_cargo_bin()?;
     // SAFETY: called first thing in main, before xtask starts any thread,
     // so nothing reads the environment concurrently.
