@@ -5,39 +5,47 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     cmd::{self, note, step},
-    setup,
+    setup::{self, Task},
 };
 
-/// Builds `rename-audit` (setup first if something is missing) and returns
-/// the path of the binary.
-pub fn build(release: bool) -> Result<PathBuf> {
-    setup::ensure()?;
+/// A Cargo profile and the directory under target/ that holds its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub name: &'static str,
+    pub dir: &'static str,
+}
+
+pub const RELEASE: Profile = Profile {
+    name: "release",
+    dir: "release",
+};
+pub const DEV: Profile = Profile {
+    name: "dev",
+    dir: "debug",
+};
+
+/// Builds `rename-audit` with `profile` (after the setup `task` needs, if
+/// something is missing) and returns the path of the binary.
+pub fn build(task: Task, profile: Profile) -> Result<PathBuf> {
+    setup::ensure(task)?;
     warn_if_kernel_programs_skipped();
-    let profile = if release { "release" } else { "debug" };
-    step(format!("building rename-audit ({profile})"));
-    let mut cargo = cmd::cargo()?;
-    cargo.args(["build", "--package", "rename-audit"]);
-    if release {
-        cargo.arg("--release");
-    }
-    cmd::run(&mut cargo)?;
-    Ok(target_dir()?.join(profile).join("rename-audit"))
+    step(format!("building rename-audit ({})", profile.name));
+    cmd::run(&cmd::cargo([
+        "build",
+        "--package",
+        "rename-audit",
+        "--profile",
+        profile.name,
+    ]))?;
+    Ok(target_dir()?.join(profile.dir).join("rename-audit"))
 }
 
 /// Builds an example of `rename-audit` in release mode (the benchmark's
 /// floor loader) and returns its path.
 pub fn build_release_example(name: &str) -> Result<PathBuf> {
     step(format!("building example {name} (release)"));
-    let mut cargo = cmd::cargo()?;
-    cargo.args([
-        "build",
-        "--package",
-        "rename-audit",
-        "--release",
-        "--example",
-        name,
-    ]);
-    cmd::run(&mut cargo)?;
+    let args = ["build", "--package", "rename-audit", "--release"];
+    cmd::run(&cmd::cargo(args.into_iter().chain(["--example", name])))?;
     Ok(target_dir()?.join("release/examples").join(name))
 }
 
@@ -55,13 +63,11 @@ pub fn warn_if_kernel_programs_skipped() {
 /// Cargo's target directory as cargo itself resolves it (CARGO_TARGET_DIR,
 /// config files, or `<workspace>/target`).
 pub fn target_dir() -> Result<PathBuf> {
-    let mut metadata = cmd::cargo()?;
-    metadata.args(["metadata", "--format-version", "1", "--no-deps"]);
-    let json = cmd::output(&mut metadata)?;
-    let metadata: serde_json::Value =
-        serde_json::from_str(&json).context("`cargo metadata` printed invalid JSON")?;
-    let dir = metadata["target_directory"]
-        .as_str()
-        .context("`cargo metadata` printed no target_directory")?;
-    Ok(PathBuf::from(dir))
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .cargo_path(cmd::cargo_path())
+        .current_dir(cmd::workspace_root())
+        .no_deps()
+        .exec()
+        .context("`cargo metadata` failed")?;
+    Ok(metadata.target_directory.into_std_path_buf())
 }

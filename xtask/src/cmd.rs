@@ -1,14 +1,20 @@
-//! Running external programs with their command lines echoed on stderr, and
-//! the paths every task shares.
+//! Running external programs (through duct) with their command lines echoed
+//! on stderr, and the paths every task shares.
+//!
+//! xtask's stdout belongs to what a task produces (the daemon's events under
+//! `cargo xtask run`): the output of every tool it runs on the way (apt,
+//! rustup, cargo) is sent to stderr, like xtask's own progress messages.
 use std::{
     env,
-    ffi::{OsStr, OsString},
+    ffi::OsString,
     fmt::Display,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus},
+    sync::OnceLock,
+    time::Instant,
 };
 
 use anyhow::{Context as _, Result, bail};
+use duct::Expression;
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> &'static Path {
@@ -17,21 +23,12 @@ pub fn workspace_root() -> &'static Path {
         .expect("xtask's manifest directory has a parent")
 }
 
-/// A top-level progress message.
-static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+static START: OnceLock<Instant> = OnceLock::new();
 
-/// Starts the clock that [`step`] reports.
-pub fn start_clock() {
-    START.get_or_init(std::time::Instant::now);
-}
-
-/// Each step says how long the task has run (`[m:ss]`), so a CI log shows
-/// where the time goes.
+/// A top-level progress message. Each says how long the task has run
+/// (`[m:ss]`), so a CI log shows where the time goes.
 pub fn step(message: impl Display) {
-    let elapsed = START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_secs();
+    let elapsed = START.get_or_init(Instant::now).elapsed().as_secs();
     eprintln!("==> [{}:{:02}] {message}", elapsed / 60, elapsed % 60);
 }
 
@@ -66,151 +63,108 @@ pub fn path_with_cargo_bin() -> Result<OsString> {
         .context("cannot build PATH with cargo's bin directory")
 }
 
-/// The cargo that runs us (so nested builds use the same toolchain), in the
-/// workspace root.
-pub fn cargo() -> Result<Command> {
-    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
-        .current_dir(workspace_root())
-        .env("PATH", path_with_cargo_bin()?);
-    Ok(command)
+/// The cargo that runs us (so nested builds use the same toolchain).
+pub fn cargo_path() -> PathBuf {
+    env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
 }
 
-/// Runs `command` (and everything it starts, such as rustc) at nice 10:
-/// builds beside the guest are throughput work, while the guest's tests
-/// wait on its clock.
-pub fn niced(command: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt as _;
-    // SAFETY: runs in the forked child before exec and only makes the
-    // setpriority syscall, which is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setpriority(libc::PRIO_PROCESS, 0, 10) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
+/// Every command runs in the workspace root with cargo's bin directory on
+/// PATH: set once for the process, so that no command has to repeat it.
+/// Also starts the clock that [`step`] reports.
+pub fn prepare() -> Result<()> {
+    START.get_or_init(Instant::now);
+    let path = path_with_cargo_bin()?;
+    // SAFETY: called first thing in main, before xtask starts any thread,
+    // so nothing reads the environment concurrently.
+    unsafe { env::set_var("PATH", path) };
+    env::set_current_dir(workspace_root())
+        .with_context(|| format!("cannot enter {}", workspace_root().display()))
+}
+
+/// `cargo ARGS`, with the cargo that runs us.
+pub fn cargo<I, S>(args: I) -> Expression
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    duct::cmd(cargo_path(), args)
+}
+
+/// `program ARGS` at nice 10 (and everything it starts, such as rustc):
+/// builds beside the guest are throughput work, while the guest's tests wait
+/// on its clock.
+pub fn niced<I, S>(program: impl Into<OsString>, args: I) -> Expression
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let words = [OsString::from("-n"), "10".into(), program.into()]
+        .into_iter()
+        .chain(args.into_iter().map(Into::into));
+    duct::cmd("nice", words)
 }
 
 /// Looks a program up the way our child processes will (cargo's bin
 /// directory first, then PATH), then in the sbin directories that a non-root
 /// PATH often lacks (bpftool, rsyslogd and auditctl live there).
 pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = path_with_cargo_bin()
-        .ok()
-        .or_else(|| env::var_os("PATH"))
-        .unwrap_or_default();
-    let extra = [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ];
-    env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
+    let path = path_with_cargo_bin().ok()?;
+    let extra = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"];
+    let dirs = env::split_paths(&path).chain(extra.iter().map(PathBuf::from));
+    let search = env::join_paths(dirs).ok()?;
+    which::which_in(name, Some(search), workspace_root()).ok()
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    path.metadata()
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-/// The command line as a shell would read it, for progress messages.
-pub fn display(command: &Command) -> String {
-    let envs = command.get_envs().filter_map(|(key, value)| {
-        // PATH is adjusted on every cargo call; echoing it is noise.
-        let value = value?;
-        (key != "PATH").then(|| format!("{}={}", key.to_string_lossy(), quote(value)))
-    });
-    let program = std::iter::once(quote(command.get_program()));
-    let args = command.get_args().map(quote);
-    envs.chain(program)
-        .chain(args)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn quote(word: &OsStr) -> String {
-    let word = word.to_string_lossy();
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c));
-    if plain {
-        word.into_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        _ => status.to_string(),
-    }
-}
-
-/// Runs a command with inherited stdio, echoing it first; fails unless it
-/// exits 0.
-pub fn run(command: &mut Command) -> Result<()> {
-    let shown = display(command);
-    eprintln!("    $ {shown}");
-    let status = command
-        .status()
-        .with_context(|| format!("cannot start `{shown}`"))?;
-    if !status.success() {
-        bail!("`{shown}` failed ({})", describe(status));
-    }
+/// Runs `expression`, echoing it first, with its stdout sent to stderr (see
+/// the module's note); fails unless it exits 0.
+pub fn run(expression: &Expression) -> Result<()> {
+    eprintln!("    $ {expression:?}");
+    on_stderr(expression)
+        .run()
+        .with_context(|| format!("`{expression:?}` failed"))?;
     Ok(())
 }
 
-/// Runs a command quietly and returns its stdout; on failure the error holds
-/// its stderr.
-pub fn output(command: &mut Command) -> Result<String> {
-    let shown = display(command);
-    let output = command
-        .output()
-        .with_context(|| format!("cannot start `{shown}`"))?;
+fn on_stderr(expression: &Expression) -> Expression {
+    expression.stdout_to_stderr()
+}
+
+/// Runs `expression` quietly and returns its stdout; on failure the error
+/// holds its stderr.
+pub fn output(expression: &Expression) -> Result<String> {
+    let output = expression
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("cannot start `{expression:?}`"))?;
     if !output.status.success() {
         bail!(
-            "`{shown}` failed ({}): {}",
-            describe(output.status),
+            "`{expression:?}` failed ({}): {}",
+            output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    String::from_utf8(output.stdout).with_context(|| format!("`{shown}` printed non-UTF-8"))
+    String::from_utf8(output.stdout).with_context(|| format!("`{expression:?}` printed non-UTF-8"))
 }
 
 /// Like [`output`], for checks: `None` when the program is missing or fails.
-pub fn probe(command: &mut Command) -> Option<String> {
-    let output = command.output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+pub fn probe(expression: &Expression) -> Option<String> {
+    expression.stderr_null().read().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What [`run`] starts: the program's stdout goes to stderr (apt's
+    /// output once filled the stdout of `cargo xtask run`).
     #[test]
-    fn display_quotes_only_what_a_shell_would_split() {
-        let mut command = Command::new("cargo");
-        command
-            .args(["test", "--", "--test-threads=1", "two words", "it's"])
-            .env("LLVM_PREFIX", "/x/lib");
-        assert_eq!(
-            display(&command),
-            r"LLVM_PREFIX=/x/lib cargo test -- --test-threads=1 'two words' 'it'\''s'"
-        );
+    fn run_sends_the_programs_stdout_to_stderr() {
+        let shown = format!("{:?}", on_stderr(&duct::cmd!("apt-get", "update")));
+        assert_eq!(shown, r#"Io(StdoutToStderr, Cmd(["apt-get", "update"]))"#);
+        // And it does run: a failing program is an error.
+        assert!(run(&duct::cmd!("false")).is_err());
+        run(&duct::cmd!("true")).expect("true succeeds");
     }
 }

@@ -8,23 +8,21 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
+use duct::cmd;
 
-use crate::cmd::{self, step};
+use crate::cmd::{self as xcmd, step};
 
-/// The end-to-end test targets that run in the guest too: those whose
-/// outcome depends on the kernel (capture, storms, hook variants, the
-/// executable path walk and mount hooks). The rules (`e2e_alerting`) judge
-/// what capture hands them and stay on the host, which keeps the whole suite
-/// within its time budget.
-pub const GUEST_TARGETS: &[&str] = &["e2e_capture", "e2e_storm", "e2e_kernel", "e2e_identity"];
-
-/// Tests (name prefixes) that stay on the host: they need a real
-/// Prometheus, Alertmanager or rsyslog, which the issue lets stay host-only.
-const HOST_ONLY: &[&str] = &["prometheus_", "alertmanager_", "rsyslog_"];
+/// The one integration-test target; the tests in it whose outcome depends
+/// on the kernel (capture, storms, hook variants, the executable path walk,
+/// mount hooks) are in its `kernel` module and run in the guest too. The
+/// rest (rules, sinks with real servers, the package) stay on the host,
+/// which keeps the suite within its time budget.
+pub const E2E_TARGET: &str = "e2e";
+/// The name prefix of the tests the guest runs.
+pub const KERNEL_PREFIX: &str = "kernel::";
 
 /// Debian 12's kernel line, the default guest: the newest
 /// `linux-image-6.1.0-<abi>-amd64` in Debian's archive.
@@ -79,17 +77,12 @@ pub fn fetch_default() -> Result<GuestKernel> {
 }
 
 fn newest_default_package() -> Result<String> {
-    let search = || {
-        cmd::output(Command::new("apt-cache").args([
-            "search",
-            "--names-only",
-            &format!(r"^linux-image-6\.1\.0-[0-9]+{DEFAULT_PACKAGE_SUFFIX}$"),
-        ]))
-    };
+    let pattern = format!(r"^linux-image-6\.1\.0-[0-9]+{DEFAULT_PACKAGE_SUFFIX}$");
+    let search = || xcmd::output(&cmd!("apt-cache", "search", "--names-only", &pattern));
     let mut listing = search()?;
     if listing.trim().is_empty() {
         // A fresh machine has no package lists yet.
-        cmd::run(Command::new("apt-get").arg("update"))?;
+        xcmd::run(&cmd!("apt-get", "update"))?;
         listing = search()?;
     }
     listing
@@ -106,16 +99,9 @@ fn newest_default_package() -> Result<String> {
 pub fn from_spec(spec: &str) -> Result<GuestKernel> {
     let path = Path::new(spec);
     if path.is_file() {
-        let release = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("vmlinuz-"))
-            .with_context(|| {
-                format!(
-                    "{spec}: a kernel image must be named vmlinuz-<release>, as Debian names them"
-                )
-            })?
-            .to_owned();
+        let release = release_of(path).with_context(|| {
+            format!("{spec}: a kernel image must be named vmlinuz-<release>, as Debian names them")
+        })?;
         let modules = Path::new("/lib/modules").join(&release);
         ensure!(
             modules.is_dir(),
@@ -146,30 +132,22 @@ fn fetch_package(package: &str) -> Result<GuestKernel> {
     let download = dir.join("download");
     fs::create_dir_all(&download)
         .with_context(|| format!("cannot create {}", download.display()))?;
-    cmd::run(
-        Command::new("apt-get")
-            .current_dir(&download)
-            .args(["download", package]),
-    )
-    .with_context(|| format!("cannot download {package} from Debian's archive"))?;
+    xcmd::run(&cmd!("apt-get", "download", package).dir(&download))
+        .with_context(|| format!("cannot download {package} from Debian's archive"))?;
     let deb = fs::read_dir(&download)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .with_context(|| format!("apt-get download {package} left no .deb"))?;
     let root = dir.join("root");
-    cmd::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    xcmd::run(&cmd!("dpkg-deb", "-x", &deb, &root))?;
     fs::remove_dir_all(&download).ok();
     let kernel = unpacked(&dir)?;
     let modules = Path::new("/lib/modules").join(&kernel.release);
     if !modules.is_dir() {
         fs::create_dir_all("/lib/modules")?;
-        cmd::run(
-            Command::new("cp")
-                .arg("-a")
-                .arg(root.join("lib/modules").join(&kernel.release))
-                .arg(&modules),
-        )?;
-        cmd::run(Command::new("depmod").arg(&kernel.release))?;
+        let unpacked_modules = root.join("lib/modules").join(&kernel.release);
+        xcmd::run(&cmd!("cp", "-a", unpacked_modules, &modules))?;
+        xcmd::run(&cmd!("depmod", &kernel.release))?;
     }
     Ok(kernel)
 }
@@ -177,28 +155,39 @@ fn fetch_package(package: &str) -> Result<GuestKernel> {
 /// The kernel in an unpacked package directory.
 fn unpacked(dir: &Path) -> Result<GuestKernel> {
     let boot = dir.join("root/boot");
-    let vmlinuz = fs::read_dir(&boot)
+    fs::read_dir(&boot)
         .with_context(|| format!("{} is not unpacked", boot.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        .find_map(|vmlinuz| {
+            let release = release_of(&vmlinuz)?;
+            Some(GuestKernel { vmlinuz, release })
         })
-        .with_context(|| format!("no vmlinuz-* in {}", boot.display()))?;
-    let release = vmlinuz
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .context("vmlinuz file name")?
-        .to_owned();
-    Ok(GuestKernel { vmlinuz, release })
+        .with_context(|| format!("no vmlinuz-* in {}", boot.display()))
 }
 
-/// One test binary to run in the guest.
-pub struct TestBinary {
-    pub target: String,
-    pub executable: PathBuf,
+/// The release of a kernel image named `vmlinuz-<release>`.
+fn release_of(vmlinuz: &Path) -> Option<String> {
+    let name = vmlinuz.file_name()?.to_str()?;
+    name.strip_prefix("vmlinuz-").map(str::to_owned)
+}
+
+/// The tests of `e2e --list`'s output (`<name>: test` lines) that the guest
+/// runs: those in the `kernel` module, and with a `filter` only those whose
+/// name contains it, as libtest would choose.
+pub fn select_tests(listing: &str, filter: Option<&str>) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .filter(|name| name.starts_with(KERNEL_PREFIX))
+        .filter(|name| filter.is_none_or(|filter| name.contains(filter)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Lists the `e2e` binary's tests (no root needed) and selects the guest's.
+pub fn guest_tests(e2e: &Path, filter: Option<&str>) -> Result<Vec<String>> {
+    let listing = xcmd::output(&cmd!(e2e, "--list", KERNEL_PREFIX))?;
+    Ok(select_tests(&listing, filter))
 }
 
 /// What a guest run printed, and its verdict.
@@ -236,11 +225,11 @@ pub fn snapshot_daemon(target_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Boots `kernel` and runs each test binary in it, serially.
+/// Boots `kernel` and runs the `tests` of the `e2e` binary in it, serially.
 pub fn run_tests(
     kernel: &GuestKernel,
-    binaries: &[TestBinary],
-    filter: Option<&str>,
+    e2e: &Path,
+    tests: &[String],
     target_dir: &Path,
 ) -> Result<GuestRun> {
     let results = target_dir.join("guest").join(&kernel.release);
@@ -253,8 +242,8 @@ pub fn run_tests(
     fs::create_dir_all(&tmp)?;
     let script = guest_script(
         kernel,
-        binaries,
-        filter,
+        e2e,
+        tests,
         &results,
         &daemon_snapshot(target_dir),
         &target_dir.join("debug").join("rename-audit"),
@@ -265,36 +254,43 @@ pub fn run_tests(
         kernel.release
     ));
     let vng =
-        cmd::find_program("vng").context("virtme-ng's vng is missing; run cargo xtask setup")?;
-    let mut command = Command::new(vng);
-    command
-        .current_dir(cmd::workspace_root())
-        .arg("--run")
-        .arg(&kernel.vmlinuz)
-        .args(["--disable-kvm", "--cpus", "2", "--memory", "4G"])
-        .arg("--rwdir")
-        .arg(&results)
-        .arg("--rwdir")
-        .arg(&tmp)
-        .arg("--exec")
-        .arg(format!("sh {}", results.join("run.sh").display()));
+        xcmd::find_program("vng").context("virtme-ng's vng is missing; run cargo xtask setup")?;
     // qemu opens its console outputs (virtme-ng passes /proc/self/fd/1 and
     // 2) with O_TRUNC: inherited, they would wipe a log file that holds
     // everything printed before. The guest's own output goes to output.log.
     let console = fs::File::create(results.join("console.log"))?;
-    command.stdin(std::process::Stdio::null());
-    command.stdout(console.try_clone()?).stderr(console);
-    // Its own process group, so that a guest past its deadline is killed
-    // with qemu and everything else virtme-ng started.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let ran = command
-        .spawn()
-        .with_context(|| format!("cannot start `{}`", cmd::display(&command)))
-        .and_then(|child| wait_or_kill(child, GUEST_DEADLINE));
+    let exec = format!("sh {}", results.join("run.sh").display());
+    let guest = cmd!(
+        vng,
+        "--run",
+        &kernel.vmlinuz,
+        "--disable-kvm",
+        "--cpus",
+        "2",
+        "--memory",
+        "4G",
+        "--rwdir",
+        &results,
+        "--rwdir",
+        &tmp,
+        "--exec",
+        exec
+    )
+    .before_spawn(|command| {
+        // Its own process group, so that a guest past its deadline is
+        // killed with qemu and everything else virtme-ng started.
+        std::os::unix::process::CommandExt::process_group(command, 0);
+        Ok(())
+    })
+    .stdin_null()
+    .stdout_file(console.try_clone()?)
+    .stderr_file(console)
+    // The verdict comes from the status file, not from vng's exit code.
+    .unchecked();
+    let ran = wait_or_kill(&guest, GUEST_DEADLINE);
     let log = fs::read_to_string(results.join("output.log")).unwrap_or_default();
     let status = fs::read_to_string(results.join("status")).ok();
-    let targets: Vec<&str> = binaries.iter().map(|b| b.target.as_str()).collect();
-    let verdict = ran.and_then(|()| verdict(kernel, &targets, status.as_deref(), &results));
+    let verdict = ran.and_then(|()| verdict(kernel, status.as_deref(), &results));
     Ok(GuestRun { log, verdict })
 }
 
@@ -303,114 +299,90 @@ pub fn run_tests(
 /// 10-15 minutes under TCG here.
 const GUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25 * 60);
 
-/// Waits for `child`; past `deadline` kills its process group.
-fn wait_or_kill(mut child: std::process::Child, deadline: std::time::Duration) -> Result<()> {
-    let start = std::time::Instant::now();
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        if start.elapsed() > deadline {
-            // SAFETY: kill(2) on the process group this run created.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-            bail!(
-                "the guest did not finish within {} minutes and was killed (see output.log for \
-                 the test it was in)",
-                deadline.as_secs() / 60
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
+/// Runs `guest`; past `deadline` kills its process group.
+fn wait_or_kill(guest: &duct::Expression, deadline: std::time::Duration) -> Result<()> {
+    let handle = guest
+        .start()
+        .with_context(|| format!("cannot start `{guest:?}`"))?;
+    if handle.wait_timeout(deadline)?.is_some() {
+        return Ok(());
     }
+    for pid in handle.pids() {
+        // SAFETY: kill(2) on the process group this run created (its
+        // leader's pid, negated); no memory is involved.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    }
+    let _ = handle.wait();
+    bail!(
+        "the guest did not finish within {} minutes and was killed (see output.log for the \
+         test it was in)",
+        deadline.as_secs() / 60
+    )
 }
 
-/// Judges the `status` file the guest's script wrote: every binary must
-/// have said `ok`. A binary with no line at all was cut off (the guest
-/// died or was killed while it ran): that is a failure too, not a pass.
-fn verdict(
-    kernel: &GuestKernel,
-    targets: &[&str],
-    status: Option<&str>,
-    results: &Path,
-) -> Result<()> {
+/// Judges the `status` file the guest's script wrote: the `e2e` binary must
+/// have said `ok`. No line at all means it was cut off (the guest died or
+/// was killed while it ran): that is a failure too, not a pass.
+fn verdict(kernel: &GuestKernel, status: Option<&str>, results: &Path) -> Result<()> {
     let status = status.with_context(|| {
         format!(
             "the guest ended without a verdict (it did not boot, or crashed); see {}",
             results.display()
         )
     })?;
-    let said = |target: &str, what: &str| status.lines().any(|l| l == format!("{target} {what}"));
-    let failed: Vec<&str> = targets
-        .iter()
-        .copied()
-        .filter(|t| said(t, "FAILED"))
-        .collect();
-    if !failed.is_empty() {
+    let said = |what: &str| status.lines().any(|l| l == format!("{E2E_TARGET} {what}"));
+    if said("FAILED") {
         bail!(
-            "end-to-end tests failed inside the Linux {} guest: {}",
-            kernel.release,
-            failed.join(", ")
+            "end-to-end tests failed inside the Linux {} guest",
+            kernel.release
         );
     }
-    let unfinished: Vec<&str> = targets.iter().copied().filter(|t| !said(t, "ok")).collect();
-    if !unfinished.is_empty() {
+    if !said("ok") {
         bail!(
-            "the Linux {} guest stopped before these finished: {} (see {})",
+            "the Linux {} guest stopped before the end-to-end tests finished (see {})",
             kernel.release,
-            unfinished.join(", "),
             results.join("output.log").display()
         );
     }
     Ok(())
 }
 
-/// The guest's script: checks it booted the right kernel, runs each binary
-/// and writes one `<target> ok|FAILED` line per binary to `status`. Each
-/// test's time is printed (libtest's `--report-time`, unstable, hence
-/// RUSTC_BOOTSTRAP for the harness alone): the guest is most of the suite's
-/// time budget.
+/// The guest's script: checks it booted the right kernel, runs the `e2e`
+/// binary's selected tests (by exact name) one at a time and writes
+/// `e2e ok|FAILED` to `status`. Each test's time is printed (libtest's
+/// `--report-time`, unstable, hence RUSTC_BOOTSTRAP for the harness alone):
+/// the guest is most of the suite's time budget.
 fn guest_script(
     kernel: &GuestKernel,
-    binaries: &[TestBinary],
-    filter: Option<&str>,
+    e2e: &Path,
+    tests: &[String],
     results: &Path,
     daemon_copy: &Path,
     daemon: &Path,
 ) -> String {
     let log = results.join("output.log");
     let status = results.join("status");
-    let skips: String = HOST_ONLY
-        .iter()
-        .map(|prefix| format!(" --skip {prefix}"))
-        .collect();
-    let filter = filter
-        .map(|f| format!(" '{}'", f.replace('\'', "")))
-        .unwrap_or_default();
-    let mut script = format!(
+    // Test names are Rust paths: nothing a shell would split or expand.
+    let names = tests.join(" ");
+    format!(
         "# written by cargo xtask test\n\
          exec >>'{log}' 2>&1\n\
          echo \"==> guest kernel: $(uname -r)\"\n\
          if [ \"$(uname -r)\" != '{release}' ]; then echo 'kernel: FAILED' >'{status}'; exit 1; fi\n\
          export RENAME_AUDIT_TEST_PATIENCE={GUEST_PATIENCE}\n\
          if ! mount --bind '{copy}' '{daemon}'; then echo 'daemon copy: FAILED' >'{status}'; exit 1; fi\n\
-         : >'{status}'\n",
+         : >'{status}'\n\
+         echo '==> guest: {E2E_TARGET} ({count} tests)'\n\
+         if RUSTC_BOOTSTRAP=1 '{exe}' --test-threads=1 -Zunstable-options --report-time --exact {names}; \
+         then echo '{E2E_TARGET} ok' >>'{status}'; else echo '{E2E_TARGET} FAILED' >>'{status}'; fi\n",
         log = log.display(),
         status = status.display(),
         release = kernel.release,
         copy = daemon_copy.display(),
         daemon = daemon.display(),
-    );
-    for binary in binaries {
-        script.push_str(&format!(
-            "echo '==> guest: {target}'\n\
-             if RUSTC_BOOTSTRAP=1 '{exe}' --test-threads=1 -Zunstable-options --report-time{skips}{filter}; then echo '{target} ok' >>'{status}'; \
-             else echo '{target} FAILED' >>'{status}'; fi\n",
-            target = binary.target,
-            exe = binary.executable.display(),
-            status = status.display(),
-        ));
-    }
-    script
+        count = tests.len(),
+        exe = e2e.display(),
+    )
 }
 
 #[cfg(test)]
@@ -434,55 +406,79 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_guest_script_skips_server_tests_and_records_each_verdict() {
-        let kernel = GuestKernel {
+    fn kernel() -> GuestKernel {
+        GuestKernel {
             vmlinuz: "/k/vmlinuz-6.1.0-56-amd64".into(),
             release: "6.1.0-56-amd64".into(),
-        };
-        let binaries = [TestBinary {
-            target: "e2e_capture".into(),
-            executable: "/t/e2e_capture-1".into(),
-        }];
+        }
+    }
+
+    /// What `e2e --list kernel::` prints: libtest's filter matches anywhere
+    /// in a name, the guest takes only the `kernel` module.
+    const LISTING: &str = "kernel::capture::renames_are_seen: test\n\
+                           kernel::storm::storms_are_summarized: test\n\
+                           kernel::capture::doc_example: benchmark\n\
+                           sinks::kernel::not_in_the_guest: test\n\
+                           \n3 tests, 1 benchmark\n";
+
+    #[test]
+    fn the_guest_runs_the_kernel_module_only() {
+        assert_eq!(
+            select_tests(LISTING, None),
+            [
+                "kernel::capture::renames_are_seen",
+                "kernel::storm::storms_are_summarized"
+            ]
+        );
+        assert_eq!(
+            select_tests(LISTING, Some("storm")),
+            ["kernel::storm::storms_are_summarized"]
+        );
+        assert!(select_tests(LISTING, Some("not_in_the_guest")).is_empty());
+    }
+
+    #[test]
+    fn the_guest_script_runs_the_selected_tests_serially_and_records_the_verdict() {
+        let tests = ["kernel::a::one".to_owned(), "kernel::b::two".to_owned()];
         let script = guest_script(
-            &kernel,
-            &binaries,
-            None,
+            &kernel(),
+            Path::new("/t/e2e-1"),
+            &tests,
             Path::new("/r"),
             Path::new("/t/guest/rename-audit"),
             Path::new("/t/debug/rename-audit"),
         );
-        assert!(script.contains(
-            "if RUSTC_BOOTSTRAP=1 '/t/e2e_capture-1' --test-threads=1 -Zunstable-options \
-             --report-time --skip prometheus_ --skip alertmanager_ \
-             --skip rsyslog_; then echo 'e2e_capture ok' >>'/r/status'; else echo \
-             'e2e_capture FAILED' >>'/r/status'; fi"
-        ));
+        assert!(
+            script.contains(
+                "if RUSTC_BOOTSTRAP=1 '/t/e2e-1' --test-threads=1 -Zunstable-options \
+                 --report-time --exact kernel::a::one kernel::b::two; then echo 'e2e ok' \
+                 >>'/r/status'; else echo 'e2e FAILED' >>'/r/status'; fi"
+            ),
+            "{script}"
+        );
         assert!(script.contains("!= '6.1.0-56-amd64'"));
         assert!(script.contains("RENAME_AUDIT_TEST_PATIENCE=20"));
         assert!(script.contains("mount --bind '/t/guest/rename-audit' '/t/debug/rename-audit'"));
     }
 
-    /// A guest killed in the middle of its second binary wrote one `ok`
-    /// line and nothing else: that run failed (it used to pass).
+    /// A guest killed in the middle of the tests wrote no verdict line:
+    /// that run failed (it used to pass).
     #[test]
-    fn a_binary_without_a_verdict_fails_the_run() {
-        let kernel = GuestKernel {
-            vmlinuz: "/k/vmlinuz-6.1.0-56-amd64".into(),
-            release: "6.1.0-56-amd64".into(),
-        };
-        let targets = ["e2e_identity", "e2e_capture"];
-        let judge = |status| verdict(&kernel, &targets, status, Path::new("/r"));
-        let cut_off = judge(Some("e2e_identity ok\n")).unwrap_err().to_string();
+    fn a_run_without_a_verdict_fails() {
+        let kernel = kernel();
+        let judge = |status| verdict(&kernel, status, Path::new("/r"));
+        let cut_off = judge(Some("")).unwrap_err().to_string();
         assert!(
-            cut_off.contains("stopped before these finished: e2e_capture"),
+            cut_off.contains("stopped before the end-to-end tests finished"),
             "{cut_off}"
         );
-        let failed = judge(Some("e2e_identity ok\ne2e_capture FAILED\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(failed.contains("failed inside the Linux 6.1.0-56-amd64 guest: e2e_capture"));
+        let failed = judge(Some("e2e FAILED\n")).unwrap_err().to_string();
+        assert!(
+            failed.contains("failed inside the Linux 6.1.0-56-amd64 guest"),
+            "{failed}"
+        );
         assert!(judge(None).is_err());
-        assert!(judge(Some("e2e_identity ok\ne2e_capture ok\n")).is_ok());
+        assert!(judge(Some("kernel: FAILED\n")).is_err());
+        assert!(judge(Some("e2e ok\n")).is_ok());
     }
 }

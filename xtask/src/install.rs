@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use crate::{
     build,
     cmd::{self, note, step},
+    setup::Task,
 };
 
 pub const DEFAULT_PREFIX: &str = "/usr/local";
@@ -37,7 +38,7 @@ pub fn install(prefix: &Path, destdir: Option<&Path>) -> Result<()> {
     let binary_target = prefix.join("bin/rename-audit");
     let unit = rewrite_exec_paths(&unit, &binary_target)?;
 
-    let binary = build::build(true)?;
+    let binary = build::build(Task::Build, build::RELEASE)?;
     step("installing");
     let staged = |path: &Path| staged(destdir, path);
 

@@ -1,10 +1,9 @@
 //! Developer and CI tasks for rename-audit: `cargo xtask <command>`.
 //!
-//! Every command that needs the BPF toolchain or the test servers first runs
-//! the cheap checks of [`setup::ensure`], so a fresh machine needs nothing but
+//! Every command first runs the cheap checks of [`setup::ensure`] for what it
+//! needs (running the daemon needs the BPF toolchain; the tests also need
+//! their servers and the guest), so a fresh machine needs nothing but
 //! `cargo xtask run` or `cargo xtask test`.
-mod bench;
-
 mod build;
 mod cmd;
 mod guest;
@@ -41,13 +40,16 @@ enum Command {
         release: bool,
     },
     /// Build the daemon in release mode and run it in the foreground; events
-    /// go to stdout.
+    /// go to stdout, everything else (setup, the build) to stderr.
     ///
     /// Arguments are passed to the daemon. With none it runs `rename-audit
     /// run --format text` (readable lines; add `--format json` for JSON); arguments that start with a flag are given to `run`
     /// (`cargo xtask run -- --include-exec`); anything else is a full daemon
     /// command line (`cargo xtask run -- check-config FILE`).
     Run {
+        /// Build with the dev profile (unoptimized, quicker to build).
+        #[arg(long)]
+        dev: bool,
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
@@ -70,30 +72,40 @@ enum Command {
     /// Build the Debian package target/debian/rename-audit_<version>_amd64.deb
     /// (cargo-deb) with man pages and completions, and check it with lintian.
     Package {
-        /// The build in the package: `release` ships; `dev` is the tests'
-        /// own unoptimized build, which spares them a second compile.
+        /// The build in the package: `release` ships; `deb-test` (alias
+        /// `dev`) is unoptimized, for the tests.
         #[arg(long, value_enum, default_value_t)]
         profile: package::Profile,
     },
     /// Benchmark rename-audit against an untraced workload, the floor (an
     /// empty program on the same hook), bpftrace and auditd, then search and
-    /// report over a 1 GB log (--search-only for just that).
-    Bench(bench::BenchArgs),
+    /// report over a 1 GB log; writes bench/runs/<date>-<host>/. Arguments
+    /// go to the benchmark (`cargo xtask bench -- --help`).
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 fn main() -> ExitCode {
-    cmd::start_clock();
     let cli = Cli::parse();
+    if let Err(error) = cmd::prepare() {
+        eprintln!("xtask: error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Setup => setup::setup().map(|()| ExitCode::SUCCESS),
-        Command::Build { release } => build::build(release).map(|_| ExitCode::SUCCESS),
-        Command::Run { args } => run::run(args),
+        Command::Build { release } => {
+            let profile = if release { build::RELEASE } else { build::DEV };
+            build::build(setup::Task::Build, profile).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Run { dev, args } => run::run(dev, args),
         Command::Test(options) => test::test(&options),
         Command::Install { prefix, destdir } => {
             install::install(&prefix, destdir.as_deref()).map(|()| ExitCode::SUCCESS)
         }
         Command::Package { profile } => package::package(profile).map(|_| ExitCode::SUCCESS),
-        Command::Bench(args) => bench(&args).map(|()| ExitCode::SUCCESS),
+        Command::Bench { args } => bench(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -104,13 +116,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// Setup (bpftrace comes from there) and the release daemon, then the
-/// benchmark itself.
-fn bench(args: &bench::BenchArgs) -> anyhow::Result<()> {
-    build::build(true)?;
+/// The benchmark's tools, the release daemon and the floor's loader, then
+/// the benchmark itself (the `rename-audit-bench` crate).
+fn bench(args: Vec<OsString>) -> anyhow::Result<()> {
+    build::build(setup::Task::Bench, build::RELEASE)?;
     build::build_release_example("floor")?;
     cmd::step("benchmarking (takes a few minutes)");
-    bench::run(cmd::workspace_root(), &build::target_dir()?, args)
+    let target = build::target_dir()?;
+    let run = ["run", "--release", "--package", "rename-audit-bench", "--"].map(OsString::from);
+    let target = [OsString::from("--target-dir"), target.into_os_string()];
+    // The benchmark's own results go to its files; its stdout, if any, is
+    // the caller's.
+    cmd::cargo(run.into_iter().chain(target).chain(args))
+        .run()
+        .map(drop)
+        .map_err(anyhow::Error::from)
 }
 
 #[cfg(test)]
@@ -128,7 +148,9 @@ mod tests {
         let cli = Cli::try_parse_from(["cargo xtask", "run", "--include-exec", "--output", "-"])
             .expect("`run` with daemon flags must parse");
         match cli.command {
-            Command::Run { args } => assert_eq!(args, ["--include-exec", "--output", "-"]),
+            Command::Run { dev: false, args } => {
+                assert_eq!(args, ["--include-exec", "--output", "-"])
+            }
             _ => panic!("expected the run command"),
         }
     }

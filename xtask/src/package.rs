@@ -10,17 +10,19 @@
 //! `target/release/` to the profile's directory); man pages are
 //! gzip-compressed as Debian policy wants.
 //!
-//! `--profile dev` packages the unoptimized build instead: the tests use it
-//! because they have built it already, which spares CI a second, optimized
-//! compile of every crate. Everything but the compiler's optimization is the
-//! same package.
-use std::{fs, path::PathBuf, process::Command};
+//! `--profile deb-test` (or its alias `dev`) packages an unoptimized build
+//! instead, from the root manifest's `[profile.deb-test]`, which inherits
+//! `dev`: the tests use it, because an optimized compile of every crate takes
+//! far longer. Everything but the compiler's optimization is the same
+//! package. (cargo-deb refuses the `dev` profile itself in the future.)
+use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, Result, ensure};
 
 use crate::{
     build,
     cmd::{self, note, step},
+    setup::Task,
 };
 
 /// The Debian changelog; its first entry must name the crate's version.
@@ -32,22 +34,27 @@ pub enum Profile {
     /// Optimized: what ships.
     #[default]
     Release,
-    /// Unoptimized, as the tests build it.
-    Dev,
+    /// Unoptimized (`[profile.deb-test]`, which inherits dev), for the
+    /// tests; `dev` is accepted for it.
+    #[value(alias = "dev")]
+    DebTest,
 }
 
 impl Profile {
-    fn cargo_name(self) -> &'static str {
+    fn cargo(self) -> build::Profile {
         match self {
-            Profile::Release => "release",
-            Profile::Dev => "dev",
+            Profile::Release => build::RELEASE,
+            Profile::DebTest => build::Profile {
+                name: "deb-test",
+                dir: "deb-test",
+            },
         }
     }
 }
 
 /// Builds, checks and returns the package's path.
 pub fn package(profile: Profile) -> Result<PathBuf> {
-    let binary = build::build(profile == Profile::Release)?;
+    let binary = build::build(Task::Package, profile.cargo())?;
     let profile_dir = binary
         .parent()
         .context("the binary has a directory")?
@@ -59,33 +66,31 @@ pub fn package(profile: Profile) -> Result<PathBuf> {
     }
     step("generating man pages and shell completions from the CLI definition");
     let man = stage.join("man");
-    cmd::run(Command::new(&binary).arg("generate").arg("man").arg(&man))?;
+    cmd::run(&duct::cmd!(&binary, "generate", "man", &man))?;
     // -n: no name or time stamp in the header, so the package is
     // reproducible; -9 as lintian expects.
     let mut pages: Vec<PathBuf> = fs::read_dir(&man)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     pages.sort();
-    cmd::run(Command::new("gzip").arg("-9nf").args(&pages))?;
-    cmd::run(
-        Command::new(&binary)
-            .arg("generate")
-            .arg("completions")
-            .arg(stage.join("completions")),
-    )?;
+    cmd::run(&duct::cmd(
+        "gzip",
+        std::iter::once(PathBuf::from("-9nf")).chain(pages),
+    ))?;
+    let completions = stage.join("completions");
+    cmd::run(&duct::cmd!(&binary, "generate", "completions", completions))?;
 
     // A native package's changelog is changelog.gz (cargo-deb's own
     // `changelog` key would name it changelog.Debian.gz).
     let changelog = stage.join("changelog");
     fs::copy(cmd::workspace_root().join(CHANGELOG), &changelog)
         .with_context(|| format!("cannot copy {CHANGELOG}"))?;
-    cmd::run(Command::new("gzip").arg("-9nf").arg(&changelog))?;
+    cmd::run(&duct::cmd!("gzip", "-9nf", &changelog))?;
 
     step("building the Debian package (cargo-deb)");
-    let mut deb = cmd::cargo()?;
-    deb.args(["deb", "--package", "rename-audit", "--no-build"])
-        .args(["--profile", profile.cargo_name()]);
-    cmd::run(&mut deb)?;
+    let args = ["deb", "--package", "rename-audit", "--no-build"];
+    let profile = ["--profile", profile.cargo().name];
+    cmd::run(&cmd::cargo(args.into_iter().chain(profile)))?;
     let version = env!("CARGO_PKG_VERSION");
     let path = target
         .join("debian")
@@ -94,11 +99,14 @@ pub fn package(profile: Profile) -> Result<PathBuf> {
 
     step("lintian");
     // Errors fail the build; warnings are shown for a maintainer to judge.
-    cmd::run(
-        Command::new("lintian")
-            .args(["--fail-on", "error", "--tag-display-limit", "0"])
-            .arg(&path),
-    )?;
+    cmd::run(&duct::cmd!(
+        "lintian",
+        "--fail-on",
+        "error",
+        "--tag-display-limit",
+        "0",
+        &path
+    ))?;
     note(format!("package: {}", path.display()));
     Ok(path)
 }
@@ -106,6 +114,18 @@ pub fn package(profile: Profile) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum as _;
+
+    /// The tests call `cargo xtask package --profile dev`: it must keep
+    /// meaning the named profile, never cargo's `dev` itself.
+    #[test]
+    fn dev_is_an_alias_of_the_named_test_profile() {
+        for name in ["dev", "deb-test"] {
+            let profile = Profile::from_str(name, false).expect("a profile");
+            assert_eq!(profile.cargo().name, "deb-test");
+        }
+        assert_eq!(Profile::default().cargo(), build::RELEASE);
+    }
 
     #[test]
     fn the_changelog_names_the_crate_version() {

@@ -3,17 +3,19 @@ use std::{ffi::OsString, os::unix::process::CommandExt as _, process::Command};
 
 use anyhow::{Context as _, Result};
 
-use crate::{build, cmd::step};
+use crate::{build, cmd::step, setup::Task};
 
-pub fn run(args: Vec<OsString>) -> Result<std::process::ExitCode> {
-    let binary = build::build(true)?;
+/// Builds the daemon (release, or dev with `dev`) and becomes it. Only the
+/// daemon writes to stdout: setup and the build print on stderr.
+pub fn run(dev: bool, args: Vec<OsString>) -> Result<std::process::ExitCode> {
+    let profile = if dev { build::DEV } else { build::RELEASE };
+    let binary = build::build(Task::Build, profile)?;
     let args = daemon_args(args);
     let mut daemon = Command::new(&binary);
     daemon.args(&args);
     step(format!(
-        "starting {} (stop with Ctrl-C; events on stdout, diagnostics on stderr; \
-         --format json for JSON lines)",
-        crate::cmd::display(&daemon)
+        "starting {daemon:?} (stop with Ctrl-C; events on stdout, diagnostics on stderr; \
+         --format json for JSON lines)"
     ));
     // exec, not spawn: the daemon gets our pid, so Ctrl-C and SIGTERM reach
     // it directly and its exit status is ours.

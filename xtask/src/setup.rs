@@ -3,11 +3,12 @@
 //! the kernel programs, run the daemon, its tests and the benchmark.
 //!
 //! [`inspect`] only looks (a few milliseconds: no network, no apt); the other
-//! commands call [`ensure`], which installs only when something is missing.
+//! commands call [`ensure`] with their [`Task`], which installs only what
+//! that task needs and is missing: running the daemon needs the nightly's
+//! rust-src and bpf-linker, not the test suite's qemu or podman.
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::{Context as _, Result, bail, ensure as check};
@@ -30,90 +31,80 @@ const NIGHTLY: &str = "nightly";
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// A Debian package, present when all of its `programs` are.
-struct Package {
-    name: &'static str,
-    programs: &'static [&'static str],
-    purpose: &'static str,
+/// What a command needs from the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Build, run or install the daemon: the BPF toolchain and tracefs.
+    Build,
+    /// Build the Debian package: also cargo-deb and lintian.
+    Package,
+    /// The benchmark: also its comparisons (bpftrace, auditd).
+    Bench,
+    /// The test suite: also its servers, the package and the guest.
+    Test,
+    /// `cargo xtask setup`: everything.
+    All,
+}
+
+impl Task {
+    fn needs(self, use_: Use) -> bool {
+        matches!(
+            (self, use_),
+            (Task::All, _)
+                | (Task::Package, Use::Package)
+                | (Task::Test, Use::Package | Use::Test)
+                | (Task::Bench, Use::Bench)
+        )
+    }
+}
+
+/// What an item of the setup is for, beyond the BPF toolchain and tracefs,
+/// which every task needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    Package,
+    Bench,
+    Test,
+}
+
+/// A Debian package, present when all of its `programs` are: name,
+/// programs, purpose, and what needs it.
+struct Package(&'static str, &'static [&'static str], &'static str, Use);
+
+impl Package {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn is_missing(&self) -> bool {
+        self.1
+            .iter()
+            .any(|program| cmd::find_program(program).is_none())
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ({})", self.0, self.2)
+    }
 }
 
 /// Package names checked with `apt-cache policy` on Debian 12 (bookworm).
+#[rustfmt::skip]
 const PACKAGES: &[Package] = &[
-    Package {
-        name: "bpftrace",
-        programs: &["bpftrace"],
-        purpose: "benchmark comparison",
-    },
-    Package {
-        name: "bpftool",
-        programs: &["bpftool"],
-        purpose: "inspecting loaded programs and maps",
-    },
-    Package {
-        name: "prometheus",
-        programs: &["prometheus"],
-        purpose: "metrics sink tests",
-    },
-    Package {
-        name: "prometheus-alertmanager",
-        programs: &["prometheus-alertmanager"],
-        purpose: "alert sink tests",
-    },
-    Package {
-        name: "rsyslog",
-        programs: &["rsyslogd"],
-        purpose: "syslog sink tests",
-    },
-    Package {
-        name: "systemd",
-        programs: &["systemd-analyze"],
-        purpose: "systemd unit tests",
-    },
-    Package {
-        name: "logrotate",
-        programs: &["logrotate"],
-        purpose: "log rotation tests with the shipped deploy/logrotate",
-    },
-    Package {
-        name: "auditd",
-        programs: &["auditd", "auditctl"],
-        purpose: "benchmark comparison",
-    },
-    Package {
-        name: "qemu-system-x86",
-        programs: &["qemu-system-x86_64"],
-        purpose: "the kernel matrix's guest",
-    },
-    Package {
-        name: "busybox-static",
-        programs: &["busybox"],
-        purpose: "the guest's initramfs (virtme-ng)",
-    },
-    Package {
-        name: "lintian",
-        programs: &["lintian"],
-        purpose: "checking the Debian package",
-    },
-    Package {
-        name: "podman",
-        programs: &["podman"],
-        purpose: "the container context test (a real container)",
-    },
-    Package {
-        name: "runc",
-        programs: &["runc"],
-        purpose: "podman's runtime on hosts with hybrid cgroups (crun refuses them)",
-    },
-    Package {
-        name: "mmdebstrap",
-        programs: &["mmdebstrap"],
-        purpose: "the Debian 12 host test's system image",
-    },
-    Package {
-        name: "e2fsprogs",
-        programs: &["mkfs.ext4"],
-        purpose: "the Debian 12 host test's disk image",
-    },
+    Package("bpftrace", &["bpftrace"], "benchmark comparison", Use::Bench),
+    Package("bpftool", &["bpftool"], "inspecting loaded programs and maps", Use::Test),
+    Package("prometheus", &["prometheus"], "metrics sink tests", Use::Test),
+    Package("prometheus-alertmanager", &["prometheus-alertmanager"], "alert sink tests", Use::Test),
+    Package("rsyslog", &["rsyslogd"], "syslog sink tests", Use::Test),
+    Package("systemd", &["systemd-analyze"], "systemd unit tests", Use::Test),
+    Package("logrotate", &["logrotate"], "log rotation tests with the shipped deploy/logrotate", Use::Test),
+    Package("auditd", &["auditd", "auditctl"], "benchmark comparison", Use::Bench),
+    Package("qemu-system-x86", &["qemu-system-x86_64"], "the kernel matrix's guest", Use::Test),
+    Package("busybox-static", &["busybox"], "the guest's initramfs (virtme-ng)", Use::Test),
+    Package("lintian", &["lintian"], "checking the Debian package", Use::Package),
+    Package("podman", &["podman"], "the container context test (a real container)", Use::Test),
+    Package("runc", &["runc"], "podman's runtime on hosts with hybrid cgroups (crun refuses them)", Use::Test),
+    Package("mmdebstrap", &["mmdebstrap"], "the Debian 12 host test's system image", Use::Test),
+    Package("e2fsprogs", &["mkfs.ext4"], "the Debian 12 host test's disk image", Use::Test),
 ];
 
 /// What the nightly toolchain is made of.
@@ -126,19 +117,15 @@ struct Nightly {
 
 impl Nightly {
     fn probe() -> Result<Self> {
-        let verbose = cmd::output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "-vV"]))
-            .with_context(|| {
-                format!(
-                    "the `{NIGHTLY}` toolchain is not usable; this machine kind should carry \
-                     it (else: rustup toolchain install {NIGHTLY} --component rust-src)"
-                )
-            })?;
+        let toolchain = format!("+{NIGHTLY}");
+        let verbose = cmd::output(&duct::cmd!("rustc", &toolchain, "-vV")).with_context(|| {
+            format!(
+                "the `{NIGHTLY}` toolchain is not usable; this machine kind should carry \
+                 it (else: rustup toolchain install {NIGHTLY} --component rust-src)"
+            )
+        })?;
         let llvm_major = parse_llvm_major(&verbose)?;
-        let sysroot = cmd::output(Command::new("rustc").args([
-            &format!("+{NIGHTLY}"),
-            "--print",
-            "sysroot",
-        ]))?;
+        let sysroot = cmd::output(&duct::cmd!("rustc", &toolchain, "--print", "sysroot"))?;
         let sysroot = PathBuf::from(sysroot.trim());
         let libllvm = find_libllvm(&sysroot.join("lib"))?;
         Ok(Self {
@@ -201,8 +188,9 @@ fn find_libllvm(lib: &Path) -> Result<PathBuf> {
     }
 }
 
-/// What is missing; empty when the machine is ready.
+/// What `task` needs that is missing; empty when the machine is ready.
 struct Plan {
+    task: Task,
     nightly: Nightly,
     rust_src: bool,
     bpf_linker: Option<&'static str>,
@@ -215,77 +203,76 @@ struct Plan {
     guest_kernel: bool,
 }
 
-fn inspect() -> Result<Plan> {
+/// The Debian packages `task` needs.
+fn packages_for(task: Task) -> impl Iterator<Item = &'static Package> {
+    PACKAGES.iter().filter(move |package| task.needs(package.3))
+}
+
+fn inspect(task: Task) -> Result<Plan> {
     let nightly = Nightly::probe()?;
-    let rust_src = !nightly.has_rust_src();
-    let bpf_linker = bpf_linker_problem(&nightly);
-    let cargo_deb = cargo_deb_problem();
-    let tracefs = !tracefs_mounted()?;
-    let packages = PACKAGES
-        .iter()
-        .filter(|package| {
-            package
-                .programs
-                .iter()
-                .any(|program| cmd::find_program(program).is_none())
-        })
-        .collect();
-    let virtme = cmd::find_program("vng").is_none();
-    let guest_kernel = guest::cached_default().is_none();
+    let guest = task.needs(Use::Test);
     Ok(Plan {
+        task,
+        rust_src: !nightly.has_rust_src(),
+        bpf_linker: bpf_linker_problem(&nightly),
+        cargo_deb: task.needs(Use::Package).then(cargo_deb_problem).flatten(),
+        tracefs: !tracefs_mounted()?,
+        packages: packages_for(task).filter(|p| p.is_missing()).collect(),
+        virtme: guest && cmd::find_program("vng").is_none(),
+        guest_kernel: guest && guest::cached_default().is_none(),
         nightly,
-        rust_src,
-        bpf_linker,
-        cargo_deb,
-        tracefs,
-        packages,
-        virtme,
-        guest_kernel,
     })
 }
 
 impl Plan {
+    /// Every item the task needs, and whether it is missing.
+    fn items(&self) -> Vec<(String, bool)> {
+        let mut items = vec![
+            (format!("rust-src for {NIGHTLY}"), self.rust_src),
+            (
+                format!(
+                    "bpf-linker {BPF_LINKER_VERSION} on the nightly's LLVM{}",
+                    problem(self.bpf_linker)
+                ),
+                self.bpf_linker.is_some(),
+            ),
+        ];
+        if self.task.needs(Use::Package) {
+            let what = format!("cargo-deb {CARGO_DEB_VERSION}{}", problem(self.cargo_deb));
+            items.push((what, self.cargo_deb.is_some()));
+        }
+        items.push((format!("tracefs mounted at {TRACEFS}"), self.tracefs));
+        items.extend(packages_for(self.task).map(|package| {
+            let missing = self.packages.iter().any(|p| p.name() == package.name());
+            (package.describe(), missing)
+        }));
+        if self.task.needs(Use::Test) {
+            let virtme = format!("{} (boots the guest kernels)", guest::VIRTME_NG);
+            items.push((virtme, self.virtme));
+            let kernel = "Debian 12's newest linux-image-6.1.0-*-amd64 (the guest kernel)";
+            items.push((kernel.to_owned(), self.guest_kernel));
+        }
+        items
+    }
+
+    fn missing(&self) -> Vec<String> {
+        let items = self.items().into_iter();
+        items
+            .filter_map(|(item, missing)| missing.then_some(item))
+            .collect()
+    }
+
     fn is_empty(&self) -> bool {
-        !self.rust_src
-            && self.bpf_linker.is_none()
-            && self.cargo_deb.is_none()
-            && !self.tracefs
-            && self.packages.is_empty()
-            && !self.virtme
-            && !self.guest_kernel
+        self.missing().is_empty()
     }
 
     fn needs_root(&self) -> bool {
         self.tracefs || !self.packages.is_empty() || self.guest_kernel
     }
+}
 
-    fn missing(&self) -> Vec<String> {
-        let mut missing = Vec::new();
-        if self.rust_src {
-            missing.push(format!("rust-src for {NIGHTLY}"));
-        }
-        if let Some(problem) = self.bpf_linker {
-            missing.push(format!("bpf-linker {BPF_LINKER_VERSION} ({problem})"));
-        }
-        if let Some(problem) = self.cargo_deb {
-            missing.push(format!("cargo-deb {CARGO_DEB_VERSION} ({problem})"));
-        }
-        if self.tracefs {
-            missing.push(format!("tracefs at {TRACEFS}"));
-        }
-        missing.extend(
-            self.packages
-                .iter()
-                .map(|package| format!("{} ({})", package.name, package.purpose)),
-        );
-        if self.virtme {
-            missing.push(format!("{} (boots the guest kernels)", guest::VIRTME_NG));
-        }
-        if self.guest_kernel {
-            missing.push("Debian 12's newest linux-image-6.1.0-*-amd64 (the guest kernel)".into());
-        }
-        missing
-    }
+fn problem(problem: Option<&str>) -> String {
+    problem.map(|p| format!(" ({p})")).unwrap_or_default()
 }
 
 /// `None` when a bpf-linker of the right version, linked against this
@@ -294,7 +281,7 @@ fn bpf_linker_problem(nightly: &Nightly) -> Option<&'static str> {
     let Some(linker) = cmd::find_program("bpf-linker") else {
         return Some("not installed");
     };
-    let Some(version) = cmd::probe(Command::new(&linker).arg("--version")) else {
+    let Some(version) = cmd::probe(&duct::cmd!(&linker, "--version")) else {
         // Typically its libLLVM went away (toolchain update, prefix removed).
         return Some("installed but does not run");
     };
@@ -306,7 +293,7 @@ fn bpf_linker_problem(nightly: &Nightly) -> Option<&'static str> {
     }
     // ldd is part of libc-bin, so always there on Debian; without it the
     // version check has to do.
-    if let Some(libs) = cmd::probe(Command::new("ldd").arg(&linker)) {
+    if let Some(libs) = cmd::probe(&duct::cmd!("ldd", &linker)) {
         let ours = fs::canonicalize(&nightly.libllvm).ok();
         let linked = libs
             .lines()
@@ -326,7 +313,7 @@ fn cargo_deb_problem() -> Option<&'static str> {
         return Some("not installed");
     };
     // Run as `cargo deb` would: the subcommand gets "deb" as its first argument.
-    let Some(version) = cmd::probe(Command::new(program).args(["deb", "--version"])) else {
+    let Some(version) = cmd::probe(&duct::cmd!(program, "deb", "--version")) else {
         return Some("installed but does not run");
     };
     if version
@@ -340,17 +327,10 @@ fn cargo_deb_problem() -> Option<&'static str> {
 }
 
 fn install_cargo_deb() -> Result<()> {
-    let mut install = cmd::cargo()?;
-    install.args([
-        "install",
-        "--locked",
-        "cargo-deb",
-        "--version",
-        &format!("={CARGO_DEB_VERSION}"),
-        // Replaces another version.
-        "--force",
-    ]);
-    cmd::run(&mut install)?;
+    let version = format!("={CARGO_DEB_VERSION}");
+    // --force replaces another version.
+    let args = ["install", "--locked", "cargo-deb", "--version", &version];
+    cmd::run(&cmd::cargo(args.into_iter().chain(["--force"])))?;
     if let Some(problem) = cargo_deb_problem() {
         bail!("cargo-deb was installed but is still not usable ({problem})");
     }
@@ -370,35 +350,19 @@ fn tracefs_mounted() -> Result<bool> {
 /// `cargo xtask setup`: report every item, then install what is missing.
 pub fn setup() -> Result<()> {
     step("checking the machine");
-    let plan = inspect()?;
+    let plan = inspect(Task::All)?;
     let nightly = &plan.nightly;
     note(format!(
         "{NIGHTLY} toolchain: {} (LLVM {})",
         nightly.sysroot.display(),
         nightly.llvm_major
     ));
-    report("rust-src component", !plan.rust_src);
-    report(
-        &format!("bpf-linker {BPF_LINKER_VERSION} on the nightly's LLVM"),
-        plan.bpf_linker.is_none(),
-    );
-    report(
-        &format!("cargo-deb {CARGO_DEB_VERSION}"),
-        plan.cargo_deb.is_none(),
-    );
-    report(&format!("tracefs mounted at {TRACEFS}"), !plan.tracefs);
-    for package in PACKAGES {
-        let present = !plan.packages.iter().any(|p| p.name == package.name);
-        report(&format!("{} ({})", package.name, package.purpose), present);
+    for (item, missing) in plan.items() {
+        note(format!(
+            "[{}] {item}",
+            if missing { "MISSING" } else { " ok  " }
+        ));
     }
-    report(
-        &format!("{} (boots the guest kernels)", guest::VIRTME_NG),
-        !plan.virtme,
-    );
-    report(
-        "the Debian 12 guest kernel (linux-image-6.1.0-*-amd64)",
-        !plan.guest_kernel,
-    );
     if !Path::new(BTF).exists() {
         note(format!(
             "warning: {BTF} is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF), \
@@ -412,17 +376,10 @@ pub fn setup() -> Result<()> {
     apply(plan)
 }
 
-fn report(item: &str, present: bool) {
-    note(format!(
-        "[{}] {item}",
-        if present { " ok  " } else { "MISSING" }
-    ));
-}
-
-/// Runs [`setup`]'s installation steps only when the cheap checks find
-/// something missing. Every build, run and test command starts with this.
-pub fn ensure() -> Result<()> {
-    let plan = inspect()?;
+/// Installs what `task` needs when the cheap checks find it missing. Every
+/// build, run, package, bench and test command starts with this.
+pub fn ensure(task: Task) -> Result<()> {
+    let plan = inspect(task)?;
     if plan.is_empty() {
         return Ok(());
     }
@@ -453,7 +410,7 @@ fn apply(plan: Plan) -> Result<()> {
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the Debian packages' thread panicked")));
         rust.and(system)
     })?;
-    let left = inspect()?;
+    let left = inspect(plan.task)?;
     check!(
         left.is_empty(),
         "setup finished but still missing: {}",
@@ -467,13 +424,14 @@ fn apply(plan: Plan) -> Result<()> {
 fn install_rust_tools(plan: &Plan) -> Result<()> {
     if plan.rust_src {
         step(format!("adding rust-src to the {NIGHTLY} toolchain"));
-        cmd::run(Command::new("rustup").args([
+        cmd::run(&duct::cmd!(
+            "rustup",
             "component",
             "add",
             "rust-src",
             "--toolchain",
-            NIGHTLY,
-        ]))?;
+            NIGHTLY
+        ))?;
     }
     if let Some(problem) = plan.bpf_linker {
         step(format!(
@@ -505,13 +463,14 @@ fn install_system_pieces(plan: &Plan) -> Result<()> {
     }
     if plan.virtme {
         step(format!("installing {} from PyPI", guest::VIRTME_NG));
-        cmd::run(Command::new("python3").args([
+        cmd::run(&duct::cmd!(
+            "python3",
             "-m",
             "pip",
             "install",
             "--quiet",
-            guest::VIRTME_NG,
-        ]))?;
+            guest::VIRTME_NG
+        ))?;
     }
     if plan.guest_kernel {
         let kernel = guest::fetch_default()?;
@@ -554,8 +513,8 @@ fn install_bpf_linker(nightly: &Nightly) -> Result<()> {
         lib.display(),
         nightly.libllvm.display()
     ));
-    let mut install = cmd::cargo()?;
-    install.env("LLVM_PREFIX", &prefix).args([
+    let feature = format!("llvm-{}", nightly.llvm_major);
+    let install = cmd::cargo([
         "install",
         "bpf-linker",
         "--version",
@@ -563,11 +522,11 @@ fn install_bpf_linker(nightly: &Nightly) -> Result<()> {
         "--locked",
         "--no-default-features",
         "--features",
-        &format!("llvm-{}", nightly.llvm_major),
+        &feature,
         // Replaces a broken or other-LLVM build of the same version too.
         "--force",
     ]);
-    cmd::run(&mut install)?;
+    cmd::run(&install.env("LLVM_PREFIX", &prefix))?;
     if let Some(problem) = bpf_linker_problem(nightly) {
         bail!(
             "bpf-linker was installed but is still not usable ({problem}); is {} on PATH?",
@@ -582,16 +541,16 @@ fn mount_tracefs() -> Result<()> {
         Path::new(TRACEFS).is_dir(),
         "{TRACEFS} does not exist: this kernel has no tracefs (CONFIG_TRACING)"
     );
-    cmd::run(Command::new("mount").args(["-t", "tracefs", "tracefs", TRACEFS])).with_context(|| {
+    cmd::run(&duct::cmd!("mount", "-t", "tracefs", "tracefs", TRACEFS)).with_context(|| {
         format!(
             "cannot mount tracefs; in a container, mount it on the host or grant \
-                 CAP_SYS_ADMIN (`mount -t tracefs tracefs {TRACEFS}`)"
+             CAP_SYS_ADMIN (`mount -t tracefs tracefs {TRACEFS}`)"
         )
     })
 }
 
 fn install_packages(packages: &[&Package]) -> Result<()> {
-    let names: Vec<&str> = packages.iter().map(|package| package.name).collect();
+    let names: Vec<&str> = packages.iter().map(|package| package.name()).collect();
     check!(
         cmd::find_program("apt-get").is_some(),
         "apt-get not found: this is not a Debian system; install these packages by hand: {}",
@@ -599,18 +558,16 @@ fn install_packages(packages: &[&Package]) -> Result<()> {
     );
     let _no_service_starts = PolicyRcD::install()?;
     let apt = |args: &[&str]| {
-        let mut command = Command::new("apt-get");
-        command
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["-o", "Dpkg::Options::=--force-confdef"])
-            .args(["-o", "Dpkg::Options::=--force-confold"])
-            .args(args);
-        command
+        let options = [
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+        ];
+        duct::cmd("apt-get", options.iter().chain(args)).env("DEBIAN_FRONTEND", "noninteractive")
     };
-    cmd::run(&mut apt(&["update"]))?;
-    let mut install = apt(&["install", "-y"]);
-    install.args(&names);
-    cmd::run(&mut install)
+    cmd::run(&apt(&["update"]))?;
+    cmd::run(&apt(&[&["install", "-y"][..], &names].concat()))
 }
 
 /// Keeps apt from starting the packages' services (prometheus,
@@ -654,6 +611,40 @@ impl Drop for PolicyRcD {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(task: Task) -> Vec<&'static str> {
+        packages_for(task).map(Package::name).collect()
+    }
+
+    /// `cargo xtask run` (and build, install) installs no Debian package:
+    /// a new user's first run once pulled in 389 of them (qemu, podman...).
+    #[test]
+    fn running_needs_no_debian_package_and_no_test_tool() {
+        assert_eq!(names(Task::Build), Vec::<&str>::new());
+        for test_only in [Use::Package, Use::Bench, Use::Test] {
+            assert!(!Task::Build.needs(test_only), "{test_only:?}");
+        }
+    }
+
+    #[test]
+    fn each_task_gets_its_own_tools() {
+        assert_eq!(names(Task::Package), ["lintian"]);
+        assert_eq!(names(Task::Bench), ["bpftrace", "auditd"]);
+        let test = names(Task::Test);
+        for needed in [
+            "qemu-system-x86",
+            "podman",
+            "prometheus",
+            "prometheus-alertmanager",
+            "rsyslog",
+            "lintian",
+            "mmdebstrap",
+        ] {
+            assert!(test.contains(&needed), "{needed} missing from {test:?}");
+        }
+        assert!(!test.contains(&"bpftrace"), "the bench's tools: {test:?}");
+        assert_eq!(names(Task::All).len(), PACKAGES.len());
+    }
 
     #[test]
     fn llvm_major_comes_from_rustc_verbose_version() {

@@ -1,18 +1,23 @@
 //! `cargo xtask test`: every test, then the lints, with one verdict at the end.
-use std::process::{Command, ExitCode};
+use std::{io::BufRead, path::PathBuf, process::ExitCode};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use cargo_metadata::Message;
+use duct::Expression;
 
 use crate::{
     build,
     cmd::{self, note, step},
-    guest, setup,
+    guest,
+    setup::{self, Task},
 };
 
 /// Built by the daemon's build.rs for bpfel-unknown-none with the nightly
 /// toolchain; it cannot be compiled for the host, so host-side cargo commands
 /// leave it out and it gets a clippy run of its own.
 const EBPF_PACKAGE: &str = "rename-audit-ebpf";
+/// The package that holds the `e2e` test target.
+const DAEMON_PACKAGE: &str = "rename-audit";
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -21,8 +26,8 @@ pub struct Options {
     /// Test only this package (repeatable); default: the whole workspace.
     #[arg(short, long, value_name = "PACKAGE")]
     package: Vec<String>,
-    /// Run only this integration test target, e.g. `deploy_unit` for
-    /// rename-audit/tests/deploy_unit.rs (repeatable).
+    /// Run only this test target, e.g. `e2e` for rename-audit/tests/e2e/
+    /// (repeatable).
     #[arg(long, value_name = "NAME")]
     test: Vec<String>,
     /// Skip clippy and rustfmt.
@@ -33,7 +38,8 @@ pub struct Options {
     /// path of a `vmlinuz-<release>` whose modules are in /lib/modules.
     #[arg(long, value_name = "PACKAGE|VMLINUZ")]
     kernel: Option<String>,
-    /// Skip the guest run (the end-to-end tests on a second kernel).
+    /// Skip the guest run (the `kernel::` end-to-end tests on a second
+    /// kernel).
     #[arg(long, conflicts_with_all = ["kernel", "guest_only"])]
     no_guest: bool,
     /// Run only the end-to-end tests inside the guest.
@@ -41,8 +47,17 @@ pub struct Options {
     guest_only: bool,
 }
 
+impl Options {
+    /// Whether the selection holds the `e2e` target, whose `kernel::` tests
+    /// the guest runs.
+    fn selects_e2e(&self) -> bool {
+        (self.package.is_empty() || self.package.iter().any(|p| p == DAEMON_PACKAGE))
+            && (self.test.is_empty() || self.test.iter().any(|t| t == guest::E2E_TARGET))
+    }
+}
+
 pub fn test(options: &Options) -> Result<ExitCode> {
-    setup::ensure()?;
+    setup::ensure(Task::Test)?;
     build::warn_if_kernel_programs_skipped();
     if !cmd::is_root() {
         note("warning: not root: the end-to-end tests load BPF programs and will fail");
@@ -57,31 +72,41 @@ pub fn test(options: &Options) -> Result<ExitCode> {
     // ran out of time.)
     let guest = if options.no_guest {
         None
+    } else if !options.selects_e2e() {
+        note(format!(
+            "no guest run: the selection leaves out the {} target",
+            guest::E2E_TARGET
+        ));
+        None
     } else {
         let prepared = guest_kernel(options).and_then(|kernel| {
-            let binaries = guest_binaries(options)?;
+            let e2e = build_tests(options)?;
+            let tests = guest::guest_tests(&e2e, options.filter.as_deref())?;
             let target = build::target_dir()?;
             // Before any host step can rebuild the daemon.
             guest::snapshot_daemon(&target)?;
-            Ok((kernel, binaries, target))
+            Ok((kernel, e2e, tests, target))
         });
-        let filter = options.filter.clone();
         Some(std::thread::spawn(move || {
-            let (kernel, binaries, target) = prepared?;
-            let run = guest::run_tests(&kernel, &binaries, filter.as_deref(), &target)?;
-            Ok((kernel.release, run))
+            let (kernel, e2e, tests, target) = prepared?;
+            if tests.is_empty() {
+                step("SKIPPED: the guest run: no kernel:: test matches the filter");
+                return Ok(None);
+            }
+            let run = guest::run_tests(&kernel, &e2e, &tests, &target)?;
+            Ok(Some((kernel.release, run)))
         }))
     };
     if !options.guest_only {
-        let mut steps: Vec<(&str, Command)> = vec![("tests", cargo_test(options, false)?)];
+        let mut steps: Vec<(&str, Expression)> = vec![("tests", cargo_test(options, false))];
         if !options.no_lint {
-            steps.push(("clippy", niced(clippy_host()?)));
-            steps.push(("clippy (kernel programs)", niced(clippy_ebpf()?)));
-            steps.push(("rustfmt", rustfmt()?));
+            steps.push(("clippy", clippy_host()));
+            steps.push(("clippy (kernel programs)", clippy_ebpf()));
+            steps.push(("rustfmt", cmd::cargo(["fmt", "--all", "--", "--check"])));
         }
-        for (name, mut command) in steps {
+        for (name, command) in steps {
             step(name);
-            if let Err(error) = cmd::run(&mut command) {
+            if let Err(error) = cmd::run(&command) {
                 note(format!("FAILED: {error:#}"));
                 failed.push(name.to_owned());
             }
@@ -91,17 +116,21 @@ pub fn test(options: &Options) -> Result<ExitCode> {
         if !options.guest_only {
             step("waiting for the guest");
         }
-        let outcome: Result<(String, guest::GuestRun)> = guest
+        let outcome: Result<Option<(String, guest::GuestRun)>> = guest
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the guest's thread panicked")));
-        let outcome = outcome.and_then(|(release, run)| {
+        let outcome = outcome.and_then(|ran| {
+            let Some((release, run)) = ran else {
+                return Ok(None);
+            };
             eprint!("{}", run.log);
-            run.verdict.map(|()| release)
+            run.verdict.map(|()| Some(release))
         });
         match outcome {
-            Ok(release) => step(format!(
-                "guest (Linux {release}): every end-to-end test passed"
+            Ok(Some(release)) => step(format!(
+                "guest (Linux {release}): every kernel:: end-to-end test passed"
             )),
+            Ok(None) => {}
             Err(error) => {
                 note(format!("FAILED: {error:#}"));
                 failed.push("end-to-end tests in the guest".to_owned());
@@ -131,188 +160,180 @@ fn guest_kernel(options: &Options) -> Result<guest::GuestKernel> {
 /// Builds every test the host runs, exactly as `cargo test` will (the same
 /// packages, so the same features: a build for fewer packages would be
 /// rebuilt by the host's, replacing the daemon binary under the running
-/// guest), and returns the paths of those that also run in the guest (those
-/// of `--test` when given).
-fn guest_binaries(options: &Options) -> Result<Vec<guest::TestBinary>> {
-    let targets: Vec<&str> = guest::GUEST_TARGETS
-        .iter()
-        .copied()
-        .filter(|t| options.test.is_empty() || options.test.iter().any(|o| o == t))
-        .collect();
-    let mut cargo = cargo_test(options, true)?;
-    cargo.arg("--message-format=json-render-diagnostics");
+/// guest), and returns the path of the `e2e` test binary, from cargo's JSON
+/// messages.
+fn build_tests(options: &Options) -> Result<PathBuf> {
+    let cargo = cargo_test(options, true);
     step("building the tests");
-    let json = cmd::output(&mut cargo)?;
-    let mut binaries = Vec::new();
-    for line in json.lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let name = message["target"]["name"].as_str().unwrap_or_default();
-        if message["reason"] == "compiler-artifact"
-            && message["profile"]["test"] == true
-            && targets.contains(&name)
-            && let Some(exe) = message["executable"].as_str()
+    // Diagnostics are rendered on stderr; stdout carries the JSON messages.
+    let output = cargo.stdout_capture().run().context("building the tests")?;
+    e2e_executable(&output.stdout[..])?.with_context(|| {
+        format!(
+            "cargo built no `{}` test binary (is rename-audit/tests/{0}/main.rs there?)",
+            guest::E2E_TARGET
+        )
+    })
+}
+
+/// The `e2e` test executable among cargo's `--message-format=json`
+/// messages.
+fn e2e_executable(messages: impl BufRead) -> Result<Option<PathBuf>> {
+    for message in Message::parse_stream(messages) {
+        if let Message::CompilerArtifact(artifact) = message.context("reading cargo's messages")?
+            && artifact.profile.test
+            && artifact.target.name == guest::E2E_TARGET
+            && let Some(executable) = artifact.executable
         {
-            binaries.push(guest::TestBinary {
-                target: name.to_owned(),
-                executable: exe.into(),
-            });
+            return Ok(Some(executable.into_std_path_buf()));
         }
     }
-    anyhow::ensure!(
-        binaries.len() == targets.len(),
-        "cargo built {} of the {} guest test binaries ({targets:?})",
-        binaries.len(),
-        targets.len()
-    );
-    Ok(binaries)
+    Ok(None)
 }
 
-fn niced(mut command: Command) -> Command {
-    cmd::niced(&mut command);
-    command
-}
-
-/// `cargo test`, or with `no_run` only the build of what it would run.
-fn cargo_test(options: &Options, no_run: bool) -> Result<Command> {
-    let mut cargo = cmd::cargo()?;
+/// `cargo test`, or with `no_run` only the build of what it would run (with
+/// cargo's JSON messages on stdout).
+fn cargo_test(options: &Options, no_run: bool) -> Expression {
     // --no-fail-fast: a failing unit test must not hide the end-to-end results.
-    cargo.args(["test", "--no-fail-fast"]);
-    select_packages(&mut cargo, &options.package);
+    let mut args: Vec<String> = vec!["test".into(), "--no-fail-fast".into()];
+    args.extend(package_args(&options.package));
     for test in &options.test {
-        cargo.args(["--test", test]);
+        args.extend(["--test".into(), test.clone()]);
     }
     if no_run {
-        cargo.arg("--no-run");
-        return Ok(cargo);
+        args.extend(["--no-run", "--message-format=json-render-diagnostics"].map(String::from));
+        return cmd::cargo(args);
     }
     // Each end-to-end test starts a daemon that sees every rename on the
     // host; run them one at a time so they cannot disturb each other.
-    cargo.args(["--", "--test-threads=1"]);
-    cargo.args(&options.filter);
-    Ok(cargo)
+    args.extend(["--".into(), "--test-threads=1".into()]);
+    args.extend(options.filter.clone());
+    cmd::cargo(args)
 }
 
-fn select_packages(cargo: &mut Command, packages: &[String]) {
+fn package_args(packages: &[String]) -> Vec<String> {
     if packages.is_empty() {
-        cargo.args(["--workspace", "--exclude", EBPF_PACKAGE]);
-    } else {
-        for package in packages {
-            cargo.args(["--package", package]);
-        }
+        return ["--workspace", "--exclude", EBPF_PACKAGE]
+            .map(String::from)
+            .to_vec();
     }
+    packages
+        .iter()
+        .flat_map(|package| ["--package".to_owned(), package.clone()])
+        .collect()
 }
 
-fn clippy_host() -> Result<Command> {
-    let mut cargo = cmd::cargo()?;
-    cargo.arg("clippy");
-    select_packages(&mut cargo, &[]);
-    cargo.args(["--all-targets", "--", "-D", "warnings"]);
-    Ok(cargo)
+fn clippy_host() -> Expression {
+    let args = ["clippy".to_owned()]
+        .into_iter()
+        .chain(package_args(&[]))
+        .chain(["--all-targets", "--", "-D", "warnings"].map(String::from));
+    cmd::niced(cmd::cargo_path(), args)
 }
 
 /// Lints the kernel programs for their real target, the way aya-build
 /// compiles them (nightly, `-Z build-std=core`).
-fn clippy_ebpf() -> Result<Command> {
-    let mut rustup = Command::new("rustup");
-    rustup
-        .current_dir(cmd::workspace_root())
-        .env("PATH", cmd::path_with_cargo_bin()?)
-        .args([
-            "run",
-            "nightly",
-            "cargo",
-            "clippy",
-            "--package",
-            EBPF_PACKAGE,
-        ])
-        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
-        .args(["--", "-D", "warnings"]);
-    Ok(rustup)
-}
-
-fn rustfmt() -> Result<Command> {
-    let mut cargo = cmd::cargo()?;
-    cargo.args(["fmt", "--all", "--", "--check"]);
-    Ok(cargo)
+fn clippy_ebpf() -> Expression {
+    let args = [
+        "run",
+        "nightly",
+        "cargo",
+        "clippy",
+        "--package",
+        EBPF_PACKAGE,
+    ];
+    let target = ["--target", "bpfel-unknown-none", "-Z", "build-std=core"];
+    let lints = ["--", "-D", "warnings"];
+    cmd::niced("rustup", args.iter().chain(&target).chain(&lints))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(command: &Command) -> Vec<String> {
-        command
-            .get_args()
-            .map(|arg| arg.to_string_lossy().into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn whole_workspace_runs_serially_without_the_kernel_crate() {
-        let options = Options {
-            filter: None,
-            package: vec![],
-            test: vec![],
+    fn options(filter: Option<&str>, package: &[&str], test: &[&str]) -> Options {
+        Options {
+            filter: filter.map(str::to_owned),
+            package: package.iter().map(|p| p.to_string()).collect(),
+            test: test.iter().map(|t| t.to_string()).collect(),
             no_lint: false,
             kernel: None,
             no_guest: false,
             guest_only: false,
-        };
-        let command = cargo_test(&options, false).expect("command");
-        assert_eq!(
-            args(&command),
-            [
-                "test",
-                "--no-fail-fast",
-                "--workspace",
-                "--exclude",
-                EBPF_PACKAGE,
-                "--",
-                "--test-threads=1"
-            ]
+        }
+    }
+
+    /// duct's rendering of a command: `Cmd(["cargo", "test", ...])`.
+    fn words(expression: &Expression) -> String {
+        let debug = format!("{expression:?}");
+        let start = debug.find("[\"").expect("a word list") + 1;
+        let end = debug.find("])").expect("the list's end");
+        debug[start..end].replace('"', "")
+    }
+
+    #[test]
+    fn whole_workspace_runs_serially_without_the_kernel_crate() {
+        let options = options(None, &[], &[]);
+        let command = cargo_test(&options, false);
+        assert!(
+            words(&command).ends_with(
+                "test, --no-fail-fast, --workspace, --exclude, rename-audit-ebpf, --, \
+                 --test-threads=1"
+            ),
+            "{command:?}"
         );
         // The build step passes nothing to the harness.
-        let build = cargo_test(&options, true).expect("command");
-        assert_eq!(
-            args(&build),
-            [
-                "test",
-                "--no-fail-fast",
-                "--workspace",
-                "--exclude",
-                EBPF_PACKAGE,
-                "--no-run"
-            ]
+        let build = cargo_test(&options, true);
+        assert!(
+            words(&build).ends_with(
+                "test, --no-fail-fast, --workspace, --exclude, rename-audit-ebpf, --no-run, \
+                 --message-format=json-render-diagnostics"
+            ),
+            "{build:?}"
         );
     }
 
     #[test]
     fn selection_and_filter_are_passed_on() {
-        let options = Options {
-            filter: Some("verify".into()),
-            package: vec!["rename-audit".into()],
-            test: vec!["deploy_unit".into()],
-            no_lint: true,
-            kernel: None,
-            no_guest: true,
-            guest_only: false,
-        };
-        let command = cargo_test(&options, false).expect("command");
-        assert_eq!(
-            args(&command),
-            [
-                "test",
-                "--no-fail-fast",
-                "--package",
-                "rename-audit",
-                "--test",
-                "deploy_unit",
-                "--",
-                "--test-threads=1",
-                "verify"
-            ]
+        let options = options(Some("verify"), &["rename-audit"], &["e2e"]);
+        let command = cargo_test(&options, false);
+        assert!(
+            words(&command).ends_with(
+                "test, --no-fail-fast, --package, rename-audit, --test, e2e, --, \
+                 --test-threads=1, verify"
+            ),
+            "{command:?}"
         );
+    }
+
+    #[test]
+    fn the_guest_runs_when_the_selection_holds_e2e() {
+        assert!(options(None, &[], &[]).selects_e2e());
+        assert!(options(None, &["rename-audit"], &["e2e"]).selects_e2e());
+        assert!(!options(None, &["xtask"], &[]).selects_e2e());
+        assert!(!options(None, &[], &["deb_package"]).selects_e2e());
+    }
+
+    /// What cargo prints for a test build: the `e2e` test binary is found
+    /// among other artifacts by its target's name and test profile.
+    #[test]
+    fn the_e2e_binary_comes_from_cargos_messages() {
+        let artifact = |name: &str, kind: &str, test: bool, executable: &str| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"path+file:///w/rename-audit#0.1.0","manifest_path":"/w/rename-audit/Cargo.toml","target":{{"kind":["{kind}"],"crate_types":["bin"],"name":"{name}","src_path":"/w/rename-audit/tests/{name}/main.rs","edition":"2024","doc":false,"doctest":false,"test":true}},"profile":{{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":{test}}},"features":[],"filenames":["{executable}"],"executable":"{executable}","fresh":true}}"#
+            )
+        };
+        let messages = [
+            artifact("rename-audit", "bin", false, "/t/debug/rename-audit"),
+            artifact("deb_package", "test", true, "/t/debug/deps/deb_package-1"),
+            r#"{"reason":"build-finished","success":true}"#.to_owned(),
+            artifact("e2e", "test", true, "/t/debug/deps/e2e-2"),
+        ]
+        .join("\n");
+        assert_eq!(
+            e2e_executable(messages.as_bytes()).expect("valid messages"),
+            Some(PathBuf::from("/t/debug/deps/e2e-2"))
+        );
+        let without = messages.lines().take(3).collect::<Vec<_>>().join("\n");
+        assert_eq!(e2e_executable(without.as_bytes()).expect("valid"), None);
     }
 }

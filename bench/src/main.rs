@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: the rename storm benchmark (issues 4 and 11).
+//! The rename storm benchmark (issues 4 and 11), run by `cargo xtask bench`,
+//! which first builds the release daemon and the floor's loader.
 //!
 //! One run measures the renaming workload's rate untraced, under the floor
 //! (an empty program of ours on the same `tp_btf/task_rename` hook: what
@@ -9,8 +10,8 @@
 //! rule), start-up time and RSS at ready, the daemon's accounting, CPU, peak
 //! RSS and rename-to-line latency idle and during a storm, and last
 //! ([`search`]) how fast `rename-audit search` and `report` read a 1 GB log.
-//! It is a benchmark, not a test: it prints numbers and asserts nothing about
-//! speed.
+//! It is a benchmark, not a test: it writes its numbers to
+//! `bench/runs/<date>-<host>/` ([`report`]) and asserts nothing about speed.
 use std::{
     fs,
     io::{Read, Seek, Write as _},
@@ -22,11 +23,18 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 
+mod report;
 mod search;
+use report::{Cell, Report, Table};
 use serde_json::Value;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Parser)]
+#[command(name = "rename-audit-bench", about = "The rename storm benchmark")]
 pub struct BenchArgs {
+    /// Cargo's target directory, which holds the release daemon and the
+    /// floor's loader (`cargo xtask bench` passes it).
+    #[arg(long)]
+    pub target_dir: PathBuf,
     /// Seconds each rate measurement runs.
     #[arg(long, default_value_t = 3.0)]
     pub secs: f64,
@@ -104,6 +112,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+fn main() -> Result<()> {
+    let args = <BenchArgs as clap::Parser>::parse();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the bench crate's directory has a parent")?;
+    run(root, &args.target_dir.clone(), &args)
+}
+
+/// `target` is cargo's target directory, which holds the release daemon.
 /// `target` is cargo's target directory, which holds the release daemon.
 pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     let dir = target.join("bench");
@@ -126,35 +143,51 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.search_only {
-        println!("# rename-audit search benchmark");
-        println!("machine: {}", machine());
-        return b.search(args.search_log_mib);
+        let mut report = Report::new(
+            root,
+            Some("search"),
+            "rename-audit search benchmark",
+            &machine(),
+        )?;
+        return b.search(&mut report, args.search_log_mib);
     }
     let rounds = args.rounds.max(1);
     if args.memory_only {
-        println!("# rename-audit memory benchmark");
-        println!("machine: {}", machine());
-        return memory(&b, args.forks);
+        let mut report = Report::new(
+            root,
+            Some("memory"),
+            "rename-audit memory benchmark",
+            &machine(),
+        )?;
+        return memory(&b, &mut report, args.forks);
     }
+    let mut report = Report::new(root, None, "rename-audit benchmark", &machine())?;
 
-    println!("# rename-audit benchmark");
-    println!("machine: {}", machine());
-    println!(
-        "date: {}",
-        time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
+    let mut storm = Table::new(
+        "rename-storm",
+        format!(
+            "Rename storm (prctl in a loop on non-main threads), median of {rounds} interleaved \
+             rounds; ratios are to the untraced rate of the same round"
+        ),
+        &[
+            "threads",
+            "untraced /s",
+            "floor /s",
+            "floor ratio",
+            "rename-audit /s",
+            "rename-audit ratio",
+            "rename-audit / floor",
+            "floor + mount hooks /s",
+            "floor + mount hooks ratio",
+            "rename-audit / floor + mount hooks",
+            "bpftrace count /s",
+            "bpftrace count ratio",
+            "bpftrace printf /s",
+            "bpftrace printf ratio",
+            "auditd prctl rule /s",
+            "auditd prctl rule ratio",
+        ],
     );
-    println!();
-    println!(
-        "Rename storm (prctl in a loop on non-main threads), median of {rounds} interleaved rounds; \
-         ratios are to the untraced rate of the same round:"
-    );
-    println!();
-    println!(
-        "| threads | untraced /s | floor /s (ratio) | rename-audit /s (ratio) | rename-audit / floor | floor + mount hooks /s (ratio) | rename-audit / floor + mount hooks | bpftrace count /s (ratio) | bpftrace printf /s (ratio) | auditd prctl rule /s (ratio) |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut audited = Vec::new();
     for threads in [1, cpus] {
         let (mut untraced, mut floor, mut audit) = (Vec::new(), Vec::new(), Vec::new());
@@ -181,98 +214,134 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         let counted = b.with_bpftrace(BPFTRACE_COUNT, || b.rate(threads))?;
         let printed = b.with_bpftrace(BPFTRACE_PRINTF, || b.rate(threads))?;
         let ratio = |r: Rate| r.per_sec / untraced_rate;
-        let audited_by_auditd = match b.with_auditd(&AUDIT_PRCTL, || b.rate(threads)) {
-            Ok(r) => format!("{:.0} ({:.3})", r.per_sec, ratio(r)),
-            Err(error) => format!("n/a ({error:#})"),
+        let auditd = match b.with_auditd(&AUDIT_PRCTL, || b.rate(threads)) {
+            Ok(r) => [Cell::num(r.per_sec, 0), Cell::num(ratio(r), 3)],
+            Err(error) => {
+                storm.note(format!("auditd on {threads} threads: n/a ({error:#})"));
+                [Cell::text("n/a"), Cell::text("n/a")]
+            }
         };
-        println!(
-            "| {threads} | {untraced_rate:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.2} | {:.0} ({:.2}) | {:.2} | {:.0} ({:.2}) | {:.0} ({:.2}) | {audited_by_auditd} |",
-            median(floor),
-            median(floor_ratio),
-            median(audit),
-            median(audit_ratio),
-            median(to_floor),
-            median(mounted),
-            median(mounted_ratio),
-            median(to_mounted),
-            counted.per_sec,
-            ratio(counted),
-            printed.per_sec,
-            ratio(printed),
-        );
+        let mut row = vec![
+            Cell::int(threads),
+            Cell::num(untraced_rate, 0),
+            Cell::num(median(floor), 0),
+            Cell::num(median(floor_ratio), 2),
+            Cell::num(median(audit), 0),
+            Cell::num(median(audit_ratio), 2),
+            Cell::num(median(to_floor), 2),
+            Cell::num(median(mounted), 0),
+            Cell::num(median(mounted_ratio), 2),
+            Cell::num(median(to_mounted), 2),
+            Cell::num(counted.per_sec, 0),
+            Cell::num(ratio(counted), 2),
+            Cell::num(printed.per_sec, 0),
+            Cell::num(ratio(printed), 2),
+        ];
+        row.extend(auditd);
+        storm.row(row);
         if let Some((rate, daemon)) = last {
             audited.push((threads, rate, daemon));
         }
     }
-    println!(
+    storm.note(format!(
         "(peers are one run each, compared with the median untraced rate; \"floor + mount hooks\" adds empty \
          programs on the syscall exit tracepoints that the daemon watches mounts on where fanotify's mount \
          events cannot be had (before Linux 6.15, or without CAP_SYS_ADMIN); they put every syscall on the \
          kernel's slower path. Here the daemon watched mounts with: {})",
         b.mount_watch.borrow()
-    );
-    println!();
-    println!(
+    ));
+    report.table(storm)?;
+
+    let mut kernel = Table::new(
+        "kernel-time",
         "Time in the kernel programs per rename (kernel.bpf_stats_enabled on, one run each; \
-         includes the statistics' own two clock reads per run):"
+         includes the statistics' own two clock reads per run)",
+        &[
+            "threads",
+            "floor ns per rename",
+            "rename-audit ns per rename",
+        ],
     );
-    println!();
-    println!("| threads | floor ns per rename | rename-audit ns per rename |");
-    println!("|---|---|---|");
     for threads in [1, cpus] {
         let floor = b.with_floor_pid(|pid| Bench::kernel_ns_per_op(pid, || b.rate(threads)))?;
         let audit = b.daemon_kernel_ns_per_op(|| b.rate(threads))?;
-        println!("| {threads} | {floor:.0} | {audit:.0} |");
+        kernel.row(vec![
+            Cell::int(threads),
+            Cell::num(floor, 0),
+            Cell::num(audit, 0),
+        ]);
     }
+    report.table(kernel)?;
 
-    everyday(&b, cpus, rounds)?;
-    startup(&b, args.startups)?;
-    memory(&b, args.forks)?;
-    println!();
-    println!(
-        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | RSS during run MiB | peak RSS incl. start-up MiB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    everyday(&b, &mut report, cpus, rounds)?;
+    startup(&b, &mut report, args.startups)?;
+    memory(&b, &mut report, args.forks)?;
+    let mut accounting = accounting_table("accounting", "The daemon's accounting of the storms");
     for (threads, rate, d) in &audited {
-        print_accounting(&format!("{threads} (last round)"), *rate, d);
+        accounting_row(
+            &mut accounting,
+            &format!("{threads} (last round)"),
+            *rate,
+            d,
+        );
     }
+    report.table(accounting)?;
 
     let idle = b.with_daemon_latency(false)?;
     let storm = b.with_daemon_latency(true)?;
-    println!();
-    println!("| rename-to-line latency | p50 ms | p99 ms | max ms | samples |");
-    println!("|---|---|---|---|---|");
+    let mut latency = Table::new(
+        "latency",
+        "Rename-to-line latency",
+        &[
+            "rename-to-line latency",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "samples",
+        ],
+    );
     for (label, l) in [("idle host", idle), ("during a storm on every core", storm)] {
-        println!(
-            "| {label} | {:.2} | {:.2} | {:.2} | {} |",
-            l[0], l[1], l[2], l[3] as u64
-        );
+        latency.row(vec![
+            Cell::text(label),
+            Cell::num(l[0], 2),
+            Cell::num(l[1], 2),
+            Cell::num(l[2], 2),
+            Cell::int(l[3] as u64),
+        ]);
     }
+    report.table(latency)?;
 
     let (rate, daemon) = b.with_daemon(|| b.timed_storm(cpus, args.storm_secs))?;
-    println!();
-    println!("{}-second storm on {cpus} threads:", args.storm_secs);
-    println!(
-        "| threads | renames | delivered | summarized | lost | unaccounted | daemon CPU s | RSS during run MiB | peak RSS incl. start-up MiB |"
+    let mut long = accounting_table(
+        "long-storm",
+        format!("{}-second storm on {cpus} threads", args.storm_secs),
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    print_accounting(&cpus.to_string(), rate, &daemon);
-    b.search(args.search_log_mib)
+    accounting_row(&mut long, &cpus.to_string(), rate, &daemon);
+    report.table(long)?;
+    b.search(&mut report, args.search_log_mib)
 }
 
 /// The everyday cost: fork+exec+exit and thread create/exit, untraced,
 /// with rename-audit and under auditd's execve rule.
-fn everyday(b: &Bench, cpus: usize, rounds: usize) -> Result<()> {
-    println!();
-    println!(
-        "Everyday work on {cpus} workers, median of {rounds} interleaved rounds; ratios are to the \
-         untraced rate of the same round:"
+fn everyday(b: &Bench, report: &mut Report, cpus: usize, rounds: usize) -> Result<()> {
+    let mut table = Table::new(
+        "everyday",
+        format!(
+            "Everyday work on {cpus} workers, median of {rounds} interleaved rounds; ratios are \
+             to the untraced rate of the same round"
+        ),
+        &[
+            "workload",
+            "untraced /s",
+            "rename-audit /s",
+            "rename-audit ratio",
+            "auditd execve rule /s",
+            "auditd execve rule ratio",
+            "daemon CPU s per million",
+            "kernel programs µs per op",
+            "rename-audit CPU per op / untraced CPU per op",
+        ],
     );
-    println!();
-    println!(
-        "| workload | untraced /s | rename-audit /s (ratio) | auditd execve rule /s (ratio) | daemon CPU s per million | kernel programs µs per op | rename-audit CPU per op / untraced CPU per op |"
-    );
-    println!("|---|---|---|---|---|---|---|");
     for (label, mode) in [
         ("fork+exec+exit of /bin/true", "spawn"),
         ("thread create/exit", "threads"),
@@ -293,43 +362,55 @@ fn everyday(b: &Bench, cpus: usize, rounds: usize) -> Result<()> {
                     auditd.push(r.per_sec);
                     auditd_ratio.push(r.per_sec / u.per_sec);
                 }
-                Err(error) => auditd_error = Some(format!("n/a ({error:#})")),
+                Err(error) => auditd_error = Some(format!("{error:#}")),
             }
         }
-        let auditd_cell = auditd_error
-            .unwrap_or_else(|| format!("{:.0} ({:.3})", median(auditd), median(auditd_ratio)));
+        let auditd_cells = match auditd_error {
+            Some(error) => {
+                table.note(format!("auditd, {label}: n/a ({error})"));
+                [Cell::text("n/a"), Cell::text("n/a")]
+            }
+            None => [
+                Cell::num(median(auditd), 0),
+                Cell::num(median(auditd_ratio), 3),
+            ],
+        };
         let kernel_ns = b.daemon_kernel_ns_per_op(|| b.workload(mode, cpus))?;
         let untraced_rate = median(untraced);
         let daemon_s = median(cpu_per_million) / 1e6;
         // What one operation costs the machine untraced: every CPU's time
         // divided by the operations done in it.
         let untraced_s = cpus as f64 / untraced_rate;
-        println!(
-            "| {label} | {untraced_rate:.0} | {:.0} ({:.3}) | {auditd_cell} | {:.2} | {:.2} | {:.3} |",
-            median(audit),
-            median(audit_ratio),
-            daemon_s * 1e6,
-            kernel_ns / 1e3,
-            (daemon_s + kernel_ns / 1e9) / untraced_s,
-        );
+        let [auditd_rate, auditd_ratio] = auditd_cells;
+        table.row(vec![
+            Cell::text(label),
+            Cell::num(untraced_rate, 0),
+            Cell::num(median(audit), 0),
+            Cell::num(median(audit_ratio), 3),
+            auditd_rate,
+            auditd_ratio,
+            Cell::num(daemon_s * 1e6, 2),
+            Cell::num(kernel_ns / 1e3, 2),
+            Cell::num((daemon_s + kernel_ns / 1e9) / untraced_s, 3),
+        ]);
     }
-    println!(
+    table.note(
         "(daemon CPU: user+system seconds the daemon used while the workload ran, per million processes or threads; \
          kernel programs: their run time per operation with kernel.bpf_stats_enabled on, one run, which includes the \
          statistics' own clock reads; the last column is the daemon's and the programs' time per operation over the time \
-         of all CPUs per operation untraced)"
+         of all CPUs per operation untraced)",
     );
-    Ok(())
+    report.table(table)
 }
 
 /// The daemon's RSS under fork storms: at ready, at its highest while the
 /// storm ran, and once exited processes were freed (a few seconds after).
-fn memory(b: &Bench, forks: u64) -> Result<()> {
-    println!();
-    println!("Daemon memory under fork storms (RSS, MiB):");
-    println!();
-    println!("| workload | at ready | highest during | after |");
-    println!("|---|---|---|---|");
+fn memory(b: &Bench, report: &mut Report, forks: u64) -> Result<()> {
+    let mut table = Table::new(
+        "memory",
+        "Daemon memory under fork storms (RSS, MiB)",
+        &["workload", "at ready", "highest during", "after"],
+    );
     let padding: Vec<String> = (0..2000).map(|i| format!("{i:0>99}")).collect();
     for (label, count, long) in [
         (format!("{forks} forks"), forks, false),
@@ -373,18 +454,17 @@ fn memory(b: &Bench, forks: u64) -> Result<()> {
         let highest = sampler.join().unwrap_or(0);
         let after = status_kib(pid, "VmRSS:");
         Bench::stop_daemon(child)?;
-        let mib = |kib: u64| kib as f64 / 1024.0;
-        println!(
-            "| {label} | {:.1} | {:.1} | {:.1} |",
+        let mib = |kib: u64| Cell::num(kib as f64 / 1024.0, 1);
+        table.row(vec![
+            Cell::text(label),
             mib(at_ready),
             mib(highest.max(after)),
-            mib(after)
-        );
+            mib(after),
+        ]);
     }
-    Ok(())
+    report.table(table)
 }
 
-/// Samples `pid`'s RSS every 50 ms until told to stop; returns the highest.
 fn sample_rss(
     pid: u32,
 ) -> (
@@ -405,7 +485,7 @@ fn sample_rss(
 }
 
 /// Time from start to ready and RSS at ready, over `n` start-ups.
-fn startup(b: &Bench, n: usize) -> Result<()> {
+fn startup(b: &Bench, report: &mut Report, n: usize) -> Result<()> {
     let mut secs = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..n.max(1) {
@@ -416,35 +496,55 @@ fn startup(b: &Bench, n: usize) -> Result<()> {
         Bench::stop_daemon(child)?;
     }
     let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
-    println!();
-    println!("| start-up ({} runs) | median | max |", secs.len());
-    println!("|---|---|---|");
-    println!(
-        "| start to ready | {:.2} s | {:.2} s |",
-        median(secs.clone()),
-        max(&secs)
+    let mut table = Table::new(
+        "startup",
+        format!("Start-up ({} runs)", secs.len()),
+        &["measure", "median", "max"],
     );
-    println!(
-        "| RSS at ready | {:.1} MiB | {:.1} MiB |",
-        median(rss.clone()),
-        max(&rss)
-    );
-    Ok(())
+    table.row(vec![
+        Cell::text("start to ready, s"),
+        Cell::num(median(secs.clone()), 2),
+        Cell::num(max(&secs), 2),
+    ]);
+    table.row(vec![
+        Cell::text("RSS at ready, MiB"),
+        Cell::num(median(rss.clone()), 1),
+        Cell::num(max(&rss), 1),
+    ]);
+    report.table(table)
 }
 
-fn print_accounting(label: &str, rate: Rate, d: &DaemonRun) {
+fn accounting_table(name: &'static str, title: impl Into<String>) -> Table {
+    Table::new(
+        name,
+        title,
+        &[
+            "threads",
+            "renames",
+            "delivered",
+            "summarized",
+            "lost",
+            "unaccounted",
+            "daemon CPU s",
+            "RSS during run MiB",
+            "peak RSS incl. start-up MiB",
+        ],
+    )
+}
+
+fn accounting_row(table: &mut Table, label: &str, rate: Rate, d: &DaemonRun) {
     let accounted = d.delivered + d.summarized + d.lost;
-    println!(
-        "| {label} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} |",
-        rate.renamed,
-        d.delivered,
-        d.summarized,
-        d.lost,
-        rate.renamed as i64 - accounted as i64,
-        d.cpu_secs,
-        d.run_rss_kib as f64 / 1024.0,
-        d.peak_rss_kib as f64 / 1024.0,
-    );
+    table.row(vec![
+        Cell::text(label),
+        Cell::int(rate.renamed),
+        Cell::int(d.delivered),
+        Cell::int(d.summarized),
+        Cell::int(d.lost),
+        Cell::int(rate.renamed as i64 - accounted as i64),
+        Cell::num(d.cpu_secs, 2),
+        Cell::num(d.run_rss_kib as f64 / 1024.0, 1),
+        Cell::num(d.peak_rss_kib as f64 / 1024.0, 1),
+    ]);
 }
 
 fn machine() -> String {

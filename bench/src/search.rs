@@ -6,7 +6,8 @@
 //! hostile names, a storm summary), and those lines are repeated up to the
 //! asked size with increasing `@timestamp`s, so time filters select a real
 //! share of it. Each query runs against the page-cached file with its output
-//! sent to /dev/null; the wall time is printed, nothing is asserted.
+//! sent to /dev/null; the wall and CPU times are reported, nothing is
+//! asserted.
 use std::{
     fs,
     io::{BufWriter, Write as _},
@@ -19,6 +20,7 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 
 use super::Bench;
+use crate::report::{Cell, Report, Table};
 
 /// The names the sample's renames take (hex-encoded for the workload).
 const SAMPLE: &[(&str, &[u8])] = &[
@@ -33,7 +35,7 @@ const SAMPLE: &[(&str, &[u8])] = &[
 ];
 
 impl Bench {
-    pub fn search(&self, mib: u64) -> Result<()> {
+    pub fn search(&self, report: &mut Report, mib: u64) -> Result<()> {
         let sample = self.record_sample()?;
         let log = self.dir.join("search-bench.json");
         let lines = write_log(&sample, &log, mib << 20)?;
@@ -69,16 +71,18 @@ impl Bench {
             ),
             ("report (parses every line)", vec!["report", file]),
         ];
-        println!();
-        println!(
-            "search over a {:.2} GB log ({lines} lines, {} distinct real lines), page-cached, output to /dev/null:",
-            bytes as f64 / 1e9,
-            sample.len()
-        );
         // CPU seconds as well as wall seconds: on a busy host the wall time
         // says more about the neighbours than about rename-audit.
-        println!("| query | wall s | CPU s (user+sys) | GB/s of CPU |");
-        println!("|---|---|---|---|");
+        let mut table = Table::new(
+            "search",
+            format!(
+                "search over a {:.2} GB log ({lines} lines, {} distinct real lines), page-cached, \
+                 output to /dev/null",
+                bytes as f64 / 1e9,
+                sample.len()
+            ),
+            &["query", "wall s", "CPU s (user+sys)", "GB/s of CPU"],
+        );
         for (label, args) in queries {
             let cpu_before = children_cpu_secs();
             let start = Instant::now();
@@ -96,13 +100,15 @@ impl Bench {
                 "rename-audit {} failed: {status}",
                 args.join(" ")
             );
-            println!(
-                "| {label} | {secs:.2} | {cpu:.2} | {:.2} |",
-                bytes as f64 / 1e9 / cpu
-            );
+            table.row(vec![
+                Cell::text(label),
+                Cell::num(secs, 2),
+                Cell::num(cpu, 2),
+                Cell::num(bytes as f64 / 1e9 / cpu, 2),
+            ]);
         }
         fs::remove_file(&log)?;
-        Ok(())
+        report.table(table)
     }
 
     /// Real lines from the daemon for the sample renames.
