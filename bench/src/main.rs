@@ -129,7 +129,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     let status = Command::new("cc")
         .args(["-O2", "-pthread", "-o"])
         .arg(&renamer)
-        .arg(root.join("rename-audit/tests/support/renamer.c"))
+        .arg(root.join("rename-audit/tests/e2e/support/renamer.c"))
         .status()
         .context("running cc to build the workload")?;
     ensure!(status.success(), "building the workload failed");

@@ -24,7 +24,7 @@ pub fn default_name<T: ValueEnum + Default>() -> String {
         .to_owned()
 }
 
-/// `1 MiB`, `512 KiB`: how the README and config docs write sizes.
+/// `1 MiB`, `512 KiB`: how the docs and deploy/config.toml write sizes.
 pub fn mib(bytes: u32) -> String {
     if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)

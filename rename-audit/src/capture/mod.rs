@@ -419,7 +419,7 @@ fn interval(rate: u32, name: &str) -> Result<u64, CaptureError> {
 }
 
 /// Default ring sizes: this much a CPU, at least the minimum, rounded up to
-/// a power of two. Shown by `run --help`, the README and deploy/config.toml
+/// a power of two. Shown by `run --help`, docs/configuration.md and deploy/config.toml
 /// (a test checks they agree).
 pub const PRIORITY_RING_PER_CPU: u32 = 1 << 20;
 pub const PRIORITY_RING_MIN: u32 = 4 << 20;

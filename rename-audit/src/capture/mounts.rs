@@ -4,7 +4,7 @@
 //! Why not the syscall tracepoints everywhere: attaching any of them puts
 //! every syscall of every task on the kernel's slower syscall path, prctl
 //! included. The mount hooks alone cost the rename storm 4–9% of its rate
-//! here (README, benchmark). fanotify costs nothing outside the mount code.
+//! here (docs/benchmarks.md). fanotify costs nothing outside the mount code.
 //!
 //! A mark covers one mount namespace. Every namespace of a running process
 //! is marked at start; a later one is reported by the fork and exec hooks

@@ -197,7 +197,7 @@ fn an_exec_the_kernel_starts_itself_is_an_exec_rename_where_prepare_exec_marks_i
         "exec"
     } else {
         // Before 6.10 exec is told by the syscall number alone, which a
-        // usermode helper does not have: a known gap (README).
+        // usermode helper does not have: a known gap (docs/kernels.md).
         "procfs"
     };
     assert_eq!(
