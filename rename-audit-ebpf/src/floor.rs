@@ -4,7 +4,6 @@
 //! (`rename-audit/examples/floor.rs`) embeds and loads this one.
 #![no_std]
 #![no_main]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 use aya_ebpf::{
     macros::{btf_tracepoint, tracepoint},

