@@ -14,6 +14,13 @@ fn main() -> anyhow::Result<()> {
         .to_str()
         .ok_or_else(|| anyhow!("non-UTF-8 path {}", root.display()))?;
     println!("cargo:rerun-if-changed={root}/src");
+    // The kernel programs are compiled against the common crate's records
+    // too: a change there must rebuild them.
+    let common = std::path::Path::new(&manifest_dir)
+        .parent()
+        .ok_or_else(|| anyhow!("rename-audit has no parent directory"))?
+        .join("rename-audit-common/src");
+    println!("cargo:rerun-if-changed={}", common.display());
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").context("OUT_DIR")?);
     if std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
         // Lets userspace-only work (unit tests, clippy) proceed without the BPF
