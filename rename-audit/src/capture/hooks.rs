@@ -637,20 +637,26 @@ mod tests {
 
     #[test]
     fn the_docs_show_the_table_the_code_enforces() {
-        const DOC: &str = include_str!("../../../docs/kernels.md");
+        let docs = [
+            ("docs/kernels.md", include_str!("../../../docs/kernels.md")),
+            ("ARCHITECTURE.md", include_str!("../../../ARCHITECTURE.md")),
+        ];
         let start = "<!-- hook-table:start -->\n";
         let end = "<!-- hook-table:end -->";
-        let from = DOC
-            .find(start)
-            .expect("docs/kernels.md has the start marker")
-            + start.len();
-        let to = DOC.find(end).expect("docs/kernels.md has the end marker");
-        assert_eq!(
-            &DOC[from..to],
-            markdown(),
-            "docs/kernels.md's hook table differs from the code's: paste the \
-             DIR/hook-table.md that `rename-audit generate hook-table DIR` writes between \
-             its markers"
-        );
+        for (name, doc) in docs {
+            let from = doc
+                .find(start)
+                .unwrap_or_else(|| panic!("{name} has the start marker"))
+                + start.len();
+            let to = doc
+                .find(end)
+                .unwrap_or_else(|| panic!("{name} has the end marker"));
+            assert_eq!(
+                &doc[from..to],
+                markdown(),
+                "{name}'s hook table differs from the code's: paste the DIR/hook-table.md \
+                 that `rename-audit generate hook-table DIR` writes between its markers"
+            );
+        }
     }
 }
