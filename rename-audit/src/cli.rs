@@ -120,7 +120,7 @@ fn query_about(about: &str, matched: &str, json: &str) -> String {
          read. Every text taken from the log is printed escaped: control \
          characters, line separators and bidi controls as escapes, bytes that \
          are not UTF-8 as \\xNN{json}.",
-        crate::query::input::MAX_LINE >> 20
+        MAX_LINE >> 20
     )
 }
 
@@ -178,6 +178,13 @@ fn rule_id(id: &str) -> Result<String, String> {
         )),
     }
 }
+
+/// The longest line `search` and `report` read; a longer one is skipped and
+/// counted. The daemon's longest line is a few tens of KiB (arguments,
+/// executable and cgroup paths at their kernel-side caps, each possibly
+/// escaped six-fold and repeated in hex), so this is many times that and
+/// still a small, fixed amount of memory.
+pub const MAX_LINE: usize = 1 << 20;
 
 /// The log files `search` and `report` read.
 #[derive(Debug, Args, Default, Clone)]

@@ -23,12 +23,8 @@ use crate::config::{self, Config, OutputTarget};
 /// Reads of this size keep the per-line cost down on large logs.
 const READ_BUF: usize = 1 << 20;
 
-/// The longest line `search` and `report` read; a longer one is skipped and
-/// counted. The daemon's longest line is a few tens of KiB (arguments,
-/// executable and cgroup paths at their kernel-side caps, each possibly
-/// escaped six-fold and repeated in hex), so this is many times that and
-/// still a small, fixed amount of memory.
-pub const MAX_LINE: usize = 1 << 20;
+/// Defined with the flags, whose help states it.
+pub use crate::cli::MAX_LINE;
 
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
