@@ -214,6 +214,7 @@ impl Classifier {
                     pid: c.pid,
                     covered_by: c.covered_by,
                     mount_point: c.mount_point,
+                    entry: c.entry,
                     found,
                 }),
             ));

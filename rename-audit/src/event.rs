@@ -85,16 +85,19 @@ pub struct Summary {
 }
 
 /// A process hidden from `ps`: something is mounted over its `/proc/<pid>`
-/// (the event's process is the hidden one, read through the daemon's own
-/// procfs).
+/// or over a path inside it (the event's process is the hidden one, read
+/// through the daemon's own procfs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hidden {
     pub pid: u32,
     /// The process whose /proc entry was mounted over it, when the mount is
     /// a bind mount of another /proc/<pid>.
     pub covered_by: Option<u32>,
-    /// Where the mount is, e.g. `/proc/4242`.
+    /// Where the mount is, e.g. `/proc/4242` or `/proc/4242/comm`.
     pub mount_point: Name,
+    /// What inside `/proc/<pid>` is covered (`comm`, `stat`, `task/4242`,
+    /// ...); `None` when the mount covers the whole entry.
+    pub entry: Option<Name>,
     /// Found at start-up or after a mount made while running.
     pub found: HiddenFound,
 }

@@ -298,7 +298,7 @@ struct SummaryOut<'a> {
     thread_exited: bool,
 }
 
-/// `hidden`: a /proc/<pid> with something mounted over it.
+/// `hidden`: a /proc/<pid>, or a path in it, with something mounted over it.
 #[derive(Serialize)]
 struct HiddenOut<'a> {
     pid: u32,
@@ -307,6 +307,12 @@ struct HiddenOut<'a> {
     mount_point: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mount_point_hex: Option<String>,
+    /// The covered path inside `/proc/<pid>`; absent when the mount covers
+    /// the whole entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_hex: Option<String>,
     found: &'static str,
 }
 
@@ -461,11 +467,14 @@ impl<'a> Line<'a> {
             hidden: match &ev.body {
                 Body::Hidden(h) => {
                     let (mount_point, mount_point_hex) = text_and_hex(&h.mount_point);
+                    let (entry, entry_hex) = opt_name(h.entry.as_ref());
                     Some(HiddenOut {
                         pid: h.pid,
                         covered_by: h.covered_by.map(|pid| CoveredBy { pid }),
                         mount_point,
                         mount_point_hex,
+                        entry,
+                        entry_hex,
                         found: h.found.as_str(),
                     })
                 }

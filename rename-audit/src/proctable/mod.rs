@@ -365,9 +365,10 @@ impl ProcessTable {
         dead.len()
     }
 
-    /// Covered /proc entries in the daemon's mount table, in PID 1's and in
-    /// those of `mounters` (processes that just mounted, maybe in another
-    /// mount namespace), each once. PID 1's is the host's, where `ps` runs:
+    /// Covered /proc entries (and covered paths inside them) in the
+    /// daemon's mount table, in PID 1's and in those of `mounters`
+    /// (processes that just mounted, maybe in another mount namespace), each
+    /// once: the same hide seen in several tables is one. PID 1's is the host's, where `ps` runs:
     /// the daemon's own may be another (systemd's PrivateMounts=). A mounter
     /// such as mount(8) has often exited by the time its record is read:
     /// then its nearest living ancestor's table is read, which is in the
@@ -383,7 +384,7 @@ impl ProcessTable {
         .chain(mounters.iter().map(|&pid| self.mountinfo_near(pid)));
         for table in tables.flatten() {
             for c in hidden::covered(&table) {
-                if !found.iter().any(|f| f.pid == c.pid) {
+                if !found.iter().any(|f| f.pid == c.pid && f.entry == c.entry) {
                     found.push(c);
                 }
             }

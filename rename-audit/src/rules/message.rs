@@ -71,9 +71,10 @@ pub(super) fn hidden(process: Option<&ProcessContext>, hidden: &Hidden) -> Strin
         Some(exe) => exe.escaped(),
         None => "unknown executable".to_owned(),
     };
-    let covering = match hidden.covered_by {
-        Some(pid) => format!("the /proc entry of process {pid}"),
-        None => "another file system".to_owned(),
+    let covering = match (hidden.covered_by, &hidden.entry) {
+        (Some(pid), None) => format!("the /proc entry of process {pid}"),
+        (Some(pid), Some(_)) => format!("a path from the /proc entry of process {pid}"),
+        (None, _) => "another file system".to_owned(),
     };
     format!(
         "process {} ({exe}) is hidden from ps: {covering} is mounted over {}",

@@ -125,6 +125,9 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
             if let Some(by) = h.covered_by {
                 p.push(("covered_by_pid", by.to_string()));
             }
+            if let Some(entry) = &h.entry {
+                p.push(("entry", entry.escaped()));
+            }
         }
     }
     p

@@ -4,6 +4,7 @@
 //! and the renamer workload: nothing that the guests lack (Prometheus,
 //! Alertmanager, rsyslog, podman).
 mod capture;
+mod hiding;
 mod hooks;
 mod identity;
 mod storm;

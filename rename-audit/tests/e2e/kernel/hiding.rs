@@ -1,0 +1,132 @@
+//! End-to-end: hiding under `/proc/<pid>` and the daemon's own runs. A fake
+//! file bound over `/proc/<pid>/comm` or `/stat`, or kthreadd's task
+//! directory bound over `/proc/<pid>/task/<pid>`, makes `ps` show a kernel
+//! thread and `pgrep` miss the process without covering the whole entry:
+//! each such mount is reported as `process-hidden`, naming what it covers,
+//! whether it was there at start-up or made while the daemon runs. The
+//! output starts with `agent-started` and ends with `agent-stopped`, which
+//! says why.
+use std::process::{Command, Stdio};
+
+use crate::support::{
+    daemon::{Daemon, at, str_at},
+    renamer,
+};
+use serde_json::Value;
+
+/// The name the fake files show, as `ps` would print it.
+const FAKE: &str = "kworker/0:5";
+
+/// One bind mount made by the test, undone on drop (also when the test
+/// fails), before the process it hides exits.
+struct Bound {
+    target: String,
+}
+
+impl Bound {
+    fn new(source: &str, target: String) -> Self {
+        let status = Command::new("mount")
+            .args(["--bind", source, &target])
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount --bind {source} {target}");
+        Self { target }
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg(&self.target)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The three hides of one process: fake `comm` and `stat` files, and
+/// kthreadd's task directory over the process's main thread's. Checks that
+/// each took: the process now reads as a kernel thread.
+fn hide_inside(pid: u32, fakes: &std::path::Path) -> Vec<Bound> {
+    let comm = fakes.join(format!("comm-{pid}"));
+    std::fs::write(&comm, format!("{FAKE}\n")).expect("write the fake comm");
+    // kthreadd's own stat line, with this pid and the fake name.
+    let real = std::fs::read_to_string("/proc/2/stat").expect("read /proc/2/stat");
+    let rest = &real[real.rfind(") ").expect("a stat line") + 2..];
+    let stat = fakes.join(format!("stat-{pid}"));
+    std::fs::write(&stat, format!("{pid} ({FAKE}) {rest}")).expect("write the fake stat");
+    let mounts = vec![
+        Bound::new(comm.to_str().unwrap(), format!("/proc/{pid}/comm")),
+        Bound::new(stat.to_str().unwrap(), format!("/proc/{pid}/stat")),
+        Bound::new("/proc/2/task/2", format!("/proc/{pid}/task/{pid}")),
+    ];
+    let read = |path: String| std::fs::read_to_string(path).unwrap();
+    assert_eq!(read(format!("/proc/{pid}/comm")), format!("{FAKE}\n"));
+    assert!(read(format!("/proc/{pid}/stat")).starts_with(&format!("{pid} ({FAKE}) ")));
+    assert_eq!(read(format!("/proc/{pid}/task/{pid}/comm")), "kthreadd\n");
+    mounts
+}
+
+/// The `process-hidden` alert about `pid` for the mount at `mount_point`.
+fn hidden_at(d: &mut Daemon, pid: u32, mount_point: String) -> Value {
+    d.wait_for(&format!("process-hidden at {mount_point}"), move |e| {
+        at(e, "event.action").as_str() == Some("process-hidden")
+            && at(e, "hidden.pid").as_u64() == Some(pid.into())
+            && at(e, "hidden.mount_point").as_str() == Some(mount_point.as_str())
+    })
+}
+
+/// Each of the three hides of `pid` is reported, found as `found`, naming
+/// the covered path and, for the task directory, the process it came from;
+/// the event describes the real process, not the fake.
+fn assert_reported(d: &mut Daemon, pid: u32, found: &str) {
+    let exe = renamer::path().to_str().unwrap();
+    for (entry, covered_by) in [
+        ("comm".to_owned(), None),
+        ("stat".to_owned(), None),
+        (format!("task/{pid}"), Some(2)),
+    ] {
+        let e = hidden_at(d, pid, format!("/proc/{pid}/{entry}"));
+        assert_eq!(str_at(&e, "hidden.entry"), entry, "{e}");
+        assert_eq!(str_at(&e, "hidden.found"), found, "{e}");
+        assert_eq!(at(&e, "hidden.covered_by.pid").as_u64(), covered_by, "{e}");
+        assert_eq!(str_at(&e, "event.kind"), "alert", "{e}");
+        assert_eq!(str_at(&e, "rule.id"), "process-hidden", "{e}");
+        assert_eq!(str_at(&e, "rule.severity"), "high", "{e}");
+        assert_eq!(str_at(&e, "process.executable"), exe, "{e}");
+        assert!(
+            str_at(&e, "message").contains(&format!("/proc/{pid}/{entry}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_mount_on_a_path_inside_a_proc_entry_before_start_up_is_reported_at_start_up() {
+    let fakes = tempfile::tempdir().expect("temp dir");
+    let early = renamer::spawn_waiting("wait-prctl", b"early-inside", &[]);
+    let mounts = hide_inside(early.pid, fakes.path());
+    let mut d = Daemon::start(&[]);
+    assert_reported(&mut d, early.pid, "start-up");
+    drop(mounts);
+    early.go();
+    d.stop();
+}
+
+#[test]
+fn a_mount_on_a_path_inside_a_proc_entry_while_running_is_reported() {
+    let fakes = tempfile::tempdir().expect("temp dir");
+    let mut d = Daemon::start(&[]);
+    // Once a marker rename's line is out, the start-up scan of the mount
+    // tables is done: the mounts below can only be found by the watch.
+    let marker = renamer::run("probe", b"", &["1", "0"]).get("pid");
+    d.wait_for("a marker rename", move |e| {
+        at(e, "process.pid").as_u64() == Some(marker.into())
+            && at(e, "rename.new_name").as_str() == Some("probe-0")
+    });
+    let late = renamer::spawn_waiting("wait-prctl", b"late-inside", &[]);
+    let mounts = hide_inside(late.pid, fakes.path());
+    assert_reported(&mut d, late.pid, "mount");
+    drop(mounts);
+    late.go();
+    d.stop();
+}
