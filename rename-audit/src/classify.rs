@@ -234,6 +234,13 @@ impl Classifier {
         self.event(timestamp, Some(process), p.body)
     }
 
+    /// An `agent-started` or `agent-stopped` record, stamped now and
+    /// numbered in sequence like every record.
+    pub fn agent_event(&mut self, run: crate::event::AgentRun) -> Box<Event> {
+        let timestamp = self.clock.from_monotonic(clock::monotonic_ns());
+        self.new_event(timestamp, None, Body::Agent(run))
+    }
+
     /// An `events-lost` record of class `output` for `count` records the
     /// output could not write, numbered in sequence like every record.
     pub fn output_lost(&mut self, count: u64) -> Box<Event> {

@@ -128,12 +128,49 @@ pub struct Lost {
     pub count: u64,
 }
 
+/// The daemon's own run began or ended (`agent-started`, `agent-stopped`):
+/// the first and last record of every run, so that a store sees when a host
+/// was watched, and a run with no `agent-stopped` ended without one (killed,
+/// crashed, power lost).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentRun {
+    Started,
+    Stopped {
+        reason: StopReason,
+        /// The failure that stopped it, for `OutputFailed`.
+        error: Option<String>,
+    },
+}
+
+/// Why the daemon stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Sigterm,
+    Sigint,
+    /// The output failed for good (broken stdout, unwritable too long).
+    OutputFailed,
+    /// The capture side ended without being told to (its thread failed).
+    CaptureEnded,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Sigterm => "sigterm",
+            StopReason::Sigint => "sigint",
+            StopReason::OutputFailed => "output-failed",
+            StopReason::CaptureEnded => "capture-ended",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     Rename(Rename),
     Summary(Summary),
     Lost(Lost),
     Hidden(Hidden),
+    Agent(AgentRun),
 }
 
 impl Body {
@@ -145,6 +182,8 @@ impl Body {
             Body::Summary(_) => "renames-summarized",
             Body::Lost(_) => "events-lost",
             Body::Hidden(_) => "process-hidden",
+            Body::Agent(AgentRun::Started) => "agent-started",
+            Body::Agent(AgentRun::Stopped { .. }) => "agent-stopped",
         }
     }
 }

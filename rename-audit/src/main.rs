@@ -16,6 +16,7 @@ use rename_audit::{
     classify::Classifier,
     cli::{Cli, Command, RunArgs},
     config::{self, Config},
+    event::StopReason,
     metrics::Metrics,
     output::{JsonLinesWriter, OutputDest, OutputStream, OutputSummary},
     pipeline::{Control, Pipeline},
@@ -164,13 +165,15 @@ fn run(args: RunArgs) -> Result<()> {
         tracing::warn!(%error, "could not notify systemd");
     }
 
-    let fatal = runtime.block_on(wait_for_stop(
+    let (reason, fatal) = runtime.block_on(wait_for_stop(
         signals,
         Reloader { args, started: cfg },
-        control_tx,
+        control_tx.clone(),
         fatal_rx,
         metrics_for_reload,
     ));
+    // Told before the capture side stops, for the last record.
+    let _ = control_tx.send(Control::Stopping(reason, fatal.clone()));
 
     // Stop: detach first, so the rings hold a finite amount; the drain thread
     // then empties them and takes every pending storm count, and the
@@ -227,7 +230,8 @@ impl Signals {
     }
 }
 
-/// Waits for SIGTERM or SIGINT, or a fatal output failure (returned). On
+/// Waits for SIGTERM or SIGINT, or a fatal output failure (returned with
+/// its message); returns why it stopped. On
 /// SIGHUP reopens the output file (log rotation) and reloads the
 /// configuration, keeping the old one when the new file is invalid.
 ///
@@ -241,7 +245,7 @@ async fn wait_for_stop(
     control: crossbeam_channel::Sender<Control>,
     mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
     metrics: std::sync::Arc<Metrics>,
-) -> Option<String> {
+) -> (StopReason, Option<String>) {
     let reloader = Arc::new(reloader);
     let start_reload = || {
         let reloader = reloader.clone();
@@ -251,10 +255,10 @@ async fn wait_for_stop(
     let mut again = false;
     loop {
         tokio::select! {
-            _ = signals.term.recv() => return None,
-            _ = signals.int.recv() => return None,
+            _ = signals.term.recv() => return (StopReason::Sigterm, None),
+            _ = signals.int.recv() => return (StopReason::Sigint, None),
             // Printed once, as the exit message.
-            Some(message) = fatal.recv() => return Some(message),
+            Some(message) = fatal.recv() => return (StopReason::OutputFailed, Some(message)),
             _ = signals.hup.recv() => {
                 // Reopen first and whatever the configuration says: the
                 // rotated file must be let go of even if the new file is bad.

@@ -329,7 +329,7 @@ impl Metrics {
             // Output losses are counted when they happen (`output_lost`):
             // their record may come much later, or never.
             Body::Lost(l) if l.class == Class::Output => {}
-            Body::Hidden(_) => {}
+            Body::Hidden(_) | Body::Agent(_) => {}
             Body::Lost(l) => {
                 self.lost
                     .get_or_create(&ClassLabels {

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, select};
 use crate::{
     capture::Batch,
     classify::{Classified, Classifier, Filter},
-    event::Event,
+    event::{AgentRun, Event, StopReason},
     metrics::Metrics,
     noise::NoiseFilter,
     output::{OutputStream, OutputSummary},
@@ -26,6 +26,9 @@ pub enum Control {
     },
     /// Log rotation: continue in a new file at the output's path.
     ReopenOutput,
+    /// The daemon is stopping, and why: said in the last record,
+    /// `agent-stopped`, once the capture side has been drained.
+    Stopping(StopReason, Option<String>),
 }
 
 /// With no batch for this long, the pipeline retries a failing output
@@ -50,6 +53,11 @@ impl Pipeline {
         batches: Receiver<Batch>,
         control: Receiver<Control>,
     ) -> (Sinks, OutputSummary) {
+        // The first record of the run, before anything the capture sends.
+        let started = self.classifier.agent_event(AgentRun::Started);
+        self.emit(started);
+        self.output.flush();
+        let mut stopping = None;
         loop {
             select! {
                 recv(batches) -> batch => match batch {
@@ -66,6 +74,7 @@ impl Pipeline {
                         Ok(()) => tracing::info!("output reopened"),
                         Err(error) => tracing::error!(%error, "cannot reopen the output; still writing to the old file"),
                     },
+                    Ok(Control::Stopping(reason, error)) => stopping = Some((reason, error)),
                     Err(_) => {}
                 },
                 default(IDLE_TICK) => self.settle(),
@@ -76,6 +85,19 @@ impl Pipeline {
             self.handle(overdue);
         }
         self.settle();
+        // The reason is sent before the capture side stops, but the batch
+        // channel may close before this loop took it.
+        for msg in control.try_iter() {
+            if let Control::Stopping(reason, error) = msg {
+                stopping = Some((reason, error));
+            }
+        }
+        let (reason, error) = stopping.unwrap_or((StopReason::CaptureEnded, None));
+        let stopped = self
+            .classifier
+            .agent_event(AgentRun::Stopped { reason, error });
+        self.emit(stopped);
+        self.output.flush();
         (self.sinks, self.output.close())
     }
 

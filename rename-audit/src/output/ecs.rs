@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::{Serialize, Serializer};
 
 use super::encode::{ArgsHex, ArgsText, LineSafeFormatter, NumStr, Rfc3339Micros, text_and_hex};
-use crate::event::{Alert, Body, Event, ParentContext, ProcessContext, run_id};
+use crate::event::{AgentRun, Alert, Body, Event, ParentContext, ProcessContext, run_id};
 use crate::names::Name;
 
 /// The ECS version whose field set the lines follow.
@@ -106,6 +106,8 @@ struct Line<'a> {
     lost: Option<LostOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hidden: Option<HiddenOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<RunOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<RuleOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -316,6 +318,17 @@ struct HiddenOut<'a> {
     found: &'static str,
 }
 
+/// `run`: the daemon's own run, on `agent-started` and `agent-stopped`.
+#[derive(Serialize)]
+struct RunOut<'a> {
+    /// The daemon's pid.
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
 #[derive(Serialize)]
 struct CoveredBy {
     pid: u32,
@@ -366,7 +379,7 @@ impl<'a> Line<'a> {
         let thread = match &ev.body {
             Body::Rename(r) => Some(ThreadOut::new(r.tid, &r.new_name)),
             Body::Summary(s) => Some(ThreadOut::new(s.tid, &s.last_name)),
-            Body::Lost(_) | Body::Hidden(_) => None,
+            Body::Lost(_) | Body::Hidden(_) | Body::Agent(_) => None,
         };
         let process = match (&ev.process, thread) {
             (Some(ctx), thread) => Some(ProcessOut::new(ctx, thread)),
@@ -385,6 +398,8 @@ impl<'a> Line<'a> {
                 type_: match ev.body {
                     Body::Rename(_) => ["change"],
                     Body::Summary(_) | Body::Lost(_) | Body::Hidden(_) => ["info"],
+                    Body::Agent(AgentRun::Started) => ["start"],
+                    Body::Agent(AgentRun::Stopped { .. }) => ["end"],
                 },
                 action: ev.body.action(),
                 id: EventId(ev.sequence),
@@ -478,6 +493,21 @@ impl<'a> Line<'a> {
                         found: h.found.as_str(),
                     })
                 }
+                _ => None,
+            },
+            run: match &ev.body {
+                Body::Agent(run) => Some(match run {
+                    AgentRun::Started => RunOut {
+                        pid: std::process::id(),
+                        stop_reason: None,
+                        error: None,
+                    },
+                    AgentRun::Stopped { reason, error } => RunOut {
+                        pid: std::process::id(),
+                        stop_reason: Some(reason.as_str()),
+                        error: error.as_deref(),
+                    },
+                }),
                 _ => None,
             },
             rule: alert.map(|a| RuleOut {

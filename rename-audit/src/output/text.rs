@@ -119,6 +119,8 @@ impl<'a> TextLine<'a> {
             }
             // The process fields say which one; the alert says how.
             Body::Hidden(_) => {}
+            // The action says it; the reason is in the JSON line.
+            Body::Agent(_) => {}
         }
         line
     }

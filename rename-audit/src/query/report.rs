@@ -27,6 +27,10 @@ pub struct Report {
     summarized: HashMap<String, u128>,
     loss_reports: u64,
     lost: HashMap<String, u128>,
+    /// `agent-started` and `agent-stopped` records: runs of the daemon, and
+    /// how many of them recorded their end.
+    agent_starts: u64,
+    agent_stops: u64,
     by_executable: HashMap<Vec<u8>, u128>,
     /// rule id -> (severity, alerts it matched in).
     by_rule: HashMap<String, (String, u128)>,
@@ -139,6 +143,11 @@ impl Report {
             self.loss_reports += 1;
             bump(&mut self.lost, &*l.class, l.count);
         }
+        match &*r.event.action {
+            "agent-started" => self.agent_starts += 1,
+            "agent-stopped" => self.agent_stops += 1,
+            _ => {}
+        }
     }
 
     pub fn write(&self, out: &mut Vec<u8>, top: usize) {
@@ -172,6 +181,14 @@ impl Report {
             total(&self.lost),
             by_class(&self.lost)
         );
+        // Only for logs that have them (written since these records exist).
+        if self.agent_starts + self.agent_stops > 0 {
+            let _ = writeln!(
+                out,
+                "  daemon starts     {:>12}  ({} stops recorded)",
+                self.agent_starts, self.agent_stops
+            );
+        }
 
         table(
             out,

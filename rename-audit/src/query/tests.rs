@@ -4,8 +4,8 @@ use time::macros::datetime;
 
 use super::*;
 use crate::event::{
-    Alert, Body, Class, Event, Lost, LostReason, Method, ProcessContext, Rename, Severity, Summary,
-    Writer,
+    AgentRun, Alert, Body, Class, Event, Lost, LostReason, Method, ProcessContext, Rename,
+    Severity, StopReason, Summary, Writer,
 };
 use crate::names::Name;
 use crate::output::{text, write_json_line};
@@ -104,6 +104,37 @@ fn report_counts_what_it_is_given() {
         "Alerts by rule (each matched rule counted)\n       count  rule  severity\n           1  kernel-thread-mimic  critical\n           1  process-renamed  low\n",
         "Renames by new name\n       count  new name\n           1  kworker/\\xff\\n\n",
         "Top renamers (renames, summarized ones included)\n       count  pid  executable  process name\n          78  4242  /tmp/a\\nb\\xfe  n\\xff\\u{1b}\n",
+    ] {
+        assert!(out.contains(want), "{want:?} not in\n{out}");
+    }
+}
+
+#[test]
+fn report_counts_the_daemon_s_runs_and_recorded_stops() {
+    let mut report = report::Report::default();
+    let mut ev = events().remove(0);
+    ev.process = None;
+    ev.alert = None;
+    for run in [
+        AgentRun::Started,
+        AgentRun::Stopped {
+            reason: StopReason::Sigterm,
+            error: None,
+        },
+        AgentRun::Started,
+    ] {
+        ev.body = Body::Agent(run);
+        let mut json = Vec::new();
+        write_json_line(&ev, &mut json);
+        report.add(&Record::parse(&json).expect("parse"));
+    }
+    let mut out = Vec::new();
+    report.write(&mut out, 10);
+    let out = String::from_utf8(out).expect("UTF-8");
+    for want in [
+        "rename-audit report: 3 events from ",
+        "  process renames              0\n",
+        "  daemon starts                2  (1 stops recorded)\n",
     ] {
         assert!(out.contains(want), "{want:?} not in\n{out}");
     }

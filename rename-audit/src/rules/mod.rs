@@ -210,7 +210,7 @@ impl RuleEngine {
         let rename = match &ev.body {
             Body::Rename(rename) => rename,
             Body::Hidden(hidden) => return self.hidden(ev, hidden),
-            Body::Summary(_) | Body::Lost(_) => return None,
+            Body::Summary(_) | Body::Lost(_) | Body::Agent(_) => return None,
         };
         if matches!(rename.method, Method::Exec | Method::Kernel) {
             return None;

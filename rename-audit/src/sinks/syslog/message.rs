@@ -1,7 +1,7 @@
 //! One event as an RFC 5424 message: what goes in the header, the structured
 //! data and MSG.
 
-use crate::event::{Body, Class, Event};
+use crate::event::{AgentRun, Body, Class, Event};
 use crate::names::Name;
 
 use super::rfc5424::{self, Header, SdElement};
@@ -129,6 +129,12 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
                 p.push(("entry", entry.escaped()));
             }
         }
+        Body::Agent(run) => {
+            p.push(("daemon_pid", std::process::id().to_string()));
+            if let AgentRun::Stopped { reason, .. } = run {
+                p.push(("stop_reason", reason.as_str().to_owned()));
+            }
+        }
     }
     p
 }
@@ -166,6 +172,21 @@ fn one_liner(ev: &Event) -> String {
             h.pid,
             h.mount_point.escaped()
         ),
+        Body::Agent(AgentRun::Started) => {
+            format!("rename-audit started (pid {})", std::process::id())
+        }
+        Body::Agent(AgentRun::Stopped { reason, error }) => {
+            let mut msg = format!(
+                "rename-audit stopped (pid {}): {}",
+                std::process::id(),
+                reason.as_str()
+            );
+            if let Some(error) = error {
+                msg.push_str(": ");
+                msg.push_str(&Name::from(error.as_str()).escaped());
+            }
+            msg
+        }
         Body::Lost(l) if l.class == Class::Output => format!(
             "events lost: {} records could not be written to the output ({})",
             l.count,

@@ -130,3 +130,54 @@ fn a_mount_on_a_path_inside_a_proc_entry_while_running_is_reported() {
     late.go();
     d.stop();
 }
+
+/// Stops the daemon with `signal` and returns every line it wrote, after
+/// checking that it exited cleanly.
+fn stopped_by(signal: i32) -> (u32, Vec<Value>) {
+    let mut d = Daemon::start(&[]);
+    // Records of the run in between: the last record still comes last.
+    let marker = renamer::run("probe", b"", &["1", "0"]).get("pid");
+    d.wait_for("a marker rename", move |e| {
+        at(e, "process.pid").as_u64() == Some(marker.into())
+            && at(e, "rename.new_name").as_str() == Some("probe-0")
+    });
+    let pid = d.pid();
+    d.signal(signal);
+    let status = d.wait_exit(std::time::Duration::from_secs(10));
+    assert!(status.success(), "{status}: {}", d.stderr_text());
+    (pid, d.events().to_vec())
+}
+
+#[test]
+fn the_output_starts_with_agent_started_and_ends_with_agent_stopped_saying_why() {
+    for (signal, reason) in [(libc::SIGTERM, "sigterm"), (libc::SIGINT, "sigint")] {
+        let (pid, events) = stopped_by(signal);
+        let first = &events[0];
+        assert_eq!(str_at(first, "event.action"), "agent-started", "{first}");
+        assert_eq!(at(first, "event.sequence").as_u64(), Some(1), "{first}");
+        assert_eq!(str_at(first, "event.kind"), "event", "{first}");
+        assert_eq!(at(first, "event.type"), &serde_json::json!(["start"]));
+        assert_eq!(at(first, "run.pid").as_u64(), Some(pid.into()), "{first}");
+        let last = events.last().unwrap();
+        assert_eq!(str_at(last, "event.action"), "agent-stopped", "{last}");
+        assert_eq!(str_at(last, "run.stop_reason"), reason, "{last}");
+        assert_eq!(at(last, "run.pid").as_u64(), Some(pid.into()), "{last}");
+        assert_eq!(at(last, "event.type"), &serde_json::json!(["end"]));
+        assert_eq!(
+            at(last, "event.sequence").as_u64(),
+            Some(events.len() as u64),
+            "the last record has the last number: {last}"
+        );
+        assert_eq!(
+            str_at(last, "agent.ephemeral_id"),
+            str_at(first, "agent.ephemeral_id")
+        );
+        for (action, n) in [("agent-started", 1), ("agent-stopped", 1)] {
+            let seen = events
+                .iter()
+                .filter(|e| at(e, "event.action").as_str() == Some(action))
+                .count();
+            assert_eq!(seen, n, "{action} once per run");
+        }
+    }
+}
