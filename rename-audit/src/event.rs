@@ -135,6 +135,17 @@ pub struct Lost {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentRun {
     Started,
+    /// The previous run on this host did not stop cleanly: nothing was
+    /// recorded from its last written record to this start.
+    Gap {
+        /// `@timestamp` of the previous run's last written record.
+        since: OffsetDateTime,
+        /// That run's `agent.ephemeral_id` and the record's sequence.
+        previous_run: String,
+        previous_sequence: u64,
+        /// When this run started: the end of the gap.
+        until: OffsetDateTime,
+    },
     Stopped {
         reason: StopReason,
         /// The failure that stopped it, for `OutputFailed`.
@@ -183,6 +194,7 @@ impl Body {
             Body::Lost(_) => "events-lost",
             Body::Hidden(_) => "process-hidden",
             Body::Agent(AgentRun::Started) => "agent-started",
+            Body::Agent(AgentRun::Gap { .. }) => "monitoring-gap",
             Body::Agent(AgentRun::Stopped { .. }) => "agent-stopped",
         }
     }

@@ -30,4 +30,5 @@ pub mod proctable;
 pub mod query;
 pub mod rules;
 pub mod sinks;
+pub mod state;
 pub mod util;

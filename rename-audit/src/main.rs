@@ -23,6 +23,7 @@ use rename_audit::{
     proctable::{ProcRoot, ProcessTable},
     rules::RuleEngine,
     sinks::Sinks,
+    state::{self, Tracker},
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -85,6 +86,7 @@ fn run(args: RunArgs) -> Result<()> {
             .as_ref(),
     );
     let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
+    let state = Tracker::open_or_warn(&state::resolve_dir(args.state_dir.as_deref()));
 
     // Attach first, then snapshot /proc: whatever starts in between is in the
     // rings as a fork and merged by key, so nothing is missed or doubled.
@@ -151,6 +153,7 @@ fn run(args: RunArgs) -> Result<()> {
         sinks,
         metrics,
         fatal: fatal_tx,
+        state,
     };
     let pipeline = std::thread::Builder::new()
         .name("ra-pipeline".into())

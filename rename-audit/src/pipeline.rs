@@ -15,6 +15,7 @@ use crate::{
     output::{OutputStream, OutputSummary},
     rules::RuleEngine,
     sinks::Sinks,
+    state::Tracker,
 };
 
 /// Changes applied between batches (SIGHUP).
@@ -44,6 +45,9 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Told once, when the output fails for good: the daemon stops.
     pub fatal: tokio::sync::mpsc::UnboundedSender<String>,
+    /// The last record written, kept in the state directory, and how the
+    /// previous run ended.
+    pub state: Tracker,
 }
 
 impl Pipeline {
@@ -55,8 +59,23 @@ impl Pipeline {
     ) -> (Sinks, OutputSummary) {
         // The first record of the run, before anything the capture sends.
         let started = self.classifier.agent_event(AgentRun::Started);
+        let until = started.timestamp;
         self.emit(started);
+        // Then the blind window a kill or crash of the previous run left.
+        if let Some(previous) = self.state.take_unclean() {
+            let since =
+                time::OffsetDateTime::from_unix_timestamp_nanos(previous.last_event_unix_ns)
+                    .unwrap_or(until);
+            let gap = self.classifier.agent_event(AgentRun::Gap {
+                since,
+                previous_run: previous.ephemeral_id,
+                previous_sequence: previous.sequence,
+                until,
+            });
+            self.emit(gap);
+        }
         self.output.flush();
+        self.state.save(false);
         let mut stopping = None;
         loop {
             select! {
@@ -98,6 +117,7 @@ impl Pipeline {
             .agent_event(AgentRun::Stopped { reason, error });
         self.emit(stopped);
         self.output.flush();
+        self.state.save(true);
         (self.sinks, self.output.close())
     }
 
@@ -140,6 +160,7 @@ impl Pipeline {
     fn emit(&mut self, event: Box<Event>) {
         self.metrics.observe(&event);
         self.output.write(&event);
+        self.state.written(event.sequence, event.timestamp);
         self.sinks.offer(event);
     }
 
@@ -156,6 +177,8 @@ impl Pipeline {
             self.emit(lost);
             self.output.flush();
         }
+        // After the flush: the state never names a record not yet written.
+        self.state.save(false);
         if let Some(message) = self.output.fatal(Instant::now()) {
             let _ = self.fatal.send(message);
         }

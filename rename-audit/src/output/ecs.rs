@@ -59,7 +59,7 @@ pub fn write_json_line(ev: &Event, out: &mut Vec<u8>) {
 pub fn syslog_priority(ev: &Event) -> u8 {
     match (&ev.alert, &ev.body) {
         (Some(alert), _) => alert.severity.syslog_priority(),
-        (None, Body::Lost(_)) => 4,
+        (None, Body::Lost(_) | Body::Agent(AgentRun::Gap { .. })) => 4,
         (None, _) => 6,
     }
 }
@@ -108,6 +108,8 @@ struct Line<'a> {
     hidden: Option<HiddenOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     run: Option<RunOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gap: Option<GapOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<RuleOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -329,6 +331,15 @@ struct RunOut<'a> {
     error: Option<&'a str>,
 }
 
+/// `gap`: the blind window after a run that did not stop cleanly.
+#[derive(Serialize)]
+struct GapOut<'a> {
+    start: Rfc3339Micros,
+    end: Rfc3339Micros,
+    previous_ephemeral_id: &'a str,
+    previous_sequence: u64,
+}
+
 #[derive(Serialize)]
 struct CoveredBy {
     pid: u32,
@@ -397,7 +408,10 @@ impl<'a> Line<'a> {
                 category: ["process"],
                 type_: match ev.body {
                     Body::Rename(_) => ["change"],
-                    Body::Summary(_) | Body::Lost(_) | Body::Hidden(_) => ["info"],
+                    Body::Summary(_)
+                    | Body::Lost(_)
+                    | Body::Hidden(_)
+                    | Body::Agent(AgentRun::Gap { .. }) => ["info"],
                     Body::Agent(AgentRun::Started) => ["start"],
                     Body::Agent(AgentRun::Stopped { .. }) => ["end"],
                 },
@@ -497,7 +511,7 @@ impl<'a> Line<'a> {
             },
             run: match &ev.body {
                 Body::Agent(run) => Some(match run {
-                    AgentRun::Started => RunOut {
+                    AgentRun::Started | AgentRun::Gap { .. } => RunOut {
                         pid: std::process::id(),
                         stop_reason: None,
                         error: None,
@@ -507,6 +521,20 @@ impl<'a> Line<'a> {
                         stop_reason: Some(reason.as_str()),
                         error: error.as_deref(),
                     },
+                }),
+                _ => None,
+            },
+            gap: match &ev.body {
+                Body::Agent(AgentRun::Gap {
+                    since,
+                    previous_run,
+                    previous_sequence,
+                    until,
+                }) => Some(GapOut {
+                    start: Rfc3339Micros(*since),
+                    end: Rfc3339Micros(*until),
+                    previous_ephemeral_id: previous_run,
+                    previous_sequence: *previous_sequence,
                 }),
                 _ => None,
             },

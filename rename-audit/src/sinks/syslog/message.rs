@@ -131,8 +131,24 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
         }
         Body::Agent(run) => {
             p.push(("daemon_pid", std::process::id().to_string()));
-            if let AgentRun::Stopped { reason, .. } = run {
-                p.push(("stop_reason", reason.as_str().to_owned()));
+            match run {
+                AgentRun::Started => {}
+                AgentRun::Stopped { reason, .. } => {
+                    p.push(("stop_reason", reason.as_str().to_owned()));
+                }
+                AgentRun::Gap {
+                    since,
+                    previous_run,
+                    previous_sequence,
+                    until,
+                } => p.extend([
+                    ("gap_start", rfc5424::timestamp(*since)),
+                    ("gap_end", rfc5424::timestamp(*until)),
+                    (
+                        "previous_event_id",
+                        format!("{previous_run}-{previous_sequence}"),
+                    ),
+                ]),
             }
         }
     }
@@ -175,6 +191,11 @@ fn one_liner(ev: &Event) -> String {
         Body::Agent(AgentRun::Started) => {
             format!("rename-audit started (pid {})", std::process::id())
         }
+        Body::Agent(AgentRun::Gap { since, until, .. }) => format!(
+            "monitoring gap: the previous run did not stop cleanly; nothing was recorded from {} to {}",
+            rfc5424::timestamp(*since),
+            rfc5424::timestamp(*until)
+        ),
         Body::Agent(AgentRun::Stopped { reason, error }) => {
             let mut msg = format!(
                 "rename-audit stopped (pid {}): {}",

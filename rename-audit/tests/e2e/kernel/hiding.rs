@@ -5,7 +5,8 @@
 //! each such mount is reported as `process-hidden`, naming what it covers,
 //! whether it was there at start-up or made while the daemon runs. The
 //! output starts with `agent-started` and ends with `agent-stopped`, which
-//! says why.
+//! says why; a start after a run that was killed reports the gap from that
+//! run's last record (`monitoring-gap`).
 use std::process::{Command, Stdio};
 
 use crate::support::{
@@ -180,4 +181,104 @@ fn the_output_starts_with_agent_started_and_ends_with_agent_stopped_saying_why()
             assert_eq!(seen, n, "{action} once per run");
         }
     }
+}
+
+/// Starts a daemon on `state` (a state directory shared between runs),
+/// waits until a marker rename of its own is written, and returns it.
+fn run_on(state: &std::path::Path) -> Daemon {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = dir.path().join("events.json");
+    let mut d = Daemon::start_with(dir, output, &["--state-dir", state.to_str().unwrap()]);
+    let marker = renamer::run("probe", b"", &["1", "0"]).get("pid");
+    d.wait_for("a marker rename", move |e| {
+        at(e, "process.pid").as_u64() == Some(marker.into())
+            && at(e, "rename.new_name").as_str() == Some("probe-0")
+    });
+    d
+}
+
+fn gaps(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| at(e, "event.action").as_str() == Some("monitoring-gap"))
+        .collect()
+}
+
+#[test]
+fn a_start_after_a_kill_reports_the_gap_from_the_last_record_written() {
+    let state = tempfile::tempdir().expect("state dir");
+    // A first start has no previous run, and a clean stop leaves no gap.
+    let mut first = run_on(state.path());
+    let (status, _) = first.stop();
+    assert!(status.success(), "{status}");
+    assert!(gaps(first.events()).is_empty(), "no gap on a first start");
+    let mut second = run_on(state.path());
+    assert!(
+        gaps(second.events()).is_empty(),
+        "no gap after a clean stop"
+    );
+    // Killed once its marker's record is saved (just after the flush that
+    // wrote it): no agent-stopped, and the next start reports the gap.
+    let marker_seq = second
+        .events()
+        .iter()
+        .filter(|e| at(e, "rename.new_name").as_str() == Some("probe-0"))
+        .filter_map(|e| at(e, "event.sequence").as_u64())
+        .max()
+        .expect("the marker");
+    let deadline =
+        std::time::Instant::now() + crate::support::patience(std::time::Duration::from_secs(10));
+    loop {
+        let saved = std::fs::read(state.path().join("last-run.json")).unwrap_or_default();
+        let saved: Value = serde_json::from_slice(&saved).unwrap_or(Value::Null);
+        if at(&saved, "sequence").as_u64() >= Some(marker_seq) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the marker's record saved within 10 s: {saved}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    second.signal(libc::SIGKILL);
+    second.wait_exit(std::time::Duration::from_secs(10));
+    let killed = second.events().to_vec();
+    assert!(
+        !killed
+            .iter()
+            .any(|e| at(e, "event.action").as_str() == Some("agent-stopped")),
+        "a killed run writes no agent-stopped"
+    );
+    let killed_id = str_at(&killed[0], "agent.ephemeral_id").to_owned();
+    let mut third = run_on(state.path());
+    let events = third.events().to_vec();
+    assert_eq!(str_at(&events[0], "event.action"), "agent-started");
+    let gap = &events[1];
+    assert_eq!(str_at(gap, "event.action"), "monitoring-gap", "{gap}");
+    assert_eq!(str_at(gap, "event.kind"), "event", "{gap}");
+    assert_eq!(str_at(gap, "gap.previous_ephemeral_id"), killed_id, "{gap}");
+    // The gap starts at a record the killed run wrote (its last, or one of
+    // the last batch if the kill came between a flush and the save), and
+    // ends when this run started.
+    let sequence = at(gap, "gap.previous_sequence")
+        .as_u64()
+        .expect("a sequence");
+    let record = killed
+        .iter()
+        .find(|e| at(e, "event.sequence").as_u64() == Some(sequence))
+        .unwrap_or_else(|| panic!("record {sequence} is in the killed run's output: {gap}"));
+    assert_eq!(
+        str_at(gap, "gap.start"),
+        str_at(record, "@timestamp"),
+        "{gap}"
+    );
+    assert_eq!(
+        str_at(gap, "gap.end"),
+        str_at(&events[0], "@timestamp"),
+        "{gap}"
+    );
+    // Its marker rename was saved before the kill.
+    assert!(sequence >= marker_seq, "{sequence} < {marker_seq}: {gap}");
+    assert_eq!(gaps(&events).len(), 1, "one gap");
+    third.stop();
 }

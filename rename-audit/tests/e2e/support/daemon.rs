@@ -2,7 +2,9 @@
 //!
 //! Hermetic: every daemon gets `--config` with a file of the test's own (an
 //! empty one, written in the test's temp dir, unless the test passes its
-//! own), so /etc/rename-audit/config.toml never changes an outcome.
+//! own), so /etc/rename-audit/config.toml never changes an outcome, and
+//! `--state-dir` in its temp dir (unless the test passes its own), so no
+//! run of a test reads or leaves /var/lib/rename-audit.
 //! Readiness is the daemon's `READY=1` on a notification socket the harness
 //! owns (the sd_notify protocol systemd uses for `Type=notify`), not a
 //! pattern in its log.
@@ -107,6 +109,7 @@ impl Daemon {
             &["--thread-renames", "all"]
         };
         let own_config = (!gives_config).then(|| empty_config(dir.path()));
+        let own_state = (!args.contains(&"--state-dir")).then(|| dir.path().join("state"));
         let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).expect("bind the notification socket");
         notify
@@ -116,6 +119,9 @@ impl Daemon {
         cmd.arg("run").arg("--output").arg(&output);
         if let Some(config) = &own_config {
             cmd.arg("--config").arg(config);
+        }
+        if let Some(state) = &own_state {
+            cmd.arg("--state-dir").arg(state);
         }
         cmd.args(all_threads)
             .args(args)

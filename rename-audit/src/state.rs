@@ -1,0 +1,247 @@
+//! The state directory: what the current run has written so far, so that
+//! the next start can tell whether this run stopped cleanly and, if it did
+//! not (killed, crashed, power lost), report the blind window from its last
+//! written event to the new start (`monitoring-gap`).
+//!
+//! One small JSON file, replaced whole (written beside it, then renamed),
+//! so a kill at any moment leaves either the old or the new content.
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the state lives when neither `--state-dir` nor systemd's
+/// `$STATE_DIRECTORY` (from `StateDirectory=`) says otherwise.
+pub const DEFAULT_DIR: &str = "/var/lib/rename-audit";
+
+const FILE: &str = "last-run.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("creating the state directory {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a rename-audit state file: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A run as the state file records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Its `agent.ephemeral_id`.
+    pub ephemeral_id: String,
+    /// `event.sequence` of the last record it wrote.
+    pub sequence: u64,
+    /// `@timestamp` of that record, in nanoseconds since the Unix epoch.
+    pub last_event_unix_ns: i128,
+    /// It wrote its `agent-stopped` record and ended cleanly.
+    pub stopped: bool,
+}
+
+/// The directory the daemon keeps its state in: the flag, else the first
+/// of systemd's `$STATE_DIRECTORY`, else [`DEFAULT_DIR`].
+pub fn resolve_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    // systemd separates several StateDirectory= entries with colons.
+    std::env::var_os("STATE_DIRECTORY")
+        .and_then(|v| {
+            let v = v.to_str()?.split(':').next()?.to_owned();
+            (!v.is_empty()).then(|| PathBuf::from(v))
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+}
+
+/// The state file of this run.
+pub struct StateFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    /// The sequence number last saved, so an idle daemon writes nothing.
+    saved: Option<(u64, bool)>,
+}
+
+impl StateFile {
+    /// Creates the directory (owner-only) when it is missing.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StateError::Create {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            path: dir.join(FILE),
+            tmp: dir.join(format!("{FILE}.tmp")),
+            saved: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the previous run left; `None` when no run has been here.
+    pub fn previous(&self) -> Result<Option<RunRecord>, StateError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StateError::Parse {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Replaces the file with `run`, unless it already says the same.
+    /// The clean stop is synced to disk; the rest need only outlive a kill.
+    pub fn save(&mut self, run: &RunRecord) -> Result<(), StateError> {
+        if self.saved == Some((run.sequence, run.stopped)) {
+            return Ok(());
+        }
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&self.tmp)?;
+            let mut json = serde_json::to_vec(run).map_err(std::io::Error::other)?;
+            json.push(b'\n');
+            file.write_all(&json)?;
+            if run.stopped {
+                file.sync_all()?;
+            }
+            std::fs::rename(&self.tmp, &self.path)
+        };
+        write().map_err(|source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.saved = Some((run.sequence, run.stopped));
+        Ok(())
+    }
+}
+
+/// This run's side of the state file: the last record written, saved
+/// between batches (and only when it changed), and the clean stop.
+pub struct Tracker {
+    file: Option<StateFile>,
+    previous: Option<RunRecord>,
+    /// Sequence and `@timestamp` (Unix ns) of the last record written.
+    last: Option<(u64, i128)>,
+    /// The last save failed (warned once per streak of failures).
+    failing: bool,
+}
+
+impl Tracker {
+    /// The state file in `dir` and what the previous run left in it; on
+    /// any error the daemon runs on without them and says why (no gap can
+    /// be reported).
+    pub fn open_or_warn(dir: &Path) -> Self {
+        let file = match StateFile::open(dir) {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::warn!(%error, "no state directory: a gap after a kill or crash cannot be reported");
+                return Self::disabled();
+            }
+        };
+        let previous = file.previous().unwrap_or_else(|error| {
+            tracing::warn!(%error, "the previous run's state cannot be read: no gap is reported for it");
+            None
+        });
+        Self {
+            file: Some(file),
+            previous,
+            last: None,
+            failing: false,
+        }
+    }
+
+    /// No state kept (tests of the pipeline alone).
+    pub fn disabled() -> Self {
+        Self {
+            file: None,
+            previous: None,
+            last: None,
+            failing: false,
+        }
+    }
+
+    /// The previous run, when it did not stop cleanly; once.
+    pub fn take_unclean(&mut self) -> Option<RunRecord> {
+        self.previous.take().filter(|run| !run.stopped)
+    }
+
+    /// A record was written.
+    pub fn written(&mut self, sequence: u64, timestamp: time::OffsetDateTime) {
+        self.last = Some((sequence, timestamp.unix_timestamp_nanos()));
+    }
+
+    /// Saves the last record written; `stopped` once the run ends cleanly.
+    pub fn save(&mut self, stopped: bool) {
+        let (Some(file), Some((sequence, last_event_unix_ns))) = (&mut self.file, self.last) else {
+            return;
+        };
+        let run = RunRecord {
+            ephemeral_id: crate::event::run_id().to_owned(),
+            sequence,
+            last_event_unix_ns,
+            stopped,
+        };
+        match file.save(&run) {
+            Ok(()) => self.failing = false,
+            Err(error) if !self.failing => {
+                self.failing = true;
+                tracing::warn!(%error, "cannot save the run's state: a gap after a kill or crash may be reported short");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_run_reads_back_and_the_flag_wins_over_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = StateFile::open(&dir.path().join("sub")).unwrap();
+        assert_eq!(file.previous().unwrap(), None, "no run yet");
+        let run = RunRecord {
+            ephemeral_id: "x".into(),
+            sequence: 7,
+            last_event_unix_ns: 1_700_000_000_123_456_789,
+            stopped: false,
+        };
+        file.save(&run).unwrap();
+        assert_eq!(file.previous().unwrap(), Some(run));
+        std::fs::write(file.path(), b"{").unwrap();
+        assert!(matches!(file.previous(), Err(StateError::Parse { .. })));
+        assert_eq!(resolve_dir(Some(Path::new("/s"))), PathBuf::from("/s"));
+    }
+}
