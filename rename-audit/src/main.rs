@@ -86,7 +86,6 @@ fn run(args: RunArgs) -> Result<()> {
             .as_ref(),
     );
     let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
-    let state = Tracker::open_or_warn(&state::resolve_dir(args.state_dir.as_deref()));
 
     // Attach first, then snapshot /proc: whatever starts in between is in the
     // rings as a fork and merged by key, so nothing is missed or doubled.
@@ -113,6 +112,8 @@ fn run(args: RunArgs) -> Result<()> {
     let mut table = ProcessTable::new(proc_root);
     table.snapshot();
     let processes = table.len();
+    // Only once attached: a start that is refused leaves no state behind.
+    let state = Tracker::open_or_warn(&state::resolve_dir(args.state_dir.as_deref()));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

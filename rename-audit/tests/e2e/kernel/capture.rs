@@ -512,6 +512,8 @@ fn tells_systemd_it_is_ready_once_attached() {
         .arg(empty_config(dir.path()))
         .arg("--output")
         .arg(dir.path().join("events.json"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .env("NOTIFY_SOCKET", &socket_path)
         .stderr(std::process::Stdio::null())
         .spawn()
