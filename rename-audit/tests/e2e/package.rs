@@ -164,6 +164,7 @@ fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
             "/var/lib/systemd/deb-systemd-helper-enabled/rename-audit.service.dsh-also",
             "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/rename-audit.service",
             "/var/log/rename-audit",
+            "/var/lib/rename-audit",
         ])
         .filter(|p| Path::new(p).symlink_metadata().is_ok())
         .collect();
