@@ -8,8 +8,8 @@ use time::macros::datetime;
 
 use super::ecs::{syslog_priority, write_json_line};
 use crate::event::{
-    Alert, Body, Class, Event, Lost, LostReason, Method, ParentContext, ProcessContext, Rename,
-    Severity, Summary, Writer,
+    AgentRun, Alert, Body, Class, Event, Hidden, HiddenFound, Lost, LostReason, Method,
+    ParentContext, ProcessContext, Rename, Severity, StopReason, Summary, Writer,
 };
 use crate::names::Name;
 
@@ -346,6 +346,71 @@ fn lost_line() {
         assert!(v.get(absent).is_none(), "{absent} absent on a lost record");
     }
     assert_eq!(syslog_priority(&ev), 4);
+}
+
+#[test]
+fn hidden_line_names_the_covered_path() {
+    let ev = event(Body::Hidden(Hidden {
+        pid: 4242,
+        covered_by: Some(2),
+        mount_point: Name::from("/proc/4242/task/4242"),
+        entry: Some(Name::from("task/4242")),
+        found: HiddenFound::Mount,
+    }));
+    let v = parse(&line(&ev));
+    assert_eq!(v["event"]["action"], "process-hidden");
+    assert_eq!(
+        v["hidden"],
+        json!({"pid": 4242, "covered_by": {"pid": 2}, "mount_point": "/proc/4242/task/4242",
+               "entry": "task/4242", "found": "mount"})
+    );
+}
+
+#[test]
+fn agent_lines_say_how_the_run_began_ended_and_what_it_missed() {
+    let pid = std::process::id();
+    let mut ev = event(Body::Agent(AgentRun::Started));
+    ev.process = None;
+    let v = parse(&line(&ev));
+    assert_eq!(v["event"]["action"], "agent-started");
+    assert_eq!(v["event"]["kind"], "event");
+    assert_eq!(v["event"]["type"], json!(["start"]));
+    assert_eq!(v["run"], json!({ "pid": pid }));
+    assert_eq!(syslog_priority(&ev), 6);
+
+    ev.body = Body::Agent(AgentRun::Stopped {
+        reason: StopReason::OutputFailed,
+        error: Some("stdout is closed".into()),
+    });
+    let v = parse(&line(&ev));
+    assert_eq!(v["event"]["action"], "agent-stopped");
+    assert_eq!(v["event"]["type"], json!(["end"]));
+    assert_eq!(
+        v["run"],
+        json!({"pid": pid, "stop_reason": "output-failed", "error": "stdout is closed"})
+    );
+
+    ev.body = Body::Agent(AgentRun::Gap {
+        since: datetime!(2026-11-23 11:00:00.5 UTC),
+        previous_run: "prev".into(),
+        previous_sequence: 77,
+        until: datetime!(2026-11-23 12:00:00 UTC),
+    });
+    let v = parse(&line(&ev));
+    assert_eq!(v["event"]["action"], "monitoring-gap");
+    assert_eq!(v["event"]["type"], json!(["info"]));
+    assert_eq!(
+        v["gap"],
+        json!({"start": "2026-11-23T11:00:00.500000Z", "end": "2026-11-23T12:00:00.000000Z",
+               "previous_ephemeral_id": "prev", "previous_sequence": 77})
+    );
+    for absent in ["process", "rename", "summary", "lost", "hidden", "rule"] {
+        assert!(
+            v.get(absent).is_none(),
+            "{absent} absent on an agent record"
+        );
+    }
+    assert_eq!(syslog_priority(&ev), 4, "a gap is a warning");
 }
 
 /// Names no line may be broken or forged by.
