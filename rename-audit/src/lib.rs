@@ -13,6 +13,8 @@
 //! [`clock`], the value types of a process ([`process`]) and small shared
 //! tools ([`util`]). [`config`] builds each stage's settings from the file
 //! (the sinks take theirs from it), and [`cli`] merges the flags in.
+//! [`state`] keeps the run's last written record for the next start, beside
+//! the pipeline that writes it.
 pub mod capture;
 pub mod classify;
 pub mod cli;
