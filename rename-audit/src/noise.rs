@@ -27,6 +27,8 @@ pub enum ThreadRenames {
 
 /// `reason` label of a rename left out by the setting.
 pub const REASON_SETTING: &str = "thread-renames";
+/// `reason` label of a rename that kept the name it had.
+pub const REASON_UNCHANGED: &str = "unchanged";
 /// `reason` label of a rename left out by the executable allow-list.
 pub const REASON_ALLOW: &str = "thread-renames-allow";
 
@@ -45,6 +47,12 @@ impl NoiseFilter {
         let Body::Rename(rename) = &ev.body else {
             return None;
         };
+        // A "rename" to the name the task already had changes nothing a
+        // tool can see: not written, unless a rule judged what it shows
+        // (an exec of a dropped `sshd` from a process already named so).
+        if rename.old_name == rename.new_name && ev.alert.is_none() {
+            return Some(REASON_UNCHANGED);
+        }
         if rename.main_thread {
             return None;
         }
@@ -104,6 +112,7 @@ mod tests {
                 technique: None,
                 message: String::new(),
                 matched: vec!["kernel-thread-mimic"],
+                judged: None,
             }),
         }
     }

@@ -107,6 +107,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     hidden: Option<HiddenOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    masquerade: Option<MasqueradeOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<RuleOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     threat: Option<ThreatOut>,
@@ -298,6 +300,16 @@ struct SummaryOut<'a> {
     thread_exited: bool,
 }
 
+/// `masquerade`: the name a name rule judged, and which name it is (`name`
+/// or `argv0`).
+#[derive(Serialize)]
+struct MasqueradeOut<'a> {
+    judged: &'static str,
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_hex: Option<String>,
+}
+
 /// `hidden`: a /proc/<pid> with something mounted over it.
 #[derive(Serialize)]
 struct HiddenOut<'a> {
@@ -360,7 +372,7 @@ impl<'a> Line<'a> {
         let thread = match &ev.body {
             Body::Rename(r) => Some(ThreadOut::new(r.tid, &r.new_name)),
             Body::Summary(s) => Some(ThreadOut::new(s.tid, &s.last_name)),
-            Body::Lost(_) | Body::Hidden(_) => None,
+            Body::Lost(_) | Body::Hidden(_) | Body::Found(_) => None,
         };
         let process = match (&ev.process, thread) {
             (Some(ctx), thread) => Some(ProcessOut::new(ctx, thread)),
@@ -378,7 +390,7 @@ impl<'a> Line<'a> {
                 category: ["process"],
                 type_: match ev.body {
                     Body::Rename(_) => ["change"],
-                    Body::Summary(_) | Body::Lost(_) | Body::Hidden(_) => ["info"],
+                    Body::Summary(_) | Body::Lost(_) | Body::Hidden(_) | Body::Found(_) => ["info"],
                 },
                 action: ev.body.action(),
                 id: EventId(ev.sequence),
@@ -471,6 +483,14 @@ impl<'a> Line<'a> {
                 }
                 _ => None,
             },
+            masquerade: alert.and_then(|a| a.judged.as_ref()).map(|j| {
+                let (name, name_hex) = text_and_hex(&j.name);
+                MasqueradeOut {
+                    judged: j.source.as_str(),
+                    name,
+                    name_hex,
+                }
+            }),
             rule: alert.map(|a| RuleOut {
                 id: a.rule_id,
                 name: a.rule_name,

@@ -193,6 +193,7 @@ mod tests {
                 technique: Some("T1036.004"),
                 message: "pid 4242 renamed itself".to_owned(),
                 matched: vec!["kernel-thread-mimic"],
+                judged: None,
             }),
         }
     }
