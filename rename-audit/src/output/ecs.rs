@@ -308,6 +308,10 @@ struct MasqueradeOut<'a> {
     name: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name_hex: Option<String>,
+    /// Every rule that matched, where no `rename.rules` lists them (a
+    /// process found at start-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<&'a [&'static str]>,
 }
 
 /// `hidden`: a /proc/<pid> with something mounted over it.
@@ -483,14 +487,17 @@ impl<'a> Line<'a> {
                 }
                 _ => None,
             },
-            masquerade: alert.and_then(|a| a.judged.as_ref()).map(|j| {
-                let (name, name_hex) = text_and_hex(&j.name);
-                MasqueradeOut {
-                    judged: j.source.as_str(),
-                    name,
-                    name_hex,
-                }
-            }),
+            masquerade: alert
+                .and_then(|a| Some((a, a.judged.as_ref()?)))
+                .map(|(a, j)| {
+                    let (name, name_hex) = text_and_hex(&j.name);
+                    MasqueradeOut {
+                        judged: j.source.as_str(),
+                        name,
+                        name_hex,
+                        rules: matches!(ev.body, Body::Found(_)).then_some(a.matched.as_slice()),
+                    }
+                }),
             rule: alert.map(|a| RuleOut {
                 id: a.rule_id,
                 name: a.rule_name,

@@ -76,7 +76,7 @@ pub(super) fn judged(
 
 fn why(reason: &Reason, new: &str) -> String {
     match reason {
-        Reason::KernelShape => "the new name is shaped like a kernel thread".to_owned(),
+        Reason::KernelShape => format!("\"{new}\" is shaped like a kernel thread"),
         Reason::Writable(Writable::Memfd) => "the executable is a memfd".to_owned(),
         Reason::Writable(Writable::Deleted) => "the executable was deleted".to_owned(),
         Reason::Writable(Writable::Incomplete) => {

@@ -513,7 +513,7 @@ fn messages_stay_one_line_whatever_the_names() {
     assert_eq!(
         alert.message,
         "process 1234 (/tmp/a\\nb) renamed itself from \"x\\\"y\" to \
-         \"kworker/\\n\\u{1b}[31m\\xff\": the new name is shaped like a kernel thread"
+         \"kworker/\\n\\u{1b}[31m\\xff\": \"kworker/\\n\\u{1b}[31m\\xff\" is shaped like a kernel thread"
     );
 }
 

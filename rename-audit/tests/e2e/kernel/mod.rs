@@ -6,4 +6,5 @@
 mod capture;
 mod hooks;
 mod identity;
+mod masquerade;
 mod storm;

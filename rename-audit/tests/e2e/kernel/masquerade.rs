@@ -1,0 +1,252 @@
+//! End-to-end: masquerades that need no rename (issue 21). The name an exec
+//! gives, a spoofed argv[0], a disguise taken before the daemon started, the
+//! `sshd:` shape, who can write the executable, and renames that keep the
+//! name. Real programs run from real files; every assertion is filtered on
+//! the test's own pids.
+use std::{
+    io::Write as _,
+    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use crate::support::{
+    daemon::{Daemon, at, str_at},
+    renamer, skip,
+};
+use serde_json::{Value, json};
+
+/// A started program, killed when the test ends however it ends.
+struct Running(Child);
+
+impl Running {
+    fn spawn(cmd: &mut Command) -> Running {
+        Running(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start the program"),
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A copy of `from` at `dir/name`, mode 0755.
+fn copy(from: &Path, dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(from, &to).expect("copy the program");
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    to
+}
+
+/// The alert about `pid` whose action is `action`.
+fn alert_of(d: &mut Daemon, pid: u32, action: &str) -> Value {
+    let action = action.to_owned();
+    d.wait_for(&format!("{action} alert on {pid}"), move |e| {
+        at(e, "process.pid").as_u64() == Some(pid.into())
+            && at(e, "event.action").as_str() == Some(action.as_str())
+            && at(e, "event.kind").as_str() == Some("alert")
+    })
+}
+
+fn rename_of(d: &mut Daemon, pid: u32, new_name: &str) -> Value {
+    let new_name = new_name.to_owned();
+    d.wait_for(&format!("{new_name:?} from {pid}"), move |e| {
+        at(e, "process.pid").as_u64() == Some(pid.into())
+            && at(e, "rename.new_name").as_str() == Some(new_name.as_str())
+    })
+}
+
+/// `cp /bin/sleep <tmp>/sshd && <tmp>/sshd 30`: no rename at all, and `ps`
+/// shows `sshd`. Judged at exec, without `--include-exec`.
+#[test]
+fn a_dropped_binary_named_like_a_system_program_alerts_at_exec() {
+    let mut d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sshd = copy(Path::new("/bin/sleep"), dir.path(), "sshd");
+    let run = Running::spawn(Command::new(&sshd).arg("30"));
+    let e = alert_of(&mut d, run.pid(), "process-renamed");
+    assert_eq!(str_at(&e, "rename.method"), "exec", "{e}");
+    assert_eq!(str_at(&e, "rename.new_name"), "sshd", "{e}");
+    assert_eq!(
+        str_at(&e, "process.executable"),
+        sshd.to_str().unwrap(),
+        "{e}"
+    );
+    assert_eq!(str_at(&e, "rule.id"), "writable-path-stomp", "{e}");
+    assert_eq!(
+        at(&e, "rename.rules"),
+        &json!(["writable-path-stomp", "system-name-mimic"]),
+        "{e}"
+    );
+    assert_eq!(str_at(&e, "masquerade.judged"), "name", "{e}");
+    assert_eq!(str_at(&e, "masquerade.name"), "sshd", "{e}");
+}
+
+/// `exec -a "[kworker/0:1]" /bin/sleep 30`: `ps aux` shows a kernel thread.
+#[test]
+fn a_spoofed_argv0_shaped_like_a_kernel_thread_alerts_at_exec() {
+    let mut d = Daemon::start(&[]);
+    let run = Running::spawn(Command::new("/bin/sleep").arg0("[kworker/0:1]").arg("30"));
+    let e = alert_of(&mut d, run.pid(), "process-renamed");
+    assert_eq!(str_at(&e, "rename.method"), "exec", "{e}");
+    assert_eq!(str_at(&e, "rule.id"), "kernel-thread-mimic", "{e}");
+    assert_eq!(str_at(&e, "rule.severity"), "critical", "{e}");
+    assert_eq!(
+        at(&e, "rename.rules"),
+        &json!(["kernel-thread-mimic"]),
+        "{e}"
+    );
+    assert_eq!(str_at(&e, "masquerade.judged"), "argv0", "{e}");
+    assert_eq!(str_at(&e, "masquerade.name"), "[kworker/0:1]", "{e}");
+    assert_eq!(at(&e, "process.args")[0], json!("[kworker/0:1]"), "{e}");
+}
+
+/// sshd's own setproctitle shape, `sshd: root`, from a binary in /tmp.
+#[test]
+fn a_rename_to_sshd_colon_root_is_a_system_name_mimic() {
+    let mut d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let payload = copy(renamer::path(), dir.path(), "payload");
+    let pid = renamer::run_from(&payload, "prctl", b"sshd: root", &[]).get("pid");
+    let e = rename_of(&mut d, pid, "sshd: root");
+    assert_eq!(str_at(&e, "event.kind"), "alert", "{e}");
+    assert_eq!(
+        at(&e, "rename.rules"),
+        &json!([
+            "writable-path-stomp",
+            "system-name-mimic",
+            "process-renamed"
+        ]),
+        "{e}"
+    );
+}
+
+/// A directory under /root that only root can write, or `None` (with a
+/// skip reported) where /root is read-only (the kernel matrix's guests).
+fn root_only_dir() -> Option<tempfile::TempDir> {
+    match tempfile::Builder::new()
+        .prefix("rename-audit-test-")
+        .tempdir_in("/root")
+    {
+        Ok(dir) => {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                .expect("chmod 0755");
+            Some(dir)
+        }
+        Err(error) => {
+            skip(&format!("cannot make a directory under /root: {error}"));
+            None
+        }
+    }
+}
+
+/// pyenv, nvm or conda under /root: a root-owned 0755 interpreter in a
+/// root-owned 0755 directory is no more writable than /usr/bin. A file
+/// owned by nobody in the same place is.
+#[test]
+fn writable_path_stomp_judges_owners_and_modes() {
+    let Some(dir) = root_only_dir() else {
+        return;
+    };
+    let mut d = Daemon::start(&[]);
+    let python = copy(renamer::path(), dir.path(), "python3.11");
+    let pid = renamer::run_from(&python, "prctl", b"e2e-pyenv", &[]).get("pid");
+    let e = rename_of(&mut d, pid, "e2e-pyenv");
+    assert_eq!(at(&e, "rename.rules"), &json!(["process-renamed"]), "{e}");
+
+    let nobody = copy(renamer::path(), dir.path(), "nobodys");
+    std::os::unix::fs::chown(&nobody, Some(65534), Some(65534)).expect("chown 65534");
+    let pid = renamer::run_from(&nobody, "prctl", b"e2e-nobody", &[]).get("pid");
+    let e = rename_of(&mut d, pid, "e2e-nobody");
+    assert_eq!(str_at(&e, "rule.id"), "writable-path-stomp", "{e}");
+    assert_eq!(
+        at(&e, "rename.rules"),
+        &json!(["writable-path-stomp", "process-renamed"]),
+        "{e}"
+    );
+    assert!(
+        str_at(&e, "message").contains("user 65534"),
+        "the message says who can write it: {e}"
+    );
+}
+
+/// `prctl(PR_SET_NAME)` to the name the process already has changes nothing
+/// `ps` shows: it is not written (and is counted as filtered).
+#[test]
+fn a_rename_to_the_same_name_is_not_written() {
+    let mut d = Daemon::start(&[]);
+    let name = renamer::path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let comm = &name[..name.len().min(15)];
+    let same = renamer::run("prctl", comm.as_bytes(), &[]).get("pid");
+    // A later rename on the same ring: once it is written, the first one
+    // was handled.
+    let marker = renamer::run("prctl", b"e2e-after-same", &[]).get("pid");
+    rename_of(&mut d, marker, "e2e-after-same");
+    let written: Vec<Value> = d
+        .events_of(same)
+        .into_iter()
+        .filter(|e| e.get("rename").is_some())
+        .collect();
+    assert_eq!(written, Vec::<Value>::new(), "nothing about {same}");
+}
+
+/// Disguises taken while the daemon was not running are reported when it
+/// starts, as found, not as seen happening.
+#[test]
+fn a_process_disguised_before_start_up_is_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let payload = copy(renamer::path(), dir.path(), "payload");
+    let mut kworker = renamer::spawn_waiting_from(&payload, "wait-prctl-hold", b"kworker/1:7", &[]);
+    let mut cron = renamer::spawn_waiting_from(&payload, "wait-prctl-hold", b"cron", &[]);
+    for w in [&mut kworker, &mut cron] {
+        w.child
+            .stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(b"go\n")
+            .expect("tell it to rename");
+        assert_eq!(w.read_value("renamed"), 1);
+    }
+    let mut d = Daemon::start(&[]);
+    let e = alert_of(&mut d, kworker.pid, "disguise-found-at-start-up");
+    assert_eq!(str_at(&e, "rule.id"), "kernel-thread-mimic", "{e}");
+    assert_eq!(str_at(&e, "process.name"), "kworker/1:7", "{e}");
+    assert_eq!(str_at(&e, "masquerade.judged"), "name", "{e}");
+    assert_eq!(str_at(&e, "masquerade.name"), "kworker/1:7", "{e}");
+    assert!(at(&e, "rename").is_null(), "not a rename: {e}");
+    assert_eq!(
+        at(&e, "masquerade.rules"),
+        &json!(["kernel-thread-mimic", "writable-path-stomp"]),
+        "{e}"
+    );
+    let e = alert_of(&mut d, cron.pid, "disguise-found-at-start-up");
+    assert_eq!(str_at(&e, "rule.id"), "writable-path-stomp", "{e}");
+    assert_eq!(str_at(&e, "masquerade.name"), "cron", "{e}");
+    assert_eq!(
+        at(&e, "masquerade.rules"),
+        &json!(["writable-path-stomp", "system-name-mimic"]),
+        "{e}"
+    );
+    assert!(
+        str_at(&e, "message").contains("when the daemon started"),
+        "{e}"
+    );
+    for w in [kworker, cron] {
+        w.go();
+    }
+}
