@@ -380,9 +380,6 @@ impl RuleEngine {
         let is_path =
             argv0.starts_with(b"/") || argv0.starts_with(b"./") || argv0.starts_with(b"../");
         let judged = if is_path {
-            if argv0.starts_with(b"/") && self.same_file(process, argv0, index) {
-                return None;
-            }
             paths::comm_of(argv0)
         } else {
             argv0
@@ -392,6 +389,14 @@ impl RuleEngine {
             || cut(judged) == cut(name.as_bytes())
             || cut(judged) == paths::comm_of(exe)
         {
+            return None;
+        }
+        // Only a name a rule could match is worth a look at the file
+        // system: most absolute argv[0]s name ordinary programs.
+        let suspect = is_kernel_thread_shaped(judged)
+            || self.system_names.contains(&cut(judged))
+            || self.system_names.contains(system_names::claimed(judged));
+        if suspect && argv0.starts_with(b"/") && self.same_file(process, argv0, index) {
             return None;
         }
         Some(Name::new(judged))

@@ -250,3 +250,56 @@ fn a_process_disguised_before_start_up_is_reported() {
         w.go();
     }
 }
+
+/// Ordinary execs judged at exec raise nothing: interpreters through
+/// symlinks, `sh` (dash or bash through a symlink), a login shell's
+/// `-bash`, busybox applets, a path argv[0] to the program itself, and a
+/// program of no system name run from /tmp.
+#[test]
+fn ordinary_execs_raise_no_alert() {
+    let mut d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let build = copy(Path::new("/bin/true"), dir.path(), "build-step");
+    let mut pids = Vec::new();
+    let mut run = |cmd: &mut Command| {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start an ordinary program");
+        pids.push(child.id());
+        child.wait().expect("wait");
+    };
+    run(Command::new("/bin/sh").args(["-c", "true"]));
+    run(Command::new("/bin/bash").arg0("-bash").args(["-c", "true"]));
+    run(Command::new("/bin/bash")
+        .arg0("/bin/bash")
+        .args(["-c", "true"]));
+    run(Command::new("/bin/true").arg0("/usr/bin/true"));
+    run(&mut Command::new(&build));
+    for (interpreter, flag) in [("/usr/bin/python3", "-c"), ("/usr/bin/perl", "-e")] {
+        if Path::new(interpreter).exists() {
+            run(Command::new(interpreter).args([flag, "1"]));
+        }
+    }
+    // A busybox applet through its symlink, as busybox installs them.
+    if let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|b| Path::new(b).exists())
+    {
+        let sh = dir.path().join("sh");
+        std::os::unix::fs::symlink(busybox, &sh).expect("symlink an applet");
+        run(Command::new(&sh).args(["-c", "true"]));
+    }
+    let marker = renamer::run("prctl", b"e2e-ordinary", &[]).get("pid");
+    rename_of(&mut d, marker, "e2e-ordinary");
+    for pid in pids {
+        let alerts: Vec<Value> = d
+            .events_of(pid)
+            .into_iter()
+            .filter(|e| at(e, "event.kind").as_str() == Some("alert"))
+            .collect();
+        assert_eq!(alerts, Vec::<Value>::new(), "no alert for {pid}");
+    }
+}
