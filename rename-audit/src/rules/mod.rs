@@ -445,6 +445,12 @@ impl RuleEngine {
                     .chain([PathBuf::new()])
                     .collect(),
                 inode: process.executable_file.map(|f| f.inode),
+                ns_root: index.root_of(process.pid).and_then(|root| {
+                    let dir = root.parent()?;
+                    let id =
+                        |map| paths::mapped_root(&std::fs::read_to_string(dir.join(map)).ok()?);
+                    Some((id("uid_map")?, id("gid_map")?))
+                }),
             };
             paths::writable(exe, &self.writable_paths, Some(&lookup))
         })

@@ -81,6 +81,21 @@ impl Meta {
 pub struct Lookup {
     pub roots: Vec<PathBuf>,
     pub inode: Option<u64>,
+    /// The host uid and gid that are root in the process's user namespace
+    /// (a rootless container's files belong to its mapped root), besides 0.
+    pub ns_root: Option<(u32, u32)>,
+}
+
+/// The host id that id 0 maps to, from a `/proc/<pid>/uid_map` or
+/// `gid_map` ("<inside> <outside> <count>" lines).
+pub fn mapped_root(map: &str) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut f = line.split_whitespace().map(str::parse::<u32>);
+        match (f.next(), f.next()) {
+            (Some(Ok(0)), Some(Ok(outside))) => Some(outside),
+            _ => None,
+        }
+    })
 }
 
 impl Lookup {
@@ -106,13 +121,16 @@ impl Lookup {
                 let shown = || {
                     String::from_utf8_lossy(if path.is_empty() { b"/" } else { path }).into_owned()
                 };
-                if meta.uid != 0 {
+                let (root_uid, root_gid) = self.ns_root.unwrap_or((0, 0));
+                if meta.uid != 0 && meta.uid != root_uid {
                     return Some(Some(Writable::Owned {
                         path: shown(),
                         uid: meta.uid,
                     }));
                 }
-                if meta.mode & 0o002 != 0 || (meta.mode & 0o020 != 0 && meta.gid != 0) {
+                if meta.mode & 0o002 != 0
+                    || (meta.mode & 0o020 != 0 && meta.gid != 0 && meta.gid != root_gid)
+                {
                     return Some(Some(Writable::Open { path: shown() }));
                 }
                 if path.is_empty() {
@@ -270,6 +288,7 @@ mod tests {
         let lookup = Lookup {
             roots: vec![PathBuf::new()],
             inode,
+            ns_root: None,
         };
         writable_with(exe.as_bytes(), &[], Some(&lookup), &fs(HOST))
     }
@@ -300,6 +319,42 @@ mod tests {
                 path: "/srv/g".into()
             })
         );
+    }
+
+    #[test]
+    fn a_rootless_containers_root_counts_as_root() {
+        const ROOTLESS: &[(&str, u32, u32, u32, u64)] = &[
+            ("/", 100000, 100000, 0o40755, 2),
+            ("/bin", 100000, 100000, 0o40755, 3),
+            ("/bin/busybox", 100000, 100000, 0o100755, 4),
+        ];
+        let lookup = |ns_root| Lookup {
+            roots: vec![PathBuf::new()],
+            inode: Some(4),
+            ns_root,
+        };
+        assert_eq!(
+            writable_with(
+                b"/bin/busybox",
+                &[],
+                Some(&lookup(Some((100000, 100000)))),
+                &fs(ROOTLESS)
+            ),
+            None
+        );
+        assert_eq!(
+            writable_with(b"/bin/busybox", &[], Some(&lookup(None)), &fs(ROOTLESS)),
+            Some(Writable::Owned {
+                path: "/bin/busybox".into(),
+                uid: 100000
+            })
+        );
+        assert_eq!(
+            mapped_root("         0     100000      65536\n"),
+            Some(100000)
+        );
+        assert_eq!(mapped_root("         0          0 4294967295\n"), Some(0));
+        assert_eq!(mapped_root("      1000       1000          1\n"), None);
     }
 
     #[test]
