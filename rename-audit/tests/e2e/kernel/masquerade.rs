@@ -5,6 +5,7 @@
 //! the test's own pids.
 use std::{
     io::Write as _,
+    net::SocketAddr,
     os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -12,7 +13,9 @@ use std::{
 
 use crate::support::{
     daemon::{Daemon, at, str_at},
-    renamer, skip,
+    http, renamer,
+    servers::free_port,
+    skip,
 };
 use serde_json::{Value, json};
 
@@ -185,7 +188,8 @@ fn writable_path_stomp_judges_owners_and_modes() {
 /// `ps` shows: it is not written (and is counted as filtered).
 #[test]
 fn a_rename_to_the_same_name_is_not_written() {
-    let mut d = Daemon::start(&[]);
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut d = Daemon::start(&["--metrics-listen", &listen.to_string()]);
     let name = renamer::path()
         .file_name()
         .unwrap()
@@ -203,6 +207,19 @@ fn a_rename_to_the_same_name_is_not_written() {
         .filter(|e| e.get("rename").is_some())
         .collect();
     assert_eq!(written, Vec::<Value>::new(), "nothing about {same}");
+    // Counted, host-wide: ours at least.
+    let (status, body) = http::get(listen, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    let unchanged: f64 = body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("rename_audit_renames_filtered_total{reason=\"unchanged\"} ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert!(unchanged >= 1.0, "counted as unchanged: {body}");
 }
 
 /// Disguises taken while the daemon was not running are reported when it
