@@ -637,4 +637,49 @@ mod tests {
             Classified::Filtered(Method::Kernel)
         ));
     }
+
+    #[test]
+    fn candidates_are_numbered_only_when_written() {
+        let mut c = classifier();
+        c.classify(Record::Fork(fork(PID, 1_000_000_000, "sh")));
+        // SAFETY: plain integers and byte arrays.
+        let mut x: rename_audit_common::ExecRecord = unsafe { std::mem::zeroed() };
+        x.hdr.kind = kind::EXEC;
+        x.tgid = PID;
+        x.start_boottime_ns = 1_000_000_000;
+        x.comm[..4].copy_from_slice(b"sshd");
+        for (at, part) in [(0, &b"sshd"[..]), (5, b"x"), (7, b"tmp")] {
+            x.exe_path[at..at + part.len()].copy_from_slice(part);
+        }
+        x.exe_path_len = 11;
+        c.classify(Record::Exec(Box::new((&x).into())));
+        // Every process of the table once, at start-up; never again.
+        let found = c.found_events();
+        let mut ours: Vec<Box<Event>> = found
+            .into_iter()
+            .filter_map(|f| match f {
+                Classified::Candidate {
+                    event,
+                    keep: false,
+                    filtered: None,
+                } if event.process.as_ref().is_some_and(|p| p.pid == PID) => Some(event),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].sequence, 0, "not numbered until written");
+        assert_eq!(ours[0].body.action(), "disguise-found-at-start-up");
+        assert!(c.found_events().is_empty());
+        c.number(&mut ours[0]);
+        assert_eq!(ours[0].sequence, 1);
+        let next = event(c.classify(Record::Rename(rename(
+            PID,
+            PID,
+            1_000_000_000,
+            method::PRCTL,
+            "sshd",
+            "x",
+        ))));
+        assert_eq!(next.sequence, 2, "no gap for the candidates not written");
+    }
 }
