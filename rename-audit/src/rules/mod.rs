@@ -21,7 +21,7 @@ mod system_names;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::event::{
@@ -171,7 +171,17 @@ pub struct RuleEngine {
     system_names: HashSet<Vec<u8>>,
     /// Allow entries that apply to each rule, indexed by [`RuleId::index`].
     allow: [Vec<AllowEntry>; RULES],
+    /// Who can write each process's executable, read once per (pid,
+    /// executable, inode): a process renaming its main thread thousands of
+    /// times a second must not cost a walk of its directories each time.
+    /// Emptied when it holds [`WRITABLE_CACHE`] entries.
+    writable_cache: std::cell::RefCell<HashMap<WritableKey, Option<paths::Writable>>>,
 }
+
+type WritableKey = (u32, Vec<u8>, Option<u64>);
+
+/// Entries of [`RuleEngine::writable_cache`] before it is emptied.
+const WRITABLE_CACHE: usize = 4096;
 
 impl RuleEngine {
     /// Builds the engine. The configuration was validated when it was read,
@@ -206,6 +216,7 @@ impl RuleEngine {
                 .collect()
         });
         RuleEngine {
+            writable_cache: Default::default(),
             enabled,
             writable_paths,
             system_names,
@@ -438,6 +449,14 @@ impl RuleEngine {
     ) -> &'a Option<paths::Writable> {
         cell.get_or_init(|| {
             let exe = process.executable.as_ref()?.as_bytes();
+            let key = (
+                process.pid,
+                exe.to_vec(),
+                process.executable_file.map(|f| f.inode),
+            );
+            if let Some(known) = self.writable_cache.borrow().get(&key) {
+                return known.clone();
+            }
             let lookup = paths::Lookup {
                 roots: index
                     .root_of(process.pid)
@@ -452,7 +471,13 @@ impl RuleEngine {
                     Some((id("uid_map")?, id("gid_map")?))
                 }),
             };
-            paths::writable(exe, &self.writable_paths, Some(&lookup))
+            let found = paths::writable(exe, &self.writable_paths, Some(&lookup));
+            let mut cache = self.writable_cache.borrow_mut();
+            if cache.len() >= WRITABLE_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, found.clone());
+            found
         })
     }
 
