@@ -10,8 +10,8 @@ use crate::{
     capture::{Record, StormSummary},
     clock::{self, WallClock},
     event::{
-        Body, Class, Event, Hidden, HiddenFound, Lost, LostReason, Method, ProcessContext, Rename,
-        Summary, Writer,
+        Body, Class, Event, Found, Hidden, HiddenFound, Lost, LostReason, Method, ProcessContext,
+        Rename, Summary, Writer,
     },
     names::Name,
     proctable::{ProcKey, ProcessTable},
@@ -32,6 +32,17 @@ pub enum Classified {
     Event(Box<Event>),
     /// A rename that the filter keeps out of the output.
     Filtered(Method),
+    /// An event written only when a rule matches it (or `keep` is set), not
+    /// numbered yet: an exec (judged by the name and argv[0] it gives even
+    /// when exec renames are not reported) or a process found at start-up.
+    /// Number it with [`Classifier::number`] before writing it.
+    Candidate {
+        event: Box<Event>,
+        /// Written even without an alert (`--include-exec`).
+        keep: bool,
+        /// Counted as filtered with this reason when not written.
+        filtered: Option<Method>,
+    },
     /// A lifecycle record: only the table changed.
     Nothing,
     /// The kernel side's counters and storm slots changed.
@@ -44,6 +55,8 @@ struct PendingExec {
     start_ns: u64,
     ktime_ns: u64,
     body: Body,
+    /// Reported (`--include-exec`), not only judged.
+    keep: bool,
 }
 
 /// An exec rename whose exec record has not come after this long (the
@@ -62,6 +75,8 @@ pub struct Classifier {
     hidden: HashSet<(u32, Name)>,
     /// Whether the mount table was read once (at start-up).
     mounts_read: bool,
+    /// Whether the processes found at start-up were judged.
+    found_judged: bool,
     /// A mount was made since the mount table was last read, and by whom.
     mounts_changed: bool,
     mounters: Vec<u32>,
@@ -79,6 +94,7 @@ impl Classifier {
             pending_exec: HashMap::new(),
             hidden: HashSet::new(),
             mounts_read: false,
+            found_judged: false,
             mounts_changed: false,
             mounters: Vec::new(),
             clock: WallClock::now(),
@@ -231,7 +247,60 @@ impl Classifier {
         let new_name = rename.new_name.clone();
         let process = self.context(p.key, p.start_ns, u64::MAX, || new_name);
         let timestamp = self.clock.from_monotonic(p.ktime_ns);
-        self.event(timestamp, Some(process), p.body)
+        Classified::Candidate {
+            event: self.unnumbered(timestamp, Some(process), p.body),
+            keep: p.keep,
+            filtered: Some(Method::Exec),
+        }
+    }
+
+    /// Every process running at start-up, once, as a candidate the rules
+    /// judge by the name and argv[0] it already had: a disguise taken while
+    /// the daemon was not running. Written only when a rule matches.
+    pub fn found_events(&mut self) -> Vec<Classified> {
+        if self.found_judged {
+            return Vec::new();
+        }
+        self.found_judged = true;
+        let now = self.clock.from_monotonic(clock::monotonic_ns());
+        let mut found = Vec::new();
+        for p in self.table.iter() {
+            if p.kthread || p.image.executable.is_none() {
+                continue;
+            }
+            let process = self.table.context(p, u64::MAX, &self.clock);
+            let body = Body::Found(Found {
+                name: p.name.clone(),
+            });
+            found.push(Classified::Candidate {
+                event: self.unnumbered(now, Some(process), body),
+                keep: false,
+                filtered: None,
+            });
+        }
+        found
+    }
+
+    /// Gives a candidate the next `event.sequence`, when it is written.
+    pub fn number(&mut self, event: &mut Event) {
+        self.sequence += 1;
+        event.sequence = self.sequence;
+    }
+
+    fn unnumbered(
+        &self,
+        timestamp: time::OffsetDateTime,
+        process: Option<ProcessContext>,
+        body: Body,
+    ) -> Box<Event> {
+        Box::new(Event {
+            sequence: 0,
+            timestamp,
+            host: self.host.clone(),
+            process,
+            body,
+            alert: None,
+        })
     }
 
     /// An `agent-started` or `agent-stopped` record, stamped now and
@@ -301,10 +370,10 @@ impl Classifier {
         if main_thread {
             self.table.set_name(key, new_name.clone());
         }
+        // An exec is judged by the rules whether or not it is reported.
         let excluded = match how {
-            Method::Exec => !self.filter.include_exec,
             Method::Kernel => !self.filter.include_kernel,
-            Method::Prctl | Method::Procfs => false,
+            Method::Exec | Method::Prctl | Method::Procfs => false,
         };
         if excluded {
             return Classified::Filtered(how);
@@ -337,6 +406,7 @@ impl Classifier {
                 start_ns: r.start_boottime_ns,
                 ktime_ns: r.hdr.ktime_ns,
                 body,
+                keep: self.filter.include_exec,
             };
             if let Some(older) = self.pending_exec.insert(r.tgid, pending) {
                 // An earlier exec of this pid lost its exec record.
@@ -455,6 +525,7 @@ mod tests {
     fn event(c: Classified) -> Event {
         match c {
             Classified::Event(e) => *e,
+            Classified::Candidate { event, .. } => *event,
             other => panic!("expected an event, got {other:?}"),
         }
     }
@@ -513,10 +584,18 @@ mod tests {
     fn exec_sets_the_baseline_and_is_filtered_by_default() {
         let mut c = classifier();
         c.classify(Record::Fork(fork(PID, 1_000_000_000, "sh")));
+        // Judged by the rules when its exec record comes, and counted as
+        // filtered unless one matches.
         let r = rename(PID, PID, 1_000_000_000, method::EXEC, "sh", "python3");
+        assert!(matches!(c.classify(Record::Rename(r)), Classified::Nothing));
+        let judged = c.overdue_exec_events(u64::MAX);
         assert!(matches!(
-            c.classify(Record::Rename(r)),
-            Classified::Filtered(Method::Exec)
+            judged.as_slice(),
+            [Classified::Candidate {
+                keep: false,
+                filtered: Some(Method::Exec),
+                ..
+            }]
         ));
         let key = ProcKey::from_kernel(PID, 1_000_000_000);
         assert_eq!(
@@ -558,12 +637,57 @@ mod tests {
         let overdue = c.overdue_exec_events(10_000 + EXEC_WAIT_NS);
         assert_eq!(overdue.len(), 1);
         assert!(
-            matches!(&overdue[0], Classified::Event(e) if e.body.action() == "process-renamed")
+            matches!(&overdue[0], Classified::Candidate { event, keep: true, .. } if event.body.action() == "process-renamed")
         );
         let k = rename(PID, PID, 1_000_000_000, method::KERNEL, "ls", "x");
         assert!(matches!(
             c.classify(Record::Rename(k)),
             Classified::Filtered(Method::Kernel)
         ));
+    }
+
+    #[test]
+    fn candidates_are_numbered_only_when_written() {
+        let mut c = classifier();
+        c.classify(Record::Fork(fork(PID, 1_000_000_000, "sh")));
+        // SAFETY: plain integers and byte arrays.
+        let mut x: rename_audit_common::ExecRecord = unsafe { std::mem::zeroed() };
+        x.hdr.kind = kind::EXEC;
+        x.tgid = PID;
+        x.start_boottime_ns = 1_000_000_000;
+        x.comm[..4].copy_from_slice(b"sshd");
+        for (at, part) in [(0, &b"sshd"[..]), (5, b"x"), (7, b"tmp")] {
+            x.exe_path[at..at + part.len()].copy_from_slice(part);
+        }
+        x.exe_path_len = 11;
+        c.classify(Record::Exec(Box::new((&x).into())));
+        // Every process of the table once, at start-up; never again.
+        let found = c.found_events();
+        let mut ours: Vec<Box<Event>> = found
+            .into_iter()
+            .filter_map(|f| match f {
+                Classified::Candidate {
+                    event,
+                    keep: false,
+                    filtered: None,
+                } if event.process.as_ref().is_some_and(|p| p.pid == PID) => Some(event),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].sequence, 0, "not numbered until written");
+        assert_eq!(ours[0].body.action(), "disguise-found-at-start-up");
+        assert!(c.found_events().is_empty());
+        c.number(&mut ours[0]);
+        assert_eq!(ours[0].sequence, 1);
+        let next = event(c.classify(Record::Rename(rename(
+            PID,
+            PID,
+            1_000_000_000,
+            method::PRCTL,
+            "sshd",
+            "x",
+        ))));
+        assert_eq!(next.sequence, 2, "no gap for the candidates not written");
     }
 }

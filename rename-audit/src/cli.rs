@@ -244,7 +244,8 @@ pub struct RunArgs {
         default_name::<ThreadRenames>(),
     ))]
     pub thread_renames: Option<ThreadRenames>,
-    /// Also report renames done by exec (by default they only set the baseline name).
+    /// Also report renames done by exec (by default they only set the baseline name;
+    /// an exec a rule matches, by the name it gives or its argv[0], alerts either way).
     #[arg(long)]
     pub include_exec: bool,
     /// Also report renames done by the kernel (kernel threads, io_uring workers).

@@ -119,6 +119,41 @@ impl HiddenFound {
     }
 }
 
+/// A process found at start-up whose name or argv[0] a rule judged: it took
+/// it before the daemon ran (or while it was stopped), so no rename or exec
+/// was seen. Written only when a rule matched it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The main thread's name when it was found.
+    pub name: Name,
+}
+
+/// Which of a process's names a rule judged (ECS `masquerade.judged`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameSource {
+    /// Its name: a rename's new name, the name an exec gave (the
+    /// executable's file name), or the name found at start-up.
+    Name,
+    /// Its argv[0], as `ps aux` and `pgrep -f` show it.
+    Argv0,
+}
+
+impl NameSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Name => "name",
+            NameSource::Argv0 => "argv0",
+        }
+    }
+}
+
+/// The name an alert is about, and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Judged {
+    pub source: NameSource,
+    pub name: Name,
+}
+
 /// Records the kernel could not send, or (class `Output`, reason
 /// `WriteFailed`) the daemon could not write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,7 +217,11 @@ pub enum Body {
     Lost(Lost),
     Hidden(Hidden),
     Agent(AgentRun),
+    Found(Found),
 }
+
+/// `event.action` of a process found disguised when the daemon started.
+pub const FOUND_AT_START_UP: &str = "disguise-found-at-start-up";
 
 impl Body {
     /// ECS `event.action`.
@@ -196,6 +235,7 @@ impl Body {
             Body::Agent(AgentRun::Started) => "agent-started",
             Body::Agent(AgentRun::Gap { .. }) => "monitoring-gap",
             Body::Agent(AgentRun::Stopped { .. }) => "agent-stopped",
+            Body::Found(_) => FOUND_AT_START_UP,
         }
     }
 }
@@ -252,6 +292,8 @@ pub struct Alert {
     /// Every rule that matched and was not allow-listed, most severe first:
     /// `rule_id` and then the others (ECS `rename.rules`).
     pub matched: Vec<&'static str>,
+    /// The name the rule judged, for the name rules (ECS `masquerade.*`).
+    pub judged: Option<Judged>,
 }
 
 /// This run of the daemon: a random (version 4) UUID drawn from the

@@ -29,13 +29,14 @@ pub const SINK_NAMES: [&str; 4] = ["output", "alertmanager", "syslog", "promethe
 /// method that a filter left out, or the thread-rename setting
 /// ([`crate::noise`]) and its executable allow-list; anything else is
 /// `other`.
-const FILTER_REASONS: [&str; 6] = [
+const FILTER_REASONS: [&str; 7] = [
     "prctl",
     "procfs",
     "exec",
     "kernel",
     crate::noise::REASON_SETTING,
     crate::noise::REASON_ALLOW,
+    crate::noise::REASON_UNCHANGED,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -329,7 +330,7 @@ impl Metrics {
             // Output losses are counted when they happen (`output_lost`):
             // their record may come much later, or never.
             Body::Lost(l) if l.class == Class::Output => {}
-            Body::Hidden(_) | Body::Agent(_) => {}
+            Body::Hidden(_) | Body::Agent(_) | Body::Found(_) => {}
             Body::Lost(l) => {
                 self.lost
                     .get_or_create(&ClassLabels {
@@ -618,6 +619,7 @@ mod tests {
             technique: None,
             message: "x".into(),
             matched: vec!["sibling-renamed-main"],
+            judged: None,
         });
         m.observe(&alert);
         let mut summary = rename_event(false, Method::Prctl);

@@ -4,7 +4,9 @@
 //!
 //! Process (main-thread) renames, storm summaries and loss reports are always
 //! written: they are rare, they are what breaks `pgrep` and psutil, and the
-//! accounting (delivered + summarized + lost) needs them. What is left out is
+//! accounting (delivered + summarized + lost) needs them. The exception is a
+//! "rename" to the name the task already had, which changes nothing any tool
+//! sees and is left out unless a rule matched it (`unchanged`). What is left out is
 //! counted in `rename_audit_renames_filtered_total{reason}`, so nothing
 //! vanishes silently.
 
@@ -27,6 +29,8 @@ pub enum ThreadRenames {
 
 /// `reason` label of a rename left out by the setting.
 pub const REASON_SETTING: &str = "thread-renames";
+/// `reason` label of a rename that kept the name it had.
+pub const REASON_UNCHANGED: &str = "unchanged";
 /// `reason` label of a rename left out by the executable allow-list.
 pub const REASON_ALLOW: &str = "thread-renames-allow";
 
@@ -45,6 +49,12 @@ impl NoiseFilter {
         let Body::Rename(rename) = &ev.body else {
             return None;
         };
+        // A "rename" to the name the task already had changes nothing a
+        // tool can see: not written, unless a rule judged what it shows
+        // (an exec of a dropped `sshd` from a process already named so).
+        if rename.old_name == rename.new_name && ev.alert.is_none() {
+            return Some(REASON_UNCHANGED);
+        }
         if rename.main_thread {
             return None;
         }
@@ -104,6 +114,7 @@ mod tests {
                 technique: None,
                 message: String::new(),
                 matched: vec!["kernel-thread-mimic"],
+                judged: None,
             }),
         }
     }
@@ -112,6 +123,21 @@ mod tests {
         NoiseFilter {
             thread_renames: mode,
             allow: allow.iter().map(|g| Pattern::path(g).unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_rename_that_keeps_the_name_is_left_out_unless_a_rule_matched() {
+        for main_thread in [true, false] {
+            let mut ev = rename(main_thread, false);
+            let Body::Rename(r) = &mut ev.body else {
+                unreachable!()
+            };
+            r.new_name = r.old_name.clone();
+            let f = filter(ThreadRenames::All, &[]);
+            assert_eq!(f.drop_reason(&ev), Some(REASON_UNCHANGED));
+            ev.alert = rename(main_thread, true).alert;
+            assert_eq!(f.drop_reason(&ev), None, "an exec a rule matched");
         }
     }
 

@@ -74,6 +74,10 @@ impl Pipeline {
             });
             self.emit(gap);
         }
+        // Processes that took a disguise before the daemon ran.
+        for found in self.classifier.found_events() {
+            self.handle(found);
+        }
         self.output.flush();
         self.state.save(false);
         let mut stopping = None;
@@ -148,6 +152,25 @@ impl Pipeline {
                         self.metrics.filtered(reason);
                         return;
                     }
+                    self.emit(event);
+                }
+                Classified::Candidate {
+                    mut event,
+                    keep,
+                    filtered,
+                } => {
+                    event.alert = self.rules.evaluate(&event, self.classifier.table());
+                    if event.alert.is_none() && !keep {
+                        if let Some(method) = filtered {
+                            self.metrics.filtered(method.as_str());
+                        }
+                        return;
+                    }
+                    if let Some(reason) = self.noise.drop_reason(&event) {
+                        self.metrics.filtered(reason);
+                        return;
+                    }
+                    self.classifier.number(&mut event);
                     self.emit(event);
                 }
                 Classified::Filtered(method) => self.metrics.filtered(method.as_str()),

@@ -111,6 +111,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     gap: Option<GapOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    masquerade: Option<MasqueradeOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<RuleOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     threat: Option<ThreatOut>,
@@ -302,6 +304,20 @@ struct SummaryOut<'a> {
     thread_exited: bool,
 }
 
+/// `masquerade`: the name a name rule judged, and which name it is (`name`
+/// or `argv0`).
+#[derive(Serialize)]
+struct MasqueradeOut<'a> {
+    judged: &'static str,
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_hex: Option<String>,
+    /// Every rule that matched, where no `rename.rules` lists them (a
+    /// process found at start-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<&'a [&'static str]>,
+}
+
 /// `hidden`: a /proc/<pid>, or a path in it, with something mounted over it.
 #[derive(Serialize)]
 struct HiddenOut<'a> {
@@ -390,7 +406,7 @@ impl<'a> Line<'a> {
         let thread = match &ev.body {
             Body::Rename(r) => Some(ThreadOut::new(r.tid, &r.new_name)),
             Body::Summary(s) => Some(ThreadOut::new(s.tid, &s.last_name)),
-            Body::Lost(_) | Body::Hidden(_) | Body::Agent(_) => None,
+            Body::Lost(_) | Body::Hidden(_) | Body::Agent(_) | Body::Found(_) => None,
         };
         let process = match (&ev.process, thread) {
             (Some(ctx), thread) => Some(ProcessOut::new(ctx, thread)),
@@ -411,6 +427,7 @@ impl<'a> Line<'a> {
                     Body::Summary(_)
                     | Body::Lost(_)
                     | Body::Hidden(_)
+                    | Body::Found(_)
                     | Body::Agent(AgentRun::Gap { .. }) => ["info"],
                     Body::Agent(AgentRun::Started) => ["start"],
                     Body::Agent(AgentRun::Stopped { .. }) => ["end"],
@@ -538,6 +555,17 @@ impl<'a> Line<'a> {
                 }),
                 _ => None,
             },
+            masquerade: alert
+                .and_then(|a| Some((a, a.judged.as_ref()?)))
+                .map(|(a, j)| {
+                    let (name, name_hex) = text_and_hex(&j.name);
+                    MasqueradeOut {
+                        judged: j.source.as_str(),
+                        name,
+                        name_hex,
+                        rules: matches!(ev.body, Body::Found(_)).then_some(a.matched.as_slice()),
+                    }
+                }),
             rule: alert.map(|a| RuleOut {
                 id: a.rule_id,
                 name: a.rule_name,

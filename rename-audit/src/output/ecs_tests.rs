@@ -241,6 +241,7 @@ fn alert_line() {
         technique: Some("T1036.004"),
         message: "process x (pid 4242, /tmp/x) renamed itself to \"kworker/0:1\"".to_owned(),
         matched: vec!["kernel-thread-mimic"],
+        judged: None,
     });
     let v = parse(&line(&ev));
     assert_eq!(v["event"]["kind"], "alert");

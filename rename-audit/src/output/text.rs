@@ -118,7 +118,7 @@ impl<'a> TextLine<'a> {
                 });
             }
             // The process fields say which one; the alert says how.
-            Body::Hidden(_) => {}
+            Body::Hidden(_) | Body::Found(_) => {}
             // The action says it; the reason is in the JSON line.
             Body::Agent(_) => {}
         }
@@ -352,6 +352,7 @@ mod tests {
             technique: None,
             message: String::new(),
             matched: vec!["writable-path-stomp", "process-renamed"],
+            judged: None,
         });
         let line = text(&ev, false);
         assert!(

@@ -23,4 +23,11 @@ pub trait ProcessIndex {
     /// `name` (excluding the pid given). Processes whose executable is unknown
     /// are left out: an unknown executable never counts as a different one.
     fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name>;
+
+    /// The root directory of process `pid` as the daemon can reach it
+    /// (`<procfs>/<pid>/root`), to read its executable's owners and modes in
+    /// its own mount namespace. `None` when the index has no procfs.
+    fn root_of(&self, _pid: u32) -> Option<std::path::PathBuf> {
+        None
+    }
 }

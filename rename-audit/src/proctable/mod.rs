@@ -427,6 +427,11 @@ impl ProcessTable {
         self.get_or_load(key).map(|p| p.key)
     }
 
+    /// Every process the table holds.
+    pub fn iter(&self) -> impl Iterator<Item = &Process> {
+        self.procs.values()
+    }
+
     /// Keys of live processes whose main thread is called `name`.
     pub fn named(&self, name: &[u8]) -> impl Iterator<Item = &Process> {
         self.by_name
@@ -467,6 +472,10 @@ impl ProcessIndex for ProcessTable {
             .filter(|p| p.key.tgid != except_pid)
             .filter_map(|p| p.image.executable.clone())
             .collect()
+    }
+
+    fn root_of(&self, pid: u32) -> Option<std::path::PathBuf> {
+        Some(self.proc_root.pid_dir(pid).join("root"))
     }
 }
 

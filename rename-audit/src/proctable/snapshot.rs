@@ -73,6 +73,11 @@ impl ProcRoot {
         })
     }
 
+    /// `<this procfs>/<pid>`.
+    pub fn pid_dir(&self, pid: u32) -> PathBuf {
+        self.path.join(pid.to_string())
+    }
+
     /// Whether this is a private instance.
     pub fn is_private(&self) -> bool {
         self.mount.is_some()

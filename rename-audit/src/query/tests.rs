@@ -43,6 +43,7 @@ fn events() -> Vec<Event> {
             technique: Some("T1036.004"),
             message: "m".into(),
             matched: vec!["kernel-thread-mimic", "process-renamed"],
+            judged: None,
         }),
     };
     let mut summary = rename.clone();

@@ -1,8 +1,9 @@
 //! The one-line alert message. Every name and path in it goes through
 //! [`Name::escaped`], so a hostile name cannot break the line or fake text.
 
-use super::Reason;
 use super::paths::Writable;
+use super::{Moment, Reason};
+use crate::event::NameSource;
 use crate::event::{Hidden, ProcessContext, Rename};
 use crate::names::Name;
 
@@ -39,8 +40,43 @@ pub(super) fn build(process: &ProcessContext, rename: &Rename, reason: &Reason) 
         )
     };
     let new = rename.new_name.escaped();
-    let why = match reason {
-        Reason::KernelShape => "the new name is shaped like a kernel thread".to_owned(),
+    let why = why(reason, &new);
+    format!(
+        "{subject} from \"{}\" to \"{new}\": {why}",
+        rename.old_name.escaped()
+    )
+}
+
+/// The message of an alert on a name no rename gave: at exec or start-up.
+pub(super) fn judged(
+    process: &ProcessContext,
+    moment: Moment,
+    source: NameSource,
+    name: &Name,
+    reason: &Reason,
+) -> String {
+    let exe = match &process.executable {
+        Some(exe) => exe.escaped(),
+        None => "unknown executable".to_owned(),
+    };
+    let pid = process.pid;
+    let shown = name.escaped();
+    let what = match source {
+        NameSource::Name => format!("named \"{shown}\""),
+        NameSource::Argv0 => format!("with argv[0] \"{shown}\""),
+    };
+    let when = match moment {
+        Moment::Exec => format!("process {pid} ({exe}) was started {what}"),
+        Moment::StartUp => {
+            format!("process {pid} ({exe}) was running {what} when the daemon started")
+        }
+    };
+    format!("{when}: {}", why(reason, &shown))
+}
+
+fn why(reason: &Reason, new: &str) -> String {
+    match reason {
+        Reason::KernelShape => format!("\"{new}\" is shaped like a kernel thread"),
         Reason::Writable(Writable::Memfd) => "the executable is a memfd".to_owned(),
         Reason::Writable(Writable::Deleted) => "the executable was deleted".to_owned(),
         Reason::Writable(Writable::Incomplete) => {
@@ -58,11 +94,15 @@ pub(super) fn build(process: &ProcessContext, rename: &Rename, reason: &Reason) 
         }
         Reason::SiblingRename => "the process name changed under the process".to_owned(),
         Reason::Renamed => "the process name changed".to_owned(),
-    };
-    format!(
-        "{subject} from \"{}\" to \"{new}\": {why}",
-        rename.old_name.escaped()
-    )
+        Reason::Writable(Writable::Owned { path, uid }) => format!(
+            "the executable can be written by user {uid}, who owns {}",
+            Name::from(path.as_str()).escaped()
+        ),
+        Reason::Writable(Writable::Open { path }) => format!(
+            "the executable is under {}, which users other than root can write to",
+            Name::from(path.as_str()).escaped()
+        ),
+    }
 }
 
 /// The message of a `process-hidden` alert.

@@ -21,10 +21,12 @@ mod system_names;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
-use crate::event::{Alert, Body, Event, Hidden, Method, ProcessContext, Rename, Severity};
+use crate::event::{
+    Alert, Body, Event, Hidden, Judged, Method, NameSource, ProcessContext, Rename, Severity,
+};
 use crate::names::Name;
 use crate::process::ProcessIndex;
 
@@ -141,8 +143,17 @@ impl RulesConfig {
     }
 }
 
+/// When a name is judged without a rename.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moment {
+    /// The exec that gave the process its name and argv[0].
+    Exec,
+    /// Found running when the daemon started.
+    StartUp,
+}
+
 /// Why a rule matched; turned into the alert message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Reason {
     KernelShape,
     Writable(paths::Writable),
@@ -160,7 +171,17 @@ pub struct RuleEngine {
     system_names: HashSet<Vec<u8>>,
     /// Allow entries that apply to each rule, indexed by [`RuleId::index`].
     allow: [Vec<AllowEntry>; RULES],
+    /// Who can write each process's executable, read once per (pid,
+    /// executable, inode): a process renaming its main thread thousands of
+    /// times a second must not cost a walk of its directories each time.
+    /// Emptied when it holds [`WRITABLE_CACHE`] entries.
+    writable_cache: std::cell::RefCell<HashMap<WritableKey, Option<paths::Writable>>>,
 }
+
+type WritableKey = (u32, Vec<u8>, Option<u64>);
+
+/// Entries of [`RuleEngine::writable_cache`] before it is emptied.
+const WRITABLE_CACHE: usize = 4096;
 
 impl RuleEngine {
     /// Builds the engine. The configuration was validated when it was read,
@@ -195,6 +216,7 @@ impl RuleEngine {
                 .collect()
         });
         RuleEngine {
+            writable_cache: Default::default(),
             enabled,
             writable_paths,
             system_names,
@@ -203,26 +225,43 @@ impl RuleEngine {
     }
 
     /// The alert for this event, if any rule matches it and the match is not
-    /// allow-listed. Only renames a process made (`prctl`, `procfs`) are
-    /// candidates. Every rule is checked: the alert carries the most severe
+    /// allow-listed. Every rule is checked: the alert carries the most severe
     /// match as its rule and lists all of them in [`Alert::matched`].
+    ///
+    /// A rename a process made (`prctl`, `procfs`) is judged by every rule;
+    /// one that keeps the name it had matches none (the name was judged
+    /// when it was taken). An exec is judged by the name it gives (the
+    /// executable's file name) and by its argv[0]; a process found at
+    /// start-up by its name and argv[0] ([`Body::Found`]). Kernel renames
+    /// carry names the kernel picked and are never judged.
     pub fn evaluate(&self, ev: &Event, index: &dyn ProcessIndex) -> Option<Alert> {
         let rename = match &ev.body {
             Body::Rename(rename) => rename,
             Body::Hidden(hidden) => return self.hidden(ev, hidden),
+            Body::Found(found) => {
+                return self.judge_names(ev.process.as_ref()?, Moment::StartUp, &found.name, index);
+            }
             Body::Summary(_) | Body::Lost(_) | Body::Agent(_) => return None,
         };
-        if matches!(rename.method, Method::Exec | Method::Kernel) {
+        let process = ev.process.as_ref()?;
+        match rename.method {
+            Method::Kernel => return None,
+            Method::Exec => {
+                return self.judge_names(process, Moment::Exec, &rename.new_name, index);
+            }
+            Method::Prctl | Method::Procfs => {}
+        }
+        if rename.old_name == rename.new_name {
             return None;
         }
-        let process = ev.process.as_ref()?;
+        let writable = std::cell::OnceCell::new();
         let mut first: Option<(RuleId, Reason)> = None;
         let mut matched = Vec::new();
         for id in RuleId::ALL {
             if !self.enabled[id.index()] {
                 continue;
             }
-            let Some(reason) = self.check(id, process, rename, index) else {
+            let Some(reason) = self.check(id, process, rename, index, &writable) else {
                 continue;
             };
             if self.allow[id.index()]
@@ -244,6 +283,201 @@ impl RuleEngine {
             technique: id.technique(),
             message: message::build(process, rename, &reason),
             matched,
+            judged: Some(Judged {
+                source: NameSource::Name,
+                name: rename.new_name.clone(),
+            }),
+        })
+    }
+
+    /// Judges the names a process shows without a rename: the name an exec
+    /// gave it or it had at start-up (`name`), and its argv[0] when that
+    /// names another program. Only the name rules apply, and
+    /// `writable-path-stomp` only together with one of them: running a
+    /// binary from /tmp is no disguise, naming it `sshd` is.
+    fn judge_names(
+        &self,
+        process: &ProcessContext,
+        moment: Moment,
+        name: &Name,
+        index: &dyn ProcessIndex,
+    ) -> Option<Alert> {
+        let exe = process.executable.as_ref()?.as_bytes();
+        let writable = std::cell::OnceCell::new();
+        let mut candidates = vec![(NameSource::Name, name.clone())];
+        if let Some(argv0) = self.argv0_name(process, name, index) {
+            candidates.push((NameSource::Argv0, argv0));
+        }
+        // Per rule: the first candidate that matched it, with its reason.
+        let mut found: [Option<(NameSource, Name, Reason)>; RULES] = Default::default();
+        for (source, judged) in candidates {
+            let n = judged.as_bytes();
+            let kernel = is_kernel_thread_shaped(n);
+            let claimed = system_names::claimed(n);
+            let well_known = self.system_names.contains(&n[..n.len().min(15)])
+                || self.system_names.contains(claimed);
+            if !kernel && !well_known {
+                continue;
+            }
+            let drop_zone = self.writable_of(process, index, &writable);
+            // At exec and start-up the name may be a symlink's (`sh` for
+            // dash, busybox applets): only a dropped binary is judged by it.
+            // An argv[0] naming another program is chosen by the caller.
+            let system = well_known
+                && !self.own_program(claimed, exe, drop_zone.is_some())
+                && (source == NameSource::Argv0 || drop_zone.is_some());
+            let mut hits = Vec::new();
+            if kernel {
+                hits.push((RuleId::KernelThreadMimic, Reason::KernelShape));
+            }
+            if system {
+                hits.push((RuleId::SystemNameMimic, Reason::WellKnownName));
+            }
+            if (kernel || system)
+                && let Some(w) = drop_zone
+            {
+                hits.push((RuleId::WritablePathStomp, Reason::Writable(w.clone())));
+            }
+            for (id, reason) in hits {
+                if !self.enabled[id.index()] || found[id.index()].is_some() {
+                    continue;
+                }
+                if self.allow[id.index()]
+                    .iter()
+                    .any(|e| e.matches(process, &judged))
+                {
+                    continue;
+                }
+                found[id.index()] = Some((source, judged.clone(), reason));
+            }
+        }
+        let matched: Vec<&'static str> = RuleId::ALL
+            .into_iter()
+            .filter(|id| found[id.index()].is_some())
+            .map(RuleId::as_str)
+            .collect();
+        let id = RuleId::ALL
+            .into_iter()
+            .find(|id| found[id.index()].is_some())?;
+        let (source, judged, reason) = found[id.index()].take()?;
+        Some(Alert {
+            rule_id: id.as_str(),
+            rule_name: id.name(),
+            severity: id.severity(),
+            technique: id.technique(),
+            message: message::judged(process, moment, source, &judged, &reason),
+            matched,
+            judged: Some(Judged {
+                source,
+                name: judged,
+            }),
+        })
+    }
+
+    /// argv[0] as `ps` shows it, when it names something other than the
+    /// process's own program: a path to the executable itself (the same file)
+    /// or to a program of the process's own name is not, nor is argv[0]
+    /// equal to that name. A login shell's `-bash` is judged and matches
+    /// nothing. A path is judged by its file name; any other argv[0] whole,
+    /// since `[kworker/0:1]` and `sshd: root@pts/0` hold slashes too.
+    fn argv0_name(
+        &self,
+        process: &ProcessContext,
+        name: &Name,
+        index: &dyn ProcessIndex,
+    ) -> Option<Name> {
+        let argv0 = process.args.first()?.as_bytes();
+        let exe = process.executable.as_ref()?.as_bytes();
+        let is_path =
+            argv0.starts_with(b"/") || argv0.starts_with(b"./") || argv0.starts_with(b"../");
+        let judged = if is_path {
+            paths::comm_of(argv0)
+        } else {
+            argv0
+        };
+        let cut = |n: &[u8]| n[..n.len().min(15)].to_vec();
+        if judged.is_empty()
+            || cut(judged) == cut(name.as_bytes())
+            || cut(judged) == paths::comm_of(exe)
+        {
+            return None;
+        }
+        // Only a name a rule could match is worth a look at the file
+        // system: most absolute argv[0]s name ordinary programs.
+        let suspect = is_kernel_thread_shaped(judged)
+            || self.system_names.contains(&cut(judged))
+            || self.system_names.contains(system_names::claimed(judged));
+        if suspect && argv0.starts_with(b"/") && self.same_file(process, argv0, index) {
+            return None;
+        }
+        Some(Name::new(judged))
+    }
+
+    /// Whether the absolute `path`, in the process's root, is its executable.
+    fn same_file(&self, process: &ProcessContext, path: &[u8], index: &dyn ProcessIndex) -> bool {
+        use std::os::unix::ffi::OsStrExt as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let Some(file) = process.executable_file else {
+            return false;
+        };
+        index.root_of(process.pid).into_iter().any(|root| {
+            let mut full = root.as_os_str().as_bytes().to_vec();
+            full.extend_from_slice(path);
+            std::fs::metadata(std::ffi::OsStr::from_bytes(&full))
+                .is_ok_and(|m| m.ino() == file.inode)
+        })
+    }
+
+    /// Whether a name claimed by `claimed` belongs to the program `exe`: an
+    /// installed binary whose file name is that name or starts with it
+    /// (`sshd-session` shows as `sshd: user@pts/0`, `php-fpm8.2` as
+    /// `php-fpm: pool www`). A dropped binary is nobody's system program,
+    /// whatever its file is called.
+    fn own_program(&self, claimed: &[u8], exe: &[u8], dropped: bool) -> bool {
+        let own = paths::comm_of(exe);
+        let claimed = &claimed[..claimed.len().min(15)];
+        !dropped && !claimed.is_empty() && own.starts_with(claimed)
+    }
+
+    /// Who besides root could have written the process's executable, read
+    /// once per judgment.
+    fn writable_of<'a>(
+        &self,
+        process: &ProcessContext,
+        index: &dyn ProcessIndex,
+        cell: &'a std::cell::OnceCell<Option<paths::Writable>>,
+    ) -> &'a Option<paths::Writable> {
+        cell.get_or_init(|| {
+            let exe = process.executable.as_ref()?.as_bytes();
+            let key = (
+                process.pid,
+                exe.to_vec(),
+                process.executable_file.map(|f| f.inode),
+            );
+            if let Some(known) = self.writable_cache.borrow().get(&key) {
+                return known.clone();
+            }
+            let lookup = paths::Lookup {
+                roots: index
+                    .root_of(process.pid)
+                    .into_iter()
+                    .chain([PathBuf::new()])
+                    .collect(),
+                inode: process.executable_file.map(|f| f.inode),
+                ns_root: index.root_of(process.pid).and_then(|root| {
+                    let dir = root.parent()?;
+                    let id =
+                        |map| paths::mapped_root(&std::fs::read_to_string(dir.join(map)).ok()?);
+                    Some((id("uid_map")?, id("gid_map")?))
+                }),
+            };
+            let found = paths::writable(exe, &self.writable_paths, Some(&lookup));
+            let mut cache = self.writable_cache.borrow_mut();
+            if cache.len() >= WRITABLE_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, found.clone());
+            found
         })
     }
 
@@ -260,6 +494,7 @@ impl RuleEngine {
             technique: id.technique(),
             message: message::hidden(ev.process.as_ref(), hidden),
             matched: vec![id.as_str()],
+            judged: None,
         })
     }
 
@@ -269,6 +504,7 @@ impl RuleEngine {
         process: &ProcessContext,
         rename: &Rename,
         index: &dyn ProcessIndex,
+        writable: &std::cell::OnceCell<Option<paths::Writable>>,
     ) -> Option<Reason> {
         let new = rename.new_name.as_bytes();
         let exe = process.executable.as_ref().map(Name::as_bytes);
@@ -288,7 +524,10 @@ impl RuleEngine {
                 if !rename.main_thread {
                     return None;
                 }
-                paths::writable(exe?, &self.writable_paths).map(Reason::Writable)
+                exe?;
+                self.writable_of(process, index, writable)
+                    .clone()
+                    .map(Reason::Writable)
             }
             // Process names only: thread names collide with process names
             // all the time ("worker", "java") and nothing lists them by
@@ -298,7 +537,16 @@ impl RuleEngine {
                 if !rename.main_thread || to_own_name {
                     return None;
                 }
-                if self.system_names.contains(new) {
+                // `sshd: root` claims sshd as much as `sshd` does.
+                let claimed = system_names::claimed(new);
+                if self.system_names.contains(new)
+                    || (self.system_names.contains(claimed)
+                        && !self.own_program(
+                            claimed,
+                            exe,
+                            self.writable_of(process, index, writable).is_some(),
+                        ))
+                {
                     return Some(Reason::WellKnownName);
                 }
                 let own = paths::strip_deleted(exe);

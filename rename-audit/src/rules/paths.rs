@@ -1,8 +1,19 @@
-//! Executable paths: writable locations and the name a path gives a process.
+//! Executable paths: who can write an executable, and the name a path gives
+//! a process.
+//!
+//! An executable is judged by its file system: when the file or any directory
+//! above it belongs to a user other than root, or is writable by a group
+//! other than root's or by anyone, someone other than root could have put it
+//! there, so it was dropped rather than installed. Only when that cannot be
+//! read (the process is gone and its file is not the one at that path on the
+//! host) does the fixed list of [`WRITABLE`] locations decide.
 
-/// Places any user can write to, or that a user owns: a binary there was
-/// dropped, not installed. `/run/lock` is world-writable on Debian; `/run/shm`
-/// is the old name of `/dev/shm`.
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+/// Places any user can write to, or that a user owns: used only when the
+/// owners and modes cannot be read. `/run/lock` is world-writable on Debian;
+/// `/run/shm` is the old name of `/dev/shm`.
 pub const WRITABLE: &[&str] = &[
     "/tmp",
     "/var/tmp",
@@ -19,20 +30,136 @@ const DELETED: &[u8] = b" (deleted)";
 /// How the kernel shows an executable that lives in a memfd.
 const MEMFD: &[u8] = b"/memfd:";
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Writable {
     Memfd,
     Deleted,
     /// Not an absolute path: the kernel's walk stopped short (deeper than it
     /// follows), so where the file lives is not known.
     Incomplete,
-    /// Under this directory.
+    /// Under this directory (a configured one, or one of [`WRITABLE`] when
+    /// owners and modes could not be read).
     Under(String),
+    /// This file or directory (the executable or one above it) belongs to
+    /// this user, not root.
+    Owned {
+        path: String,
+        uid: u32,
+    },
+    /// This directory (or the file) can be written by a group other than
+    /// root's or by anyone: a world-writable directory like /tmp is a drop
+    /// zone even with the sticky bit, whoever owns the file in it.
+    Open {
+        path: String,
+    },
 }
 
-/// Why `exe` counts as a dropped binary, if it does. `extra` are configured
-/// directories (absolute, no trailing slash).
-pub fn writable(exe: &[u8], extra: &[Vec<u8>]) -> Option<Writable> {
+/// Owner, group and mode of a file, as `stat` tells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub inode: u64,
+}
+
+impl Meta {
+    fn of(path: &Path) -> Option<Meta> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(Meta {
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode(),
+            inode: m.ino(),
+        })
+    }
+}
+
+/// Where to read the executable's file system from: the process's own root
+/// (`/proc/<pid>/root`, its mount namespace) and then the host's, each
+/// trusted only when the file there is the executable's (same inode).
+pub struct Lookup {
+    pub roots: Vec<PathBuf>,
+    pub inode: Option<u64>,
+    /// The host uid and gid that are root in the process's user namespace
+    /// (a rootless container's files belong to its mapped root), besides 0.
+    pub ns_root: Option<(u32, u32)>,
+}
+
+/// The host id that id 0 maps to, from a `/proc/<pid>/uid_map` or
+/// `gid_map` ("<inside> <outside> <count>" lines).
+pub fn mapped_root(map: &str) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut f = line.split_whitespace().map(str::parse::<u32>);
+        match (f.next(), f.next()) {
+            (Some(Ok(0)), Some(Ok(outside))) => Some(outside),
+            _ => None,
+        }
+    })
+}
+
+impl Lookup {
+    /// Who besides root can write `exe`: `Some(None)` when nobody,
+    /// `Some(Some(why))` when someone, `None` when it could not be read.
+    fn read(&self, exe: &[u8], stat: &dyn Fn(&Path) -> Option<Meta>) -> Option<Option<Writable>> {
+        use std::os::unix::ffi::OsStrExt as _;
+        for root in &self.roots {
+            let at = |p: &[u8]| {
+                let mut full = root.as_os_str().as_bytes().to_vec();
+                full.extend_from_slice(p);
+                PathBuf::from(std::ffi::OsStr::from_bytes(&full))
+            };
+            let Some(file) = stat(&at(exe)) else {
+                continue;
+            };
+            if self.inode.is_some_and(|ino| ino != file.inode) {
+                continue;
+            }
+            let mut path: &[u8] = exe;
+            let mut meta = file;
+            loop {
+                let shown = || {
+                    String::from_utf8_lossy(if path.is_empty() { b"/" } else { path }).into_owned()
+                };
+                let (root_uid, root_gid) = self.ns_root.unwrap_or((0, 0));
+                if meta.uid != 0 && meta.uid != root_uid {
+                    return Some(Some(Writable::Owned {
+                        path: shown(),
+                        uid: meta.uid,
+                    }));
+                }
+                if meta.mode & 0o002 != 0
+                    || (meta.mode & 0o020 != 0 && meta.gid != 0 && meta.gid != root_gid)
+                {
+                    return Some(Some(Writable::Open { path: shown() }));
+                }
+                if path.is_empty() {
+                    return Some(None);
+                }
+                let parent = &path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+                path = parent;
+                // A directory above a readable file that cannot be read:
+                // judge by the list instead.
+                meta = stat(&at(if path.is_empty() { b"/" } else { path }))?;
+            }
+        }
+        None
+    }
+}
+
+/// Why `exe` counts as a dropped binary, if it does, reading owners and
+/// modes through `lookup` (see the module's notes). `extra` are configured
+/// directories (absolute, no trailing slash), which always count.
+pub fn writable(exe: &[u8], extra: &[Vec<u8>], lookup: Option<&Lookup>) -> Option<Writable> {
+    writable_with(exe, extra, lookup, &Meta::of)
+}
+
+fn writable_with(
+    exe: &[u8],
+    extra: &[Vec<u8>],
+    lookup: Option<&Lookup>,
+    stat: &dyn Fn(&Path) -> Option<Meta>,
+) -> Option<Writable> {
     if exe.starts_with(MEMFD) {
         return Some(Writable::Memfd);
     }
@@ -42,12 +169,16 @@ pub fn writable(exe: &[u8], extra: &[Vec<u8>]) -> Option<Writable> {
     if !exe.starts_with(b"/") {
         return Some(Writable::Incomplete);
     }
-    WRITABLE
-        .iter()
-        .map(|d| d.as_bytes())
-        .chain(extra.iter().map(Vec::as_slice))
-        .find(|dir| is_under(exe, dir))
-        .map(|dir| Writable::Under(String::from_utf8_lossy(dir).into_owned()))
+    let under = |dir: &[u8]| {
+        is_under(exe, dir).then(|| Writable::Under(String::from_utf8_lossy(dir).into_owned()))
+    };
+    if let Some(w) = extra.iter().find_map(|d| under(d)) {
+        return Some(w);
+    }
+    if let Some(found) = lookup.and_then(|l| l.read(exe, stat)) {
+        return found;
+    }
+    WRITABLE.iter().find_map(|d| under(d.as_bytes()))
 }
 
 /// `path` is `dir` or inside it, component-wise: `/tmpfs/x` is not in `/tmp`.
@@ -92,7 +223,7 @@ mod tests {
             ("/usr/bin/x (deleted)", Writable::Deleted),
             ("/memfd:payload (deleted)", Writable::Memfd),
         ] {
-            assert_eq!(writable(exe.as_bytes(), none), Some(want), "{exe}");
+            assert_eq!(writable(exe.as_bytes(), none, None), Some(want), "{exe}");
         }
     }
 
@@ -106,7 +237,7 @@ mod tests {
             "/opt/app/x",
             "/rooted",
         ] {
-            assert_eq!(writable(exe.as_bytes(), none), None, "{exe}");
+            assert_eq!(writable(exe.as_bytes(), none, None), None, "{exe}");
         }
     }
 
@@ -114,10 +245,130 @@ mod tests {
     fn configured_directories_are_writable_too() {
         let extra = vec![b"/srv/upload".to_vec()];
         assert_eq!(
-            writable(b"/srv/upload/x", &extra),
+            writable(b"/srv/upload/x", &extra, None),
             Some(Writable::Under("/srv/upload".into()))
         );
-        assert_eq!(writable(b"/srv/uploads/x", &extra), None);
+        assert_eq!(writable(b"/srv/uploads/x", &extra, None), None);
+    }
+
+    /// A file system of (path, uid, gid, mode, inode) for `writable_with`.
+    fn fs(
+        entries: &'static [(&'static str, u32, u32, u32, u64)],
+    ) -> impl Fn(&Path) -> Option<Meta> {
+        move |p: &Path| {
+            entries
+                .iter()
+                .find(|e| Path::new(e.0) == p)
+                .map(|&(_, uid, gid, mode, inode)| Meta {
+                    uid,
+                    gid,
+                    mode,
+                    inode,
+                })
+        }
+    }
+
+    const HOST: &[(&str, u32, u32, u32, u64)] = &[
+        ("/", 0, 0, 0o40755, 2),
+        ("/root", 0, 0, 0o40700, 3),
+        ("/root/.pyenv", 0, 0, 0o40755, 4),
+        ("/root/.pyenv/python", 0, 0, 0o100755, 5),
+        ("/opt", 0, 0, 0o40755, 6),
+        ("/opt/app", 0, 0, 0o40755, 7),
+        ("/opt/app/x", 65534, 65534, 0o100755, 8),
+        ("/tmp", 0, 0, 0o41777, 9),
+        ("/tmp/d", 0, 0, 0o40700, 10),
+        ("/tmp/d/sshd", 0, 0, 0o100755, 11),
+        ("/srv", 0, 0, 0o40755, 12),
+        ("/srv/g", 0, 50, 0o40775, 13),
+        ("/srv/g/x", 0, 0, 0o100755, 14),
+    ];
+
+    fn judged(exe: &str, inode: Option<u64>) -> Option<Writable> {
+        let lookup = Lookup {
+            roots: vec![PathBuf::new()],
+            inode,
+            ns_root: None,
+        };
+        writable_with(exe.as_bytes(), &[], Some(&lookup), &fs(HOST))
+    }
+
+    #[test]
+    fn owners_and_modes_decide_when_they_can_be_read() {
+        // Root's own interpreter under /root: only root can write it.
+        assert_eq!(judged("/root/.pyenv/python", Some(5)), None);
+        // A file nobody owns under /opt, which the list does not name.
+        assert_eq!(
+            judged("/opt/app/x", Some(8)),
+            Some(Writable::Owned {
+                path: "/opt/app/x".into(),
+                uid: 65534
+            })
+        );
+        // Root's file in root's directory in sticky /tmp: /tmp is open.
+        assert_eq!(
+            judged("/tmp/d/sshd", None),
+            Some(Writable::Open {
+                path: "/tmp".into()
+            })
+        );
+        // A directory writable by a group other than root's.
+        assert_eq!(
+            judged("/srv/g/x", Some(14)),
+            Some(Writable::Open {
+                path: "/srv/g".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_rootless_containers_root_counts_as_root() {
+        const ROOTLESS: &[(&str, u32, u32, u32, u64)] = &[
+            ("/", 100000, 100000, 0o40755, 2),
+            ("/bin", 100000, 100000, 0o40755, 3),
+            ("/bin/busybox", 100000, 100000, 0o100755, 4),
+        ];
+        let lookup = |ns_root| Lookup {
+            roots: vec![PathBuf::new()],
+            inode: Some(4),
+            ns_root,
+        };
+        assert_eq!(
+            writable_with(
+                b"/bin/busybox",
+                &[],
+                Some(&lookup(Some((100000, 100000)))),
+                &fs(ROOTLESS)
+            ),
+            None
+        );
+        assert_eq!(
+            writable_with(b"/bin/busybox", &[], Some(&lookup(None)), &fs(ROOTLESS)),
+            Some(Writable::Owned {
+                path: "/bin/busybox".into(),
+                uid: 100000
+            })
+        );
+        assert_eq!(
+            mapped_root("         0     100000      65536\n"),
+            Some(100000)
+        );
+        assert_eq!(mapped_root("         0          0 4294967295\n"), Some(0));
+        assert_eq!(mapped_root("      1000       1000          1\n"), None);
+    }
+
+    #[test]
+    fn the_list_decides_when_the_file_is_not_the_executable_or_unreadable() {
+        // Another file at that path (another mount namespace, replaced).
+        assert_eq!(
+            judged("/root/.pyenv/python", Some(99)),
+            Some(Writable::Under("/root".into()))
+        );
+        assert_eq!(
+            judged("/home/u/x", None),
+            Some(Writable::Under("/home".into()))
+        );
+        assert_eq!(judged("/usr/bin/x", None), None);
     }
 
     #[test]

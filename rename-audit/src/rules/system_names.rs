@@ -114,9 +114,27 @@ pub const WELL_KNOWN: &[&str] = &[
     "fail2ban-server",
 ];
 
+/// The program name `name` claims: the part before a `:` when there is one
+/// (`sshd: root@pts/0`, `sshd:` are sshd's own setproctitle shapes, and
+/// `pgrep sshd` matches them), else the whole name.
+pub fn claimed(name: &[u8]) -> &[u8] {
+    match name.iter().position(|&b| b == b':') {
+        Some(colon) => &name[..colon],
+        None => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suffix_after_a_colon_claims_the_name_before_it() {
+        assert_eq!(claimed(b"sshd: root@pts/0"), b"sshd");
+        assert_eq!(claimed(b"sshd:"), b"sshd");
+        assert_eq!(claimed(b"sshd"), b"sshd");
+        assert_eq!(claimed(b"in:imuxsock"), b"in");
+    }
 
     #[test]
     fn every_name_fits_a_comm_and_appears_once() {

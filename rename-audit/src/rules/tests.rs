@@ -135,15 +135,13 @@ fn kernel_thread_mimic_needs_an_executable() {
 }
 
 #[test]
-fn exec_and_kernel_renames_never_alert() {
-    for method in [Method::Exec, Method::Kernel] {
-        let mut ev = main_rename("/tmp/x", "x", "kworker/0:1");
-        let Body::Rename(r) = &mut ev.body else {
-            unreachable!()
-        };
-        r.method = method;
-        assert_eq!(rule_of(&engine(), &ev), None, "{method:?}");
-    }
+fn kernel_renames_never_alert() {
+    let mut ev = main_rename("/tmp/x", "x", "kworker/0:1");
+    let Body::Rename(r) = &mut ev.body else {
+        unreachable!()
+    };
+    r.method = Method::Kernel;
+    assert_eq!(rule_of(&engine(), &ev), None);
     let mut ev = main_rename("/tmp/x", "x", "sshd");
     let Body::Rename(r) = &mut ev.body else {
         unreachable!()
@@ -515,7 +513,7 @@ fn messages_stay_one_line_whatever_the_names() {
     assert_eq!(
         alert.message,
         "process 1234 (/tmp/a\\nb) renamed itself from \"x\\\"y\" to \
-         \"kworker/\\n\\u{1b}[31m\\xff\": the new name is shaped like a kernel thread"
+         \"kworker/\\n\\u{1b}[31m\\xff\": \"kworker/\\n\\u{1b}[31m\\xff\" is shaped like a kernel thread"
     );
 }
 
@@ -566,4 +564,203 @@ fn allow_listed_and_disabled_rules_are_not_listed() {
     let alert = engine.evaluate(&ev, &Table::default()).expect("alert");
     assert_eq!(alert.rule_id, "sibling-renamed-main");
     assert_eq!(alert.matched, ["sibling-renamed-main"]);
+}
+
+/// An exec of `exe` that named the process `comm`, with `argv`.
+fn exec(exe: &str, old: &str, comm: &str, argv: &[&str]) -> Event {
+    let mut ev = main_rename(exe, old, comm);
+    let Body::Rename(r) = &mut ev.body else {
+        unreachable!()
+    };
+    r.method = Method::Exec;
+    let p = ev.process.as_mut().unwrap();
+    p.args = argv
+        .iter()
+        .map(|a| Name::from(*a))
+        .collect::<Vec<_>>()
+        .into();
+    ev
+}
+
+/// A process found at start-up named `name`, with `argv`.
+fn found(exe: &str, name: &str, argv: &[&str]) -> Event {
+    let mut ev = exec(exe, name, name, argv);
+    ev.body = Body::Found(crate::event::Found {
+        name: Name::from(name),
+    });
+    ev
+}
+
+fn judged(ev: &Event) -> Option<(Vec<&'static str>, &'static str, String)> {
+    let a = engine().evaluate(ev, &Table::default())?;
+    let j = a.judged.expect("a name rule says what it judged");
+    Some((
+        a.matched,
+        j.source.as_str(),
+        String::from_utf8_lossy(j.name.as_bytes()).into_owned(),
+    ))
+}
+
+#[test]
+fn an_exec_is_judged_by_the_name_it_gives() {
+    // A dropped binary named like a system program, or a deleted or memfd
+    // one, at exec.
+    for exe in [
+        "/tmp/x/sshd",
+        "/memfd:sshd (deleted)",
+        "/tmp/x/sshd (deleted)",
+    ] {
+        assert_eq!(
+            judged(&exec(exe, "bash", "sshd", &["sshd"])),
+            Some((
+                vec!["writable-path-stomp", "system-name-mimic"],
+                "name",
+                "sshd".into()
+            )),
+            "{exe}"
+        );
+    }
+    // Shaped like a kernel thread, wherever the binary is.
+    assert_eq!(
+        judged(&exec(
+            "/usr/local/bin/kworker",
+            "sh",
+            "kworker",
+            &["kworker"]
+        )),
+        Some((vec!["kernel-thread-mimic"], "name", "kworker".into()))
+    );
+    // Installed programs, symlink names (sh -> dash, busybox applets) and
+    // an ordinary program in /tmp are not disguises.
+    for (exe, comm, argv0) in [
+        ("/usr/sbin/sshd", "sshd", "/usr/sbin/sshd"),
+        ("/usr/bin/dash", "sh", "sh"),
+        ("/usr/bin/busybox", "ls", "ls"),
+        ("/usr/bin/python3.11", "python3", "/usr/bin/python3"),
+        ("/usr/bin/vim.basic", "vi", "vi"),
+        ("/tmp/x/build", "build", "./build"),
+        ("/usr/bin/bash", "bash", "-bash"),
+        ("/usr/bin/bash", "bash", "bash"),
+    ] {
+        assert_eq!(
+            judged(&exec(exe, "x", comm, &[argv0])),
+            None,
+            "{exe} {argv0}"
+        );
+    }
+}
+
+#[test]
+fn an_exec_is_judged_by_a_spoofed_argv0() {
+    assert_eq!(
+        judged(&exec(
+            "/usr/bin/sleep",
+            "bash",
+            "sleep",
+            &["[kworker/0:1]", "30"]
+        )),
+        Some((vec!["kernel-thread-mimic"], "argv0", "[kworker/0:1]".into()))
+    );
+    assert_eq!(
+        judged(&exec(
+            "/usr/bin/sleep",
+            "bash",
+            "sleep",
+            &["sshd: root@pts/0"]
+        )),
+        Some((
+            vec!["system-name-mimic"],
+            "argv0",
+            "sshd: root@pts/0".into()
+        ))
+    );
+    // A path to a program of another name is judged by its file name.
+    assert_eq!(
+        judged(&exec(
+            "/usr/bin/sleep",
+            "bash",
+            "sleep",
+            &["/usr/sbin/cron"]
+        )),
+        Some((vec!["system-name-mimic"], "argv0", "cron".into()))
+    );
+    // From a dropped binary both names count: the most severe leads.
+    assert_eq!(
+        judged(&exec("/tmp/x/sshd", "bash", "sshd", &["[kworker/1:7]"])),
+        Some((
+            vec![
+                "kernel-thread-mimic",
+                "writable-path-stomp",
+                "system-name-mimic"
+            ],
+            "argv0",
+            "[kworker/1:7]".into()
+        ))
+    );
+}
+
+#[test]
+fn a_process_found_at_start_up_is_judged_like_an_exec() {
+    assert_eq!(
+        judged(&found("/usr/bin/sleep", "kworker/1:7", &["x"])),
+        Some((vec!["kernel-thread-mimic"], "name", "kworker/1:7".into()))
+    );
+    assert_eq!(
+        judged(&found("/tmp/x/payload", "cron", &["/tmp/x/payload"])),
+        Some((
+            vec!["writable-path-stomp", "system-name-mimic"],
+            "name",
+            "cron".into()
+        ))
+    );
+    // sshd's and nginx's own setproctitle shapes, and systemd's helpers.
+    for (exe, name, argv0) in [
+        ("/usr/sbin/sshd", "sshd", "sshd: root@pts/0"),
+        (
+            "/usr/lib/openssh/sshd-session",
+            "sshd-session",
+            "sshd: root@pts/0",
+        ),
+        ("/usr/sbin/nginx", "nginx", "nginx: worker process"),
+        ("/usr/sbin/php-fpm8.2", "php-fpm8.2", "php-fpm: pool www"),
+        ("/usr/lib/systemd/systemd", "(sd-pam)", "(sd-pam)"),
+        ("/usr/bin/bash", "bash", "-bash"),
+    ] {
+        assert_eq!(judged(&found(exe, name, &[argv0])), None, "{exe} {argv0}");
+    }
+}
+
+#[test]
+fn a_colon_suffix_does_not_hide_a_system_name() {
+    for new in ["sshd:", "sshd: root@pts/"] {
+        let a = engine()
+            .evaluate(
+                &main_rename("/usr/local/bin/x", "x", new),
+                &Table::default(),
+            )
+            .expect("alert");
+        assert_eq!(a.rule_id, "system-name-mimic", "{new}");
+    }
+    let a = engine()
+        .evaluate(
+            &main_rename("/usr/sbin/sshd", "sshd", "sshd: root@pts/"),
+            &Table::default(),
+        )
+        .expect("still a rename");
+    assert_eq!(a.rule_id, "process-renamed");
+}
+
+#[test]
+fn a_rename_that_keeps_the_name_matches_nothing() {
+    for (exe, name) in [
+        ("/tmp/x", "kworker/0:1"),
+        ("/tmp/x", "sshd"),
+        ("/usr/bin/x", "y"),
+    ] {
+        assert_eq!(
+            rule_of(&engine(), &main_rename(exe, name, name)),
+            None,
+            "{name}"
+        );
+    }
 }

@@ -110,6 +110,7 @@ fn alert(mut ev: Event, rule: &RuleKind) -> Arc<Event> {
         technique: rule.technique,
         message: format!("process took the name \"{name}\""),
         matched: vec![rule.id],
+        judged: None,
     });
     Arc::new(ev)
 }

@@ -73,6 +73,10 @@ pub(crate) fn build(
     if let Some(t) = alert.technique {
         annotations.insert("technique", t.to_owned());
     }
+    // Which name a name rule judged (`name` or `argv0`), as `masquerade.judged`.
+    if let Some(j) = &alert.judged {
+        annotations.insert("judged", j.source.as_str().to_owned());
+    }
     if let Some(pid) = pid {
         annotations.insert("pid", pid.to_string());
     }
@@ -193,6 +197,7 @@ mod tests {
                 technique: Some("T1036.004"),
                 message: "pid 4242 renamed itself".to_owned(),
                 matched: vec!["kernel-thread-mimic"],
+                judged: None,
             }),
         }
     }

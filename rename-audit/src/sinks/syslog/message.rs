@@ -116,6 +116,7 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
                 ("count", l.count.to_string()),
             ]);
         }
+        Body::Found(f) => p.push(("name", f.name.escaped())),
         Body::Hidden(h) => {
             p.extend([
                 ("hidden_pid", h.pid.to_string()),
@@ -182,6 +183,11 @@ fn one_liner(ev: &Event) -> String {
             s.tid,
             s.count,
             s.last_name.escaped()
+        ),
+        Body::Found(f) => format!(
+            "process found at start-up: pid {} named \"{}\"",
+            pid.unwrap_or(0),
+            f.name.escaped()
         ),
         Body::Hidden(h) => format!(
             "process hidden: pid {} is covered by a mount at \"{}\"",
@@ -306,6 +312,7 @@ mod tests {
             technique: Some("T1036.004"),
             message: "pid 10 took the name \"kworker/0:1\"".into(),
             matched: vec!["kernel-thread-mimic"],
+            judged: None,
         });
         let m = format(&ev, &origin(), 8192);
         assert!(m.starts_with("<34>1 "), "{m}");

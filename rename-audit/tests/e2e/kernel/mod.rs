@@ -7,4 +7,5 @@ mod capture;
 mod hiding;
 mod hooks;
 mod identity;
+mod masquerade;
 mod storm;
