@@ -246,15 +246,23 @@ fn the_package_runs_under_systemd_on_a_real_debian_12_host() {
         .filter(|e| e["SYSLOG_IDENTIFIER"] == "rename-audit")
         .filter_map(|e| e["MESSAGE"].as_str())
         .collect();
+    // The second complaint is the reload the test refuses on purpose: the
+    // configuration path made a FIFO.
     let complaints: Vec<&&str> = daemon_lines
         .iter()
         .filter(|m| m.contains(" WARN ") || m.contains(" ERROR "))
         .collect();
-    assert_eq!(complaints.len(), 1, "{complaints:#?}");
+    assert_eq!(complaints.len(), 2, "{complaints:#?}");
     assert!(
         complaints[0].contains("reading the host's /proc instead of a private procfs"),
         "{}",
         complaints[0]
+    );
+    assert!(
+        complaints[1].contains("configuration not reloaded")
+            && complaints[1].contains("is a FIFO (named pipe), not a regular file"),
+        "{}",
+        complaints[1]
     );
     let hooks = daemon_lines
         .iter()
@@ -296,8 +304,14 @@ fn the_package_runs_under_systemd_on_a_real_debian_12_host() {
         "kernel-thread-mimic is disabled after the reload: {event}"
     );
     assert_eq!(entry["PRIORITY"], "5", "low: {entry}");
+    // After the refused reload the daemon kept that configuration and
+    // reports on.
+    let (entry, event) = journal_event(&journal, "kworker/9:7");
+    assert_eq!(event["rule"]["id"], "process-renamed", "{event}");
+    assert_eq!(entry["PRIORITY"], "5", "low: {entry}");
 
-    // A clean stop.
+    // A clean stop, within the unit's TimeoutStopSec, after the refused
+    // reload.
     let stopped = properties(file("stopped"));
     assert_eq!(
         (
@@ -308,6 +322,23 @@ fn the_package_runs_under_systemd_on_a_real_debian_12_host() {
         ("inactive", "success", "0"),
         "{}",
         file("stopped")
+    );
+
+    // A start with the FIFO in place fails at once (systemctl start
+    // returns), saying why, like the reload.
+    assert_eq!(file("fifo-start-status"), "1\n", "systemctl start fails");
+    let refused = properties(file("fifo-start"));
+    assert_eq!(
+        (refused["Result"], refused["ExecMainStatus"]),
+        ("exit-code", "1"),
+        "{}",
+        file("fifo-start")
+    );
+    assert!(
+        file("fifo-start-message")
+            .contains("/etc/rename-audit/config.toml: is a FIFO (named pipe), not a regular file"),
+        "{}",
+        file("fifo-start-message")
     );
 
     // Purged without a trace.

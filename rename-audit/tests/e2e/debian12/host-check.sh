@@ -55,12 +55,34 @@ systemctl reload rename-audit.service
 wait_journal 'configuration reloaded' 120
 bash -c 'printf "kworker/9:8" >/proc/self/comm'
 wait_journal '\\"new_name\\":\\"kworker/9:8\\"' 120
+
+# 4b. The configuration path becomes a FIFO: the reload is refused at once,
+#     with a message, and the daemon keeps its configuration and reports on.
+mv /etc/rename-audit/config.toml /etc/rename-audit/config.toml.real
+mkfifo /etc/rename-audit/config.toml
+systemctl reload rename-audit.service
+wait_journal 'is a FIFO' 120
+bash -c 'printf "kworker/9:7" >/proc/self/comm'
+wait_journal '\\"new_name\\":\\"kworker/9:7\\"' 120
 journalctl -u rename-audit.service -o json --no-pager >"$R/journal.json"
 
 # 5. Stop: SIGTERM, drained and flushed, a clean exit.
 systemctl stop rename-audit.service
 systemctl show rename-audit.service \
     -p ActiveState -p Result -p ExecMainCode -p ExecMainStatus >"$R/stopped"
+
+# 5b. A start with the FIFO still there is refused at once, with the same
+#     message (no open that waits for a writer), then the file comes back.
+cursor=$(journalctl -u rename-audit.service -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+systemctl start rename-audit.service
+echo "$?" >"$R/fifo-start-status"
+systemctl show rename-audit.service -p Result -p ExecMainStatus >"$R/fifo-start"
+# Also cancels the restart Restart=on-failure would make.
+systemctl stop rename-audit.service
+journalctl -u rename-audit.service --after-cursor "$cursor" -o cat --no-pager |
+    grep -m1 'is a FIFO' >"$R/fifo-start-message"
+rm /etc/rename-audit/config.toml
+mv /etc/rename-audit/config.toml.real /etc/rename-audit/config.toml
 
 # 6. Purge: nothing of the package may stay behind.
 dpkg-query -L rename-audit >"$R/package-files"
