@@ -199,8 +199,9 @@ struct Plan {
     packages: Vec<&'static Package>,
     /// virtme-ng (PyPI), which boots the guest kernels.
     virtme: bool,
-    /// The default guest kernel (Debian 12's newest 6.1) is not unpacked.
-    guest_kernel: bool,
+    /// The default guest kernels (Debian 12's newest 6.1 and 6.12) that are
+    /// not unpacked.
+    guest_kernels: Vec<guest::KernelLine>,
 }
 
 /// The Debian packages `task` needs.
@@ -219,7 +220,11 @@ fn inspect(task: Task) -> Result<Plan> {
         tracefs: !tracefs_mounted()?,
         packages: packages_for(task).filter(|p| p.is_missing()).collect(),
         virtme: guest && cmd::find_program("vng").is_none(),
-        guest_kernel: guest && guest::cached_default().is_none(),
+        guest_kernels: guest::DEFAULT_LINES
+            .iter()
+            .copied()
+            .filter(|line| guest && line.cached().is_none())
+            .collect(),
         nightly,
     })
 }
@@ -249,8 +254,13 @@ impl Plan {
         if self.task.needs(Use::Test) {
             let virtme = format!("{} (boots the guest kernels)", guest::VIRTME_NG);
             items.push((virtme, self.virtme));
-            let kernel = "Debian 12's newest linux-image-6.1.0-*-amd64 (the guest kernel)";
-            items.push((kernel.to_owned(), self.guest_kernel));
+            for line in guest::DEFAULT_LINES {
+                let missing = self
+                    .guest_kernels
+                    .iter()
+                    .any(|l| l.describe() == line.describe());
+                items.push((format!("{} (a guest kernel)", line.describe()), missing));
+            }
         }
         items
     }
@@ -267,7 +277,7 @@ impl Plan {
     }
 
     fn needs_root(&self) -> bool {
-        self.tracefs || !self.packages.is_empty() || self.guest_kernel
+        self.tracefs || !self.packages.is_empty() || !self.guest_kernels.is_empty()
     }
 }
 
@@ -472,8 +482,8 @@ fn install_system_pieces(plan: &Plan) -> Result<()> {
             guest::VIRTME_NG
         ))?;
     }
-    if plan.guest_kernel {
-        let kernel = guest::fetch_default()?;
+    for line in &plan.guest_kernels {
+        let kernel = line.fetch()?;
         note(format!("guest kernel: {}", kernel.vmlinuz.display()));
     }
     Ok(())

@@ -33,7 +33,7 @@ pub struct Options {
     /// Skip clippy and rustfmt.
     #[arg(long)]
     no_lint: bool,
-    /// Boot this kernel for the guest run instead of Debian 12's 6.1: a
+    /// Boot only this kernel for the guest run instead of Debian 12's 6.1 and 6.12: a
     /// Debian kernel package name (`linux-image-6.12.48+deb13-amd64`) or the
     /// path of a `vmlinuz-<release>` whose modules are in /lib/modules.
     #[arg(long, value_name = "PACKAGE|VMLINUZ")]
@@ -79,22 +79,29 @@ pub fn test(options: &Options) -> Result<ExitCode> {
         ));
         None
     } else {
-        let prepared = guest_kernel(options).and_then(|kernel| {
+        let prepared = guest_kernels(options).and_then(|kernels| {
             let e2e = build_tests(options)?;
             let tests = guest::guest_tests(&e2e, options.filter.as_deref())?;
             let target = build::target_dir()?;
             // Before any host step can rebuild the daemon.
             guest::snapshot_daemon(&target)?;
-            Ok((kernel, e2e, tests, target))
+            Ok((kernels, e2e, tests, target))
         });
+        // One guest after the other: two at once would each get half of a
+        // machine the host's tests also need.
         Some(std::thread::spawn(move || {
-            let (kernel, e2e, tests, target) = prepared?;
+            let (kernels, e2e, tests, target) = prepared?;
             if tests.is_empty() {
                 step("SKIPPED: the guest run: no kernel:: test matches the filter");
-                return Ok(None);
+                return Ok(Vec::new());
             }
-            let run = guest::run_tests(&kernel, &e2e, &tests, &target)?;
-            Ok(Some((kernel.release, run)))
+            Ok(kernels
+                .into_iter()
+                .map(|kernel| {
+                    let run = guest::run_tests(&kernel, &e2e, &tests, &target);
+                    (kernel.release, run)
+                })
+                .collect())
         }))
     };
     if !options.guest_only {
@@ -116,21 +123,27 @@ pub fn test(options: &Options) -> Result<ExitCode> {
         if !options.guest_only {
             step("waiting for the guest");
         }
-        let outcome: Result<Option<(String, guest::GuestRun)>> = guest
+        let outcome: Result<Vec<(String, Result<guest::GuestRun>)>> = guest
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the guest's thread panicked")));
-        let outcome = outcome.and_then(|ran| {
-            let Some((release, run)) = ran else {
-                return Ok(None);
-            };
-            eprint!("{}", run.log);
-            run.verdict.map(|()| Some(release))
-        });
         match outcome {
-            Ok(Some(release)) => step(format!(
-                "guest (Linux {release}): every kernel:: end-to-end test passed"
-            )),
-            Ok(None) => {}
+            Ok(runs) => {
+                for (release, run) in runs {
+                    let verdict = run.and_then(|run| {
+                        eprint!("{}", run.log);
+                        run.verdict
+                    });
+                    match verdict {
+                        Ok(()) => step(format!(
+                            "guest (Linux {release}): every kernel:: end-to-end test passed"
+                        )),
+                        Err(error) => {
+                            note(format!("FAILED: guest (Linux {release}): {error:#}"));
+                            failed.push(format!("end-to-end tests in the guest (Linux {release})"));
+                        }
+                    }
+                }
+            }
             Err(error) => {
                 note(format!("FAILED: {error:#}"));
                 failed.push("end-to-end tests in the guest".to_owned());
@@ -146,14 +159,15 @@ pub fn test(options: &Options) -> Result<ExitCode> {
     }
 }
 
-/// The kernel the guest boots: `--kernel`, or Debian 12's newest 6.1
-/// (downloaded once).
-fn guest_kernel(options: &Options) -> Result<guest::GuestKernel> {
+/// The kernels the guests boot, one after the other: `--kernel`, or the
+/// newest of each of [`guest::DEFAULT_LINES`] (each downloaded once).
+fn guest_kernels(options: &Options) -> Result<Vec<guest::GuestKernel>> {
     match &options.kernel {
-        Some(spec) => guest::from_spec(spec),
-        None => guest::cached_default()
-            .map(Ok)
-            .unwrap_or_else(guest::fetch_default),
+        Some(spec) => Ok(vec![guest::from_spec(spec)?]),
+        None => guest::DEFAULT_LINES
+            .iter()
+            .map(|line| line.kernel())
+            .collect(),
     }
 }
 
