@@ -95,6 +95,8 @@ const PACKAGES: &[Package] = &[
     Package("prometheus", &["prometheus"], "metrics sink tests", Use::Test),
     Package("prometheus-alertmanager", &["prometheus-alertmanager"], "alert sink tests", Use::Test),
     Package("rsyslog", &["rsyslogd"], "syslog sink tests", Use::Test),
+    Package("apache2-utils", &["htpasswd"], "bcrypt passwords for the Alertmanager cluster tests", Use::Test),
+    Package("openssl", &["openssl"], "certificates for the TLS sink tests", Use::Test),
     Package("systemd", &["systemd-analyze"], "systemd unit tests", Use::Test),
     Package("logrotate", &["logrotate"], "log rotation tests with the shipped deploy/logrotate", Use::Test),
     Package("auditd", &["auditd", "auditctl"], "benchmark comparison", Use::Bench),

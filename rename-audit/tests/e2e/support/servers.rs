@@ -21,7 +21,7 @@ use tempfile::TempDir;
 use super::http;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -36,7 +36,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn require(binary: &str, package: &str) {
+pub fn require(binary: &str, package: &str) {
     assert!(
         Path::new(binary).exists(),
         "{binary} is missing: install Debian's {package} (apt-get install -y {package}); \
@@ -45,14 +45,14 @@ fn require(binary: &str, package: &str) {
 }
 
 /// One child process with its log file; killed on drop.
-struct Proc {
+pub struct Proc {
     name: &'static str,
     child: Option<Child>,
     log: PathBuf,
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Proc {
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Proc {
         let out = fs::File::create(&log).expect("create server log");
         let err = out.try_clone().expect("dup log fd");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -76,7 +76,7 @@ impl Proc {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
@@ -96,7 +96,7 @@ impl Proc {
     }
 
     /// SIGTERM, then SIGKILL after 5 s; waits for the exit.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let Some(mut c) = self.child.take() else {
             return;
         };
@@ -115,7 +115,7 @@ impl Proc {
         let _ = c.wait();
     }
 
-    fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
+    pub fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
         let until = Instant::now() + READY_TIMEOUT;
         while Instant::now() < until {
             self.assert_running();
@@ -204,11 +204,13 @@ impl Alertmanager {
         }
     }
 
-    /// Alerts whose label `key` equals `value`.
+    /// Alerts whose label `key` equals `value`, the daemon's always-firing
+    /// `RenameAuditWatchdog` aside (it carries the host label too).
     pub fn alerts_with_label(&self, key: &str, value: &str) -> Vec<Value> {
         self.alerts()
             .into_iter()
             .filter(|a| a["labels"][key] == value)
+            .filter(|a| a["labels"]["alertname"] != "RenameAuditWatchdog")
             .collect()
     }
 
