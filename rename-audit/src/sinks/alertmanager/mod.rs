@@ -445,20 +445,12 @@ impl Deliver for Poster {
 /// cannot help.
 fn explain(e: &reqwest::Error) -> (bool, String) {
     let mut chain = Vec::new();
-    let mut tls = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         chain.push(err.to_string());
-        if tls.is_none() {
-            tls = err.downcast_ref::<rustls::Error>().cloned().or_else(|| {
-                err.downcast_ref::<std::io::Error>()
-                    .and_then(|io| io.get_ref())
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                    .cloned()
-            });
-        }
         source = err.source();
     }
+    let tls = find_rustls(e);
     chain.dedup();
     let detail = one_line(&chain.join(": "));
     let Some(tls) = tls else {
@@ -506,6 +498,25 @@ fn explain(e: &reqwest::Error) -> (bool, String) {
         _ => return (true, format!("TLS failed: {detail}")),
     };
     (false, format!("{reason}: {detail}"))
+}
+
+/// The rustls error somewhere in `err`'s chain. An `io::Error` wrapping one
+/// (as tokio-rustls makes) hides it from `source()`, which skips to the
+/// wrapped error's own source: look inside those too.
+fn find_rustls(err: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls.clone());
+    }
+    if let Some(inner) = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        let inner: &(dyn std::error::Error + 'static) = inner;
+        if let Some(tls) = find_rustls(inner) {
+            return Some(tls);
+        }
+    }
+    err.source().and_then(find_rustls)
 }
 
 /// Error texts may quote a server's words: keep them on one line.
