@@ -264,6 +264,53 @@ mod tests {
         assert!(at("rename_audit_sink_errors_total{sink=\"syslog\"}").ends_with(" 6"));
     }
 
+    /// A replica's loop retries a retryable failure past nothing but the
+    /// moment its unit goes stale, and counts under `{sink, replica}`.
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_gives_up_when_the_next_retry_would_be_stale() {
+        let metrics = Metrics::new();
+        let replica: Arc<str> = Arc::from("https://am1:9093");
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(4),
+        };
+        let mut retry = Retry::new("alertmanager", u32::MAX, backoff, Arc::clone(&metrics))
+            .for_replica(Arc::clone(&replica));
+        let (_tx, mut stop) = watch::channel(false);
+        let mut sink = Flaky {
+            fail: u32::MAX,
+            retryable: true,
+            attempts: 0,
+        };
+        let start = tokio::time::Instant::now();
+        let stale_at = start + Duration::from_secs(20);
+        assert!(
+            retry
+                .deliver_until(&mut sink, "m", 2, &mut stop, Some(stale_at))
+                .await
+        );
+        assert!(start.elapsed() <= Duration::from_secs(20), "never past it");
+        // 1 + 2 + 4 + 4 + 4 s at most (less jitter) fit before 20 s; at
+        // least five retries, and never an unbounded loop.
+        assert!((5..=9).contains(&sink.attempts), "{}", sink.attempts);
+        let at = |name: &str| {
+            counter(
+                &metrics,
+                &format!("{name}{{sink=\"alertmanager\",replica=\"https://am1:9093\"}}"),
+            )
+        };
+        assert!(at("rename_audit_sink_failed_total").ends_with(" 2"));
+        assert!(at("rename_audit_sink_errors_total").ends_with(&format!(" {}", sink.attempts)));
+        assert!(
+            counter(
+                &metrics,
+                "rename_audit_sink_sent_total{sink=\"alertmanager\"}"
+            )
+            .is_empty(),
+            "nothing counted without the replica"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn stop_during_backoff_counts_the_unit_as_dropped() {
         let metrics = Metrics::new();

@@ -532,6 +532,68 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn alert(n: usize) -> PostableAlert {
+        PostableAlert {
+            labels: [("alertname", format!("A{n}"))].into_iter().collect(),
+            annotations: Default::default(),
+            starts_at: "2026-01-01T00:00:00Z".into(),
+            ends_at: "2026-01-01T00:10:00Z".into(),
+        }
+    }
+
+    /// Each replica's queue is bounded in alerts: what does not fit is
+    /// dropped for that replica alone, and counted under its name.
+    #[tokio::test]
+    async fn a_full_replica_queue_drops_for_that_replica_only() {
+        let metrics = Metrics::new();
+        let cfg = config::AlertmanagerSink {
+            urls: vec![
+                reqwest::Url::parse("http://127.0.0.1:1").unwrap(),
+                reqwest::Url::parse("http://127.0.0.1:2").unwrap(),
+            ],
+            queue: 4,
+            ..config::AlertmanagerSink::new(reqwest::Url::parse("http://x").unwrap())
+        };
+        let sink = AlertmanagerSink::new(&cfg, Arc::from("h"), Arc::clone(&metrics)).unwrap();
+        let mut receivers = Vec::new();
+        let mut queues: Vec<ReplicaQueue> = sink
+            .replicas
+            .iter()
+            .map(|r| {
+                metrics.declare_replica(SINK, &r.name);
+                let (tx, rx) = mpsc::unbounded_channel();
+                receivers.push(rx);
+                ReplicaQueue {
+                    name: Arc::clone(&r.name),
+                    tx,
+                    room: Arc::new(Semaphore::new(cfg.queue)),
+                    full: LogThrottle::new(Duration::from_secs(60)),
+                }
+            })
+            .collect();
+        sink.fan_out((0..3).map(alert).collect(), &mut queues);
+        // The second replica takes its first batch: room for 3 more there.
+        let taken = receivers[1].try_recv().expect("queued");
+        assert_eq!(taken.batch.len(), 3);
+        drop(taken);
+        sink.fan_out((0..2).map(alert).collect(), &mut queues);
+        let dropped = |port: u16| {
+            metrics
+                .encode()
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "rename_audit_sink_queue_dropped_total{{sink=\"alertmanager\",replica=\"http://127.0.0.1:{port}\"}}"
+                    ))
+                })
+                .map(|l| l.rsplit_once(' ').unwrap().1.to_owned())
+        };
+        assert_eq!(dropped(1).as_deref(), Some("2"), "3 + 2 > 4 for the first");
+        assert_eq!(dropped(2).as_deref(), Some("0"), "the second had room");
+        assert_eq!(receivers[0].try_recv().unwrap().batch.len(), 3);
+        assert_eq!(receivers[1].try_recv().unwrap().batch.len(), 2);
+    }
+
     #[test]
     fn resolve_after_outlasts_the_dedup_window() {
         let url = reqwest::Url::parse("http://127.0.0.1:9093").unwrap();
