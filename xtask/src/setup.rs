@@ -97,6 +97,7 @@ const PACKAGES: &[Package] = &[
     Package("rsyslog", &["rsyslogd"], "syslog sink tests", Use::Test),
     Package("apache2-utils", &["htpasswd"], "bcrypt passwords for the Alertmanager cluster tests", Use::Test),
     Package("openssl", &["openssl"], "certificates for the TLS sink tests", Use::Test),
+    Package("curl", &["curl"], "querying the mTLS Alertmanager replicas in the sink tests", Use::Test),
     Package("systemd", &["systemd-analyze"], "systemd unit tests", Use::Test),
     Package("logrotate", &["logrotate"], "log rotation tests with the shipped deploy/logrotate", Use::Test),
     Package("auditd", &["auditd", "auditctl"], "benchmark comparison", Use::Bench),

@@ -80,8 +80,14 @@ fn daemon_config(
     } else {
         String::new()
     };
+    // The daemon sees the whole host: only the rule the workload trips is
+    // on, so that other processes' renames seldom add alerts (the checks
+    // below hold even when they do).
     let text = format!(
-        "[sinks.alertmanager]\nurls = [{}]\nheartbeat_secs = {heartbeat_secs}\n\
+        "[rules.process-renamed]\nenabled = false\n[rules.sibling-renamed-main]\nenabled = false\n\
+         [rules.system-name-mimic]\nenabled = false\n[rules.writable-path-stomp]\nenabled = false\n\
+         [rules.process-hidden]\nenabled = false\n\n\
+         [sinks.alertmanager]\nurls = [{}]\nheartbeat_secs = {heartbeat_secs}\n\
          timeout_ms = {timeout_ms}\n\n\
          [sinks.alertmanager.tls_config]\nca_file = \"{}\"\n{cert}\n\
          [sinks.alertmanager.basic_auth]\nusername = \"{USER}\"\npassword_file = \"{}\"\n",
@@ -159,6 +165,39 @@ fn wait_log_line(d: &mut Daemon, needles: &[&str], timeout: Duration) -> String 
     }
 }
 
+/// Waits until `url` has given up on at least one alert, then checks that
+/// no attempt was a retry: each failed attempt stands for at least one
+/// alert given up or one watchdog post. A retry loop would make more
+/// attempts than that (and would not have given up yet).
+fn assert_given_up_without_retries(listen: SocketAddr, url: &str) {
+    let failed = replica_series("rename_audit_sink_failed_total", url);
+    wait_metric(listen, &failed, Duration::from_secs(20), |v| v >= 1.0);
+    // Attempts first: each is counted before what it gave up.
+    let errors = metric(
+        listen,
+        &replica_series("rename_audit_sink_errors_total", url),
+    );
+    let failed = metric(listen, &failed);
+    let watchdog = metric(
+        listen,
+        &format!(
+            "rename_audit_alertmanager_watchdog_posts_total{{replica=\"{url}\",result=\"failed\"}}"
+        ),
+    );
+    assert_eq!(
+        watchdog, 1.0,
+        "{url}: the watchdog was posted once, at start"
+    );
+    assert!(
+        errors >= 2.0 && errors <= failed + watchdog,
+        "{url}: {errors} failed attempts for {failed} alerts given up and {watchdog} watchdog posts"
+    );
+    assert_eq!(
+        metric(listen, &replica_series("rename_audit_sink_sent_total", url)),
+        0.0
+    );
+}
+
 fn has_mimic(alerts: &[Value]) -> bool {
     alerts
         .iter()
@@ -229,8 +268,7 @@ fn every_replica_gets_the_alert_and_a_stopped_one_gets_it_after_its_restart() {
         Duration::from_secs(10),
     );
     let sent = |url: &str| metric(listen, &replica_series("rename_audit_sink_sent_total", url));
-    assert_eq!(sent(&urls[0]), 1.0);
-    assert_eq!(sent(&urls[1]), 1.0);
+    assert!(sent(&urls[0]) >= 1.0 && sent(&urls[1]) >= 1.0);
     assert_eq!(
         sent(&down),
         0.0,
@@ -251,7 +289,7 @@ fn every_replica_gets_the_alert_and_a_stopped_one_gets_it_after_its_restart() {
         listen,
         &replica_series("rename_audit_sink_sent_total", &down),
         Duration::from_secs(10),
-        |v| v == 1.0,
+        |v| v >= 1.0,
     );
     for url in &urls {
         assert_eq!(
@@ -357,36 +395,8 @@ fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retri
             "HTTP 401 Unauthorized (the replica refused the credentials",
         ),
     ] {
-        // Given up at once, the alert counted as failed for this replica...
-        wait_metric(
-            listen,
-            &replica_series("rename_audit_sink_failed_total", url),
-            Duration::from_secs(20),
-            |v| v == 1.0,
-        );
-        // ...after exactly two attempts: the watchdog's and the alert's.
-        // A retry loop would have made more (and not given up yet).
-        assert_eq!(
-            metric(
-                listen,
-                &replica_series("rename_audit_sink_errors_total", url)
-            ),
-            2.0,
-            "{url}: one attempt each, no retries"
-        );
-        assert_eq!(
-            metric(
-                listen,
-                &format!(
-                    "rename_audit_alertmanager_watchdog_posts_total{{replica=\"{url}\",result=\"failed\"}}"
-                )
-            ),
-            1.0
-        );
-        assert_eq!(
-            metric(listen, &replica_series("rename_audit_sink_sent_total", url)),
-            0.0
-        );
+        // Given up at once, counted as failed for this replica, no retries.
+        assert_given_up_without_retries(listen, url);
         let line = wait_log_line(
             &mut d,
             &[
@@ -398,12 +408,11 @@ fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retri
         );
         assert!(!line.contains(PASSWORD), "{line}");
     }
-    assert_eq!(
+    assert!(
         metric(
             listen,
             &replica_series("rename_audit_sink_sent_total", &urls[0])
-        ),
-        1.0
+        ) >= 1.0
     );
     let log = d.stderr_text();
     assert!(!log.contains(PASSWORD), "the password is never logged");
@@ -427,20 +436,7 @@ fn a_replica_refuses_a_daemon_without_a_client_certificate_once_per_alert() {
     let workload = Workload::new("fleet-no-cert");
     workload.masquerade();
     let url = &urls[0];
-    wait_metric(
-        listen,
-        &replica_series("rename_audit_sink_failed_total", url),
-        Duration::from_secs(20),
-        |v| v == 1.0,
-    );
-    assert_eq!(
-        metric(
-            listen,
-            &replica_series("rename_audit_sink_errors_total", url)
-        ),
-        2.0,
-        "the watchdog's attempt and the alert's, no retries"
-    );
+    assert_given_up_without_retries(listen, url);
     wait_log_line(
         &mut d,
         &[
@@ -539,10 +535,7 @@ fn a_hung_replica_does_not_delay_the_others() {
         );
     }
     for url in [&urls[0], &urls[2]] {
-        assert_eq!(
-            metric(listen, &replica_series("rename_audit_sink_sent_total", url)),
-            1.0
-        );
+        assert!(metric(listen, &replica_series("rename_audit_sink_sent_total", url)) >= 1.0);
     }
     // Stopping does not wait out the hung request either.
     let (status, _) = d.stop_within(Duration::from_secs(10));
@@ -578,7 +571,7 @@ fn sighup_reads_a_changed_password_file_again() {
         listen,
         &replica_series("rename_audit_sink_failed_total", url),
         Duration::from_secs(20),
-        |v| v == 1.0,
+        |v| v >= 1.0,
     );
 
     // The password is rotated: the file gets the new one, then SIGHUP.
@@ -593,10 +586,7 @@ fn sighup_reads_a_changed_password_file_again() {
         Duration::from_secs(20),
         has_mimic,
     );
-    assert_eq!(
-        metric(listen, &replica_series("rename_audit_sink_sent_total", url)),
-        1.0
-    );
+    assert!(metric(listen, &replica_series("rename_audit_sink_sent_total", url)) >= 1.0);
 
     // A secret file others can read is refused on reload, naming the fix;
     // the password in use stays.

@@ -413,15 +413,16 @@ impl Fleet {
             "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
         )
         .unwrap();
-        let ports: Vec<(SocketAddr, SocketAddr)> = serving
-            .iter()
-            .map(|_| {
-                (
-                    ([127, 0, 0, 1], free_port()).into(),
-                    ([127, 0, 0, 1], free_port()).into(),
-                )
-            })
-            .collect();
+        // Distinct ports: two free_port() calls may return the same one.
+        let mut taken = std::collections::HashSet::new();
+        let mut port = || loop {
+            let p = free_port();
+            if taken.insert(p) {
+                return SocketAddr::from(([127, 0, 0, 1], p));
+            }
+        };
+        let ports: Vec<(SocketAddr, SocketAddr)> =
+            serving.iter().map(|_| (port(), port())).collect();
         let mut replicas = Vec::new();
         for (i, (s, (addr, cluster))) in serving.iter().zip(&ports).enumerate() {
             let rdir = dir.path().join(format!("replica{i}"));
