@@ -69,6 +69,28 @@ fn daemon_config(
     timeout_ms: u64,
     password: &str,
 ) -> (PathBuf, PathBuf) {
+    let tls = TlsExtra {
+        client_cert,
+        server_name: None,
+    };
+    daemon_config_with(dir, pki, urls, &tls, heartbeat_secs, timeout_ms, password)
+}
+
+struct TlsExtra<'a> {
+    client_cert: bool,
+    server_name: Option<&'a str>,
+}
+
+fn daemon_config_with(
+    dir: &Path,
+    pki: &Pki,
+    urls: &[String],
+    tls: &TlsExtra,
+    heartbeat_secs: u64,
+    timeout_ms: u64,
+    password: &str,
+) -> (PathBuf, PathBuf) {
+    let client_cert = tls.client_cert;
     let password_file = pki.secret("am-password", &format!("{password}\n"));
     let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
     let cert = if client_cert {
@@ -79,6 +101,10 @@ fn daemon_config(
         )
     } else {
         String::new()
+    };
+    let cert = match tls.server_name {
+        Some(name) => format!("{cert}server_name = \"{name}\"\n"),
+        None => cert,
     };
     // The daemon sees the whole host: only the rule the workload trips is
     // on, so that other processes' renames seldom add alerts (the checks
@@ -418,6 +444,62 @@ fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retri
     assert!(!log.contains(PASSWORD), "the password is never logged");
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn server_name_checks_the_certificate_against_that_name_instead_of_the_host() {
+    if let Some(why) = fleet::missing_tool() {
+        skip(&why);
+        return;
+    }
+    let pki = Pki::make();
+    let named = Serving {
+        server: pki.named_server.clone(),
+        dns_name: Some("am.internal".to_owned()),
+        ..Serving::good(&pki)
+    };
+    let fleet = Fleet::alone(pki, &[named]);
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    let url = &urls[0];
+
+    // Reached at 127.0.0.1, the certificate (for am.internal) is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsExtra {
+        client_cert: true,
+        server_name: None,
+    };
+    let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
+    let (mut d, listen) = start_daemon(&config);
+    let workload = Workload::new("fleet-name-1");
+    workload.masquerade();
+    assert_given_up_without_retries(listen, url);
+    wait_log_line(
+        &mut d,
+        &[
+            &format!("replica={url}"),
+            "the server's certificate is not for this host",
+        ],
+        Duration::from_secs(10),
+    );
+    d.stop();
+
+    // With server_name = "am.internal" the same certificate is taken.
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsExtra {
+        client_cert: true,
+        server_name: Some("am.internal"),
+    };
+    let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
+    let (mut d, _listen) = start_daemon(&config);
+    let workload = Workload::new("fleet-name-2");
+    workload.masquerade();
+    fleet.replicas[0].wait_for_alerts(
+        "executable",
+        workload.exe(),
+        Duration::from_secs(20),
+        has_mimic,
+    );
+    d.stop();
 }
 
 #[test]

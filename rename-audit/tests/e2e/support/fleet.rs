@@ -64,7 +64,8 @@ pub struct Pair {
 
 /// The test's certificates: a CA, a server certificate for 127.0.0.1 (SAN
 /// IP), a client certificate, an expired server certificate from the same
-/// CA, and a server certificate from a CA nobody trusts.
+/// CA, one for the name am.internal only, and a server certificate from a
+/// CA nobody trusts.
 pub struct Pki {
     pub dir: TempDir,
     pub ca: PathBuf,
@@ -72,6 +73,8 @@ pub struct Pki {
     pub client: Pair,
     pub expired_server: Pair,
     pub rogue_server: Pair,
+    /// For the DNS name `am.internal` only, not 127.0.0.1.
+    pub named_server: Pair,
 }
 
 impl Pki {
@@ -107,6 +110,11 @@ impl Pki {
         fs::write(
             d.join("server.ext"),
             "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        fs::write(
+            d.join("named.ext"),
+            "subjectAltName=DNS:am.internal\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
         fs::write(
@@ -161,6 +169,7 @@ impl Pki {
         sign("server", "ca", "server");
         sign("client", "ca", "client");
         sign("rogue-server", "rogue-ca", "server");
+        sign("named-server", "ca", "named");
         // Expired: `openssl ca` takes explicit dates (OpenSSL 3.0's x509
         // has no -not_after).
         csr("expired-server", "127.0.0.1");
@@ -214,6 +223,7 @@ impl Pki {
             client: pair("client"),
             expired_server: pair("expired-server"),
             rogue_server: pair("rogue-server"),
+            named_server: pair("named-server"),
             dir,
         }
     }
@@ -233,6 +243,8 @@ pub struct Serving {
     pub server: Pair,
     /// The password its user `fleet` has.
     pub password: String,
+    /// The DNS name its certificate is for, when not 127.0.0.1.
+    pub dns_name: Option<String>,
 }
 
 impl Serving {
@@ -240,6 +252,7 @@ impl Serving {
         Serving {
             server: pki.server.clone(),
             password: PASSWORD.to_owned(),
+            dns_name: None,
         }
     }
 }
@@ -254,6 +267,7 @@ pub struct Replica {
     ca: PathBuf,
     client: Pair,
     password: String,
+    dns_name: Option<String>,
     starts: u32,
 }
 
@@ -292,8 +306,9 @@ impl Replica {
 
     /// `GET /api/v2/alerts` over mTLS and basic auth.
     pub fn alerts(&self) -> Vec<Value> {
-        let body = curl(
+        let body = curl_as(
             self.addr,
+            self.dns_name.as_deref(),
             &self.ca,
             &self.client,
             PASSWORD,
@@ -343,7 +358,29 @@ pub fn curl(
     password: &str,
     path: &str,
 ) -> Result<String, String> {
-    let out = Command::new("curl")
+    curl_as(addr, None, ca, client, password, path)
+}
+
+/// As [`curl`], reaching `addr` by the DNS name `name` when its
+/// certificate is for that name only.
+fn curl_as(
+    addr: SocketAddr,
+    name: Option<&str>,
+    ca: &Path,
+    client: &Pair,
+    password: &str,
+    path: &str,
+) -> Result<String, String> {
+    let mut cmd = Command::new("curl");
+    let url = match name {
+        Some(name) => {
+            cmd.arg("--resolve")
+                .arg(format!("{name}:{}:{}", addr.port(), addr.ip()));
+            format!("https://{name}:{}{path}", addr.port())
+        }
+        None => format!("https://{addr}{path}"),
+    };
+    let out = cmd
         .args(["-sS", "--fail", "--max-time", "10", "--cacert"])
         .arg(ca)
         .arg("--cert")
@@ -352,7 +389,7 @@ pub fn curl(
         .arg(&client.key)
         .arg("-u")
         .arg(format!("{USER}:{password}"))
-        .arg(format!("https://{addr}{path}"))
+        .arg(url)
         .output()
         .map_err(|e| e.to_string())?;
     if out.status.success() {
@@ -468,6 +505,7 @@ impl Fleet {
                 ca: pki.ca.clone(),
                 client: pki.client.clone(),
                 password: s.password.clone(),
+                dns_name: s.dns_name.clone(),
                 starts: 0,
             });
         }
