@@ -12,7 +12,9 @@
 //! after retries) or `rename_audit_sink_queue_dropped_total` (queue full, or
 //! still queued at the shutdown deadline); Alertmanager adds
 //! `rename_audit_alerts_suppressed_total` for deduplicated repeats, and its
-//! `sent` also counts the re-posts that carry a repeat count.
+//! `sent` also counts the re-posts that carry a repeat count. Alertmanager
+//! delivers to every replica, so it counts each replica's outcomes under
+//! `{sink, replica}` (its own queue's drops stay under `{sink}`).
 //! `rename_audit_sink_errors_total` counts failed attempts, retries included.
 //!
 //! Alertmanager and syslog share one delivery loop (`retry.rs`): each says
