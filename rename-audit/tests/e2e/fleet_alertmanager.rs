@@ -72,6 +72,7 @@ fn daemon_config(
     let tls = TlsExtra {
         client_cert,
         server_name: None,
+        insecure_skip_verify: false,
     };
     daemon_config_with(dir, pki, urls, &tls, heartbeat_secs, timeout_ms, password)
 }
@@ -79,6 +80,7 @@ fn daemon_config(
 struct TlsExtra<'a> {
     client_cert: bool,
     server_name: Option<&'a str>,
+    insecure_skip_verify: bool,
 }
 
 fn daemon_config_with(
@@ -105,6 +107,11 @@ fn daemon_config_with(
     let cert = match tls.server_name {
         Some(name) => format!("{cert}server_name = \"{name}\"\n"),
         None => cert,
+    };
+    let cert = if tls.insecure_skip_verify {
+        format!("{cert}insecure_skip_verify = true\n")
+    } else {
+        cert
     };
     // The daemon sees the whole host: only the rule the workload trips is
     // on, so that other processes' renames seldom add alerts (the checks
@@ -467,6 +474,7 @@ fn server_name_checks_the_certificate_against_that_name_instead_of_the_host() {
     let tls = TlsExtra {
         client_cert: true,
         server_name: None,
+        insecure_skip_verify: false,
     };
     let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
     let (mut d, listen) = start_daemon(&config);
@@ -488,6 +496,7 @@ fn server_name_checks_the_certificate_against_that_name_instead_of_the_host() {
     let tls = TlsExtra {
         client_cert: true,
         server_name: Some("am.internal"),
+        insecure_skip_verify: false,
     };
     let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
     let (mut d, _listen) = start_daemon(&config);
@@ -498,6 +507,58 @@ fn server_name_checks_the_certificate_against_that_name_instead_of_the_host() {
         workload.exe(),
         Duration::from_secs(20),
         has_mimic,
+    );
+    d.stop();
+}
+
+#[test]
+fn insecure_skip_verify_takes_any_certificate_and_says_so_loudly() {
+    if let Some(why) = fleet::missing_tool() {
+        skip(&why);
+        return;
+    }
+    let pki = Pki::make();
+    let rogue = Serving {
+        server: pki.rogue_server.clone(),
+        ..Serving::good(&pki)
+    };
+    let fleet = Fleet::alone(pki, &[rogue]);
+    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsExtra {
+        client_cert: true,
+        server_name: None,
+        insecure_skip_verify: true,
+    };
+    let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
+    let (mut d, listen) = start_daemon(&config);
+    wait_log_line(
+        &mut d,
+        &[
+            "insecure_skip_verify is true",
+            "ANY server certificate is accepted",
+        ],
+        Duration::from_secs(10),
+    );
+    // The certificate from a CA nobody trusts is taken: the watchdog and
+    // the alert are accepted (HTTP 200) by the replica.
+    let workload = Workload::new("fleet-insecure");
+    workload.masquerade();
+    wait_metric(
+        listen,
+        &replica_series("rename_audit_sink_sent_total", &urls[0]),
+        Duration::from_secs(20),
+        |v| v >= 1.0,
+    );
+    assert_eq!(
+        metric(
+            listen,
+            &format!(
+                "rename_audit_alertmanager_watchdog_posts_total{{replica=\"{}\",result=\"sent\"}}",
+                urls[0]
+            )
+        ),
+        1.0
     );
     d.stop();
 }
