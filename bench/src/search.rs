@@ -131,7 +131,14 @@ impl Bench {
             ),
             (
                 "one host's alerts of one rule",
-                vec!["search", "--host", &one, "--rule", "kernel-thread-mimic", file],
+                vec![
+                    "search",
+                    "--host",
+                    &one,
+                    "--rule",
+                    "kernel-thread-mimic",
+                    file,
+                ],
             ),
             ("report of one host", vec!["report", "--host", &one, file]),
         ];
@@ -268,7 +275,9 @@ fn write_fleet_log(sample: &[Vec<u8>], path: &Path, events: u64, hosts: u64) -> 
             out
         })
         .collect();
-    let names: Vec<String> = (0..hosts).map(|h| format!("\"{}\"", host_name(h))).collect();
+    let names: Vec<String> = (0..hosts)
+        .map(|h| format!("\"{}\"", host_name(h)))
+        .collect();
     let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(path)?);
     let mut written = 0u64;
     for i in 0..events {

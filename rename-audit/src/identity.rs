@@ -152,11 +152,8 @@ impl Identity {
     /// operator's `[host] labels` (whose keys cannot clash: see
     /// [`label_key_problem`]).
     pub fn alert_labels(&'static self) -> impl Iterator<Item = (&'static str, String)> {
-        std::iter::once(("host", self.name.clone())).chain(
-            self.labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.clone())),
-        )
+        std::iter::once(("host", self.name.clone()))
+            .chain(self.labels.iter().map(|(k, v)| (k.as_str(), v.clone())))
     }
 }
 
@@ -228,8 +225,7 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        let value = if let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'))
-        {
+        let value = if let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
             let mut s = String::with_capacity(inner.len());
             let mut chars = inner.chars();
             while let Some(c) = chars.next() {
@@ -240,10 +236,7 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
                 }
             }
             s
-        } else if let Some(inner) = value
-            .strip_prefix('\'')
-            .and_then(|v| v.strip_suffix('\''))
-        {
+        } else if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
             inner.to_owned()
         } else {
             value.to_owned()
@@ -274,7 +267,9 @@ mod tests {
         for ok in ["env", "role", "_x", "A_9", "zone2"] {
             assert_eq!(label_key_problem(ok), None, "{ok}");
         }
-        for bad in ["", "9env", "env-x", "a.b", "é", "a b", "__meta", "host", "severity"] {
+        for bad in [
+            "", "9env", "env-x", "a.b", "é", "a b", "__meta", "host", "severity",
+        ] {
             assert!(label_key_problem(bad).is_some(), "{bad:?} accepted");
         }
     }
@@ -312,6 +307,9 @@ mod tests {
         assert_eq!(id.os.version, None);
         assert_eq!(id.name, id.hostname, "the kernel's host name by default");
         std::fs::remove_file(&mid).unwrap();
-        assert_eq!(Identity::gather(&HostConfig::default(), "A".into(), &sources).id, None);
+        assert_eq!(
+            Identity::gather(&HostConfig::default(), "A".into(), &sources).id,
+            None
+        );
     }
 }

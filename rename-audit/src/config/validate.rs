@@ -13,8 +13,8 @@ use toml::Spanned;
 use super::collect::Problem;
 use super::sinks::endpoint_of;
 use super::{
-    AlertmanagerSink, CaptureConfig, Config, Facility, HostConfig, OutputConfig, OutputTarget, PrometheusSink,
-    SinksConfig, StormConfig, SyslogSink, SyslogTarget, raw,
+    AlertmanagerSink, CaptureConfig, Config, Facility, HostConfig, OutputConfig, OutputTarget,
+    PrometheusSink, SinksConfig, StormConfig, SyslogSink, SyslogTarget, raw,
 };
 use crate::names::Name;
 use crate::rules::{AllowConfig, AllowEntry, RuleId, RulesConfig};

@@ -89,7 +89,10 @@ pub fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io:
 /// holds a hundred hosts, and `--host` wants one. A line skipped here ends
 /// in the buffer, so it is shorter than [`MAX_LINE`] and would not have
 /// been counted as too long.
-pub fn skip_lines_without(reader: &mut dyn BufRead, needle: &memchr::memmem::Finder<'_>) -> io::Result<()> {
+pub fn skip_lines_without(
+    reader: &mut dyn BufRead,
+    needle: &memchr::memmem::Finder<'_>,
+) -> io::Result<()> {
     loop {
         let chunk = match reader.fill_buf() {
             Ok(chunk) => chunk,

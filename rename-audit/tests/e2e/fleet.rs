@@ -22,7 +22,8 @@ use crate::support::{
 };
 
 const MACHINE_ID: &str = "5f3c0a9e1d2b4c6f8a7e9d0c1b2a3f4e";
-const OS_RELEASE: &str = "PRETTY_NAME=\"Test OS 42 (e2e)\"\nNAME=\"Test OS\"\nVERSION_ID=\"42.1\"\nID=testos\n";
+const OS_RELEASE: &str =
+    "PRETTY_NAME=\"Test OS 42 (e2e)\"\nNAME=\"Test OS\"\nVERSION_ID=\"42.1\"\nID=testos\n";
 
 /// A host the test plays: its configuration, machine id and os-release in
 /// `dir`, its state directory `state`.
@@ -102,9 +103,8 @@ fn is_uuid_v4(s: &str) -> bool {
 
 #[test]
 fn every_line_names_host_and_agent_and_agent_id_survives_a_restart() {
-    let host = Host::new(
-        "[host]\nname = \"db 1 \u{fc}\"\nlabels = { env = \"prod\", role = \"db\" }\n",
-    );
+    let host =
+        Host::new("[host]\nname = \"db 1 \u{fc}\"\nlabels = { env = \"prod\", role = \"db\" }\n");
     let mut d = host.start(&host.path("machine-id"), "events.json");
     rename_and_wait(&mut d, "e2e-fleet-a");
     d.stop();
@@ -258,7 +258,9 @@ fn search_by_host_and_report_by_host_on_per_host_and_mixed_files() {
     }
     let dir = tempfile::tempdir().unwrap();
     let split = |b: &[u8]| -> Vec<Vec<u8>> {
-        b.split_inclusive(|&c| c == b'\n').map(<[u8]>::to_vec).collect()
+        b.split_inclusive(|&c| c == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
     };
     let db = split(&files["db-1"].1);
     let web = split(&files["web-1"].1);
@@ -284,7 +286,14 @@ fn search_by_host_and_report_by_host_on_per_host_and_mixed_files() {
         args.extend(&inputs);
         assert_eq!(text(rename_audit(&args)), db_text, "{inputs:?}");
         // With another filter: db-1's rename, not web-1's.
-        let mut args = vec!["search", "--json", "--host", "db-?", "--name", "e2e-fleet-*"];
+        let mut args = vec![
+            "search",
+            "--json",
+            "--host",
+            "db-?",
+            "--name",
+            "e2e-fleet-*",
+        ];
         args.extend(&inputs);
         let found = text(rename_audit(&args));
         assert_eq!(found.lines().count(), 1, "{found}");
@@ -350,7 +359,11 @@ fn check_config_refuses_label_keys_alertmanager_cannot_take() {
             path.display()
         )
     );
-    std::fs::write(&path, "[host]\nname = \"db-1\"\nlabels = { env = \"prod\" }\n").unwrap();
+    std::fs::write(
+        &path,
+        "[host]\nname = \"db-1\"\nlabels = { env = \"prod\" }\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
         .arg("check-config")
         .arg(&path)

@@ -104,8 +104,10 @@ pub(crate) fn host_labels(
     host: &str,
     identity: Option<&'static crate::identity::Identity>,
 ) -> BTreeMap<&'static str, String> {
-    let mut labels: BTreeMap<&'static str, String> =
-        identity.into_iter().flat_map(|i| i.alert_labels()).collect();
+    let mut labels: BTreeMap<&'static str, String> = identity
+        .into_iter()
+        .flat_map(|i| i.alert_labels())
+        .collect();
     labels.insert("host", host.to_owned());
     labels
 }
@@ -250,7 +252,10 @@ mod tests {
             }));
         let labels = host_labels("db-1", Some(identity));
         assert_eq!(
-            labels.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
+            labels
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
             [("env", "prod"), ("host", "db-1"), ("role", "db")]
         );
         assert_eq!(host_labels("h", None).len(), 1);
