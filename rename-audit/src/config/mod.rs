@@ -36,6 +36,7 @@ pub use tls::{
     crypto_provider as tls_crypto_provider,
 };
 
+pub use crate::identity::HostConfig;
 use crate::noise::ThreadRenames;
 use crate::output::Format;
 use crate::rules::{AllowConfig, RulesConfig};
@@ -106,6 +107,8 @@ pub struct Config {
     pub rules: RulesConfig,
     pub allow: AllowConfig,
     pub sinks: SinksConfig,
+    /// `[host]`: the host's name and labels on every event and alert.
+    pub host: HostConfig,
 }
 
 /// `[output]`.

@@ -21,6 +21,7 @@ mod debian_host;
 mod deploy;
 mod edges;
 mod fleet_alertmanager;
+mod fleet;
 mod hermetic;
 mod hostile;
 mod kernel;
