@@ -34,10 +34,15 @@ pub enum MountSource {
 }
 
 impl MountSource {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+    /// The descriptor the drain thread's wait also wakes on, or -1 (which
+    /// poll(2) skips). Not the mount tables' epoll set: polling it polls
+    /// each table, and a table reports a change to one poll only, which
+    /// would take it from the epoll_wait that reads it. A table change is
+    /// read at the next wake-up instead, within the poll interval.
+    fn wake_fd(&self) -> std::os::fd::RawFd {
         match self {
             MountSource::Fanotify(notifier) => notifier.as_raw_fd(),
-            MountSource::Tables(tables) => tables.as_raw_fd(),
+            MountSource::Tables(_) => -1,
         }
     }
 }
@@ -144,7 +149,7 @@ impl Drainer {
         let mut fds = [
             pollfd(self.priority.as_raw_fd()),
             pollfd(self.thread.as_raw_fd()),
-            pollfd(self.mounts.as_ref().map_or(-1, MountSource::as_raw_fd)),
+            pollfd(self.mounts.as_ref().map_or(-1, MountSource::wake_fd)),
         ];
         let n = if self.mounts.is_some() { 3 } else { 2 };
         // SAFETY: `n` valid pollfds. A failure (EINTR) just ends the wait early.

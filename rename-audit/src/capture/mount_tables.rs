@@ -6,7 +6,9 @@
 //! The kernel flags a change of a mount namespace's table to every open
 //! `/proc/<pid>/mountinfo` of it: poll(2) then reports POLLPRI (systemd and
 //! libmount watch mounts this way). One table is held open for each mount
-//! namespace, in one epoll set that the drain thread waits on with the rings.
+//! namespace, in one epoll set that the drain thread reads at each wake-up
+//! (every 25 ms at most), without waiting on it: a table reports a change
+//! to one poll only.
 //! A change becomes a mount record naming a process of that namespace, so
 //! the pipeline reads its table as it does the mounter's: the same
 //! `process-hidden` logic and alerts as with the kernel's mount hooks.
@@ -128,9 +130,13 @@ impl MountTables {
             tv_nsec: 0,
         };
         loop {
-            let Ok((ready, _)) = epoll::wait(&self.epoll, &mut events, Some(&zero)) else {
-                // EINTR: the next wake-up looks again.
-                return;
+            let (ready, _) = match epoll::wait(&self.epoll, &mut events, Some(&zero)) {
+                Ok(ready) => ready,
+                Err(error) => {
+                    // EINTR: the next wake-up looks again.
+                    tracing::debug!(%error, "epoll_wait on the mount tables");
+                    return;
+                }
             };
             let n = ready.len();
             for event in ready.iter() {
@@ -236,12 +242,6 @@ impl MountTables {
     #[cfg(test)]
     fn polls(&self, ns: u32) -> bool {
         self.namespaces.contains_key(&ns)
-    }
-}
-
-impl std::os::fd::AsRawFd for MountTables {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.epoll.as_raw_fd()
     }
 }
 

@@ -598,7 +598,7 @@ fn daemon_links(pid: u32) -> (Vec<Value>, usize) {
         if target.contains("perf_event") {
             perf_events += 1;
         }
-        if target.contains("bpf-link") {
+        if target.contains("bpf_link") || target.contains("bpf-link") {
             let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
             let info = std::fs::read_to_string(info).unwrap_or_default();
             if let Some(id) = info
@@ -647,6 +647,8 @@ fn under_the_units_privileges_mounts_are_watched_with_nothing_on_any_syscall() {
          {expected} here: {line}"
     );
     let (links, perf_events) = daemon_links(d.pid());
+    // The lifecycle and rename hooks at least: the check sees the links.
+    assert!(links.len() >= 4, "the daemon's links: {links:#?}");
     assert_eq!(
         perf_events, 0,
         "no perf event (syscall tracepoint): {links:#?}"
@@ -692,11 +694,7 @@ fn under_the_units_privileges_mounts_are_watched_with_nothing_on_any_syscall() {
     assert_eq!(str_at(&e, "hidden.found"), "mount", "{e}");
     assert_eq!(at(&e, "hidden.covered_by.pid").as_u64(), Some(2), "{e}");
     assert_eq!(str_at(&e, "rule.id"), "process-hidden", "{e}");
-    assert_eq!(
-        str_at(&e, "process.executable").as_bytes(),
-        renamer::path().as_os_str().as_bytes(),
-        "{e}"
-    );
+    assert_eq!(str_at(&e, "rule.severity"), "high", "{e}");
     drop(late_mount);
     late.go();
 
