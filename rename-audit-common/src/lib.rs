@@ -415,11 +415,13 @@ pub struct MountRecord {
     pub tgid: u32,
 }
 
-/// A new process, or an exec, in a mount namespace that no fanotify mark
-/// watches for mount attach (`mnt_namespace.n_fsnotify_mask` lacks
-/// [`FS_MNT_ATTACH`]). Sent only when [`Settings::watch_mnt_ns`] is set: the
-/// daemon then watches mounts with fanotify (Linux 6.15+) instead of syscall
-/// tracepoints, marks this namespace, and reads its mount table once.
+/// A new process, or an exec, in a mount namespace the daemon may not know.
+/// Sent as [`Settings::watch_mnt_ns`] says: with [`watch_mnt_ns::UNMARKED`]
+/// when no fanotify mark watches the namespace for mount attach
+/// (`mnt_namespace.n_fsnotify_mask` lacks [`FS_MNT_ATTACH`]; the daemon then
+/// marks it), with [`watch_mnt_ns::CHANGED`] when the process is in another
+/// namespace than its parent (the daemon then polls the namespace's mount
+/// table). Either way the daemon reads the namespace's mount table once.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct MntNsRecord {
@@ -617,10 +619,23 @@ pub struct Settings {
     /// (used by `mount_exit_raw`, which sees every syscall's exit).
     pub nr_mount: u32,
     pub nr_move_mount: u32,
-    /// 1: mounts are watched with fanotify, and the fork and exec hooks send
-    /// a [`MntNsRecord`] for a process in a namespace not yet watched.
+    /// One of [`watch_mnt_ns`]: when the fork and exec hooks send a
+    /// [`MntNsRecord`].
     pub watch_mnt_ns: u32,
     pub _pad: u32,
+}
+
+/// When the fork and exec hooks report a process's mount namespace
+/// (`Settings::watch_mnt_ns`), as the daemon's mount watch needs.
+pub mod watch_mnt_ns {
+    /// Never: the mount watch needs no namespace (kernel hooks see every
+    /// mount).
+    pub const NONE: u32 = 0;
+    /// fanotify: while no mark watches the namespace for mount attach.
+    pub const UNMARKED: u32 = 1;
+    /// Polled mount tables: when the process is in another namespace than
+    /// its parent (clone with CLONE_NEWNS; unshare or setns, then exec).
+    pub const CHANGED: u32 = 2;
 }
 
 /// `task_struct.flags` bits (include/linux/sched.h). Not in BTF, so the

@@ -9,7 +9,9 @@
 
 mod mnt_ns;
 mod mount_exit;
+mod move_mount_exit;
 mod path;
+mod path_mount_exit;
 mod prepare_exec;
 mod process_exec;
 mod process_exit;

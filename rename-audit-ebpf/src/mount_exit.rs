@@ -1,9 +1,11 @@
 //! A mount was made. Only that it happened and by whom is sent; the daemon
 //! reads the mount table again to see whether a `/proc/<pid>` is now
-//! covered (fentry and kprobes on the mount code are not available
-//! everywhere; syscall tracepoints are).
+//! covered.
 //!
-//! Two variants; the daemon loads one, chosen before loading:
+//! Two variants here, the last resorts of the daemon's mount watch: it
+//! prefers fanotify, `fexit` on the mount code (`path_mount_exit.rs`,
+//! `move_mount_exit.rs`) and polling the mount tables, none of which puts
+//! a program on any syscall. The daemon loads one, chosen before loading:
 //! - `mount_exit` on `tracepoint/syscalls/sys_exit_mount` and
 //!   `sys_exit_move_mount`: runs only for those two syscalls. Needs syscall
 //!   tracepoints (CONFIG_FTRACE_SYSCALLS) and tracefs, and attaches through
@@ -54,8 +56,9 @@ pub fn mount_exit_raw(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// Sends a [`MountRecord`] naming the current task: it mounted.
 #[inline(always)]
-fn mounted() -> Option<()> {
+pub fn mounted() -> Option<()> {
     let now = ring::now_ns();
     let ids = bpf_get_current_pid_tgid();
     let mut entry = ring::reserve_lifecycle::<MountRecord>()?;

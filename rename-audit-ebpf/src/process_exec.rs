@@ -80,7 +80,7 @@ fn try_process_exec(ctx: &BtfTracePointContext) -> Option<()> {
     }
     ring::submit(&PRIORITY_RING, entry);
     // A process that unshared its mount namespace shows it at its next exec
-    // (`unshare -m cmd`).
-    let _ = mnt_ns::report_unwatched(task, tgid, now);
+    // (`unshare -m cmd`, `nsenter -m cmd`).
+    let _ = mnt_ns::report(task, task.real_parent(), tgid, now);
     Some(())
 }

@@ -2,7 +2,7 @@
 //! daemon's table holds processes, and thread renames carry their own ids).
 //!
 //! Needs: BTF tracepoints (5.5), ring buffers (5.8); same on every kernel
-//! (the mount-namespace report only where mounts are watched with fanotify).
+//! (the mount-namespace report only where mounts are watched per namespace).
 use aya_ebpf::{
     helpers::bpf_get_current_uid_gid, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
@@ -45,6 +45,6 @@ fn try_process_fork(ctx: &BtfTracePointContext) -> Option<()> {
     ring::submit(&PRIORITY_RING, entry);
     // After the fork record, so the daemon knows the process when it reads
     // the new namespace's mount table (clone with CLONE_NEWNS).
-    let _ = mnt_ns::report_unwatched(child, tgid, now);
+    let _ = mnt_ns::report(child, parent, tgid, now);
     Some(())
 }

@@ -246,6 +246,25 @@ impl Task {
 }
 
 impl Task {
+    /// The task's mount namespace (`nsproxy->mnt_ns`); `None` when the
+    /// task has no namespaces any more (exiting).
+    #[inline(always)]
+    fn mnt_ns_ptr(self) -> Option<*const u8> {
+        let nsproxy = self.pointer(setting!(offsets.task_nsproxy))?;
+        // SAFETY: a BTF pointer walked from the task, checked for NULL; the
+        // offset from BTF.
+        unsafe { load_ptr(nsproxy, setting!(offsets.nsproxy_mnt_ns)) }
+    }
+
+    /// The inode number of the task's mount namespace, as
+    /// `/proc/<pid>/ns/mnt` shows it.
+    #[inline(always)]
+    pub fn mnt_ns(self) -> Option<u32> {
+        let ns = self.mnt_ns_ptr()?;
+        // SAFETY: a BTF pointer checked for NULL; the offset from BTF.
+        Some(unsafe { load(ns, setting!(offsets.mnt_ns_inum)) })
+    }
+
     /// The inode number of the task's mount namespace, when no fanotify mark
     /// watches that namespace for mount attach (its `n_fsnotify_mask` lacks
     /// `FS_MNT_ATTACH`); `None` when one does, or the task has no
@@ -254,11 +273,9 @@ impl Task {
     /// `watch_mnt_ns` first.
     #[inline(always)]
     pub fn unwatched_mnt_ns(self) -> Option<u32> {
-        let nsproxy = self.pointer(setting!(offsets.task_nsproxy))?;
-        // SAFETY: BTF pointers walked from the task, each checked for NULL;
-        // the offsets from BTF.
+        let ns = self.mnt_ns_ptr()?;
+        // SAFETY: a BTF pointer checked for NULL; the offsets from BTF.
         unsafe {
-            let ns = load_ptr(nsproxy, setting!(offsets.nsproxy_mnt_ns))?;
             let mask: u32 = load(ns, setting!(offsets.mnt_ns_fsnotify_mask));
             if mask & rename_audit_common::FS_MNT_ATTACH != 0 {
                 return None;

@@ -15,6 +15,7 @@ use crossbeam_channel::Sender;
 use rename_audit_common::{Class, LostReason, class, fault, lost_index, lost_reason};
 
 use super::{
+    mount_tables::MountTables,
     mounts::MountNotifier,
     records::{KernelState, Mount, Record, decode},
     storms::StormSlots,
@@ -22,6 +23,29 @@ use super::{
 use crate::clock;
 
 pub type Batch = Vec<Record>;
+
+/// A mount watch without a kernel program, which the drain thread waits on
+/// with the rings.
+pub enum MountSource {
+    /// fanotify's mount events: a group with a mark on each namespace.
+    Fanotify(MountNotifier),
+    /// Each namespace's mount table, polled.
+    Tables(MountTables),
+}
+
+impl MountSource {
+    /// The descriptor the drain thread's wait also wakes on, or -1 (which
+    /// poll(2) skips). Not the mount tables' epoll set: polling it polls
+    /// each table, and a table reports a change to one poll only, which
+    /// would take it from the epoll_wait that reads it. A table change is
+    /// read at the next wake-up instead, within the poll interval.
+    fn wake_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            MountSource::Fanotify(notifier) => notifier.as_raw_fd(),
+            MountSource::Tables(_) => -1,
+        }
+    }
+}
 
 /// How long the drain thread sleeps when no ring asked for a wake-up. Each
 /// wake-up of the drain thread and then of the pipeline thread costs about
@@ -51,8 +75,8 @@ pub struct Drainer {
     /// When the full rate map was last warned about (0: never).
     rate_warned_ns: u64,
     last_sweep_ns: u64,
-    /// Where mounts are watched with fanotify: its group.
-    mounts: Option<MountNotifier>,
+    /// Where mounts are watched without a kernel program: the watch.
+    mounts: Option<MountSource>,
     /// When a full fanotify queue was last warned about (0: never).
     mounts_warned_ns: u64,
 }
@@ -65,7 +89,7 @@ impl Drainer {
         faults: PerCpuArray<MapData, u64>,
         slots: StormSlots,
         storms: MapData,
-        mounts: Option<MountNotifier>,
+        mounts: Option<MountSource>,
     ) -> Self {
         Self {
             priority,
@@ -125,19 +149,24 @@ impl Drainer {
         let mut fds = [
             pollfd(self.priority.as_raw_fd()),
             pollfd(self.thread.as_raw_fd()),
-            pollfd(self.mounts.as_ref().map_or(-1, |m| m.as_raw_fd())),
+            pollfd(self.mounts.as_ref().map_or(-1, MountSource::wake_fd)),
         ];
         let n = if self.mounts.is_some() { 3 } else { 2 };
         // SAFETY: `n` valid pollfds. A failure (EINTR) just ends the wait early.
         unsafe { libc::poll(fds.as_mut_ptr(), n, POLL.as_millis() as i32) };
     }
 
-    /// Where mounts are watched with fanotify: marks the namespaces the
-    /// kernel reported unwatched (dropping reports sent before an earlier
-    /// mark took effect), and adds a mount record for each mount attached.
+    /// Where mounts are watched without a kernel program: follows the
+    /// namespaces, and adds a mount record for each mount seen.
     fn watch_mounts(&mut self, now: u64, batch: &mut Vec<Record>) {
-        let Some(mounts) = self.mounts.as_mut() else {
-            return;
+        let mounts = match self.mounts.as_mut() {
+            Some(MountSource::Fanotify(notifier)) => notifier,
+            Some(MountSource::Tables(tables)) => {
+                tables.follow(batch);
+                tables.changed(now, batch);
+                return;
+            }
+            None => return,
         };
         batch.retain(|record| match record {
             Record::Mount(Mount {

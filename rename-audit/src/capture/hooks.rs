@@ -14,6 +14,7 @@
 use rename_audit_common::task_flags::{PF_IO_WORKER, PF_KTHREAD, PF_USER_WORKER};
 
 /// Capabilities (include/uapi/linux/capability.h).
+pub const CAP_SYS_PTRACE: u32 = 19;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_PERFMON: u32 = 38;
 pub const CAP_BPF: u32 = 39;
@@ -36,13 +37,23 @@ pub enum ProcessExit {
     SignalLive,
 }
 
-/// How mounts made while the daemon runs are seen (`mount_exit.rs`), chosen
-/// before loading.
+/// How mounts made while the daemon runs are seen, chosen before loading.
+/// The first three put nothing on any syscall; the syscall hooks are the
+/// last resort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MountWatch {
     /// fanotify's mount events (Linux 6.15+, CAP_SYS_ADMIN): no program on
     /// any syscall; each mount namespace is marked (`mounts.rs`).
     Fanotify,
+    /// `fexit` on the kernel's mount code (`path_mount`, `do_move_mount`):
+    /// runs only when something mounts. Needs BPF trampolines; attaches
+    /// without perf_event_open, so at any `perf_event_paranoid`.
+    Fexit,
+    /// poll(2) on `/proc/<pid>/mountinfo` of one process in each mount
+    /// namespace (`mount_tables.rs`): the kernel flags a change of the
+    /// namespace's table. No program at all; the fork and exec hooks report
+    /// processes that change namespace.
+    MountTables,
     /// `syscalls/sys_exit_mount` and `sys_exit_move_mount`: the program runs
     /// for those two syscalls only. They attach through perf_event_open.
     SyscallTracepoints,
@@ -76,39 +87,51 @@ impl MountWatch {
     pub fn as_str(self) -> &'static str {
         match self {
             MountWatch::Fanotify => "fanotify",
+            MountWatch::Fexit => "fexit",
+            MountWatch::MountTables => "mount-table-poll",
             MountWatch::SyscallTracepoints => "syscall-tracepoints",
             MountWatch::RawSysExit => "raw-sys-exit",
         }
     }
 
-    /// The first mount watch of the table this process may use. fanotify
-    /// where it works (`fanotify`: the group opened and marked the daemon's
-    /// namespace): it costs no syscall anything. Otherwise the first whose
-    /// privilege is granted: Debian's kernels add a
+    /// Whether it puts a program on syscalls: the exit of every syscall
+    /// takes the kernel's slower path then, on every task of the host.
+    pub fn per_syscall(self) -> bool {
+        matches!(
+            self,
+            MountWatch::SyscallTracepoints | MountWatch::RawSysExit
+        )
+    }
+
+    /// The mount watches this process may use, best first, in table order:
+    /// each whose privilege `caps` grant and that the kernel offers
+    /// (`fanotify`: the group opened and marked the daemon's namespace;
+    /// `fexit`: the kernel's BTF has the mount functions). The caller
+    /// attaches the first that works. Debian's kernels add a
     /// `kernel.perf_event_paranoid` level 3, their default, at which only
     /// CAP_SYS_ADMIN may call perf_event_open, which the syscall
-    /// tracepoints attach through; the shipped unit does not grant it.
-    /// There the raw variant is the only one that attaches. (Loading at all
-    /// needs CAP_BPF and CAP_PERFMON, which the preflight checked.)
-    pub fn choose(fanotify: bool, perf_event_paranoid: Option<i32>, has_sys_admin: bool) -> Self {
-        let caps = Caps {
-            effective: (1 << CAP_BPF)
-                | (1 << CAP_PERFMON)
-                | if has_sys_admin { 1 << CAP_SYS_ADMIN } else { 0 },
-            perf_event_paranoid,
-        };
-        HOOKS
+    /// tracepoints attach through; the shipped unit does not grant it, and
+    /// needs neither: fexit and the polled mount tables do without. The
+    /// last row needs no more than loading does, and always ends the list.
+    pub fn candidates(fanotify: bool, fexit: bool, caps: &Caps) -> Vec<Self> {
+        let mut watches: Vec<Self> = HOOKS
             .iter()
             .filter_map(|hook| match hook.variant {
                 Variant::MountWatch(watch) => Some((watch, hook.privilege)),
                 _ => None,
             })
-            .find(|&(watch, privilege)| match watch {
+            .filter(|&(watch, privilege)| match watch {
                 MountWatch::Fanotify => fanotify,
-                _ => privilege.granted(&caps),
+                MountWatch::Fexit => fexit && privilege.granted(caps),
+                _ => privilege.granted(caps),
             })
-            // The last row needs no more than loading does.
-            .map_or(MountWatch::RawSysExit, |(watch, _)| watch)
+            .map(|(watch, _)| watch)
+            .collect();
+        watches.dedup();
+        if watches.last() != Some(&MountWatch::RawSysExit) {
+            watches.push(MountWatch::RawSysExit);
+        }
+        watches
     }
 }
 
@@ -123,6 +146,8 @@ pub enum Check {
     EnumValue(&'static str, &'static str),
     /// `struct <0>` has the member `<1>`.
     Member(&'static str, &'static str),
+    /// The kernel function `<0>` is in BTF (not inlined away).
+    Function(&'static str),
     /// Not in BTF: found out when attaching (tracefs, perf_event_open).
     AtAttach,
 }
@@ -170,6 +195,23 @@ const TASK_PT_REGS: Requirement = Requirement {
     check: Check::EnumValue("bpf_func_id", "BPF_FUNC_task_pt_regs"),
 };
 
+/// fexit programs run from a trampoline the kernel patches into the
+/// function, which some kernels do not allow (a locked-down or
+/// ftrace-restricted host refuses it): only attaching tells.
+const TRAMPOLINES: Requirement = Requirement {
+    what: "BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS)",
+    since: "5.5",
+    check: Check::AtAttach,
+};
+
+/// An fexit program reads the function's return value (failed mounts are
+/// not reported).
+const FUNC_RET: Requirement = Requirement {
+    what: "the bpf_get_func_ret helper",
+    since: "5.17",
+    check: Check::EnumValue("bpf_func_id", "BPF_FUNC_get_func_ret"),
+};
+
 /// Where a hook's program attaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attach {
@@ -185,6 +227,11 @@ pub enum Attach {
     Inside(&'static str),
     /// No program: fanotify marks on every mount namespace.
     FanotifyMarks,
+    /// `fexit/<function>`: a BPF trampoline at the function's return,
+    /// attached with BPF_RAW_TRACEPOINT_OPEN.
+    Fexit(&'static str),
+    /// No program: poll(2) on each mount namespace's mount table.
+    MountTables,
 }
 
 /// Which hook variant a row is.
@@ -228,6 +275,9 @@ pub enum Privilege {
     BpfPerfEvent,
     /// Marking mount namespaces with fanotify: CAP_SYS_ADMIN.
     SysAdmin,
+    /// Reading every process's `/proc/<pid>/ns/mnt` (a ptrace access
+    /// check): CAP_SYS_PTRACE, which the daemon needs anyway.
+    Ptrace,
 }
 
 /// The process's privileges, as far as the hooks care.
@@ -254,6 +304,7 @@ impl Privilege {
                     || caps.has(CAP_SYS_ADMIN))
             }
             Privilege::SysAdmin => caps.has(CAP_SYS_ADMIN),
+            Privilege::Ptrace => caps.has(CAP_SYS_PTRACE),
         }
     }
 
@@ -264,6 +315,7 @@ impl Privilege {
                 "CAP_BPF + CAP_PERFMON, and CAP_SYS_ADMIN where `kernel.perf_event_paranoid` > 2"
             }
             Privilege::SysAdmin => "CAP_SYS_ADMIN",
+            Privilege::Ptrace => "CAP_SYS_PTRACE",
         }
     }
 }
@@ -403,6 +455,52 @@ pub const HOOKS: &[Hook] = &[
         }],
         variant: Variant::MountWatch(MountWatch::Fanotify),
         privilege: Privilege::SysAdmin,
+        stage: Stage::Mounts,
+    },
+    Hook {
+        program: Some("path_mount_exit"),
+        attach: Attach::Fexit("path_mount"),
+        needs: &[
+            Requirement {
+                what: "the kernel function path_mount in BTF",
+                since: "5.9",
+                check: Check::Function("path_mount"),
+            },
+            TRAMPOLINES,
+            FUNC_RET,
+            RINGBUF,
+        ],
+        variant: Variant::MountWatch(MountWatch::Fexit),
+        privilege: Privilege::Bpf,
+        stage: Stage::Mounts,
+    },
+    Hook {
+        program: Some("move_mount_exit"),
+        attach: Attach::Fexit("do_move_mount"),
+        needs: &[
+            Requirement {
+                what: "the kernel function do_move_mount in BTF",
+                since: "5.2",
+                check: Check::Function("do_move_mount"),
+            },
+            TRAMPOLINES,
+            FUNC_RET,
+            RINGBUF,
+        ],
+        variant: Variant::MountWatch(MountWatch::Fexit),
+        privilege: Privilege::Bpf,
+        stage: Stage::Mounts,
+    },
+    Hook {
+        program: None,
+        attach: Attach::MountTables,
+        needs: &[Requirement {
+            what: "mount-table change notification (poll on /proc/<pid>/mountinfo)",
+            since: "2.6.15",
+            check: Check::AtAttach,
+        }],
+        variant: Variant::MountWatch(MountWatch::MountTables),
+        privilege: Privilege::Ptrace,
         stage: Stage::Mounts,
     },
     Hook {
@@ -560,6 +658,10 @@ pub fn markdown() -> String {
                 .join(", "),
             Attach::Inside(program) => format!("a test in `{program}`"),
             Attach::FanotifyMarks => "fanotify marks on each mount namespace".to_owned(),
+            Attach::Fexit(function) => format!("`fexit/{function}`"),
+            Attach::MountTables => {
+                "poll(2) on `/proc/<pid>/mountinfo` of each mount namespace".to_owned()
+            }
         };
         let needs = hook
             .needs

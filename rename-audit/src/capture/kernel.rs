@@ -22,6 +22,9 @@ pub struct KernelSupport {
     worker_flag_names: String,
     /// Whether the kernel has fanotify's mount events.
     pub mount_events: bool,
+    /// Whether the kernel's BTF has every function the fexit mount watch
+    /// attaches to (whether trampolines work, only attaching tells).
+    pub mount_fexit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,7 @@ fn met(btf: &dyn KernelTypes, need: &Requirement) -> bool {
         Check::Tracepoint(name, args) => btf.tracepoint_args(name).is_some_and(|n| n >= args),
         Check::EnumValue(enum_name, value) => btf.has_enum_value(enum_name, value),
         Check::Member(struct_name, member) => btf.has_member(struct_name, member),
+        Check::Function(name) => btf.has_function(name),
         Check::AtAttach => true,
     }
 }
@@ -83,8 +87,15 @@ impl KernelSupport {
             .iter()
             .filter(|flag| flag.needs.is_none_or(|need| met(btf, &need)))
             .collect();
-        let mount_events = hooks::of(Variant::MountWatch(hooks::MountWatch::Fanotify))
-            .is_some_and(|hook| hook.needs.iter().all(|need| met(btf, need)));
+        let offers = |watch| {
+            let mut rows = HOOKS
+                .iter()
+                .filter(|hook| hook.variant == Variant::MountWatch(watch))
+                .peekable();
+            rows.peek().is_some() && rows.all(|hook| hook.needs.iter().all(|need| met(btf, need)))
+        };
+        let mount_events = offers(hooks::MountWatch::Fanotify);
+        let mount_fexit = offers(hooks::MountWatch::Fexit);
         Ok(Self {
             release: release.to_owned(),
             exec_rename,
@@ -96,6 +107,7 @@ impl KernelSupport {
                 .collect::<Vec<_>>()
                 .join("|"),
             mount_events,
+            mount_fexit,
         })
     }
 
@@ -132,6 +144,7 @@ pub trait KernelTypes {
     fn tracepoint_args(&self, name: &str) -> Option<usize>;
     fn has_enum_value(&self, enum_name: &str, value: &str) -> bool;
     fn has_member(&self, struct_name: &str, member: &str) -> bool;
+    fn has_function(&self, name: &str) -> bool;
 }
 
 impl KernelTypes for Btf {
@@ -168,6 +181,13 @@ impl KernelTypes for Btf {
         // Also inside anonymous structs and unions, as the offsets are found.
         super::offsets::has_member(self, struct_name, member)
     }
+
+    fn has_function(&self, name: &str) -> bool {
+        self.resolve_types_by_name(name)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| matches!(t, Type::Func(_)))
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +202,7 @@ mod tests {
         tracepoints: Vec<(&'static str, usize)>,
         enums: Vec<(&'static str, &'static str)>,
         members: Vec<(&'static str, &'static str)>,
+        functions: Vec<&'static str>,
     }
 
     impl KernelTypes for Fake {
@@ -197,6 +218,9 @@ mod tests {
         fn has_member(&self, struct_name: &str, member: &str) -> bool {
             self.members.contains(&(struct_name, member))
         }
+        fn has_function(&self, name: &str) -> bool {
+            self.functions.contains(&name)
+        }
     }
 
     /// What Debian 12's Linux 6.1 has (read from its BTF).
@@ -211,8 +235,10 @@ mod tests {
             enums: vec![
                 ("bpf_map_type", "BPF_MAP_TYPE_RINGBUF"),
                 ("bpf_func_id", "BPF_FUNC_task_pt_regs"),
+                ("bpf_func_id", "BPF_FUNC_get_func_ret"),
             ],
             members: vec![("kernel_clone_args", "io_thread")],
+            functions: vec!["path_mount", "do_move_mount"],
         }
     }
 
@@ -224,6 +250,7 @@ mod tests {
         assert_eq!(support.worker_flags, PF_KTHREAD | PF_IO_WORKER);
         assert_eq!(support.worker_flag_names(), "PF_KTHREAD|PF_IO_WORKER");
         assert!(!support.mount_events);
+        assert!(support.mount_fexit);
         // Lifecycle first, the rename hook last; no prepare_exec.
         assert_eq!(
             super::super::programs_to_attach(&support),
@@ -274,6 +301,15 @@ mod tests {
         kernel.members.push(("mnt_namespace", "n_fsnotify_mask"));
         let support = KernelSupport::probe(&kernel, "6.15.0").expect("supported");
         assert!(support.mount_events);
+    }
+
+    #[test]
+    fn fexit_on_the_mount_code_is_offered_only_where_btf_has_both_functions() {
+        // As on this project's 6.18 host: no do_move_mount in its BTF.
+        let mut kernel = linux_6_1();
+        kernel.functions.retain(|f| *f != "do_move_mount");
+        let support = KernelSupport::probe(&kernel, "6.18.0").expect("supported");
+        assert!(!support.mount_fexit);
     }
 
     #[test]

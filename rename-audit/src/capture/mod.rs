@@ -4,6 +4,7 @@
 mod drain;
 pub mod hooks;
 pub mod kernel;
+mod mount_tables;
 mod mounts;
 mod offsets;
 mod preflight;
@@ -18,9 +19,9 @@ pub use records::{DecodeError, Exec, KernelState, Mount, Record, StormSummary, d
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Map, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, FExit, TracePoint},
 };
-use rename_audit_common::{KernelOffsets, STORM_SLOTS, Settings, exec_detect, maps};
+use rename_audit_common::{KernelOffsets, STORM_SLOTS, Settings, exec_detect, maps, watch_mnt_ns};
 
 use hooks::Variant;
 
@@ -88,18 +89,9 @@ pub struct Capture {
     ring_bytes: (u32, u32),
     kernel: KernelSupport,
     mount_watch: Option<MountWatch>,
-    /// The fanotify group, until the drain thread takes it.
-    notifier: Option<mounts::MountNotifier>,
-}
-
-/// The mount watch this process may use (`fanotify`: the group opened).
-fn mount_watch_for_this_process(fanotify: bool) -> MountWatch {
-    let caps = preflight::caps();
-    MountWatch::choose(
-        fanotify,
-        caps.perf_event_paranoid,
-        caps.has(hooks::CAP_SYS_ADMIN),
-    )
+    /// Where mounts are watched without a program (fanotify, polled mount
+    /// tables): the watch, until the drain thread takes it.
+    mount_source: Option<drain::MountSource>,
 }
 
 /// The programs to attach on this kernel, in order: every hook the kernel
@@ -172,19 +164,28 @@ impl Capture {
                         tracing::info!(
                             %error,
                             "fanotify's mount events cannot be had (marking a mount namespace \
-                             needs CAP_SYS_ADMIN): mounts are watched through syscall hooks, \
-                             which slow every syscall on the host a little"
+                             needs CAP_SYS_ADMIN): another mount watch is used"
                         );
                     })
                     .ok()
             })
             .flatten();
-        let mount_watch = mount_watch_for_this_process(notifier.is_some());
+        let candidates =
+            MountWatch::candidates(notifier.is_some(), kernel.mount_fexit, &preflight::caps());
+        // The settings are fixed at load, before attaching tells whether
+        // fexit works: where it may fall back to the polled mount tables,
+        // the fork and exec hooks report namespace changes from the start.
+        let namespaces = match candidates.first() {
+            Some(MountWatch::Fanotify) => watch_mnt_ns::UNMARKED,
+            Some(MountWatch::Fexit | MountWatch::MountTables) => watch_mnt_ns::CHANGED,
+            _ => watch_mnt_ns::NONE,
+        };
         // The mount hooks' syscall tracepoints have their record layout in
         // their tracefs format file.
-        let mount_ret = match mount_watch {
-            MountWatch::SyscallTracepoints => syscall_exit_ret_offset(),
-            MountWatch::RawSysExit | MountWatch::Fanotify => Ok(0),
+        let mount_ret = if candidates.contains(&MountWatch::SyscallTracepoints) {
+            syscall_exit_ret_offset()
+        } else {
+            Ok(0)
         };
         let settings = Settings {
             offsets: KernelOffsets {
@@ -210,7 +211,7 @@ impl Capture {
             kernel_worker_flags: kernel.worker_flags,
             nr_mount: libc::SYS_mount as u32,
             nr_move_mount: libc::SYS_move_mount as u32,
-            watch_mnt_ns: u32::from(mount_watch == MountWatch::Fanotify),
+            watch_mnt_ns: namespaces,
             _pad: 0,
         };
         let mut ebpf = EbpfLoader::new()
@@ -236,24 +237,63 @@ impl Capture {
                     source,
                 })?;
         }
-        let mounts_watched = match (mount_ret, notifier.as_mut()) {
-            // After the hooks: a namespace made after this is reported by
-            // them, one made before is marked here.
-            (Ok(_), Some(notifier)) => {
-                let (namespaces, failed) = notifier.mark_running(running_pids());
-                tracing::debug!(namespaces, failed, "mount namespaces marked");
-                Ok(())
+        // After the other hooks: a namespace made after this is reported
+        // by them, one made before is found here.
+        let mut mount_source = None;
+        let mut mount_watch = None;
+        for watch in candidates {
+            let attached = match watch {
+                MountWatch::Fanotify => match notifier.take() {
+                    Some(mut notifier) => {
+                        let (namespaces, failed) = notifier.mark_running(running_pids());
+                        tracing::debug!(namespaces, failed, "mount namespaces marked");
+                        mount_source = Some(drain::MountSource::Fanotify(notifier));
+                        Ok(())
+                    }
+                    None => Err("no fanotify group".to_owned()),
+                },
+                MountWatch::MountTables => mount_tables::MountTables::open(running_pids())
+                    .map(|tables| {
+                        tracing::debug!(
+                            namespaces = tables.namespaces(),
+                            "mount namespaces polled"
+                        );
+                        mount_source = Some(drain::MountSource::Tables(tables));
+                    })
+                    .map_err(|e| format!("polling the mount tables: {e}")),
+                MountWatch::SyscallTracepoints => match &mount_ret {
+                    Ok(_) => attach_mount_hooks(&mut ebpf, watch, &btf),
+                    Err(e) => Err(e.clone()),
+                },
+                MountWatch::Fexit | MountWatch::RawSysExit => {
+                    attach_mount_hooks(&mut ebpf, watch, &btf)
+                }
+            };
+            match attached {
+                Ok(()) => {
+                    mount_watch = Some(watch);
+                    break;
+                }
+                Err(error) => tracing::info!(
+                    %error,
+                    mount_watch = watch.as_str(),
+                    "this mount watch cannot be had here: trying the next"
+                ),
             }
-            (Ok(_), None) => attach_mount_hooks(&mut ebpf, mount_watch, &btf),
-            (Err(e), _) => Err(e),
-        };
+        }
         drop(btf);
-        if let Err(error) = &mounts_watched {
-            tracing::warn!(
-                %error,
+        match mount_watch {
+            Some(watch) if watch.per_syscall() => tracing::warn!(
+                mount_watch = watch.as_str(),
+                "mounts are watched through syscall hooks, which slow every syscall on the \
+                 host: neither fexit on the mount code nor the mount tables could be used \
+                 (docs/kernels.md)"
+            ),
+            Some(_) => {}
+            None => tracing::warn!(
                 "mounts made while running are not watched: a process hidden by a mount over \
                  its /proc entry after start-up is not reported (those hidden before start-up are)"
-            );
+            ),
         }
         // Parsing the kernel's BTF (twice: offsets, then attach) leaves tens of
         // MiB of freed heap behind; hand it back to the OS.
@@ -267,8 +307,8 @@ impl Capture {
             storm_slots: opts.storm_slots,
             ring_bytes: (prio, thread),
             kernel,
-            mount_watch: mounts_watched.ok().map(|()| mount_watch),
-            notifier,
+            mount_watch,
+            mount_source,
         })
     }
 
@@ -314,7 +354,7 @@ impl Capture {
             faults,
             slots,
             storms,
-            self.notifier.take(),
+            self.mount_source.take(),
         ))
     }
 }
@@ -351,10 +391,47 @@ fn syscall_exit_ret_offset() -> Result<u32, String> {
         .ok_or_else(|| format!("{path}: no \"ret\" field"))
 }
 
-/// Loads and attaches the program of the mount watch `watch`, as its row
-/// in [`hooks::HOOKS`] says (fanotify has none: the namespaces are marked
-/// instead).
+/// Loads and attaches the programs of the mount watch `watch`, as its rows
+/// in [`hooks::HOOKS`] say (fanotify and the mount tables have none). All
+/// or nothing: where one of them fails, those attached are unloaded again,
+/// so the next watch tried does not run beside a half of this one.
 fn attach_mount_hooks(ebpf: &mut Ebpf, watch: MountWatch, btf: &Btf) -> Result<(), String> {
+    let mut attached: Vec<&'static str> = Vec::new();
+    let result = hooks::HOOKS
+        .iter()
+        .filter(|hook| hook.variant == Variant::MountWatch(watch))
+        .try_for_each(|hook| {
+            let Some(program) = hook.program else {
+                return Ok(());
+            };
+            attached.push(program);
+            attach_one(ebpf, program, hook.attach, btf)
+        });
+    if result.is_err() {
+        for program in attached {
+            if let Some(prog) = ebpf.program_mut(program) {
+                let unloaded = match prog {
+                    aya::programs::Program::FExit(p) => p.unload(),
+                    aya::programs::Program::TracePoint(p) => p.unload(),
+                    aya::programs::Program::BtfTracePoint(p) => p.unload(),
+                    _ => Ok(()),
+                };
+                if let Err(error) = unloaded {
+                    tracing::debug!(program, %error, "unloading a mount hook");
+                }
+            }
+        }
+    }
+    result
+}
+
+/// Loads `program` and attaches it as `attach` says.
+fn attach_one(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    attach: hooks::Attach,
+    btf: &Btf,
+) -> Result<(), String> {
     let chain = |what: String, e: &dyn std::error::Error| {
         let mut text = what;
         let mut source = Some(e);
@@ -364,13 +441,7 @@ fn attach_mount_hooks(ebpf: &mut Ebpf, watch: MountWatch, btf: &Btf) -> Result<(
         }
         text
     };
-    let Some(hook) = hooks::of(Variant::MountWatch(watch)) else {
-        return Ok(());
-    };
-    let Some(program) = hook.program else {
-        return Ok(());
-    };
-    match hook.attach {
+    match attach {
         hooks::Attach::Tracepoints { category, names } => {
             let prog: &mut TracePoint = program_mut(ebpf, program).map_err(|e| e.to_string())?;
             prog.load()
@@ -386,7 +457,13 @@ fn attach_mount_hooks(ebpf: &mut Ebpf, watch: MountWatch, btf: &Btf) -> Result<(
                 .and_then(|()| prog.attach().map(drop))
                 .map_err(|e| chain(format!("attaching {program} to {tracepoint}"), &e))?;
         }
-        hooks::Attach::Inside(_) | hooks::Attach::FanotifyMarks => {}
+        hooks::Attach::Fexit(function) => {
+            let prog: &mut FExit = program_mut(ebpf, program).map_err(|e| e.to_string())?;
+            prog.load(function, btf)
+                .and_then(|()| prog.attach().map(drop))
+                .map_err(|e| chain(format!("attaching {program} to fexit/{function}"), &e))?;
+        }
+        hooks::Attach::Inside(_) | hooks::Attach::FanotifyMarks | hooks::Attach::MountTables => {}
     }
     Ok(())
 }
@@ -487,23 +564,51 @@ mod tests {
     }
 
     #[test]
-    fn mounts_are_watched_through_raw_sys_exit_only_where_perf_is_refused() {
+    fn syscall_hooks_are_only_the_last_resort_of_the_mount_watch() {
         use MountWatch::*;
-        // Debian's level 3 without CAP_SYS_ADMIN: perf_event_open is refused.
-        assert_eq!(MountWatch::choose(false, Some(3), false), RawSysExit);
-        assert_eq!(MountWatch::choose(false, Some(3), true), SyscallTracepoints);
+        use hooks::{CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAP_SYS_PTRACE, Caps};
+        // The shipped unit: CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE.
+        let unit = 1 << CAP_BPF | 1 << CAP_PERFMON | 1 << CAP_SYS_PTRACE;
+        let caps = |effective, level| Caps {
+            effective,
+            perf_event_paranoid: level,
+        };
+        // Debian's level 3 under the unit: fexit where BTF offers it, else
+        // the mount tables; perf_event_open is refused, so no syscall
+        // tracepoints.
         assert_eq!(
-            MountWatch::choose(false, Some(2), false),
-            SyscallTracepoints
+            MountWatch::candidates(false, true, &caps(unit, Some(3))),
+            [Fexit, MountTables, RawSysExit]
         );
         assert_eq!(
-            MountWatch::choose(false, Some(-1), false),
-            SyscallTracepoints
+            MountWatch::candidates(false, false, &caps(unit, Some(3))),
+            [MountTables, RawSysExit]
         );
-        assert_eq!(MountWatch::choose(false, None, false), SyscallTracepoints);
-        // fanotify wherever it can be had.
-        assert_eq!(MountWatch::choose(true, Some(3), true), Fanotify);
-        assert_eq!(MountWatch::choose(true, Some(2), true), Fanotify);
+        assert_eq!(
+            MountWatch::candidates(false, false, &caps(unit, Some(2))),
+            [MountTables, SyscallTracepoints, RawSysExit]
+        );
+        // Root: everything, fanotify first wherever it can be had.
+        let root = unit | 1 << CAP_SYS_ADMIN;
+        assert_eq!(
+            MountWatch::candidates(true, true, &caps(root, Some(3))),
+            [Fanotify, Fexit, MountTables, SyscallTracepoints, RawSysExit]
+        );
+        assert_eq!(
+            MountWatch::candidates(false, false, &caps(root, None)),
+            [MountTables, SyscallTracepoints, RawSysExit]
+        );
+        // Without CAP_SYS_PTRACE (the daemon refuses to start so, but the
+        // table does not rely on it) only the syscall hooks are left.
+        let bpf_only = 1 << CAP_BPF | 1 << CAP_PERFMON;
+        assert_eq!(
+            MountWatch::candidates(false, false, &caps(bpf_only, Some(3))),
+            [RawSysExit]
+        );
+        for watch in [Fanotify, Fexit, MountTables] {
+            assert!(!watch.per_syscall(), "{watch:?}");
+        }
+        assert!(SyscallTracepoints.per_syscall() && RawSysExit.per_syscall());
     }
 
     #[test]

@@ -2,10 +2,7 @@
 //! feature gets a message that says what to do.
 use std::path::Path;
 
-use super::hooks::{self, Caps};
-
-/// Not a hook's: for reading other users' processes in /proc.
-const CAP_SYS_PTRACE: u32 = 19;
+use super::hooks::{self, CAP_SYS_PTRACE, Caps};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {

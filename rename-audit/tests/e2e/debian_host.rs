@@ -269,8 +269,8 @@ fn the_package_runs_under_systemd_on_a_real_debian_12_host() {
         .find(|m| m.contains("kernel hooks attached"))
         .expect("the start-up line that names the hooks");
     assert!(
-        hooks.contains("mount_watch=\"raw-sys-exit\""),
-        "mounts are watched through raw sys_exit under paranoia level 3: {hooks}"
+        hooks.contains("mount_watch=\"fexit\""),
+        "mounts are watched through fexit on the mount code under paranoia level 3: {hooks}"
     );
 
     // A process hidden while the daemon runs is reported (high: err, 3).

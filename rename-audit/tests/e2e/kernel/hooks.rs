@@ -59,12 +59,14 @@ fn start_up_names_the_kernel_and_the_variant_of_each_hook() {
         "process exits use {expected_exit} on this kernel: {line}"
     );
     // As root (CAP_SYS_ADMIN): fanotify's mount events where the kernel has
-    // them (6.15+), which cost no syscall anything; before, perf_event_open
-    // is allowed at any paranoia level, so the syscall tracepoints.
+    // them (6.15+); else fexit on the mount code where trampolines work,
+    // else the polled mount tables. None costs any syscall anything.
     let expected_watch = if kernel_has_fanotify_mount_events() {
         "fanotify"
+    } else if crate::support::mount_code_patchable() {
+        "fexit"
     } else {
-        "syscall-tracepoints"
+        "mount-table-poll"
     };
     assert!(
         line.contains(&format!("mount_watch=\"{expected_watch}\"")),

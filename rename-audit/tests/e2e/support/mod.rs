@@ -50,3 +50,24 @@ pub fn kernel_version() -> Vec<u32> {
         .map(|n| n.parse().unwrap_or(0))
         .collect()
 }
+
+/// Whether ftrace may patch both mount functions the daemon's fexit mount
+/// watch attaches to (`path_mount`, `do_move_mount`): an oracle apart from
+/// the daemon's BTF code. Debian's 6.1 and 6.12 may; this project's 6.18
+/// host refuses even to list them (`available_filter_functions` is EPERM).
+pub fn mount_code_patchable() -> bool {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    if !std::path::Path::new(TRACEFS).join("events").exists() {
+        // As the daemon does when it runs as root (a guest may boot
+        // without it); a daemon without CAP_SYS_ADMIN cannot.
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "tracefs", "nodev", TRACEFS])
+            .status();
+    }
+    std::fs::read_to_string("/sys/kernel/tracing/available_filter_functions")
+        .map(|list| {
+            let has = |f: &str| list.lines().any(|l| l.split_whitespace().next() == Some(f));
+            has("path_mount") && has("do_move_mount")
+        })
+        .unwrap_or(false)
+}
