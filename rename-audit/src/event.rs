@@ -170,14 +170,18 @@ pub struct Lost {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentRun {
     Started,
-    /// The previous run on this host did not stop cleanly: nothing was
-    /// recorded from its last written record to this start.
+    /// The blind window since the previous run on this host: nothing was
+    /// recorded from its last written record to this start. After a clean
+    /// stop (a restart, a package upgrade) that record is its
+    /// `agent-stopped`; after a kill or crash, the last one it saved.
     Gap {
         /// `@timestamp` of the previous run's last written record.
         since: OffsetDateTime,
         /// That run's `agent.ephemeral_id` and the record's sequence.
         previous_run: String,
         previous_sequence: u64,
+        /// The previous run wrote its `agent-stopped` and ended cleanly.
+        previous_stopped: bool,
         /// When this run started: the end of the gap.
         until: OffsetDateTime,
     },

@@ -61,8 +61,9 @@ impl Pipeline {
         let started = self.classifier.agent_event(AgentRun::Started);
         let until = started.timestamp;
         self.emit(started);
-        // Then the blind window a kill or crash of the previous run left.
-        if let Some(previous) = self.state.take_unclean() {
+        // Then the blind window since the previous run: a restart's or an
+        // upgrade's (it stopped cleanly), or what a kill or crash left.
+        if let Some(previous) = self.state.take_previous() {
             let since =
                 time::OffsetDateTime::from_unix_timestamp_nanos(previous.last_event_unix_ns)
                     .unwrap_or(until);
@@ -70,6 +71,7 @@ impl Pipeline {
                 since,
                 previous_run: previous.ephemeral_id,
                 previous_sequence: previous.sequence,
+                previous_stopped: previous.stopped,
                 until,
             });
             self.emit(gap);

@@ -1,7 +1,8 @@
 //! The state directory: what the current run has written so far, so that
-//! the next start can tell whether this run stopped cleanly and, if it did
-//! not (killed, crashed, power lost), report the blind window from its last
-//! written event to the new start (`monitoring-gap`).
+//! the next start can report the blind window from this run's last written
+//! record to the new start (`monitoring-gap`), and whether this run stopped
+//! cleanly (a restart or upgrade: its last record is `agent-stopped`) or
+//! not (killed, crashed, power lost).
 //!
 //! One small JSON file, replaced whole (written beside it, then renamed),
 //! so a kill at any moment leaves either the old or the new content.
@@ -206,7 +207,7 @@ impl Tracker {
         let file = match StateFile::open(dir) {
             Ok(file) => file,
             Err(error) => {
-                tracing::warn!(%error, "no state directory: a gap after a kill or crash cannot be reported");
+                tracing::warn!(%error, "no state directory: no monitoring gap can be reported across restarts");
                 return Self::disabled();
             }
         };
@@ -233,9 +234,9 @@ impl Tracker {
         }
     }
 
-    /// The previous run, when it did not stop cleanly; once.
-    pub fn take_unclean(&mut self) -> Option<RunRecord> {
-        self.previous.take().filter(|run| !run.stopped)
+    /// The previous run, however it ended; once.
+    pub fn take_previous(&mut self) -> Option<RunRecord> {
+        self.previous.take()
     }
 
     /// A record was written.

@@ -377,13 +377,15 @@ struct RunOut<'a> {
     error: Option<&'a str>,
 }
 
-/// `gap`: the blind window after a run that did not stop cleanly.
+/// `gap`: the blind window between the previous run's last record and
+/// this start.
 #[derive(Serialize)]
 struct GapOut<'a> {
     start: Rfc3339Micros,
     end: Rfc3339Micros,
     previous_ephemeral_id: &'a str,
     previous_sequence: u64,
+    previous_stopped: bool,
 }
 
 #[derive(Serialize)]
@@ -588,12 +590,14 @@ impl<'a> Line<'a> {
                     since,
                     previous_run,
                     previous_sequence,
+                    previous_stopped,
                     until,
                 }) => Some(GapOut {
                     start: Rfc3339Micros(*since),
                     end: Rfc3339Micros(*until),
                     previous_ephemeral_id: previous_run,
                     previous_sequence: *previous_sequence,
+                    previous_stopped: *previous_stopped,
                 }),
                 _ => None,
             },

@@ -446,6 +446,7 @@ fn agent_lines_say_how_the_run_began_ended_and_what_it_missed() {
         since: datetime!(2026-11-23 11:00:00.5 UTC),
         previous_run: "prev".into(),
         previous_sequence: 77,
+        previous_stopped: false,
         until: datetime!(2026-11-23 12:00:00 UTC),
     });
     let v = parse(&line(&ev));
@@ -454,7 +455,8 @@ fn agent_lines_say_how_the_run_began_ended_and_what_it_missed() {
     assert_eq!(
         v["gap"],
         json!({"start": "2026-11-23T11:00:00.500000Z", "end": "2026-11-23T12:00:00.000000Z",
-               "previous_ephemeral_id": "prev", "previous_sequence": 77})
+               "previous_ephemeral_id": "prev", "previous_sequence": 77,
+               "previous_stopped": false})
     );
     for absent in ["process", "rename", "summary", "lost", "hidden", "rule"] {
         assert!(

@@ -141,6 +141,7 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
                     since,
                     previous_run,
                     previous_sequence,
+                    previous_stopped,
                     until,
                 } => p.extend([
                     ("gap_start", rfc5424::timestamp(*since)),
@@ -149,6 +150,7 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
                         "previous_event_id",
                         format!("{previous_run}-{previous_sequence}"),
                     ),
+                    ("previous_stopped", previous_stopped.to_string()),
                 ]),
             }
         }
@@ -197,8 +199,18 @@ fn one_liner(ev: &Event) -> String {
         Body::Agent(AgentRun::Started) => {
             format!("rename-audit started (pid {})", std::process::id())
         }
-        Body::Agent(AgentRun::Gap { since, until, .. }) => format!(
-            "monitoring gap: the previous run did not stop cleanly; nothing was recorded from {} to {}",
+        Body::Agent(AgentRun::Gap {
+            since,
+            until,
+            previous_stopped,
+            ..
+        }) => format!(
+            "monitoring gap: {}; nothing was recorded from {} to {}",
+            if *previous_stopped {
+                "the daemon was restarted"
+            } else {
+                "the previous run did not stop cleanly"
+            },
             rfc5424::timestamp(*since),
             rfc5424::timestamp(*until)
         ),
@@ -363,6 +375,33 @@ mod tests {
         let m = format(&ev, &origin(), 8192);
         assert!(
             m.ends_with(&format!(r#" events-lost [rename@32473 sequence="5" event_id="{run}-5" class="output" reason="write-failed" count="7"] events lost: 7 records could not be written to the output (write-failed)"#)),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_gap_says_whether_the_previous_run_stopped_cleanly() {
+        let mut ev = rename(b"x");
+        ev.process = None;
+        let gap = |previous_stopped| {
+            Body::Agent(AgentRun::Gap {
+                since: OffsetDateTime::from_unix_timestamp(1_699_999_990).unwrap(),
+                previous_run: "prev".into(),
+                previous_sequence: 9,
+                previous_stopped,
+                until: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            })
+        };
+        ev.body = gap(true);
+        let m = format(&ev, &origin(), 8192);
+        assert!(
+            m.ends_with(r#" gap_start="2023-11-14T22:13:10.000000Z" gap_end="2023-11-14T22:13:20.000000Z" previous_event_id="prev-9" previous_stopped="true"] monitoring gap: the daemon was restarted; nothing was recorded from 2023-11-14T22:13:10.000000Z to 2023-11-14T22:13:20.000000Z"#),
+            "{m}"
+        );
+        ev.body = gap(false);
+        let m = format(&ev, &origin(), 8192);
+        assert!(
+            m.ends_with(r#" previous_stopped="false"] monitoring gap: the previous run did not stop cleanly; nothing was recorded from 2023-11-14T22:13:10.000000Z to 2023-11-14T22:13:20.000000Z"#),
             "{m}"
         );
     }

@@ -56,6 +56,49 @@ wait_journal 'configuration reloaded' 120
 bash -c 'printf "kworker/9:8" >/proc/self/comm'
 wait_journal '\\"new_name\\":\\"kworker/9:8\\"' 120
 
+# 4u. An upgrade as a fleet rolls one out, over the running daemon and the
+#     operator's edit above: apt installs a higher version of the package
+#     (/root/upgrade.deb, whose default config.toml differs from the one
+#     installed, so dpkg has a conffile question to answer), non-interactively
+#     with the answer configuration management gives (Ansible's apt module
+#     passes these two options by default): keep the edited file
+#     (--force-confdef --force-confold; without them dpkg would stop at the
+#     question, with no terminal to ask). Its postinst restarts the unit.
+#     Only when the test put the package there.
+if [ -f /root/upgrade.deb ]; then
+    unit_state() {
+        systemctl show rename-audit.service -p MainPID -p ExecMainStartTimestampMonotonic \
+            -p ActiveState -p SubState -p Result -p NRestarts
+    }
+    unit_state >"$R/before-upgrade"
+    old_pid=$(systemctl show -p MainPID --value rename-audit.service)
+    stat -L -c %i "/proc/$old_pid/exe" >"$R/before-upgrade-exe-inode"
+    stat -c %i /usr/bin/rename-audit >"$R/before-upgrade-file-inode"
+    dpkg-query -W -f='${Version}\n' rename-audit >"$R/before-upgrade-version"
+    cat /var/lib/rename-audit/agent-id >"$R/before-upgrade-agent-id"
+    cp /etc/rename-audit/config.toml "$R/before-upgrade-config"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        /root/upgrade.deb </dev/null >"$R/upgrade.log" 2>&1
+    echo "$?" >"$R/upgrade-status"
+    rm -f /root/upgrade.deb
+    # The postinst's restart returns once the new daemon sent READY=1.
+    unit_state >"$R/after-upgrade"
+    new_pid=$(systemctl show -p MainPID --value rename-audit.service)
+    stat -L -c %i "/proc/$new_pid/exe" >"$R/after-upgrade-exe-inode"
+    stat -c %i /usr/bin/rename-audit >"$R/after-upgrade-file-inode"
+    if kill -0 "$old_pid" 2>/dev/null; then echo alive; else echo gone; fi >"$R/old-pid-after-upgrade"
+    dpkg-query -W -f='${Version}\n' rename-audit >"$R/after-upgrade-version"
+    rename-audit --version >"$R/after-upgrade-binary-version"
+    cat /var/lib/rename-audit/agent-id >"$R/after-upgrade-agent-id"
+    cp /etc/rename-audit/config.toml "$R/after-upgrade-config"
+    cp /etc/rename-audit/config.toml.dpkg-dist "$R/after-upgrade-config-dist"
+    # The new run works with the kept configuration: kernel-thread-mimic
+    # still disabled.
+    bash -c 'printf "kworker/9:6" >/proc/self/comm'
+    wait_journal '\\"new_name\\":\\"kworker/9:6\\"' 120
+fi
+
 # 4b. The configuration path becomes a FIFO: the reload is refused at once,
 #     with a message, and the daemon keeps its configuration and reports on.
 mv /etc/rename-audit/config.toml /etc/rename-audit/config.toml.real

@@ -5,8 +5,9 @@
 //! each such mount is reported as `process-hidden`, naming what it covers,
 //! whether it was there at start-up or made while the daemon runs. The
 //! output starts with `agent-started` and ends with `agent-stopped`, which
-//! says why; a start after a run that was killed reports the gap from that
-//! run's last record (`monitoring-gap`).
+//! says why; every start after a run reports the gap from that run's last
+//! record (`monitoring-gap`): its `agent-stopped` after a clean stop (a
+//! restart, an upgrade), the last record it saved when it was killed.
 use std::process::{Command, Stdio};
 
 use crate::support::{
@@ -207,16 +208,42 @@ fn gaps(events: &[Value]) -> Vec<&Value> {
 #[test]
 fn a_start_after_a_kill_reports_the_gap_from_the_last_record_written() {
     let state = tempfile::tempdir().expect("state dir");
-    // A first start has no previous run, and a clean stop leaves no gap.
+    // A first start has no previous run: no gap.
     let mut first = run_on(state.path());
     let (status, _) = first.stop();
     assert!(status.success(), "{status}");
     assert!(gaps(first.events()).is_empty(), "no gap on a first start");
+    // A restart (clean stop, then start) reports its own blind window:
+    // from the first run's agent-stopped to this run's agent-started.
+    let stopped = first.events().last().expect("records").clone();
+    assert_eq!(str_at(&stopped, "event.action"), "agent-stopped");
     let mut second = run_on(state.path());
-    assert!(
-        gaps(second.events()).is_empty(),
-        "no gap after a clean stop"
+    let events = second.events().to_vec();
+    assert_eq!(str_at(&events[0], "event.action"), "agent-started");
+    let gap = &events[1];
+    assert_eq!(str_at(gap, "event.action"), "monitoring-gap", "{gap}");
+    assert_eq!(at(gap, "gap.previous_stopped"), true, "{gap}");
+    assert_eq!(
+        str_at(gap, "gap.previous_ephemeral_id"),
+        str_at(&stopped, "agent.ephemeral_id"),
+        "{gap}"
     );
+    assert_eq!(
+        at(gap, "gap.previous_sequence"),
+        at(&stopped, "event.sequence"),
+        "{gap}"
+    );
+    assert_eq!(
+        str_at(gap, "gap.start"),
+        str_at(&stopped, "@timestamp"),
+        "{gap}"
+    );
+    assert_eq!(
+        str_at(gap, "gap.end"),
+        str_at(&events[0], "@timestamp"),
+        "{gap}"
+    );
+    assert_eq!(gaps(&events).len(), 1, "one gap");
     // Killed once its marker's record is saved (just after the flush that
     // wrote it): no agent-stopped, and the next start reports the gap.
     let marker_seq = second
@@ -257,6 +284,7 @@ fn a_start_after_a_kill_reports_the_gap_from_the_last_record_written() {
     assert_eq!(str_at(gap, "event.action"), "monitoring-gap", "{gap}");
     assert_eq!(str_at(gap, "event.kind"), "event", "{gap}");
     assert_eq!(str_at(gap, "gap.previous_ephemeral_id"), killed_id, "{gap}");
+    assert_eq!(at(gap, "gap.previous_stopped"), false, "{gap}");
     // The gap starts at a record the killed run wrote (its last, or one of
     // the last batch if the kill came between a flush and the save), and
     // ends when this run started.

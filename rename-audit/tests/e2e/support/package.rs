@@ -2,6 +2,7 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
+    sync::OnceLock,
 };
 
 /// Runs `command` and panics with its output unless it succeeds.
@@ -21,8 +22,14 @@ pub fn run(command: &mut Command) -> Output {
 
 /// `cargo xtask package --profile dev` and the path of the package. The
 /// tests' own (dev) build goes into it: an optimized build would compile
-/// every crate a second time for the same packaging checks.
+/// every crate a second time for the same packaging checks. Built once per
+/// test run: every test that installs or inspects it gets the same file.
 pub fn build_dev_package() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build).clone()
+}
+
+fn build() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
