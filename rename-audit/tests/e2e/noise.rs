@@ -341,9 +341,16 @@ fn succeed(what: &str, cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A process of the corpus that runs until its stdin closes, with its
+/// stdout kept open (nothing more is read from it).
+struct Held {
+    child: Child,
+    _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
 /// Starts `cmd`, which prints a line starting with "ready" once it is what
 /// it should be and runs until its stdin closes; waits for that line.
-fn holding(what: &str, mut cmd: Command, readies: usize) -> Child {
+fn holding(what: &str, mut cmd: Command, readies: usize) -> Held {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -358,9 +365,10 @@ fn holding(what: &str, mut cmd: Command, readies: usize) -> Child {
             _ => panic!("{what}: {cmd:?} ended before it was ready"),
         }
     }
-    // The rest of its output is not read: keep the pipe open for it.
-    std::mem::forget(lines);
-    child
+    Held {
+        child,
+        _stdout: lines,
+    }
 }
 
 fn require(program: &str, package: &str) -> PathBuf {
@@ -508,7 +516,7 @@ fn the_noise_corpus_of_ordinary_debian_execs_raises_no_alert() {
     let tmux_b = format!("rename-audit-noise-{id}-b");
 
     // Running before the daemons start, so judged at their start-up.
-    let mut held = Vec::new();
+    let mut held: Vec<Held> = Vec::new();
     succeed(
         "a tmux session",
         group
@@ -665,7 +673,7 @@ fn the_noise_corpus_of_ordinary_debian_execs_raises_no_alert() {
     );
 
     // The processes held since the start end (their stdin closes).
-    for mut child in held {
+    for Held { mut child, .. } in held {
         drop(child.stdin.take());
         let status = child.wait().expect("wait");
         assert!(status.success(), "{status}");
