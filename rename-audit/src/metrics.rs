@@ -151,6 +151,11 @@ pub struct Metrics {
     watchdog_posts: Family<WatchdogLabels, Counter>,
     alerts_suppressed: Family<RuleLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
+    /// 1 while the configuration in force is the one the last reload read
+    /// (or the start-up one, before any reload); 0 after a refused reload.
+    /// A counter cannot say whether the latest reload failed, and this is
+    /// the shape Prometheus and Alertmanager use for their own reloads.
+    config_last_reload_ok: Gauge,
     renames_filtered: Family<ReasonLabels, Counter>,
 }
 
@@ -180,6 +185,7 @@ impl Metrics {
             watchdog_posts: Family::default(),
             alerts_suppressed: Family::default(),
             config_reloads: Family::default(),
+            config_last_reload_ok: Gauge::default(),
             renames_filtered: Family::default(),
             registry: Registry::default(),
         };
@@ -269,6 +275,12 @@ impl Metrics {
             "Configuration reloads, by result",
             m.config_reloads.clone(),
         );
+        registry.register(
+            "rename_audit_config_last_reload_successful",
+            "Whether the last configuration reload succeeded (1; also before any reload) or was refused (0)",
+            m.config_last_reload_ok.clone(),
+        );
+        m.config_last_reload_ok.set(1);
         registry.register(
             "rename_audit_renames_filtered",
             "Renames seen but not reported, by reason",
@@ -553,6 +565,7 @@ impl Metrics {
         self.config_reloads
             .get_or_create(&ResultLabels { result })
             .inc();
+        self.config_last_reload_ok.set(i64::from(ok));
     }
 
     /// A rename seen but not reported; `reason` is the rename method the
@@ -825,6 +838,35 @@ mod tests {
         );
         assert!(
             !text.contains("class=\"thread\",reason=\"write-failed\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_last_reload_gauge_follows_the_latest_reload() {
+        let m = Metrics::new();
+        let ok = |m: &Metrics| sample(&m.encode(), "rename_audit_config_last_reload_successful");
+        assert_eq!(
+            ok(&m),
+            Some(1.0),
+            "before any reload the start-up configuration is in force"
+        );
+        m.config_reload(false);
+        assert_eq!(ok(&m), Some(0.0));
+        m.config_reload(false);
+        assert_eq!(ok(&m), Some(0.0));
+        m.config_reload(true);
+        assert_eq!(ok(&m), Some(1.0));
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "rename_audit_config_reloads_total{result=\"failure\"}"
+            ),
+            Some(2.0)
+        );
+        assert!(
+            text.contains("# TYPE rename_audit_config_last_reload_successful gauge"),
             "{text}"
         );
     }

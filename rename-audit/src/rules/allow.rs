@@ -108,12 +108,24 @@ pub fn default_allowlist() -> Vec<AllowEntry> {
         // runc's nsexec names its stages "runc:[0:PARENT]", "runc:[1:CHILD]"
         // and "runc:[2:INIT]" at every container start (docker, containerd,
         // podman). Against CVE-2019-5736 it may run from a memfd copy of
-        // itself, which shows as that memfd, deleted.
+        // itself, which shows as that memfd, deleted, or (runc 1.1, Debian
+        // 12's) from a read-only bind mount of itself that it detached,
+        // whose path the kernel gives as "/".
         entry(
             &[WritablePathStomp, ProcessRenamed],
             "{{/usr,/usr/local,}/{bin,sbin}/runc{, (deleted)},\
-             /memfd:runc_cloned:/proc/self/exe (deleted)}",
+             /memfd:runc_cloned:/proc/self/exe (deleted),/}",
             r"runc:\[[0-2]:*\]",
+        ),
+        // Busybox runs applets without an exec (a shell's pipeline stage,
+        // its last command re-executed as /proc/self/exe) and names the
+        // process after the applet with prctl: "sh" becomes "ls", "exe"
+        // becomes "sleep". It takes no name but its own applets', some of
+        // which are system programs' (sh, su, crond, syslogd).
+        entry(
+            &[SystemNameMimic, ProcessRenamed],
+            "{/usr,}/bin/busybox{, (deleted)}",
+            "*",
         ),
         // tmux names its server and client processes "tmux: server" and
         // "tmux: client" through prctl.
@@ -241,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_cover_systemd_runc_and_tmux_pairs_only() {
+    fn defaults_cover_systemd_runc_busybox_and_tmux_pairs_only() {
         let defaults = default_allowlist();
         let allowed = |exe: &str, name: &str, rule: RuleId| {
             defaults
@@ -274,6 +286,7 @@ mod tests {
             "/usr/bin/runc",
             "/usr/local/sbin/runc",
             "/memfd:runc_cloned:/proc/self/exe (deleted)",
+            "/",
         ] {
             for name in ["runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]"] {
                 assert!(allowed(exe, name, WritablePathStomp), "{exe} -> {name}");
@@ -282,6 +295,21 @@ mod tests {
             assert!(!allowed(exe, "runc:[3:EVIL]", ProcessRenamed));
             assert!(!allowed(exe, "sshd", WritablePathStomp));
         }
+        // Busybox's applets, never a kernel thread's name nor from a
+        // writable copy.
+        for exe in ["/usr/bin/busybox", "/bin/busybox"] {
+            for name in ["ls", "sleep", "sh", "crond"] {
+                assert!(allowed(exe, name, ProcessRenamed), "{exe} -> {name}");
+                assert!(allowed(exe, name, SystemNameMimic), "{exe} -> {name}");
+                assert!(!allowed(exe, name, WritablePathStomp), "{exe} -> {name}");
+            }
+            assert!(!allowed(exe, "kworker/0:1", KernelThreadMimic));
+        }
+        assert!(
+            !allowed("/", "sleep", ProcessRenamed),
+            "only runc's stages from /"
+        );
+        assert!(!allowed("/tmp/busybox", "sshd", SystemNameMimic));
         assert!(allowed("/usr/bin/tmux", "tmux: server", ProcessRenamed));
         assert!(!allowed("/usr/bin/tmux", "tmux: server", SystemNameMimic));
         // A user-writable copy of a system binary is not covered.

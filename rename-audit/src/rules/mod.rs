@@ -414,17 +414,30 @@ impl RuleEngine {
     }
 
     /// Whether the absolute `path`, in the process's root, is its executable.
+    /// A process that has already exited (a maintainer script run as
+    /// `/bin/sh <script>`, where /bin/sh links to dash) has no root left:
+    /// then the host's file at `path` decides, trusted only when it is the
+    /// executable's very file (same device and inode).
     fn same_file(&self, process: &ProcessContext, path: &[u8], index: &dyn ProcessIndex) -> bool {
         use std::os::unix::ffi::OsStrExt as _;
         use std::os::unix::fs::MetadataExt as _;
         let Some(file) = process.executable_file else {
             return false;
         };
-        index.root_of(process.pid).into_iter().any(|root| {
+        let at = |root: &std::path::Path| {
             let mut full = root.as_os_str().as_bytes().to_vec();
             full.extend_from_slice(path);
-            std::fs::metadata(std::ffi::OsStr::from_bytes(&full))
-                .is_ok_and(|m| m.ino() == file.inode)
+            std::fs::metadata(std::ffi::OsStr::from_bytes(&full)).ok()
+        };
+        if let Some(root) = index.root_of(process.pid)
+            && root.exists()
+        {
+            return at(&root).is_some_and(|m| m.ino() == file.inode);
+        }
+        at(std::path::Path::new("")).is_some_and(|m| {
+            m.ino() == file.inode
+                && libc::major(m.dev()) == file.major
+                && libc::minor(m.dev()) == file.minor
         })
     }
 

@@ -650,6 +650,41 @@ fn an_exec_is_judged_by_the_name_it_gives() {
     }
 }
 
+/// A script run through a linked interpreter (`#!/bin/sh`, /bin/sh ->
+/// dash) has argv[0] "/bin/sh" and its own file name as its name. When the
+/// process is gone by the time it is judged (a short maintainer script),
+/// the host's file at argv[0] says whether it is the executable.
+#[test]
+fn a_script_through_a_linked_interpreter_is_no_spoof_after_it_exited() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let interpreter = dir.path().join("dash");
+    std::fs::write(&interpreter, b"").unwrap();
+    let link = dir.path().join("sh");
+    std::os::unix::fs::symlink(&interpreter, &link).unwrap();
+    let meta = std::fs::metadata(&interpreter).unwrap();
+    let argv0 = link.to_str().unwrap();
+    let mut ev = exec(
+        "/usr/bin/dash",
+        "dpkg",
+        "pkg.postinst",
+        &[argv0, "configure"],
+    );
+    let file = |inode| crate::process::ExeFile {
+        major: libc::major(meta.dev()),
+        minor: libc::minor(meta.dev()),
+        inode,
+    };
+    ev.process.as_mut().unwrap().executable_file = Some(file(meta.ino()));
+    assert_eq!(judged(&ev), None, "argv[0] is the executable itself");
+    // Another file at that path is a spoof.
+    ev.process.as_mut().unwrap().executable_file = Some(file(meta.ino() + 1));
+    assert_eq!(
+        judged(&ev),
+        Some((vec!["system-name-mimic"], "argv0", "sh".into()))
+    );
+}
+
 #[test]
 fn an_exec_is_judged_by_a_spoofed_argv0() {
     assert_eq!(

@@ -6,8 +6,9 @@ use std::process::{Command, Stdio};
 
 use crate::support::daemon::{Daemon, at, str_at};
 
-/// A minimal root file system: a static busybox and its shell.
-fn rootfs() -> tempfile::TempDir {
+/// A minimal root file system: a static busybox and its shell (also the
+/// noise corpus's container).
+pub(crate) fn rootfs() -> tempfile::TempDir {
     let root = tempfile::tempdir().expect("temp dir");
     let bin = root.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

@@ -27,5 +27,6 @@ mod hostile;
 mod kernel;
 mod noise;
 mod package;
+mod prometheus_rules;
 mod query;
 mod sinks;

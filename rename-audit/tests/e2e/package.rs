@@ -29,7 +29,11 @@ const EXPECTED: &[&str] = &[
     "./usr/share/fish/vendor_completions.d/rename-audit.fish",
     "./usr/share/doc/rename-audit/copyright",
     "./usr/share/doc/rename-audit/changelog.gz",
+    "./usr/share/doc/rename-audit/examples/prometheus/rename-audit.rules.yml",
+    "./usr/share/doc/rename-audit/examples/prometheus/rename-audit.rules.test.yml",
 ];
+/// Where the package puts the example Prometheus rules and their tests.
+const EXAMPLES: &str = "/usr/share/doc/rename-audit/examples/prometheus";
 const ENABLED_LINK: &str = "/etc/systemd/system/multi-user.target.wants/rename-audit.service";
 
 fn stdout(command: &mut Command) -> String {
@@ -152,6 +156,14 @@ fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
     );
     run(Command::new("/usr/bin/rename-audit")
         .args(["check-config", "/etc/rename-audit/config.toml"]));
+    // The shipped alerting rules work as installed: their unit tests find
+    // the rules file beside them.
+    let tested = stdout(
+        Command::new("promtool")
+            .args(["test", "rules", "rename-audit.rules.test.yml"])
+            .current_dir(EXAMPLES),
+    );
+    assert!(tested.contains("SUCCESS"), "{tested}");
 
     run(Command::new("dpkg").args(["--purge", "rename-audit"]));
     assert!(!installed(), "purged");
@@ -160,6 +172,7 @@ fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
         .map(|p| p.trim_start_matches('.'))
         .chain([
             "/etc/rename-audit",
+            EXAMPLES,
             ENABLED_LINK,
             "/var/lib/systemd/deb-systemd-helper-enabled/rename-audit.service.dsh-also",
             "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/rename-audit.service",

@@ -253,16 +253,29 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(targets: &[SocketAddr]) -> Prometheus {
+        Self::start_with_rules(targets, &[])
+    }
+
+    /// As [`Prometheus::start`], also evaluating the alerting rules in
+    /// `rule_files` every second.
+    pub fn start_with_rules(targets: &[SocketAddr], rule_files: &[&Path]) -> Prometheus {
         require(PROMETHEUS, "prometheus");
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("prometheus.yml");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let rules: Vec<String> = rule_files
+            .iter()
+            .map(|f| format!("'{}'", f.display()))
+            .collect();
         fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  \
+                 evaluation_interval: 1s\n\
+                 rule_files: [{}]\n\
                  scrape_configs:\n  - job_name: rename-audit\n    static_configs:\n      \
                  - targets: [{}]\n",
+                rules.join(", "),
                 targets.join(", ")
             ),
         )
@@ -286,6 +299,11 @@ impl Prometheus {
             proc_,
             _dir: dir,
         }
+    }
+
+    /// `GET path` on Prometheus's HTTP API, parsed; e.g. `/api/v1/alerts`.
+    pub fn api(&self, path: &str) -> Value {
+        get_json(self.addr, path)
     }
 
     /// An instant PromQL query; the `data.result` array.
