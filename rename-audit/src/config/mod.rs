@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Diagnostic};
 pub use sinks::{
-    AlertmanagerSink, EndpointError, Facility, PrometheusSink, SinksConfig, SyslogSink,
-    SyslogTarget,
+    AlertmanagerSink, EndpointError, Facility, PrometheusSink, SinksConfig, SyslogFormat,
+    SyslogSink, SyslogTarget,
 };
 
 use crate::noise::ThreadRenames;

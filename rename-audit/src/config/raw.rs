@@ -132,6 +132,8 @@ pub(super) struct Syslog {
     pub events: Option<bool>,
     pub facility: S<String>,
     pub queue: S<u64>,
+    pub format: Option<super::SyslogFormat>,
+    pub max_retries: S<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

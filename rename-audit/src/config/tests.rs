@@ -69,7 +69,12 @@ fn the_example_with_every_setting_uncommented_is_valid() {
     assert_eq!(am.rate_limit_per_minute, 10);
     assert_eq!(am.timeout, std::time::Duration::from_millis(5000));
     let syslog = c.sinks.syslog.expect("syslog");
-    assert_eq!(syslog.target, SyslogTarget::Unix("/dev/log".into()));
+    assert_eq!(
+        syslog,
+        SyslogSink::new(SyslogTarget::Unix("/dev/log".into()))
+    );
+    assert_eq!(syslog.format, SyslogFormat::Text);
+    assert_eq!(syslog.max_retries, 10);
     assert!(syslog.alerts && !syslog.events);
     assert_eq!(syslog.facility, Facility::DAEMON);
     assert_eq!(c.allow.entries.len(), 2);
@@ -133,6 +138,8 @@ alerts = false
 events = true
 facility = "local3"
 queue = 8
+format = "ecs-json"
+max_retries = 0
 "#,
     );
     assert_eq!(
@@ -205,6 +212,8 @@ queue = 8
             events: true,
             facility: Facility::from_code(19).unwrap(),
             queue: 8,
+            format: SyslogFormat::EcsJson,
+            max_retries: 0,
             ..SyslogSink::new(SyslogTarget::Tcp("logs.example.com:6514".into()))
         })
     );
@@ -677,5 +686,25 @@ fn only_regular_files_are_read() {
     assert_eq!(
         Config::load_or_default(&dir.path().join("missing")).expect("defaults"),
         Config::default()
+    );
+}
+
+#[test]
+fn syslog_format_and_retries_are_checked() {
+    let c = parse("[sinks.syslog]\nformat = \"ecs-json\"\nevents = true\n");
+    let s = c.sinks.syslog.expect("syslog on");
+    assert_eq!(
+        (s.format, s.events, s.alerts),
+        (SyslogFormat::EcsJson, true, true)
+    );
+    let p = problems("[sinks.syslog]\nformat = \"json\"\n");
+    assert!(
+        p[0].starts_with("2:10: sinks.syslog.format: unknown variant `json`"),
+        "{p:?}"
+    );
+    let p = problems("[sinks.syslog]\nmax_retries = 20001\n");
+    assert!(
+        p[0].starts_with("2:15: sinks.syslog.max_retries: must be between 0 and 20000"),
+        "{p:?}"
     );
 }

@@ -24,6 +24,9 @@ use crate::util::glob::{Pattern, PatternError};
 /// the kernel allows for a BPF ring buffer.
 const MAX_RING_BYTES: u64 = 1 << 30;
 const MAX_QUEUE: u64 = 1 << 20;
+/// `sinks.syslog.max_retries`: the backoff tops out at 5 s, so this is
+/// about a day of retrying one message.
+const MAX_SYSLOG_RETRIES: u64 = 20_000;
 /// A task name holds at most this many bytes.
 const COMM_LEN: usize = 15;
 
@@ -536,6 +539,12 @@ impl Checker<'_> {
             1..=MAX_QUEUE,
             SyslogSink::DEFAULT_QUEUE as u64,
         );
+        let max_retries = self.ranged(
+            raw.max_retries,
+            "sinks.syslog.max_retries",
+            0..=MAX_SYSLOG_RETRIES,
+            SyslogSink::DEFAULT_MAX_RETRIES.into(),
+        );
         let alerts = raw.alerts.unwrap_or(true);
         let events = raw.events.unwrap_or(false);
         if !alerts && !events {
@@ -552,6 +561,8 @@ impl Checker<'_> {
             events,
             facility: facility?,
             queue: queue as usize,
+            format: raw.format.unwrap_or_default(),
+            max_retries: max_retries as u32,
             ..SyslogSink::new(target?)
         })
     }

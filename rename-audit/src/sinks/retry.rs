@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::queue::stopped;
+use crate::event::LostReason;
 use crate::metrics::Metrics;
 use crate::util::throttle::LogThrottle;
 
@@ -29,6 +30,12 @@ pub(crate) trait Deliver {
     /// One attempt. A sink that keeps a connection drops it on failure, so
     /// the next attempt reconnects.
     async fn attempt(&mut self, unit: &Self::Unit) -> Result<(), DeliveryError>;
+
+    /// Why a unit given up after the failed attempt `err` is lost: it could
+    /// not be sent, unless the sink knows better (syslog's `too-big`).
+    fn lost_reason(&self, _err: &DeliveryError) -> LostReason {
+        LostReason::SendFailed
+    }
 }
 
 /// The retry policy and its bookkeeping for one sink.
@@ -86,7 +93,8 @@ impl Retry {
             };
             self.metrics.sink_error(self.sink);
             if !err.retryable || attempt >= self.max_retries {
-                self.metrics.sink_failed(self.sink, records);
+                self.metrics
+                    .sink_failed(self.sink, records, sink.lost_reason(&err));
                 if let Some(held) = self.warn.allow(Instant::now()) {
                     tracing::warn!(
                         sink = self.sink,

@@ -22,7 +22,7 @@ use super::http;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+pub const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A port nobody listens on right now (TCP and UDP).
@@ -36,7 +36,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn require(binary: &str, package: &str) {
+pub fn require(binary: &str, package: &str) {
     assert!(
         Path::new(binary).exists(),
         "{binary} is missing: install Debian's {package} (apt-get install -y {package}); \
@@ -45,14 +45,14 @@ fn require(binary: &str, package: &str) {
 }
 
 /// One child process with its log file; killed on drop.
-struct Proc {
+pub struct Proc {
     name: &'static str,
     child: Option<Child>,
     log: PathBuf,
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Proc {
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Proc {
         let out = fs::File::create(&log).expect("create server log");
         let err = out.try_clone().expect("dup log fd");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -76,7 +76,7 @@ impl Proc {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
@@ -96,7 +96,12 @@ impl Proc {
     }
 
     /// SIGTERM, then SIGKILL after 5 s; waits for the exit.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
+        self.stop_within(Duration::from_secs(5));
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; waits for the exit.
+    pub fn stop_within(&mut self, timeout: Duration) {
         let Some(mut c) = self.child.take() else {
             return;
         };
@@ -104,7 +109,7 @@ impl Proc {
         unsafe {
             libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
         }
-        let until = Instant::now() + Duration::from_secs(5);
+        let until = Instant::now() + timeout;
         while Instant::now() < until {
             if let Ok(Some(_)) = c.try_wait() {
                 return;
@@ -115,7 +120,7 @@ impl Proc {
         let _ = c.wait();
     }
 
-    fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
+    pub fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
         let until = Instant::now() + READY_TIMEOUT;
         while Instant::now() < until {
             self.assert_running();
