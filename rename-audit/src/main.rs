@@ -133,6 +133,7 @@ fn run(args: RunArgs) -> Result<()> {
         metrics.declare_rule(rule.as_str(), rule.severity());
     }
     let sinks = Sinks::start(&cfg.sinks, metrics.clone(), host.clone(), runtime.handle())?;
+    let secrets = sinks.secrets();
 
     let stop = Arc::new(AtomicBool::new(false));
     let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCHES_IN_FLIGHT);
@@ -171,7 +172,11 @@ fn run(args: RunArgs) -> Result<()> {
 
     let (reason, fatal) = runtime.block_on(wait_for_stop(
         signals,
-        Reloader { args, started: cfg },
+        Reloader {
+            args,
+            started: cfg,
+            secrets,
+        },
         control_tx.clone(),
         fatal_rx,
         metrics_for_reload,
@@ -304,10 +309,18 @@ struct Reloader {
     args: RunArgs,
     /// What the daemon started with: the parts a reload cannot change.
     started: Config,
+    /// The sinks' secret files, read again by every reload.
+    secrets: rename_audit::sinks::SecretFiles,
 }
 
 impl Reloader {
     fn reload(&self) -> Result<Control> {
+        // Read first, put in use last: a reload that fails keeps the
+        // secrets in use along with the rest.
+        let secrets = self
+            .secrets
+            .read()
+            .context("reading the sinks' secret files again")?;
         let cfg = self.args.settings()?;
         let restart = self.started.needs_restart(&cfg);
         if !restart.is_empty() {
@@ -318,6 +331,7 @@ impl Reloader {
             );
         }
         let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
+        self.secrets.install(secrets);
         Ok(Control::Reload {
             rules: Box::new(rules),
             filter: cfg.filter(),

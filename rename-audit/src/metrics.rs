@@ -72,9 +72,41 @@ struct FaultLabels {
     fault: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// `{sink}`, and `{sink, replica}` for a sink that delivers to several
+/// servers (Alertmanager's replicas).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct SinkLabels {
     sink: &'static str,
+    replica: Option<Arc<str>>,
+}
+
+impl SinkLabels {
+    fn of(sink: &str, replica: Option<&Arc<str>>) -> SinkLabels {
+        SinkLabels {
+            sink: sink_label(sink),
+            replica: replica.cloned(),
+        }
+    }
+}
+
+impl EncodeLabelSet for SinkLabels {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeLabel as _;
+        ("sink", self.sink).encode(encoder.encode_label())?;
+        if let Some(replica) = &self.replica {
+            ("replica", &**replica).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchdogLabels {
+    replica: Arc<str>,
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,6 +157,7 @@ pub struct Metrics {
     sink_lost: Family<SinkLostLabels, Counter>,
     /// Sink losses not yet in an `events-lost` record, by sink and reason.
     sink_lost_unreported: std::sync::Mutex<Vec<(&'static str, LostReason, u64)>>,
+    watchdog_posts: Family<WatchdogLabels, Counter>,
     alerts_suppressed: Family<RuleLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     renames_filtered: Family<ReasonLabels, Counter>,
@@ -155,6 +188,7 @@ impl Metrics {
             sink_failed: Family::default(),
             sink_lost: Family::default(),
             sink_lost_unreported: std::sync::Mutex::new(Vec::new()),
+            watchdog_posts: Family::default(),
             alerts_suppressed: Family::default(),
             config_reloads: Family::default(),
             renames_filtered: Family::default(),
@@ -237,6 +271,11 @@ impl Metrics {
             m.sink_lost.clone(),
         );
         registry.register(
+            "rename_audit_alertmanager_watchdog_posts",
+            "Posts of the always-firing RenameAuditWatchdog alert, per replica and result",
+            m.watchdog_posts.clone(),
+        );
+        registry.register(
             "rename_audit_alerts_suppressed",
             "Repeated alerts not posted to Alertmanager by deduplication, by rule",
             m.alerts_suppressed.clone(),
@@ -296,7 +335,7 @@ impl Metrics {
         }
         // The event stream is always there; its write errors count here.
         m.sink_errors
-            .get_or_create_owned(&SinkLabels { sink: "output" });
+            .get_or_create_owned(&SinkLabels::of("output", None));
         for fault in [FAULT_RATE_UNTRACKED, FAULT_SLOT_RACE] {
             m.kernel_faults.get_or_create_owned(&FaultLabels { fault });
         }
@@ -451,21 +490,55 @@ impl Metrics {
 
     /// Make a sink's series exist (at 0) from its start.
     pub fn declare_sink(&self, sink: &str) {
-        let sink = sink_label(sink);
+        let labels = SinkLabels::of(sink, None);
         for family in [
             &self.sink_errors,
             &self.sink_dropped,
             &self.sink_sent,
             &self.sink_failed,
         ] {
-            family.get_or_create_owned(&SinkLabels { sink });
+            family.get_or_create_owned(&labels);
         }
         for reason in LostReason::SINK {
             self.sink_lost.get_or_create_owned(&SinkLostLabels {
-                sink,
+                sink: sink_label(sink),
                 reason: reason.as_str(),
             });
         }
+    }
+
+    /// Make the series of one replica of a sink exist (at 0) from its
+    /// start: its deliveries are counted under `{sink, replica}`.
+    pub fn declare_replica(&self, sink: &str, replica: &Arc<str>) {
+        let labels = SinkLabels::of(sink, Some(replica));
+        for family in [
+            &self.sink_errors,
+            &self.sink_dropped,
+            &self.sink_sent,
+            &self.sink_failed,
+        ] {
+            family.get_or_create_owned(&labels);
+        }
+    }
+
+    /// Make a replica's watchdog series exist (at 0) from its start.
+    pub fn declare_watchdog(&self, replica: &Arc<str>) {
+        for result in ["sent", "failed"] {
+            self.watchdog_posts.get_or_create_owned(&WatchdogLabels {
+                replica: Arc::clone(replica),
+                result,
+            });
+        }
+    }
+
+    /// One post of the watchdog alert to `replica`.
+    pub fn watchdog_post(&self, replica: &Arc<str>, ok: bool) {
+        self.watchdog_posts
+            .get_or_create(&WatchdogLabels {
+                replica: Arc::clone(replica),
+                result: if ok { "sent" } else { "failed" },
+            })
+            .inc();
     }
 
     /// The kernel side's storm slots and fault counters (totals).
@@ -496,51 +569,57 @@ impl Metrics {
     }
 
     pub fn sink_error(&self, sink: &str) {
-        self.sink_errors
-            .get_or_create(&SinkLabels {
-                sink: sink_label(sink),
-            })
-            .inc();
+        self.replica_error(sink, None);
     }
 
     /// One record that did not fit `sink`'s queue: lost (`queue-full`).
     pub fn sink_dropped(&self, sink: &str) {
-        self.sink_dropped
-            .get_or_create(&SinkLabels {
-                sink: sink_label(sink),
-            })
-            .inc();
+        self.replica_dropped(sink, None, 1);
         self.sink_lost(sink, LostReason::QueueFull, 1);
     }
 
     /// `n` records `sink` was still holding when told to stop: lost
     /// (`shutdown`).
     pub fn sink_dropped_n(&self, sink: &str, n: u64) {
-        self.sink_dropped
-            .get_or_create(&SinkLabels {
-                sink: sink_label(sink),
-            })
-            .inc_by(n);
+        self.replica_dropped(sink, None, n);
         self.sink_lost(sink, LostReason::Shutdown, n);
     }
 
     pub fn sink_sent(&self, sink: &str, n: u64) {
-        self.sink_sent
-            .get_or_create(&SinkLabels {
-                sink: sink_label(sink),
-            })
-            .inc_by(n);
+        self.replica_sent(sink, None, n);
     }
 
     /// `n` records `sink` gave up on: lost for `reason` (`send-failed`,
-    /// `too-big`).
+    /// `too-big`). Not for a replica of a sink that has several: one
+    /// replica failing loses nothing while another delivers.
     pub fn sink_failed(&self, sink: &str, n: u64, reason: LostReason) {
-        self.sink_failed
-            .get_or_create(&SinkLabels {
-                sink: sink_label(sink),
-            })
-            .inc_by(n);
+        self.replica_failed(sink, None, n);
         self.sink_lost(sink, reason, n);
+    }
+
+    /// A failed attempt of `sink`, to `replica` when it has several.
+    pub fn replica_error(&self, sink: &str, replica: Option<&Arc<str>>) {
+        self.sink_errors
+            .get_or_create(&SinkLabels::of(sink, replica))
+            .inc();
+    }
+
+    pub fn replica_dropped(&self, sink: &str, replica: Option<&Arc<str>>, n: u64) {
+        self.sink_dropped
+            .get_or_create(&SinkLabels::of(sink, replica))
+            .inc_by(n);
+    }
+
+    pub fn replica_sent(&self, sink: &str, replica: Option<&Arc<str>>, n: u64) {
+        self.sink_sent
+            .get_or_create(&SinkLabels::of(sink, replica))
+            .inc_by(n);
+    }
+
+    pub fn replica_failed(&self, sink: &str, replica: Option<&Arc<str>>, n: u64) {
+        self.sink_failed
+            .get_or_create(&SinkLabels::of(sink, replica))
+            .inc_by(n);
     }
 
     pub fn alert_suppressed(&self, rule: &str) {
@@ -578,6 +657,22 @@ impl Metrics {
         let _ = text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// A replica's label value, from its configured URL: only characters a URL
+/// keeps unescaped and that need no escaping in the exposition, at most 200.
+pub fn replica_label(url: &str) -> Arc<str> {
+    url.chars()
+        .take(200)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ":/._-[]%+~@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 fn sink_label(sink: &str) -> &'static str {

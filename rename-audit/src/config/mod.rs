@@ -12,19 +12,28 @@
 
 mod collect;
 mod error;
+#[cfg(test)]
+mod fleet_tests;
 mod raw;
 mod runtime;
 mod sinks;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+use crate::util::file_kind;
+
 pub use error::{ConfigError, Diagnostic};
 pub use sinks::{
-    AlertmanagerSink, EndpointError, Facility, PrometheusSink, SinksConfig, SyslogFormat,
-    SyslogSink, SyslogTarget,
+    AlertmanagerSink, EndpointError, Facility, HttpAuth, PrometheusSink, SinksConfig, SyslogFormat,
+    SyslogSink, SyslogTarget, replica_name,
+};
+pub use tls::{
+    ClientIdentity, TlsConfig, TlsFileError, TlsMaterial, certificates as tls_certificates,
+    crypto_provider as tls_crypto_provider,
 };
 
 use crate::noise::ThreadRenames;
@@ -82,27 +91,6 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
         });
     }
     Ok(bytes)
-}
-
-/// What a file that is not a regular file is, for the message refusing it;
-/// `None` for a regular file.
-fn file_kind(file_type: std::fs::FileType) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt as _;
-    if file_type.is_file() {
-        None
-    } else if file_type.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if file_type.is_socket() {
-        Some("a socket")
-    } else if file_type.is_char_device() {
-        Some("a character device")
-    } else if file_type.is_block_device() {
-        Some("a block device")
-    } else if file_type.is_dir() {
-        Some("a directory")
-    } else {
-        Some("not a regular file")
-    }
 }
 
 /// Where the daemon looks when `--config` is not given.

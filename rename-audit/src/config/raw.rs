@@ -117,10 +117,33 @@ pub(super) struct Prometheus {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct Alertmanager {
     pub url: S<String>,
+    pub urls: S<Vec<Spanned<String>>>,
     pub queue: S<u64>,
     pub dedup_window_secs: S<u64>,
     pub rate_limit_per_minute: S<u64>,
     pub timeout_ms: S<u64>,
+    pub heartbeat_secs: S<u64>,
+    pub tls_config: Option<Spanned<super::tls::RawTlsConfig>>,
+    pub basic_auth: Option<Spanned<BasicAuth>>,
+    pub authorization: Option<Spanned<Authorization>>,
+}
+
+/// `basic_auth`: the password only ever from a file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct BasicAuth {
+    pub username: S<String>,
+    pub password_file: S<String>,
+}
+
+/// `authorization`: `Authorization: <type> <credentials>`, the credentials
+/// only ever from a file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct Authorization {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    pub credentials_file: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +157,7 @@ pub(super) struct Syslog {
     pub queue: S<u64>,
     pub format: Option<super::SyslogFormat>,
     pub max_retries: S<u64>,
+    pub tls_config: Option<Spanned<super::tls::RawTlsConfig>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -143,4 +167,5 @@ pub(super) enum Transport {
     Unix,
     Udp,
     Tcp,
+    Tls,
 }

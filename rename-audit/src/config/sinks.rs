@@ -19,12 +19,19 @@ pub struct PrometheusSink {
     pub listen: SocketAddr,
 }
 
-/// `[sinks.alertmanager]`: alerts posted to `<url>/api/v2/alerts`.
+/// `[sinks.alertmanager]`: alerts posted to `<url>/api/v2/alerts` of every
+/// replica of an Alertmanager cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertmanagerSink {
-    /// Base URL (plain http), e.g. `http://127.0.0.1:9093`.
-    pub url: reqwest::Url,
-    /// Alerts waiting to be sent; more are dropped and counted.
+    /// Base URL of each replica (`urls`, or `url` for one), e.g.
+    /// `https://am1:9093`. Every alert goes to every one: a cluster gossips
+    /// silences and notifications, not alerts.
+    pub urls: Vec<reqwest::Url>,
+    /// TLS client settings for https URLs.
+    pub tls: Option<super::TlsConfig>,
+    /// How requests authenticate, if at all.
+    pub auth: Option<HttpAuth>,
+    /// Alerts waiting to be sent, per replica; more are dropped and counted.
     pub queue: usize,
     /// Identical alerts within this window are sent once.
     pub dedup_window: Duration,
@@ -32,12 +39,47 @@ pub struct AlertmanagerSink {
     pub rate_limit_per_minute: u32,
     /// Per request.
     pub timeout: Duration,
-    /// Retries after the first attempt before a batch is given up.
+    /// Retries after the first attempt before a batch is given up: a
+    /// replica that cannot be reached keeps a batch (and its queue holds
+    /// what comes meanwhile) until then, or until the batch's alerts would
+    /// have ended anyway.
     pub max_retries: u32,
     /// How long Alertmanager keeps an alert firing after its last post
     /// (never shorter than the dedup window plus a minute: see
     /// [`Self::resolve_after`]).
     pub resolve_timeout: Duration,
+    /// How often the always-firing `RenameAuditWatchdog` alert is posted;
+    /// it ends three intervals after each post.
+    pub heartbeat: Duration,
+}
+
+/// How the Alertmanager sink authenticates: the secret is in a file, read
+/// at start-up and on every SIGHUP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpAuth {
+    /// `[basic_auth] username, password_file`.
+    Basic {
+        username: String,
+        password_file: PathBuf,
+    },
+    /// `[authorization] type, credentials_file`: `Authorization: <type>
+    /// <credentials>`.
+    Authorization {
+        scheme: String,
+        credentials_file: PathBuf,
+    },
+}
+
+impl HttpAuth {
+    /// The file holding the secret.
+    pub fn secret_file(&self) -> &std::path::Path {
+        match self {
+            HttpAuth::Basic { password_file, .. } => password_file,
+            HttpAuth::Authorization {
+                credentials_file, ..
+            } => credentials_file,
+        }
+    }
 }
 
 impl AlertmanagerSink {
@@ -45,26 +87,33 @@ impl AlertmanagerSink {
     pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(300);
     pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 10;
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
-    pub const DEFAULT_MAX_RETRIES: u32 = 4;
+    /// With the backoff capped at 8 s, about an hour of retries: in practice
+    /// a batch is held until its alerts would have ended.
+    pub const DEFAULT_MAX_RETRIES: u32 = 500;
     pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(600);
+    pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_AUTHORIZATION_TYPE: &str = "Bearer";
 
-    /// The sink with its defaults, posting to `url`.
+    /// The sink with its defaults, posting to the one replica at `url`.
     pub fn new(url: reqwest::Url) -> Self {
         Self {
-            url,
+            urls: vec![url],
+            tls: None,
+            auth: None,
             queue: Self::DEFAULT_QUEUE,
             dedup_window: Self::DEFAULT_DEDUP_WINDOW,
             rate_limit_per_minute: Self::DEFAULT_RATE_LIMIT_PER_MINUTE,
             timeout: Self::DEFAULT_TIMEOUT,
             max_retries: Self::DEFAULT_MAX_RETRIES,
             resolve_timeout: Self::DEFAULT_RESOLVE_TIMEOUT,
+            heartbeat: Self::DEFAULT_HEARTBEAT,
         }
     }
 
-    /// Where alerts are posted: `<url>/api/v2/alerts`, or why the URL
-    /// cannot be used.
-    pub fn endpoint(&self) -> Result<reqwest::Url, EndpointError> {
-        endpoint(&self.url)
+    /// Where alerts are posted, one `<url>/api/v2/alerts` per replica, or
+    /// why a URL cannot be used.
+    pub fn endpoints(&self) -> Result<Vec<reqwest::Url>, EndpointError> {
+        self.urls.iter().map(endpoint).collect()
     }
 
     /// The `endsAt` distance of a posted alert: an alert that keeps
@@ -73,6 +122,12 @@ impl AlertmanagerSink {
         self.resolve_timeout
             .max(self.dedup_window.saturating_add(Duration::from_secs(60)))
     }
+}
+
+/// A replica's name in metrics and logs: its URL as configured, without a
+/// trailing slash (credentials are refused in URLs, so none can show).
+pub fn replica_name(url: &reqwest::Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
 }
 
 /// Why an Alertmanager URL cannot be used.
@@ -86,27 +141,45 @@ pub struct EndpointError {
 /// `<url>/api/v2/alerts` for the text of a URL, or why it cannot be used.
 pub(super) fn endpoint_of(url: &str) -> Result<reqwest::Url, EndpointError> {
     let base = reqwest::Url::parse(url).map_err(|e| EndpointError {
-        url: url.to_owned(),
+        // The text may hold a password: never repeat it.
+        url: redact(url),
         reason: e.to_string(),
     })?;
     endpoint(&base)
 }
 
+/// A URL's text without what could be a password in it.
+pub(super) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split('/').next().and_then(|a| a.rsplit_once('@')) {
+            Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// `<base>/api/v2/alerts`, or why the URL cannot be used. The daemon and
 /// `check-config` both judge a URL with this.
 fn endpoint(base: &reqwest::Url) -> Result<reqwest::Url, EndpointError> {
-    let bad = |reason: &str| EndpointError {
-        url: base.to_string(),
-        reason: reason.to_owned(),
+    let bad = |reason: &str| {
+        let mut shown = base.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        EndpointError {
+            url: shown.to_string(),
+            reason: reason.to_owned(),
+        }
     };
     match base.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(bad(
-                "https is not supported by this build; use http (e.g. a local TLS proxy)",
-            ));
-        }
-        other => return Err(bad(&format!("scheme {other:?} is not http"))),
+        "http" | "https" => {}
+        other => return Err(bad(&format!("scheme {other:?} is neither http nor https"))),
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        return Err(bad(
+            "credentials in a URL are refused (they would show in logs and metrics): \
+             remove them and use [sinks.alertmanager.basic_auth] with username and password_file",
+        ));
     }
     if base.host().is_none() {
         return Err(bad("no host"));
@@ -124,6 +197,9 @@ pub struct SyslogSink {
     pub target: SyslogTarget,
     /// What MSG holds.
     pub format: SyslogFormat,
+    /// `[sinks.syslog.tls_config]`, for transport `tls` (the defaults when
+    /// absent: the system's roots, the address's host).
+    pub tls: Option<super::TlsConfig>,
     /// Send alerts.
     pub alerts: bool,
     /// Send every event.
@@ -154,6 +230,7 @@ impl SyslogSink {
         Self {
             target,
             format: SyslogFormat::Text,
+            tls: None,
             alerts: true,
             events: false,
             facility: Self::DEFAULT_FACILITY,
@@ -196,6 +273,8 @@ pub enum SyslogTarget {
     Udp(String),
     /// `host:port`, resolved when connecting; octet-counting framing.
     Tcp(String),
+    /// As `Tcp`, inside TLS (RFC 5425).
+    Tls(String),
 }
 
 impl std::fmt::Display for SyslogTarget {
@@ -204,6 +283,7 @@ impl std::fmt::Display for SyslogTarget {
             SyslogTarget::Unix(path) => write!(f, "unix:{}", path.display()),
             SyslogTarget::Udp(a) => write!(f, "udp:{a}"),
             SyslogTarget::Tcp(a) => write!(f, "tcp:{a}"),
+            SyslogTarget::Tls(a) => write!(f, "tls:{a}"),
         }
     }
 }
@@ -301,14 +381,29 @@ mod tests {
                 .as_str(),
             "http://am.example/prefix/api/v2/alerts"
         );
-        for bad in [
-            "https://am:9093",
-            "ftp://am",
-            "127.0.0.1:9093",
-            "http://am:9093/?x=1",
-        ] {
+        assert_eq!(
+            endpoint_of("https://am1:9093").unwrap().as_str(),
+            "https://am1:9093/api/v2/alerts"
+        );
+        for bad in ["ftp://am", "127.0.0.1:9093", "http://am:9093/?x=1"] {
             let e = endpoint_of(bad).expect_err(bad).to_string();
             assert!(e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_and_never_repeated() {
+        for url in [
+            "https://alice:hunter2@am:9093",
+            "http://alice@am:9093",
+            "https://:hunter2@am",
+        ] {
+            let e = endpoint_of(url).expect_err(url);
+            assert!(e.reason.contains("basic_auth"), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            assert!(!e.to_string().contains("alice"), "{e}");
+        }
+        let e = endpoint_of("https://alice:hunter2@am:99999").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

@@ -63,7 +63,7 @@ fn the_example_with_every_setting_uncommented_is_valid() {
         })
     );
     let am = c.sinks.alertmanager.expect("alertmanager");
-    assert_eq!(am.url.as_str(), "http://127.0.0.1:9093/");
+    assert_eq!(am.urls[0].as_str(), "http://127.0.0.1:9093/");
     assert_eq!(am.queue, 1024);
     assert_eq!(am.dedup_window, std::time::Duration::from_secs(300));
     assert_eq!(am.rate_limit_per_minute, 10);
@@ -194,7 +194,7 @@ max_retries = 0
         "[::1]:9464".parse().unwrap()
     );
     let am = c.sinks.alertmanager.unwrap();
-    assert_eq!(am.url.as_str(), "http://am.example.com:9093/prefix");
+    assert_eq!(am.urls[0].as_str(), "http://am.example.com:9093/prefix");
     assert_eq!(
         (
             am.queue,
@@ -317,7 +317,7 @@ facility = "nope"
         "allow.entry.executable: ",
         "allow.entry: give at least one of executable, unit, container, uid, name",
         "sinks.prometheus.listen: \"localhost\" is not an IP socket address",
-        "sinks.alertmanager.url: \"ftp://x\" cannot be used: scheme \"ftp\" is not http",
+        "sinks.alertmanager.url: \"ftp://x\" cannot be used: scheme \"ftp\" is neither http nor https",
         "sinks.alertmanager.queue: must be between 1 and 1048576, not 0",
         "sinks.syslog.transport: unknown variant `carrier-pigeon`",
         "sinks.syslog.facility: unknown syslog facility \"nope\"",
@@ -504,13 +504,13 @@ fn noise_settings_are_checked() {
 #[test]
 fn check_config_refuses_what_the_alertmanager_sink_refuses() {
     let err = Config::parse(
-        "[sinks.alertmanager]\nurl = \"https://am:9093\"\n",
+        "[sinks.alertmanager]\nurl = \"https://u:pw@am:9093\"\n",
         Path::new("t.toml"),
     )
-    .expect_err("the sink cannot post over https");
+    .expect_err("credentials in a URL");
     assert!(
         err.to_string()
-            .contains("2:7: sinks.alertmanager.url: \"https://am:9093\" cannot be used: https is not supported"),
+            .contains("2:7: sinks.alertmanager.url: \"https://<redacted>@am:9093\" cannot be used: credentials in a URL are refused"),
         "{err}"
     );
     let err = Config::parse("[sinks.syslog]\nfacility = \"nope\"\n", Path::new("t.toml"))

@@ -11,7 +11,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::collect::Problem;
-use super::sinks::endpoint_of;
+use super::sinks::HttpAuth;
+use super::sinks::{endpoint_of, redact};
 use super::{
     AlertmanagerSink, CaptureConfig, Config, Facility, OutputConfig, OutputTarget, PrometheusSink,
     SinksConfig, StormConfig, SyslogSink, SyslogTarget, raw,
@@ -19,6 +20,7 @@ use super::{
 use crate::names::Name;
 use crate::rules::{AllowConfig, AllowEntry, RuleId, RulesConfig};
 use crate::util::glob::{Pattern, PatternError};
+use crate::util::secret::read_secret_file;
 
 /// Largest ring accepted: far beyond any sensible size, well within what
 /// the kernel allows for a BPF ring buffer.
@@ -441,27 +443,233 @@ impl Checker<'_> {
             1..=600_000,
             AlertmanagerSink::DEFAULT_TIMEOUT.as_millis() as u64,
         );
-        let url = raw.url?;
-        // The daemon's own check: check-config accepts exactly the URLs the
-        // sink can post to (plain http; https is refused in both).
-        if let Err(e) = endpoint_of(url.get_ref()) {
-            self.error(
-                url.span(),
-                format!(
-                    "sinks.alertmanager.url: {:?} cannot be used: {}",
-                    url.get_ref(),
-                    e.reason
+        let heartbeat = self.ranged(
+            raw.heartbeat_secs,
+            "sinks.alertmanager.heartbeat_secs",
+            1..=86_400,
+            AlertmanagerSink::DEFAULT_HEARTBEAT.as_secs(),
+        );
+        let tls_given = raw.tls_config.is_some();
+        let tls = super::tls::parse(raw.tls_config, "sinks.alertmanager", self.problems);
+        let auth = self.http_auth(raw.basic_auth, raw.authorization);
+        // `url` is the one-replica form of `urls`.
+        let urls: Vec<Spanned<String>> = match (raw.url, raw.urls) {
+            (Some(_), Some(urls)) => {
+                self.error(
+                    urls.span(),
+                    "sinks.alertmanager.urls: give either url (one replica) or urls \
+                     (every replica), not both"
+                        .to_owned(),
+                );
+                return None;
+            }
+            (Some(url), None) => vec![url],
+            (None, Some(urls)) => {
+                if urls.get_ref().is_empty() {
+                    self.error(
+                        urls.span(),
+                        "sinks.alertmanager.urls: is empty: list every replica's URL, \
+                         or remove the section"
+                            .to_owned(),
+                    );
+                    return None;
+                }
+                urls.into_inner()
+            }
+            (None, None) => return None,
+        };
+        let before = self.problems.len();
+        let mut parsed = Vec::with_capacity(urls.len());
+        let mut seen = BTreeSet::new();
+        for url in &urls {
+            // The daemon's own check: check-config accepts exactly the URLs
+            // the sink can post to.
+            match endpoint_of(url.get_ref()) {
+                Err(e) => self.error(
+                    url.span(),
+                    format!(
+                        "sinks.alertmanager.url: {:?} cannot be used: {}",
+                        redact(url.get_ref()),
+                        e.reason
+                    ),
                 ),
-            );
+                Ok(endpoint) => {
+                    if !seen.insert(endpoint.to_string()) {
+                        self.error(
+                            url.span(),
+                            format!(
+                                "sinks.alertmanager.urls: {:?} is listed twice",
+                                url.get_ref()
+                            ),
+                        );
+                    } else if let Ok(base) = reqwest::Url::parse(url.get_ref()) {
+                        if tls_given && base.scheme() == "http" {
+                            self.error(
+                                url.span(),
+                                format!(
+                                    "sinks.alertmanager.url: {:?} is plain http, but a \
+                                     tls_config is set: use https://, or remove tls_config",
+                                    url.get_ref()
+                                ),
+                            );
+                        }
+                        parsed.push(base);
+                    }
+                }
+            }
+        }
+        if self.problems.len() > before {
             return None;
         }
         Some(AlertmanagerSink {
+            urls: parsed,
+            tls,
+            auth: auth?,
             queue: queue as usize,
             dedup_window: Duration::from_secs(dedup),
             rate_limit_per_minute: rate as u32,
             timeout: Duration::from_millis(timeout),
-            ..AlertmanagerSink::new(reqwest::Url::parse(url.get_ref()).ok()?)
+            max_retries: AlertmanagerSink::DEFAULT_MAX_RETRIES,
+            resolve_timeout: AlertmanagerSink::DEFAULT_RESOLVE_TIMEOUT,
+            heartbeat: Duration::from_secs(heartbeat),
         })
+    }
+
+    /// `basic_auth` or `authorization` (at most one), with the secret's file
+    /// read as the sink will read it. `Some(None)`: neither is set; `None`:
+    /// a problem was recorded.
+    fn http_auth(
+        &mut self,
+        basic: Option<Spanned<raw::BasicAuth>>,
+        authorization: Option<Spanned<raw::Authorization>>,
+    ) -> Option<Option<HttpAuth>> {
+        let (basic, authorization) = match (basic, authorization) {
+            (Some(_), Some(a)) => {
+                self.error(
+                    a.span(),
+                    "sinks.alertmanager.authorization: give basic_auth or authorization, \
+                     not both"
+                        .to_owned(),
+                );
+                return None;
+            }
+            pair => pair,
+        };
+        if let Some(b) = basic {
+            let span = b.span();
+            let b = b.into_inner();
+            let username = match b.username {
+                Some(u) if !u.get_ref().is_empty() && !u.get_ref().contains(':') => {
+                    Some(u.into_inner())
+                }
+                Some(u) => {
+                    self.error(
+                        u.span(),
+                        "sinks.alertmanager.basic_auth.username: must be non-empty and \
+                         hold no colon"
+                            .to_owned(),
+                    );
+                    None
+                }
+                None => {
+                    self.error(
+                        span.clone(),
+                        "sinks.alertmanager.basic_auth: username is missing".to_owned(),
+                    );
+                    None
+                }
+            };
+            let file = self.secret_file(
+                b.password_file,
+                &span,
+                "sinks.alertmanager.basic_auth.password_file",
+            );
+            return Some(Some(HttpAuth::Basic {
+                username: username?,
+                password_file: file?,
+            }));
+        }
+        if let Some(a) = authorization {
+            let span = a.span();
+            let a = a.into_inner();
+            let scheme = match a.kind {
+                None => Some(AlertmanagerSink::DEFAULT_AUTHORIZATION_TYPE.to_owned()),
+                Some(t) if is_token(t.get_ref()) => {
+                    if t.get_ref().eq_ignore_ascii_case("basic") {
+                        self.error(
+                            t.span(),
+                            "sinks.alertmanager.authorization.type: for Basic, use \
+                             [sinks.alertmanager.basic_auth] with username and password_file"
+                                .to_owned(),
+                        );
+                        None
+                    } else {
+                        Some(t.into_inner())
+                    }
+                }
+                Some(t) => {
+                    self.error(
+                        t.span(),
+                        format!(
+                            "sinks.alertmanager.authorization.type: {:?} is not an HTTP \
+                             authorization scheme such as \"Bearer\"",
+                            t.get_ref()
+                        ),
+                    );
+                    None
+                }
+            };
+            let file = self.secret_file(
+                a.credentials_file,
+                &span,
+                "sinks.alertmanager.authorization.credentials_file",
+            );
+            return Some(Some(HttpAuth::Authorization {
+                scheme: scheme?,
+                credentials_file: file?,
+            }));
+        }
+        Some(None)
+    }
+
+    /// The path of a secret file, checked by reading it as the sink will:
+    /// present, readable, neither group- nor world-readable, usable in an
+    /// HTTP header. The secret itself is dropped at once.
+    fn secret_file(
+        &mut self,
+        path: Option<Spanned<String>>,
+        table: &Range<usize>,
+        key: &str,
+    ) -> Option<PathBuf> {
+        let Some(path) = path else {
+            self.error(
+                table.clone(),
+                format!(
+                    "{key} is missing: the secret comes only from a file (inline secrets \
+                     are not accepted)"
+                ),
+            );
+            return None;
+        };
+        let p = path.get_ref();
+        if !p.starts_with('/') || p.contains('\0') {
+            self.error(path.span(), format!("{key}: {p:?} is not an absolute path"));
+            return None;
+        }
+        let file = PathBuf::from(p);
+        let problem = match read_secret_file(&file) {
+            Err(e) => e.to_string(),
+            Ok(secret) => match secret.expose_str() {
+                Some(s) if !s.chars().any(char::is_control) => return Some(file),
+                _ => format!(
+                    "{}: the secret is not one line of UTF-8 text without control \
+                     characters (only one trailing newline is taken off)",
+                    file.display()
+                ),
+            },
+        };
+        self.error(path.span(), format!("{key}: {problem}"));
+        None
     }
 
     fn syslog(&mut self, raw: Spanned<raw::Syslog>) -> Option<SyslogSink> {
@@ -495,8 +703,13 @@ impl Checker<'_> {
                 }
             }
             (net, address) => {
+                let default = if net == raw::Transport::Tls {
+                    SyslogSink::DEFAULT_TLS_ADDRESS
+                } else {
+                    SyslogSink::DEFAULT_NET_ADDRESS
+                };
                 let address = address.map_or_else(
-                    || Ok(SyslogSink::DEFAULT_NET_ADDRESS.to_owned()),
+                    || Ok(default.to_owned()),
                     |a| {
                         if is_host_port(a.get_ref()) {
                             Ok(a.into_inner())
@@ -507,6 +720,7 @@ impl Checker<'_> {
                 );
                 match address {
                     Ok(a) if net == raw::Transport::Udp => Some(SyslogTarget::Udp(a)),
+                    Ok(a) if net == raw::Transport::Tls => Some(SyslogTarget::Tls(a)),
                     Ok(a) => Some(SyslogTarget::Tcp(a)),
                     Err(a) => {
                         self.error(
@@ -539,6 +753,26 @@ impl Checker<'_> {
             1..=MAX_QUEUE,
             SyslogSink::DEFAULT_QUEUE as u64,
         );
+        // The same table and checks as every sink's tls_config; only the
+        // tls transport has a use for it.
+        let tls_span = raw.tls_config.as_ref().map(Spanned::span);
+        let tls = super::tls::parse(raw.tls_config, "sinks.syslog", self.problems);
+        if let Some(tls_span) = tls_span
+            && transport != raw::Transport::Tls
+            && !transport_reported
+        {
+            self.error(
+                tls_span,
+                "sinks.syslog.tls_config: is set, but the transport is not \"tls\": \
+                 set transport = \"tls\", or remove tls_config"
+                    .to_owned(),
+            );
+        }
+        let tls = if transport == raw::Transport::Tls {
+            Some(tls.unwrap_or_default())
+        } else {
+            None
+        };
         let max_retries = self.ranged(
             raw.max_retries,
             "sinks.syslog.max_retries",
@@ -562,10 +796,18 @@ impl Checker<'_> {
             facility: facility?,
             queue: queue as usize,
             format: raw.format.unwrap_or_default(),
+            tls,
             max_retries: max_retries as u32,
             ..SyslogSink::new(target?)
         })
     }
+}
+
+/// An HTTP token (RFC 9110 section 5.6.2), as an authorization scheme is.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// An IP socket address, or a DNS host name and a port.

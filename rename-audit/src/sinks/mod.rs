@@ -25,6 +25,7 @@ pub mod prometheus;
 mod queue;
 mod retry;
 pub mod syslog;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,8 +56,14 @@ pub enum SinkError {
     AlertmanagerUrl(#[from] EndpointError),
     #[error("alertmanager: cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error("alertmanager: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Credentials(#[from] alertmanager::CredentialError),
     #[error("{sink}: the queue size must be at least 1")]
     EmptyQueue { sink: &'static str },
+    #[error("syslog: {0}")]
+    SyslogTls(String),
 }
 
 struct Worker {
@@ -96,9 +103,35 @@ impl Worker {
 /// [`Sinks::losses_to_report`]).
 pub const LOSS_REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// The sinks' secret files (Alertmanager's `password_file` or
+/// `credentials_file`), read again on SIGHUP.
+#[derive(Clone, Debug)]
+pub struct SecretFiles(Option<Arc<alertmanager::Credentials>>);
+
+/// Secrets read again and checked, not yet in use.
+pub struct StagedSecrets(Option<alertmanager::Staged>);
+
+impl SecretFiles {
+    /// Reads every secret file again; nothing changes until
+    /// [`SecretFiles::install`], so a reload that fails elsewhere keeps the
+    /// secrets in use. The error names the file, never the secret.
+    pub fn read(&self) -> Result<StagedSecrets, SinkError> {
+        Ok(StagedSecrets(
+            self.0.as_ref().map(|c| c.read()).transpose()?,
+        ))
+    }
+
+    pub fn install(&self, staged: StagedSecrets) {
+        if let (Some(creds), Some(staged)) = (&self.0, staged.0) {
+            creds.install(staged);
+        }
+    }
+}
+
 /// The running sinks.
 pub struct Sinks {
     alertmanager: Option<Worker>,
+    credentials: Option<Arc<alertmanager::Credentials>>,
     syslog: Option<(Worker, SyslogSink)>,
     prometheus: Option<MetricsServer>,
     metrics: Arc<Metrics>,
@@ -127,7 +160,8 @@ impl Sinks {
         let sl = cfg
             .syslog
             .as_ref()
-            .map(|c| (c, syslog::SyslogSink::new(c, &host, Arc::clone(&metrics))));
+            .map(|c| syslog::SyslogSink::new(c, &host, Arc::clone(&metrics)).map(|s| (c, s)))
+            .transpose()?;
         for (sink, q) in [
             (
                 alertmanager::SINK,
@@ -145,6 +179,7 @@ impl Sinks {
             .map(|p| prometheus::serve(p.listen, Arc::clone(&metrics), rt))
             .transpose()?;
 
+        let credentials = am.as_ref().map(|(_, s)| s.credentials());
         let alertmanager = am
             .map(|(q, s)| {
                 Worker::new(alertmanager::SINK, q, &metrics, |rx, stop| {
@@ -162,6 +197,7 @@ impl Sinks {
             .transpose()?;
         Ok(Sinks {
             alertmanager,
+            credentials,
             syslog,
             prometheus,
             metrics,
@@ -222,6 +258,12 @@ impl Sinks {
             self.last_loss_report = Some(now);
         }
         losses
+    }
+
+    /// The sinks' secret files, for SIGHUP to read again. Take it before
+    /// handing the sinks to the pipeline thread.
+    pub fn secrets(&self) -> SecretFiles {
+        SecretFiles(self.credentials.clone())
     }
 
     /// Where `/metrics` listens, when it does.

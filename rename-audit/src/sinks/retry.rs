@@ -38,9 +38,12 @@ pub(crate) trait Deliver {
     }
 }
 
-/// The retry policy and its bookkeeping for one sink.
+/// The retry policy and its bookkeeping for one sink, or one replica of a
+/// sink that delivers to several servers.
 pub(crate) struct Retry {
     sink: &'static str,
+    /// The replica this loop delivers to, counted and logged as `replica`.
+    replica: Option<Arc<str>>,
     /// Retries after the first attempt.
     max_retries: u32,
     backoff: Backoff,
@@ -57,10 +60,27 @@ impl Retry {
     ) -> Self {
         Retry {
             sink,
+            replica: None,
             max_retries,
             backoff,
             warn: LogThrottle::new(Duration::from_secs(60)),
             metrics,
+        }
+    }
+
+    /// The loop of one replica of the sink: its outcomes are counted under
+    /// `{sink, replica}` and its log lines name it.
+    pub(crate) fn for_replica(mut self, replica: Arc<str>) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+
+    /// `records` given up because shutdown said stop: a loss for the sink,
+    /// or (for one of several replicas) only for that replica.
+    fn dropped(&self, replica: Option<&Arc<str>>, records: u64) {
+        match replica {
+            Some(_) => self.metrics.replica_dropped(self.sink, replica, records),
+            None => self.metrics.sink_dropped_n(self.sink, records),
         }
     }
 
@@ -74,46 +94,98 @@ impl Retry {
         records: u64,
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
+        self.deliver_until(sink, unit, records, stop, None).await
+    }
+
+    /// As [`Retry::deliver`], giving up also when the next retry would come
+    /// after `give_up_at` (when what the unit says would be stale).
+    pub(crate) async fn deliver_until<D: Deliver>(
+        &mut self,
+        sink: &mut D,
+        unit: &D::Unit,
+        records: u64,
+        stop: &mut watch::Receiver<bool>,
+        give_up_at: Option<tokio::time::Instant>,
+    ) -> bool {
+        let replica = self.replica.clone();
+        let replica = replica.as_ref();
         let mut attempt = 0;
         loop {
             let result = tokio::select! {
                 biased;
                 _ = stopped(stop) => {
-                    self.metrics.sink_dropped_n(self.sink, records);
+                    self.dropped(replica, records);
                     return false;
                 }
                 r = sink.attempt(unit) => r,
             };
             let err = match result {
                 Ok(()) => {
-                    self.metrics.sink_sent(self.sink, records);
+                    self.metrics.replica_sent(self.sink, replica, records);
                     return true;
                 }
                 Err(e) => e,
             };
-            self.metrics.sink_error(self.sink);
-            if !err.retryable || attempt >= self.max_retries {
-                self.metrics
-                    .sink_failed(self.sink, records, sink.lost_reason(&err));
+            self.metrics.replica_error(self.sink, replica);
+            let delay = self.backoff.delay_now(attempt);
+            let stale = give_up_at.is_some_and(|t| tokio::time::Instant::now() + delay > t);
+            if !err.retryable || attempt >= self.max_retries || stale {
+                match replica {
+                    // One replica failing loses nothing while another
+                    // delivers: counted per replica, not as a loss.
+                    Some(_) => self.metrics.replica_failed(self.sink, replica, records),
+                    None => self
+                        .metrics
+                        .sink_failed(self.sink, records, sink.lost_reason(&err)),
+                }
                 if let Some(held) = self.warn.allow(Instant::now()) {
-                    tracing::warn!(
-                        sink = self.sink,
-                        records,
-                        attempts = attempt + 1,
-                        error = %err.message,
-                        similar_warnings_held_back = held,
-                        "giving up on delivering records"
-                    );
+                    match replica {
+                        Some(replica) => tracing::warn!(
+                            sink = self.sink,
+                            %replica,
+                            records,
+                            attempts = attempt + 1,
+                            error = %err.message,
+                            similar_warnings_held_back = held,
+                            "giving up on delivering records to this replica"
+                        ),
+                        None => tracing::warn!(
+                            sink = self.sink,
+                            records,
+                            attempts = attempt + 1,
+                            error = %err.message,
+                            similar_warnings_held_back = held,
+                            "giving up on delivering records"
+                        ),
+                    }
                 }
                 return true;
             }
-            let delay = self.backoff.delay_now(attempt);
-            tracing::debug!(sink = self.sink, error = %err.message, ?delay, "delivery failed; retrying");
+            match replica {
+                // A replica may stay down for long while the others carry
+                // on: say so once (then at most once a minute), not only
+                // when its alerts are finally given up.
+                Some(replica) if attempt == 0 => {
+                    if let Some(held) = self.warn.allow(Instant::now()) {
+                        tracing::warn!(
+                            sink = self.sink,
+                            %replica,
+                            records,
+                            error = %err.message,
+                            similar_warnings_held_back = held,
+                            "cannot deliver to this replica; holding its records and retrying"
+                        );
+                    }
+                }
+                _ => {
+                    tracing::debug!(sink = self.sink, error = %err.message, ?delay, "delivery failed; retrying");
+                }
+            }
             attempt += 1;
             tokio::select! {
                 biased;
                 _ = stopped(stop) => {
-                    self.metrics.sink_dropped_n(self.sink, records);
+                    self.dropped(replica, records);
                     return false;
                 }
                 _ = tokio::time::sleep(delay) => {}

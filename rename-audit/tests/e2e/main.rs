@@ -20,6 +20,7 @@ mod container;
 mod debian_host;
 mod deploy;
 mod edges;
+mod fleet_alertmanager;
 mod fleet_syslog;
 mod hermetic;
 mod hostile;

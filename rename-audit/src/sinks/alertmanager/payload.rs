@@ -47,7 +47,7 @@ pub(crate) fn build(
     labels.insert("alertname", alertname(alert.rule_id));
     labels.insert("rule", alert.rule_id.to_owned());
     labels.insert("severity", alert.severity.as_str().to_owned());
-    labels.insert("host", host.to_owned());
+    host_labels(&mut labels, host);
     labels.insert("process_name", nonempty(process_name.clone()));
     labels.insert("executable", executable.clone());
 
@@ -94,6 +94,50 @@ pub(crate) fn build(
         starts_at: rfc3339(starts),
         ends_at: rfc3339(ends),
     })
+}
+
+/// The labels that say which host an alert is from: every alert carries
+/// them, the watchdog included, so that one matcher finds a host's alerts.
+fn host_labels(labels: &mut BTreeMap<&'static str, String>, host: &str) {
+    labels.insert("host", host.to_owned());
+}
+
+/// The watchdog's `alertname`.
+pub(crate) const WATCHDOG: &str = "RenameAuditWatchdog";
+
+/// The always-firing watchdog alert of `host`: posted every `heartbeat`,
+/// it ends three heartbeats after `now`, so a dead-man's-switch receiver
+/// hears it resolve when the daemon stopped, hung or lost its network.
+/// `started` (the sink's start) stays its `startsAt`.
+pub(crate) fn watchdog(
+    host: &str,
+    started: OffsetDateTime,
+    now: OffsetDateTime,
+    heartbeat: Duration,
+) -> PostableAlert {
+    let mut labels = BTreeMap::new();
+    labels.insert("alertname", WATCHDOG.to_owned());
+    host_labels(&mut labels, host);
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "summary",
+        format!("rename-audit is running on {host}; this alert always fires"),
+    );
+    annotations.insert(
+        "description",
+        format!(
+            "Re-sent every {} s while the daemon runs. When it stops arriving, the daemon \
+             on {host} was stopped, killed, hung or cut off: route this alert to a \
+             dead-man's-switch receiver.",
+            heartbeat.as_secs()
+        ),
+    );
+    PostableAlert {
+        labels,
+        annotations,
+        starts_at: rfc3339(started.min(now)),
+        ends_at: rfc3339(now + heartbeat.saturating_mul(3)),
+    }
 }
 
 fn description(ev: &Event, alert: &Alert, executable: &str) -> String {
@@ -254,6 +298,34 @@ mod tests {
         let mut ev = alert_event(b"x", None);
         ev.alert = None;
         assert!(build(&ev, "h", 0, OffsetDateTime::UNIX_EPOCH, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn the_watchdog_carries_the_host_labels_and_ends_three_heartbeats_ahead() {
+        let started = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_100).unwrap();
+        let w = watchdog("web-1", started, now, Duration::from_secs(60));
+        assert_eq!(w.labels["alertname"], "RenameAuditWatchdog");
+        // The same host labels as every other alert of this host.
+        let ev = alert_event(b"kworker/0:1", Some("/tmp/x"));
+        let a = build(&ev, "web-1", 0, now, Duration::from_secs(600)).unwrap();
+        let host_of = |l: &BTreeMap<&'static str, String>| {
+            let mut m = l.clone();
+            for k in [
+                "alertname",
+                "rule",
+                "severity",
+                "process_name",
+                "executable",
+            ] {
+                m.remove(k);
+            }
+            m
+        };
+        assert_eq!(host_of(&w.labels), host_of(&a.labels));
+        assert_eq!(w.labels["host"], "web-1");
+        assert_eq!(w.starts_at, "2023-11-14T22:13:20Z");
+        assert_eq!(w.ends_at, "2023-11-14T22:18:00Z", "now + 3 x 60 s");
     }
 
     #[test]

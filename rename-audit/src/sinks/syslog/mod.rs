@@ -1,5 +1,6 @@
-//! Syslog sink: RFC 5424 messages over the local datagram socket, UDP, or TCP
-//! with octet-counting framing (RFC 6587). MSG is a readable line with the
+//! Syslog sink: RFC 5424 messages over the local datagram socket, UDP, TCP
+//! with octet-counting framing (RFC 6587), or the same frames in TLS (RFC
+//! 5425, rustls with the shared `tls_config`). MSG is a readable line with the
 //! fields in structured data (`format = "text"`), or the event's ECS JSON
 //! line (`"ecs-json"`).
 //!
@@ -19,7 +20,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use self::message::Origin;
-use self::transport::Conn;
+use self::transport::{Conn, TlsClient};
+use super::SinkError;
 use super::backoff::Backoff;
 use super::queue::{abandon, stopped};
 use super::retry::{Deliver, DeliveryError, Retry};
@@ -43,7 +45,7 @@ fn max_len(target: &SyslogTarget) -> usize {
         // RFC 5426 asks senders to keep datagrams at or under 2048 bytes.
         SyslogTarget::Udp(_) => 2048,
         // rsyslog's default maxMessageSize is 8k.
-        SyslogTarget::Unix(_) | SyslogTarget::Tcp(_) => 8000,
+        SyslogTarget::Unix(_) | SyslogTarget::Tcp(_) | SyslogTarget::Tls(_) => 8000,
     }
 }
 
@@ -64,11 +66,30 @@ struct Sender {
     conn: Option<Conn>,
     /// The last attempt failed because the message is too big to send.
     too_big: bool,
+    /// For transport `tls`: the client configuration, built once.
+    tls: Option<TlsClient>,
 }
 
 impl SyslogSink {
-    pub(crate) fn new(cfg: &config::SyslogSink, host: &str, metrics: Arc<Metrics>) -> Self {
-        Self {
+    /// Fails only for transport `tls`, when its files cannot be used.
+    pub(crate) fn new(
+        cfg: &config::SyslogSink,
+        host: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, SinkError> {
+        let tls = match (&cfg.target, &cfg.tls) {
+            (SyslogTarget::Tls(address), tls) => {
+                let tls = tls.clone().unwrap_or_default();
+                let client = super::tls::client_config(&tls, SINK)
+                    .map_err(|e| SinkError::SyslogTls(e.to_string()))?;
+                Some(
+                    TlsClient::new(client, tls.server_name.as_deref(), address)
+                        .map_err(SinkError::SyslogTls)?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Self {
             cfg: cfg.clone(),
             origin: Origin {
                 hostname: host.to_owned(),
@@ -91,8 +112,9 @@ impl SyslogSink {
                 timeout: cfg.timeout.max(Duration::from_millis(1)),
                 conn: None,
                 too_big: false,
+                tls,
             },
-        }
+        })
     }
 
     pub(crate) fn spawn(
@@ -176,9 +198,10 @@ impl Sender {
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {
-                let c = tokio::time::timeout(timeout, Conn::connect(&self.target))
-                    .await
-                    .map_err(|_| timed_out("connect"))??;
+                let c =
+                    tokio::time::timeout(timeout, Conn::connect(&self.target, self.tls.as_ref()))
+                        .await
+                        .map_err(|_| timed_out("connect"))??;
                 self.conn.insert(c)
             }
         };
@@ -202,6 +225,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             conn: None,
             too_big: false,
+            tls: None,
         }
     }
 

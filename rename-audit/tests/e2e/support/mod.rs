@@ -1,6 +1,7 @@
 //! Shared by the end-to-end tests.
 #![allow(dead_code)]
 pub mod daemon;
+pub mod fleet;
 pub mod http;
 pub mod package;
 pub mod renamer;
