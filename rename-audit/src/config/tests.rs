@@ -708,3 +708,38 @@ fn syslog_format_and_retries_are_checked() {
         "{p:?}"
     );
 }
+
+#[test]
+fn syslog_over_tls_takes_the_shared_tls_config_and_only_with_transport_tls() {
+    let c = parse("[sinks.syslog]\ntransport = \"tls\"\n");
+    let s = c.sinks.syslog.expect("syslog on");
+    assert_eq!(s.target, SyslogTarget::Tls("127.0.0.1:6514".into()));
+    assert_eq!(s.tls, Some(TlsConfig::default()), "the system's roots");
+    let c = parse(
+        "[sinks.syslog]\ntransport = \"tls\"\naddress = \"logs.example.org:6514\"\n\
+         [sinks.syslog.tls_config]\nserver_name = \"central.example.org\"\n",
+    );
+    let s = c.sinks.syslog.expect("syslog on");
+    assert_eq!(s.target, SyslogTarget::Tls("logs.example.org:6514".into()));
+    assert_eq!(
+        s.tls.and_then(|t| t.server_name).as_deref(),
+        Some("central.example.org")
+    );
+    let p = problems(
+        "[sinks.syslog]\ntransport = \"tcp\"\n[sinks.syslog.tls_config]\nserver_name = \"x\"\n",
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("3:1: sinks.syslog.tls_config: is set, but the transport is not \"tls\""),
+        "{p:?}"
+    );
+    let p = problems(
+        "[sinks.syslog]\ntransport = \"tls\"\n[sinks.syslog.tls_config]\nca_file = \"ca.pem\"\n",
+    );
+    assert!(
+        p[0].starts_with(
+            "4:11: sinks.syslog.tls_config.ca_file: \"ca.pem\" is not an absolute path"
+        ),
+        "{p:?}"
+    );
+}

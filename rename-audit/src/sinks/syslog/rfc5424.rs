@@ -258,6 +258,33 @@ mod tests {
     }
 
     #[test]
+    fn hostname_is_printable_ascii_one_underscore_per_character() {
+        let mut h = header("m");
+        for (name, sent) in [
+            ("web 1", "web_1"),
+            ("hôst-ü", "h_st-_"),
+            ("数据库", "___"),
+            ("a\u{200b}b\u{202e}c", "a_b_c"),
+            ("", "-"),
+        ] {
+            h.hostname = name;
+            let m = format_uncut(&h, &[], "{}");
+            assert_eq!(
+                m,
+                format!("<34>1 2023-11-14T22:13:20.123456Z {sent} rename-audit 77 m - {{}}"),
+                "{name:?}"
+            );
+        }
+        let long = "h".repeat(300);
+        h.hostname = &long;
+        let m = format_uncut(&h, &[], "");
+        assert!(
+            m.contains(&format!(" {} rename-audit ", "h".repeat(255))),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn msg_is_cut_to_fit_on_a_char_boundary() {
         let m = format(&header("m"), &[], &"é".repeat(1000), 120);
         assert!(m.len() <= 120, "{} bytes: {m}", m.len());
