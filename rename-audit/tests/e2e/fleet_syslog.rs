@@ -762,7 +762,8 @@ fn a_dead_relay_is_counted_and_reported_as_events_lost() {
 /// RFC 5425 against imtcp's TLS stream drivers, both of Debian's: gtls
 /// (GnuTLS) checking nothing of the client, and ossl (OpenSSL) requiring a
 /// client certificate from the CA. The daemon checks the server's
-/// certificate against `ca_file` and `server_name`.
+/// certificate against `ca_file` and `server_name`, and reconnects when
+/// the server restarts.
 #[test]
 fn the_tls_transport_delivers_the_exact_output_lines_to_imtcp_over_gtls_and_ossl() {
     for (driver, module, auth, client) in [
@@ -792,7 +793,7 @@ fn the_tls_transport_delivers_the_exact_output_lines_to_imtcp_over_gtls_and_ossl
         );
         let dir = tempfile::tempdir().unwrap();
         let certs = make_certs(&dir.path().join("tls"));
-        let (_rsyslog, addr, received) = imtcp(
+        let (mut rsyslog, addr, received) = imtcp(
             &dir.path().join("rsyslog"),
             &format!(
                 "defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" \
@@ -820,6 +821,12 @@ fn the_tls_transport_delivers_the_exact_output_lines_to_imtcp_over_gtls_and_ossl
         let config = sink_config(dir.path(), "tls", &addr.to_string(), &tls);
         let mut d = Daemon::start(&["--config", config.to_str().unwrap()]);
         let name = format!("tls-{driver}");
+        let out = renamer::run("loop-prctl", name.as_bytes(), &["5"]);
+        exact_lines_arrive(&mut d, out.get("pid"), &received, 5);
+        // The server restarts: the sink notices the closed session before
+        // it writes into it, and reconnects; nothing is lost.
+        rsyslog.stop();
+        rsyslog.start(|| port_open(addr));
         let out = renamer::run("loop-prctl", name.as_bytes(), &["5"]);
         exact_lines_arrive(&mut d, out.get("pid"), &received, 5);
         d.stop();
