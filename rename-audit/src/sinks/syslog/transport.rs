@@ -159,16 +159,18 @@ fn peer_closed(s: &TcpStream) -> io::Result<bool> {
 /// its close_notify) is read by rustls, without waiting. A zero timeout
 /// polls the read once before it gives up.
 async fn tls_peer_closed(s: &mut TlsStream<TcpStream>) -> io::Result<bool> {
-    let mut buf = [0u8; 256];
-    loop {
+    let mut buf = [0u8; 4096];
+    // Bounded: a server that keeps talking cannot hold the sink here.
+    for _ in 0..16 {
         match tokio::time::timeout(Duration::ZERO, s.read(&mut buf)).await {
             Err(_pending) => return Ok(false),
             Ok(Ok(0)) => return Ok(true),
-            Ok(Ok(_)) => continue,
+            Ok(Ok(_)) => {}
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
             Ok(Err(e)) => return Err(e),
         }
     }
+    Ok(false)
 }
 
 async fn resolve(address: &str) -> io::Result<std::net::SocketAddr> {
