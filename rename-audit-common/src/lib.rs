@@ -116,6 +116,9 @@ pub enum Class {
     /// Records the daemon could not write to its output (disk full, ...).
     /// Daemon-side only: the kernel never uses this number.
     Output = 4,
+    /// Records a sink (syslog, Alertmanager) could not deliver: they are in
+    /// the output, but not at the sink. Daemon-side only.
+    Sink = 5,
 }
 
 impl Class {
@@ -127,13 +130,14 @@ impl Class {
         Class::Unknown,
     ];
 
-    /// Every class: the kernel's and then `output`.
-    pub const ALL: [Class; 5] = [
+    /// Every class: the kernel's, then `output` and `sink`.
+    pub const ALL: [Class; 6] = [
         Class::Process,
         Class::Thread,
         Class::Lifecycle,
         Class::Unknown,
         Class::Output,
+        Class::Sink,
     ];
 
     /// Its name in the daemon's output and metric labels.
@@ -144,14 +148,15 @@ impl Class {
             Class::Lifecycle => "lifecycle",
             Class::Unknown => "unknown",
             Class::Output => "output",
+            Class::Sink => "sink",
         }
     }
 
-    /// Its number in the kernel's `LOST` counters; `None` for `Output`,
-    /// which only the daemon counts.
+    /// Its number in the kernel's `LOST` counters; `None` for `Output` and
+    /// `Sink`, which only the daemon counts.
     pub const fn index(self) -> Option<u32> {
         match self {
-            Class::Output => None,
+            Class::Output | Class::Sink => None,
             kernel => Some(kernel as u32),
         }
     }
@@ -186,6 +191,16 @@ pub enum LostReason {
     /// cap, or unwritable at exit). Daemon-side only, always with class
     /// [`Class::Output`]: the kernel never uses this number.
     WriteFailed = 3,
+    /// A sink's queue was full. This and the reasons below are daemon-side
+    /// only, always with class [`Class::Sink`].
+    QueueFull = 4,
+    /// A sink gave up after its retries (the server down or refusing).
+    SendFailed = 5,
+    /// The message is larger than the socket takes (`EMSGSIZE`): sending it
+    /// again cannot help, and cutting it would corrupt it.
+    TooBig = 6,
+    /// Still queued when the daemon stopped and the sink's time was up.
+    Shutdown = 7,
 }
 
 impl LostReason {
@@ -203,14 +218,30 @@ impl LostReason {
             LostReason::NoStormSlot => "no-storm-slot",
             LostReason::TaskUnreadable => "task-unreadable",
             LostReason::WriteFailed => "write-failed",
+            LostReason::QueueFull => "queue-full",
+            LostReason::SendFailed => "send-failed",
+            LostReason::TooBig => "too-big",
+            LostReason::Shutdown => "shutdown",
         }
     }
 
-    /// Its number in the kernel's `LOST` counters; `None` for
-    /// `WriteFailed`, which only the daemon counts.
+    /// The reasons a sink loses records for, with class [`Class::Sink`].
+    pub const SINK: [LostReason; 4] = [
+        LostReason::QueueFull,
+        LostReason::SendFailed,
+        LostReason::TooBig,
+        LostReason::Shutdown,
+    ];
+
+    /// Its number in the kernel's `LOST` counters; `None` for the reasons
+    /// only the daemon counts.
     pub const fn index(self) -> Option<u32> {
         match self {
-            LostReason::WriteFailed => None,
+            LostReason::WriteFailed
+            | LostReason::QueueFull
+            | LostReason::SendFailed
+            | LostReason::TooBig
+            | LostReason::Shutdown => None,
             kernel => Some(kernel as u32),
         }
     }

@@ -164,6 +164,7 @@ impl Classifier {
                         class,
                         reason,
                         count,
+                        sink: None,
                     }),
                 );
             }
@@ -321,6 +322,23 @@ impl Classifier {
                 class: Class::Output,
                 reason: LostReason::WriteFailed,
                 count,
+                sink: None,
+            }),
+        )
+    }
+
+    /// An `events-lost` record of class `sink` for `count` records `sink`
+    /// could not deliver, numbered in sequence like every record.
+    pub fn sink_lost(&mut self, sink: &'static str, reason: LostReason, count: u64) -> Box<Event> {
+        let timestamp = self.clock.from_monotonic(clock::monotonic_ns());
+        self.new_event(
+            timestamp,
+            None,
+            Body::Lost(Lost {
+                class: Class::Sink,
+                reason,
+                count,
+                sink: Some(sink),
             }),
         )
     }

@@ -155,12 +155,15 @@ pub struct Judged {
 }
 
 /// Records the kernel could not send, or (class `Output`, reason
-/// `WriteFailed`) the daemon could not write.
+/// `WriteFailed`) the daemon could not write, or (class `Sink`) a sink
+/// could not deliver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lost {
     pub class: Class,
     pub reason: LostReason,
     pub count: u64,
+    /// With class `Sink`: which sink (`syslog`, `alertmanager`).
+    pub sink: Option<&'static str>,
 }
 
 /// The daemon's own run began or ended (`agent-started`, `agent-stopped`):

@@ -110,6 +110,12 @@ struct WatchdogLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLostLabels {
+    sink: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabels {
     action: &'static str,
 }
@@ -148,6 +154,9 @@ pub struct Metrics {
     sink_dropped: Family<SinkLabels, Counter>,
     sink_sent: Family<SinkLabels, Counter>,
     sink_failed: Family<SinkLabels, Counter>,
+    sink_lost: Family<SinkLostLabels, Counter>,
+    /// Sink losses not yet in an `events-lost` record, by sink and reason.
+    sink_lost_unreported: std::sync::Mutex<Vec<(&'static str, LostReason, u64)>>,
     watchdog_posts: Family<WatchdogLabels, Counter>,
     alerts_suppressed: Family<RuleLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
@@ -182,6 +191,8 @@ impl Metrics {
             sink_dropped: Family::default(),
             sink_sent: Family::default(),
             sink_failed: Family::default(),
+            sink_lost: Family::default(),
+            sink_lost_unreported: std::sync::Mutex::new(Vec::new()),
             watchdog_posts: Family::default(),
             alerts_suppressed: Family::default(),
             config_reloads: Family::default(),
@@ -259,6 +270,11 @@ impl Metrics {
             "rename_audit_sink_failed",
             "Records a sink gave up on after its retries",
             m.sink_failed.clone(),
+        );
+        registry.register(
+            "rename_audit_sink_lost",
+            "Records a sink could not deliver, by sink and reason (queue-full, send-failed, too-big, shutdown); also in rename_audit_events_lost_total{class=\"sink\"}",
+            m.sink_lost.clone(),
         );
         registry.register(
             "rename_audit_alertmanager_watchdog_posts",
@@ -340,7 +356,9 @@ impl Metrics {
         let kernel_pairs = Class::KERNEL
             .into_iter()
             .flat_map(|class| LostReason::KERNEL.map(|reason| (class, reason)));
-        for (class, reason) in kernel_pairs.chain([(Class::Output, LostReason::WriteFailed)]) {
+        let daemon_pairs = std::iter::once((Class::Output, LostReason::WriteFailed))
+            .chain(LostReason::SINK.map(|reason| (Class::Sink, reason)));
+        for (class, reason) in kernel_pairs.chain(daemon_pairs) {
             m.lost_by_reason.get_or_create_owned(&LostLabels {
                 class: class.as_str(),
                 reason: reason.as_str(),
@@ -378,9 +396,10 @@ impl Metrics {
                     })
                     .inc_by(s.count);
             }
-            // Output losses are counted when they happen (`output_lost`):
-            // their record may come much later, or never.
-            Body::Lost(l) if l.class == Class::Output => {}
+            // Output and sink losses are counted when they happen
+            // (`output_lost`, `sink_lost`): their record may come much
+            // later, or never.
+            Body::Lost(l) if matches!(l.class, Class::Output | Class::Sink) => {}
             Body::Hidden(_) | Body::Agent(_) | Body::Found(_) => {}
             Body::Lost(l) => {
                 self.lost
@@ -422,6 +441,54 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// Count records `sink` could not deliver, and keep them for the next
+    /// `events-lost` record ([`Metrics::take_sink_losses`]).
+    pub fn sink_lost(&self, sink: &str, reason: LostReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let sink = sink_label(sink);
+        self.sink_lost
+            .get_or_create(&SinkLostLabels {
+                sink,
+                reason: reason.as_str(),
+            })
+            .inc_by(n);
+        self.lost
+            .get_or_create(&ClassLabels {
+                class: Class::Sink.as_str(),
+            })
+            .inc_by(n);
+        self.lost_by_reason
+            .get_or_create(&LostLabels {
+                class: Class::Sink.as_str(),
+                reason: reason.as_str(),
+            })
+            .inc_by(n);
+        let mut pending = self
+            .sink_lost_unreported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match pending
+            .iter_mut()
+            .find(|(s, r, _)| *s == sink && *r == reason)
+        {
+            Some((_, _, count)) => *count += n,
+            None => pending.push((sink, reason, n)),
+        }
+    }
+
+    /// Sink losses counted since the last call, by sink and reason, for the
+    /// pipeline to report as `events-lost` records of class `sink`.
+    pub fn take_sink_losses(&self) -> Vec<(&'static str, LostReason, u64)> {
+        std::mem::take(
+            &mut *self
+                .sink_lost_unreported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// Make a rule's alert series exist (at 0) before it first fires.
     pub fn declare_rule(&self, rule: &'static str, severity: Severity) {
         self.alerts.get_or_create_owned(&AlertLabels {
@@ -443,6 +510,12 @@ impl Metrics {
             &self.sink_failed,
         ] {
             family.get_or_create_owned(&labels);
+        }
+        for reason in LostReason::SINK {
+            self.sink_lost.get_or_create_owned(&SinkLostLabels {
+                sink: sink_label(sink),
+                reason: reason.as_str(),
+            });
         }
     }
 
@@ -511,20 +584,29 @@ impl Metrics {
         self.replica_error(sink, None);
     }
 
+    /// One record that did not fit `sink`'s queue: lost (`queue-full`).
     pub fn sink_dropped(&self, sink: &str) {
-        self.sink_dropped_n(sink, 1);
+        self.replica_dropped(sink, None, 1);
+        self.sink_lost(sink, LostReason::QueueFull, 1);
     }
 
+    /// `n` records `sink` was still holding when told to stop: lost
+    /// (`shutdown`).
     pub fn sink_dropped_n(&self, sink: &str, n: u64) {
         self.replica_dropped(sink, None, n);
+        self.sink_lost(sink, LostReason::Shutdown, n);
     }
 
     pub fn sink_sent(&self, sink: &str, n: u64) {
         self.replica_sent(sink, None, n);
     }
 
-    pub fn sink_failed(&self, sink: &str, n: u64) {
+    /// `n` records `sink` gave up on: lost for `reason` (`send-failed`,
+    /// `too-big`). Not for a replica of a sink that has several: one
+    /// replica failing loses nothing while another delivers.
+    pub fn sink_failed(&self, sink: &str, n: u64, reason: LostReason) {
         self.replica_failed(sink, None, n);
+        self.sink_lost(sink, reason, n);
     }
 
     /// A failed attempt of `sink`, to `replica` when it has several.
@@ -750,6 +832,7 @@ mod tests {
             class: Class::Process,
             reason: LostReason::NoStormSlot,
             count: 7,
+            sink: None,
         });
         m.observe(&lost);
         m.set_processes_tracked(42);

@@ -110,6 +110,7 @@ impl Pipeline {
             self.handle(overdue);
         }
         self.settle();
+        self.report_sink_losses(true);
         // The reason is sent before the capture side stops, but the batch
         // channel may close before this loop took it.
         for msg in control.try_iter() {
@@ -189,6 +190,24 @@ impl Pipeline {
         self.sinks.offer(event);
     }
 
+    /// What the sinks could not deliver, as `events-lost` records of class
+    /// `sink`: the output has every record, so the central store learns
+    /// from here what its copy lacks. At most one round per
+    /// [`Sinks::losses_to_report`]'s interval unless `force`d, so a dead
+    /// relay (which loses these records too) adds a line now and then, not
+    /// one per failure.
+    fn report_sink_losses(&mut self, force: bool) {
+        let losses = self.sinks.losses_to_report(Instant::now(), force);
+        if losses.is_empty() {
+            return;
+        }
+        for (sink, reason, count) in losses {
+            let lost = self.classifier.sink_lost(sink, reason, count);
+            self.emit(lost);
+        }
+        self.output.flush();
+    }
+
     /// Once per batch (lines reach the file well within a second) and when
     /// idle: flush, report output losses once the output works again, and
     /// tell the daemon to stop if the output failed for good.
@@ -202,6 +221,7 @@ impl Pipeline {
             self.emit(lost);
             self.output.flush();
         }
+        self.report_sink_losses(false);
         // After the flush: the state never names a record not yet written.
         self.state.save(false);
         if let Some(message) = self.output.fatal(Instant::now()) {

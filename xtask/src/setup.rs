@@ -67,8 +67,9 @@ enum Use {
     Test,
 }
 
-/// A Debian package, present when all of its `programs` are: name,
-/// programs, purpose, and what needs it.
+/// A Debian package, present when all of its `programs` are (a program
+/// given as an absolute path is a file that must exist, such as an rsyslog
+/// module): name, programs, purpose, and what needs it.
 struct Package(&'static str, &'static [&'static str], &'static str, Use);
 
 impl Package {
@@ -77,9 +78,13 @@ impl Package {
     }
 
     fn is_missing(&self) -> bool {
-        self.1
-            .iter()
-            .any(|program| cmd::find_program(program).is_none())
+        self.1.iter().any(|program| {
+            if program.starts_with('/') {
+                !Path::new(program).exists()
+            } else {
+                cmd::find_program(program).is_none()
+            }
+        })
     }
 
     fn describe(&self) -> String {
@@ -95,6 +100,9 @@ const PACKAGES: &[Package] = &[
     Package("prometheus", &["prometheus"], "metrics sink tests", Use::Test),
     Package("prometheus-alertmanager", &["prometheus-alertmanager"], "alert sink tests", Use::Test),
     Package("rsyslog", &["rsyslogd"], "syslog sink tests", Use::Test),
+    Package("rsyslog-relp", &["/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so"], "the fleet relay tests (RELP)", Use::Test),
+    Package("rsyslog-gnutls", &["/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"], "syslog over TLS tests (gtls driver)", Use::Test),
+    Package("rsyslog-openssl", &["/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so"], "syslog over TLS tests (ossl driver)", Use::Test),
     Package("apache2-utils", &["htpasswd"], "bcrypt passwords for the Alertmanager cluster tests", Use::Test),
     Package("openssl", &["openssl"], "certificates for the TLS sink tests", Use::Test),
     Package("curl", &["curl"], "querying the mTLS Alertmanager replicas in the sink tests", Use::Test),
@@ -653,6 +661,9 @@ mod tests {
             "prometheus",
             "prometheus-alertmanager",
             "rsyslog",
+            "rsyslog-relp",
+            "rsyslog-gnutls",
+            "rsyslog-openssl",
             "lintian",
             "mmdebstrap",
         ] {

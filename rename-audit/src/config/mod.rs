@@ -28,8 +28,8 @@ use crate::util::file_kind;
 
 pub use error::{ConfigError, Diagnostic};
 pub use sinks::{
-    AlertmanagerSink, EndpointError, Facility, HttpAuth, PrometheusSink, SinksConfig, SyslogSink,
-    SyslogTarget, replica_name,
+    AlertmanagerSink, EndpointError, Facility, HttpAuth, PrometheusSink, SinksConfig, SyslogFormat,
+    SyslogSink, SyslogTarget, replica_name,
 };
 pub use tls::{
     ClientIdentity, TlsConfig, TlsFileError, TlsMaterial, certificates as tls_certificates,

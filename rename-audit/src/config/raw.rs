@@ -164,6 +164,9 @@ pub(super) struct Syslog {
     pub events: Option<bool>,
     pub facility: S<String>,
     pub queue: S<u64>,
+    pub format: Option<super::SyslogFormat>,
+    pub max_retries: S<u64>,
+    pub tls_config: Option<Spanned<super::tls::RawTlsConfig>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -173,4 +176,5 @@ pub(super) enum Transport {
     Unix,
     Udp,
     Tcp,
+    Tls,
 }

@@ -69,7 +69,12 @@ fn the_example_with_every_setting_uncommented_is_valid() {
     assert_eq!(am.rate_limit_per_minute, 10);
     assert_eq!(am.timeout, std::time::Duration::from_millis(5000));
     let syslog = c.sinks.syslog.expect("syslog");
-    assert_eq!(syslog.target, SyslogTarget::Unix("/dev/log".into()));
+    assert_eq!(
+        syslog,
+        SyslogSink::new(SyslogTarget::Unix("/dev/log".into()))
+    );
+    assert_eq!(syslog.format, SyslogFormat::Text);
+    assert_eq!(syslog.max_retries, 10);
     assert!(syslog.alerts && !syslog.events);
     assert_eq!(syslog.facility, Facility::DAEMON);
     assert_eq!(c.allow.entries.len(), 2);
@@ -133,6 +138,8 @@ alerts = false
 events = true
 facility = "local3"
 queue = 8
+format = "ecs-json"
+max_retries = 0
 "#,
     );
     assert_eq!(
@@ -205,6 +212,8 @@ queue = 8
             events: true,
             facility: Facility::from_code(19).unwrap(),
             queue: 8,
+            format: SyslogFormat::EcsJson,
+            max_retries: 0,
             ..SyslogSink::new(SyslogTarget::Tcp("logs.example.com:6514".into()))
         })
     );
@@ -717,5 +726,60 @@ fn label_keys_alertmanager_refuses_are_refused_where_they_are() {
         [
             "3:1: host.labels: \"dc.zone\" is not a valid label name: Alertmanager takes only [a-zA-Z_][a-zA-Z0-9_]*"
         ]
+    );
+}
+
+#[test]
+fn syslog_format_and_retries_are_checked() {
+    let c = parse("[sinks.syslog]\nformat = \"ecs-json\"\nevents = true\n");
+    let s = c.sinks.syslog.expect("syslog on");
+    assert_eq!(
+        (s.format, s.events, s.alerts),
+        (SyslogFormat::EcsJson, true, true)
+    );
+    let p = problems("[sinks.syslog]\nformat = \"json\"\n");
+    assert!(
+        p[0].starts_with("2:10: sinks.syslog.format: unknown variant `json`"),
+        "{p:?}"
+    );
+    let p = problems("[sinks.syslog]\nmax_retries = 20001\n");
+    assert!(
+        p[0].starts_with("2:15: sinks.syslog.max_retries: must be between 0 and 20000"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn syslog_over_tls_takes_the_shared_tls_config_and_only_with_transport_tls() {
+    let c = parse("[sinks.syslog]\ntransport = \"tls\"\n");
+    let s = c.sinks.syslog.expect("syslog on");
+    assert_eq!(s.target, SyslogTarget::Tls("127.0.0.1:6514".into()));
+    assert_eq!(s.tls, Some(TlsConfig::default()), "the system's roots");
+    let c = parse(
+        "[sinks.syslog]\ntransport = \"tls\"\naddress = \"logs.example.org:6514\"\n\
+         [sinks.syslog.tls_config]\nserver_name = \"central.example.org\"\n",
+    );
+    let s = c.sinks.syslog.expect("syslog on");
+    assert_eq!(s.target, SyslogTarget::Tls("logs.example.org:6514".into()));
+    assert_eq!(
+        s.tls.and_then(|t| t.server_name).as_deref(),
+        Some("central.example.org")
+    );
+    let p = problems(
+        "[sinks.syslog]\ntransport = \"tcp\"\n[sinks.syslog.tls_config]\nserver_name = \"x\"\n",
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("3:1: sinks.syslog.tls_config: is set, but the transport is not \"tls\""),
+        "{p:?}"
+    );
+    let p = problems(
+        "[sinks.syslog]\ntransport = \"tls\"\n[sinks.syslog.tls_config]\nca_file = \"ca.pem\"\n",
+    );
+    assert!(
+        p[0].starts_with(
+            "4:11: sinks.syslog.tls_config.ca_file: \"ca.pem\" is not an absolute path"
+        ),
+        "{p:?}"
     );
 }

@@ -26,6 +26,9 @@ use crate::util::secret::read_secret_file;
 /// the kernel allows for a BPF ring buffer.
 const MAX_RING_BYTES: u64 = 1 << 30;
 const MAX_QUEUE: u64 = 1 << 20;
+/// `sinks.syslog.max_retries`: the backoff tops out at 5 s, so this is
+/// about a day of retrying one message.
+const MAX_SYSLOG_RETRIES: u64 = 20_000;
 /// A task name holds at most this many bytes.
 const COMM_LEN: usize = 15;
 
@@ -732,8 +735,13 @@ impl Checker<'_> {
                 }
             }
             (net, address) => {
+                let default = if net == raw::Transport::Tls {
+                    SyslogSink::DEFAULT_TLS_ADDRESS
+                } else {
+                    SyslogSink::DEFAULT_NET_ADDRESS
+                };
                 let address = address.map_or_else(
-                    || Ok(SyslogSink::DEFAULT_NET_ADDRESS.to_owned()),
+                    || Ok(default.to_owned()),
                     |a| {
                         if is_host_port(a.get_ref()) {
                             Ok(a.into_inner())
@@ -744,6 +752,7 @@ impl Checker<'_> {
                 );
                 match address {
                     Ok(a) if net == raw::Transport::Udp => Some(SyslogTarget::Udp(a)),
+                    Ok(a) if net == raw::Transport::Tls => Some(SyslogTarget::Tls(a)),
                     Ok(a) => Some(SyslogTarget::Tcp(a)),
                     Err(a) => {
                         self.error(
@@ -776,6 +785,32 @@ impl Checker<'_> {
             1..=MAX_QUEUE,
             SyslogSink::DEFAULT_QUEUE as u64,
         );
+        // The same table and checks as every sink's tls_config; only the
+        // tls transport has a use for it.
+        let tls_span = raw.tls_config.as_ref().map(Spanned::span);
+        let tls = super::tls::parse(raw.tls_config, "sinks.syslog", self.problems);
+        if let Some(tls_span) = tls_span
+            && transport != raw::Transport::Tls
+            && !transport_reported
+        {
+            self.error(
+                tls_span,
+                "sinks.syslog.tls_config: is set, but the transport is not \"tls\": \
+                 set transport = \"tls\", or remove tls_config"
+                    .to_owned(),
+            );
+        }
+        let tls = if transport == raw::Transport::Tls {
+            Some(tls.unwrap_or_default())
+        } else {
+            None
+        };
+        let max_retries = self.ranged(
+            raw.max_retries,
+            "sinks.syslog.max_retries",
+            0..=MAX_SYSLOG_RETRIES,
+            SyslogSink::DEFAULT_MAX_RETRIES.into(),
+        );
         let alerts = raw.alerts.unwrap_or(true);
         let events = raw.events.unwrap_or(false);
         if !alerts && !events {
@@ -792,6 +827,9 @@ impl Checker<'_> {
             events,
             facility: facility?,
             queue: queue as usize,
+            format: raw.format.unwrap_or_default(),
+            tls,
+            max_retries: max_retries as u32,
             ..SyslogSink::new(target?)
         })
     }

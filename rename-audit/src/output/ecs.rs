@@ -398,6 +398,8 @@ struct LostOut {
     count: u64,
     class: &'static str,
     reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sink: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -551,6 +553,7 @@ impl<'a> Line<'a> {
                     count: l.count,
                     class: l.class.as_str(),
                     reason: l.reason.as_str(),
+                    sink: l.sink,
                 }),
                 _ => None,
             },

@@ -384,6 +384,7 @@ fn lost_line() {
         class: Class::Process,
         reason: LostReason::NoStormSlot,
         count: 17,
+        sink: None,
     }));
     ev.process = None;
     let v = parse(&line(&ev));

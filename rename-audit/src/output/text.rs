@@ -406,6 +406,7 @@ mod tests {
             class: Class::Thread,
             reason: LostReason::RingFull,
             count: 5,
+            sink: None,
         });
         assert_eq!(
             text(&ev, false),

@@ -479,6 +479,7 @@ mod tests {
                 class: Class::Thread,
                 reason: LostReason::RingFull,
                 count: 3,
+                sink: None,
             }),
             alert: None,
         }

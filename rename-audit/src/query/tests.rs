@@ -63,6 +63,7 @@ fn events() -> Vec<Event> {
         class: Class::Process,
         reason: LostReason::RingFull,
         count: 9,
+        sink: None,
     });
     vec![rename, summary, lost]
 }

@@ -302,6 +302,7 @@ fn only_renames_with_a_process_are_candidates() {
         class: Class::Process,
         reason: LostReason::RingFull,
         count: 3,
+        sink: None,
     });
     assert_eq!(rule_of(&engine(), &ev), None);
     let mut ev = main_rename("/tmp/x", "x", "y");

@@ -64,6 +64,8 @@ pub enum SinkError {
     Credentials(#[from] alertmanager::CredentialError),
     #[error("{sink}: the queue size must be at least 1")]
     EmptyQueue { sink: &'static str },
+    #[error("syslog: {0}")]
+    SyslogTls(String),
 }
 
 struct Worker {
@@ -99,6 +101,10 @@ impl Worker {
     }
 }
 
+/// Sink losses are reported at most this often (see
+/// [`Sinks::losses_to_report`]).
+pub const LOSS_REPORT_EVERY: Duration = Duration::from_secs(10);
+
 /// The sinks' secret files (Alertmanager's `password_file` or
 /// `credentials_file`), read again on SIGHUP.
 #[derive(Clone, Debug)]
@@ -130,6 +136,8 @@ pub struct Sinks {
     credentials: Option<Arc<alertmanager::Credentials>>,
     syslog: Option<(Worker, SyslogSink)>,
     prometheus: Option<MetricsServer>,
+    metrics: Arc<Metrics>,
+    last_loss_report: Option<std::time::Instant>,
 }
 
 impl Sinks {
@@ -154,7 +162,8 @@ impl Sinks {
         let sl = cfg
             .syslog
             .as_ref()
-            .map(|c| (c, syslog::SyslogSink::new(c, &host, Arc::clone(&metrics))));
+            .map(|c| syslog::SyslogSink::new(c, &host, Arc::clone(&metrics)).map(|s| (c, s)))
+            .transpose()?;
         for (sink, q) in [
             (
                 alertmanager::SINK,
@@ -193,6 +202,8 @@ impl Sinks {
             credentials,
             syslog,
             prometheus,
+            metrics,
+            last_loss_report: None,
         })
     }
 
@@ -227,6 +238,28 @@ impl Sinks {
                 .filter(|(_, cfg)| syslog::wants(cfg, ev))
                 .map(|(worker, _)| worker),
         ]
+    }
+
+    /// Records the sinks lost since the last report, by sink and reason:
+    /// the first loss at once, later ones at most every
+    /// [`LOSS_REPORT_EVERY`] (summed), or now when `force`d.
+    pub fn losses_to_report(
+        &mut self,
+        now: std::time::Instant,
+        force: bool,
+    ) -> Vec<(&'static str, crate::event::LostReason, u64)> {
+        let due = force
+            || self
+                .last_loss_report
+                .is_none_or(|at| now.saturating_duration_since(at) >= LOSS_REPORT_EVERY);
+        if !due {
+            return Vec::new();
+        }
+        let losses = self.metrics.take_sink_losses();
+        if !losses.is_empty() {
+            self.last_loss_report = Some(now);
+        }
+        losses
     }
 
     /// The sinks' secret files, for SIGHUP to read again. Take it before
@@ -274,6 +307,70 @@ impl Sinks {
         if let Some(p) = self.prometheus {
             let left = until.saturating_duration_since(tokio::time::Instant::now());
             p.stop(left.max(Duration::from_millis(100))).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::LostReason;
+    use std::time::Instant;
+
+    #[test]
+    fn losses_are_reported_at_once_then_at_most_every_interval_summed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let metrics = Metrics::new();
+        let mut sinks = Sinks::start(
+            &SinksConfig::default(),
+            Arc::clone(&metrics),
+            Arc::from("h"),
+            rt.handle(),
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        assert!(sinks.losses_to_report(t0, false).is_empty(), "nothing lost");
+        metrics.sink_dropped("syslog");
+        metrics.sink_failed("syslog", 2, LostReason::SendFailed);
+        assert_eq!(
+            sinks.losses_to_report(t0, false),
+            vec![
+                ("syslog", LostReason::QueueFull, 1),
+                ("syslog", LostReason::SendFailed, 2)
+            ],
+            "the first loss at once"
+        );
+        metrics.sink_failed("syslog", 3, LostReason::SendFailed);
+        metrics.sink_failed("syslog", 1, LostReason::TooBig);
+        metrics.sink_failed("syslog", 4, LostReason::SendFailed);
+        let later = t0 + LOSS_REPORT_EVERY - Duration::from_millis(1);
+        assert!(sinks.losses_to_report(later, false).is_empty(), "held back");
+        assert_eq!(
+            sinks.losses_to_report(t0 + LOSS_REPORT_EVERY, false),
+            vec![
+                ("syslog", LostReason::SendFailed, 7),
+                ("syslog", LostReason::TooBig, 1)
+            ],
+            "summed, per sink and reason"
+        );
+        metrics.sink_dropped_n("alertmanager", 5);
+        assert_eq!(
+            sinks.losses_to_report(t0 + LOSS_REPORT_EVERY, true),
+            vec![("alertmanager", LostReason::Shutdown, 5)],
+            "forced at the end"
+        );
+        let text = metrics.encode();
+        for line in [
+            "rename_audit_sink_lost_total{sink=\"syslog\",reason=\"send-failed\"} 9\n",
+            "rename_audit_sink_lost_total{sink=\"syslog\",reason=\"queue-full\"} 1\n",
+            "rename_audit_events_lost_total{class=\"sink\"} 16\n",
+            "rename_audit_events_lost_by_reason_total{class=\"sink\",reason=\"too-big\"} 1\n",
+            "rename_audit_sink_failed_total{sink=\"syslog\"} 10\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
         }
     }
 }

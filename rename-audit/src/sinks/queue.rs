@@ -80,6 +80,7 @@ mod tests {
                 class: Class::Thread,
                 reason: LostReason::RingFull,
                 count: 1,
+                sink: None,
             }),
             alert: None,
         })

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::queue::stopped;
+use crate::event::LostReason;
 use crate::metrics::Metrics;
 use crate::util::throttle::LogThrottle;
 
@@ -29,6 +30,12 @@ pub(crate) trait Deliver {
     /// One attempt. A sink that keeps a connection drops it on failure, so
     /// the next attempt reconnects.
     async fn attempt(&mut self, unit: &Self::Unit) -> Result<(), DeliveryError>;
+
+    /// Why a unit given up after the failed attempt `err` is lost: it could
+    /// not be sent, unless the sink knows better (syslog's `too-big`).
+    fn lost_reason(&self, _err: &DeliveryError) -> LostReason {
+        LostReason::SendFailed
+    }
 }
 
 /// The retry policy and its bookkeeping for one sink, or one replica of a
@@ -68,6 +75,15 @@ impl Retry {
         self
     }
 
+    /// `records` given up because shutdown said stop: a loss for the sink,
+    /// or (for one of several replicas) only for that replica.
+    fn dropped(&self, replica: Option<&Arc<str>>, records: u64) {
+        match replica {
+            Some(_) => self.metrics.replica_dropped(self.sink, replica, records),
+            None => self.metrics.sink_dropped_n(self.sink, records),
+        }
+    }
+
     /// Delivers `unit`, which holds `records` records, with retries and
     /// backoff. Every record ends up counted once: sent, failed (given up)
     /// or dropped (told to stop meanwhile). Returns false in the last case.
@@ -98,7 +114,7 @@ impl Retry {
             let result = tokio::select! {
                 biased;
                 _ = stopped(stop) => {
-                    self.metrics.replica_dropped(self.sink, replica, records);
+                    self.dropped(replica, records);
                     return false;
                 }
                 r = sink.attempt(unit) => r,
@@ -114,7 +130,14 @@ impl Retry {
             let delay = self.backoff.delay_now(attempt);
             let stale = give_up_at.is_some_and(|t| tokio::time::Instant::now() + delay > t);
             if !err.retryable || attempt >= self.max_retries || stale {
-                self.metrics.replica_failed(self.sink, replica, records);
+                match replica {
+                    // One replica failing loses nothing while another
+                    // delivers: counted per replica, not as a loss.
+                    Some(_) => self.metrics.replica_failed(self.sink, replica, records),
+                    None => self
+                        .metrics
+                        .sink_failed(self.sink, records, sink.lost_reason(&err)),
+                }
                 if let Some(held) = self.warn.allow(Instant::now()) {
                     match replica {
                         Some(replica) => tracing::warn!(
@@ -162,7 +185,7 @@ impl Retry {
             tokio::select! {
                 biased;
                 _ = stopped(stop) => {
-                    self.metrics.replica_dropped(self.sink, replica, records);
+                    self.dropped(replica, records);
                     return false;
                 }
                 _ = tokio::time::sleep(delay) => {}

@@ -22,6 +22,7 @@ mod deploy;
 mod edges;
 mod fleet_alertmanager;
 mod fleet;
+mod fleet_syslog;
 mod hermetic;
 mod hostile;
 mod kernel;

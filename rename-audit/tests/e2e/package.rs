@@ -34,6 +34,16 @@ const EXPECTED: &[&str] = &[
 ];
 /// Where the package puts the example Prometheus rules and their tests.
 const EXAMPLES: &str = "/usr/share/doc/rename-audit/examples/prometheus";
+/// The central-store recipe (deploy/rsyslog/), shipped as examples only:
+/// nothing of it under /etc, so nothing of it is active.
+const RSYSLOG_EXAMPLES: &[&str] = &[
+    "README.md",
+    "host.conf",
+    "central.conf",
+    "logrotate.conf",
+    "rename-audit.toml",
+];
+const EXAMPLES_DIR: &str = "./usr/share/doc/rename-audit/examples/rsyslog/";
 const ENABLED_LINK: &str = "/etc/systemd/system/multi-user.target.wants/rename-audit.service";
 
 fn stdout(command: &mut Command) -> String {
@@ -99,6 +109,32 @@ fn the_package_builds_installs_runs_verifies_and_purges_cleanly() {
             "{want} missing from the package:\n{contents}"
         );
     }
+    // The rsyslog recipe, byte for byte what the relay tests run, and only
+    // as examples.
+    let unpacked = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(unpacked.path()));
+    for file in RSYSLOG_EXAMPLES {
+        let want = format!("{EXAMPLES_DIR}{file}");
+        assert!(
+            paths.contains(&want.as_str()),
+            "{want} missing:\n{contents}"
+        );
+        let shipped = std::fs::read(unpacked.path().join(&want)).expect("read the example");
+        let source = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/rsyslog")
+                .join(file),
+        )
+        .expect("read deploy/rsyslog");
+        assert_eq!(shipped, source, "{want} is deploy/rsyslog/{file}");
+    }
+    assert!(
+        !paths.iter().any(|p| p.starts_with("./etc/rsyslog")),
+        "the recipe is not active: nothing under /etc/rsyslog*\n{contents}"
+    );
     let control = tempfile::tempdir().unwrap();
     run(Command::new("dpkg-deb")
         .arg("--control")

@@ -65,6 +65,30 @@ pub(crate) fn format(ev: &Event, origin: &Origin, max_len: usize) -> String {
     rfc5424::format(&header, &sd, &msg, max_len)
 }
 
+/// `format = "ecs-json"`: MSG is the event's ECS JSON line, made by the
+/// output's own encoder, so the central store gets exactly the object the
+/// host's output has; the priority is the journal's (alerts by severity,
+/// losses and gaps warning). `line` is a buffer kept between calls.
+pub(crate) fn format_ecs_json(ev: &Event, origin: &Origin, line: &mut Vec<u8>) -> String {
+    line.clear();
+    crate::output::write_json_line(ev, line);
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    let header = Header {
+        facility: origin.facility,
+        severity: crate::output::ecs::syslog_priority(ev),
+        timestamp: ev.timestamp,
+        hostname: &origin.hostname,
+        app_name: APP_NAME,
+        procid: &origin.procid,
+        msgid: ev.body.action(),
+    };
+    // The encoder writes UTF-8 and escapes every control character, so the
+    // line is one line of text; lossy only in name.
+    rfc5424::format_uncut(&header, &[], &String::from_utf8_lossy(line))
+}
+
 fn params(ev: &Event) -> Vec<(&'static str, String)> {
     let mut p = vec![("sequence", ev.sequence.to_string()), ("event_id", ev.id())];
     if let Some(proc_) = &ev.process {
@@ -115,6 +139,9 @@ fn params(ev: &Event) -> Vec<(&'static str, String)> {
                 ("reason", l.reason.as_str().to_owned()),
                 ("count", l.count.to_string()),
             ]);
+            if let Some(sink) = l.sink {
+                p.push(("sink", sink.to_owned()));
+            }
         }
         Body::Found(f) => p.push(("name", f.name.escaped())),
         Body::Hidden(h) => {
@@ -231,6 +258,12 @@ fn one_liner(ev: &Event) -> String {
             l.count,
             l.reason.as_str()
         ),
+        Body::Lost(l) if l.class == Class::Sink => format!(
+            "events lost: {} records could not be delivered by the {} sink ({})",
+            l.count,
+            l.sink.unwrap_or("?"),
+            l.reason.as_str()
+        ),
         Body::Lost(l) => format!(
             "events lost: {} {} records could not be sent by the kernel ({})",
             l.count,
@@ -339,6 +372,32 @@ mod tests {
     }
 
     #[test]
+    fn ecs_json_msg_is_the_output_line_and_hostname_is_printable_ascii() {
+        let mut ev = rename(b"evil\nname\xff\xfe\"}");
+        ev.host = Arc::from("höst name\t1");
+        let mut origin = origin();
+        origin.hostname = ev.host.to_string();
+        let mut buf = Vec::new();
+        let m = format_ecs_json(&ev, &origin, &mut buf);
+        let mut line = Vec::new();
+        crate::output::write_json_line(&ev, &mut line);
+        let line = String::from_utf8(line).unwrap();
+        let prefix =
+            "<38>1 2023-11-14T22:13:20.000000Z h_st_name_1 rename-audit 77 process-renamed - ";
+        assert_eq!(m, format!("{prefix}{}", line.trim_end_matches('\n')));
+        assert!(!m.chars().any(char::is_control), "{m:?}");
+        // The JSON keeps the exact host name and the name's raw bytes.
+        let json: serde_json::Value = serde_json::from_str(&m[prefix.len()..]).unwrap();
+        assert_eq!(json["host"]["hostname"], "höst name\t1");
+        assert_eq!(json["rename"]["new_name_hex"], "6576696c0a6e616d65fffe227d");
+        assert_eq!(json["event"]["id"], ev.id());
+        // No cut, however long.
+        ev.process.as_mut().unwrap().executable = Some(Name::from("/x".repeat(40_000).as_str()));
+        let m = format_ecs_json(&ev, &origin, &mut buf);
+        assert!(m.len() > 80_000 && m.ends_with('}'), "{}", m.len());
+    }
+
+    #[test]
     fn summaries_and_losses() {
         let mut ev = rename(b"x");
         ev.body = Body::Summary(Summary {
@@ -360,6 +419,7 @@ mod tests {
             class: Class::Process,
             reason: LostReason::RingFull,
             count: 2,
+            sink: None,
         });
         let m = format(&ev, &origin(), 8192);
         let run = crate::event::run_id();
@@ -371,10 +431,22 @@ mod tests {
             class: Class::Output,
             reason: LostReason::WriteFailed,
             count: 7,
+            sink: None,
         });
         let m = format(&ev, &origin(), 8192);
         assert!(
             m.ends_with(&format!(r#" events-lost [rename@32473 sequence="5" event_id="{run}-5" class="output" reason="write-failed" count="7"] events lost: 7 records could not be written to the output (write-failed)"#)),
+            "{m}"
+        );
+        ev.body = Body::Lost(Lost {
+            class: Class::Sink,
+            reason: LostReason::TooBig,
+            count: 2,
+            sink: Some("syslog"),
+        });
+        let m = format(&ev, &origin(), 8192);
+        assert!(
+            m.ends_with(&format!(r#" events-lost [rename@32473 sequence="5" event_id="{run}-5" class="sink" reason="too-big" count="2" sink="syslog"] events lost: 2 records could not be delivered by the syslog sink (too-big)"#)),
             "{m}"
         );
     }

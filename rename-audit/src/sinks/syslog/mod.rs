@@ -1,5 +1,12 @@
-//! Syslog sink: RFC 5424 messages over the local datagram socket, UDP, or TCP
-//! with octet-counting framing (RFC 6587).
+//! Syslog sink: RFC 5424 messages over the local datagram socket, UDP, TCP
+//! with octet-counting framing (RFC 6587), or the same frames in TLS (RFC
+//! 5425, rustls with the shared `tls_config`). MSG is a readable line with the
+//! fields in structured data (`format = "text"`), or the event's ECS JSON
+//! line (`"ecs-json"`).
+//!
+//! Nothing is cut silently: a datagram the socket refuses as too big
+//! (`EMSGSIZE`: over 65,507 bytes for UDP over IPv4, over the socket's send
+//! buffer for a unix socket) is counted as lost (`too-big`) and not retried.
 
 mod message;
 mod rfc5424;
@@ -13,12 +20,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use self::message::Origin;
-use self::transport::Conn;
+use self::transport::{Conn, TlsClient};
+use super::SinkError;
 use super::backoff::Backoff;
 use super::queue::{abandon, stopped};
 use super::retry::{Deliver, DeliveryError, Retry};
-use crate::config::{self, SyslogTarget};
-use crate::event::Event;
+use crate::config::{self, SyslogFormat, SyslogTarget};
+use crate::event::{Event, LostReason};
 use crate::metrics::Metrics;
 
 pub(crate) const SINK: &str = "syslog";
@@ -37,7 +45,7 @@ fn max_len(target: &SyslogTarget) -> usize {
         // RFC 5426 asks senders to keep datagrams at or under 2048 bytes.
         SyslogTarget::Udp(_) => 2048,
         // rsyslog's default maxMessageSize is 8k.
-        SyslogTarget::Unix(_) | SyslogTarget::Tcp(_) => 8000,
+        SyslogTarget::Unix(_) | SyslogTarget::Tcp(_) | SyslogTarget::Tls(_) => 8000,
     }
 }
 
@@ -47,6 +55,8 @@ pub(crate) struct SyslogSink {
     metrics: Arc<Metrics>,
     sender: Sender,
     retry: Retry,
+    /// The ECS line's buffer, kept between messages.
+    line: Vec<u8>,
 }
 
 /// One message to the server, over a connection kept between messages.
@@ -54,11 +64,32 @@ struct Sender {
     target: SyslogTarget,
     timeout: Duration,
     conn: Option<Conn>,
+    /// The last attempt failed because the message is too big to send.
+    too_big: bool,
+    /// For transport `tls`: the client configuration, built once.
+    tls: Option<TlsClient>,
 }
 
 impl SyslogSink {
-    pub(crate) fn new(cfg: &config::SyslogSink, host: &str, metrics: Arc<Metrics>) -> Self {
-        Self {
+    /// Fails only for transport `tls`, when its files cannot be used.
+    pub(crate) fn new(
+        cfg: &config::SyslogSink,
+        host: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, SinkError> {
+        let tls = match (&cfg.target, &cfg.tls) {
+            (SyslogTarget::Tls(address), tls) => {
+                let tls = tls.clone().unwrap_or_default();
+                let client = super::tls::client_config(&tls, SINK)
+                    .map_err(|e| SinkError::SyslogTls(e.to_string()))?;
+                Some(
+                    TlsClient::new(client, tls.server_name.as_deref(), address)
+                        .map_err(SinkError::SyslogTls)?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Self {
             cfg: cfg.clone(),
             origin: Origin {
                 hostname: host.to_owned(),
@@ -75,12 +106,15 @@ impl SyslogSink {
                 Arc::clone(&metrics),
             ),
             metrics,
+            line: Vec::with_capacity(4096),
             sender: Sender {
                 target: cfg.target.clone(),
                 timeout: cfg.timeout.max(Duration::from_millis(1)),
                 conn: None,
+                too_big: false,
+                tls,
             },
-        }
+        })
     }
 
     pub(crate) fn spawn(
@@ -105,7 +139,12 @@ impl SyslogSink {
                     None => return,
                 },
             };
-            let msg = message::format(&ev, &self.origin, max_len(&self.cfg.target));
+            let msg = match self.cfg.format {
+                SyslogFormat::Text => message::format(&ev, &self.origin, max_len(&self.cfg.target)),
+                SyslogFormat::EcsJson => {
+                    message::format_ecs_json(&ev, &self.origin, &mut self.line)
+                }
+            };
             if !self.deliver(&msg, &mut stop).await {
                 abandon(&mut rx, SINK, &self.metrics);
                 return;
@@ -124,7 +163,17 @@ impl Deliver for Sender {
     type Unit = str;
 
     async fn attempt(&mut self, msg: &str) -> Result<(), DeliveryError> {
+        self.too_big = false;
         self.try_send(msg).await.map_err(|e| {
+            // The socket refuses the size: the connection is fine, and no
+            // retry can help.
+            if e.raw_os_error() == Some(libc::EMSGSIZE) {
+                self.too_big = true;
+                return DeliveryError {
+                    retryable: false,
+                    message: format!("{}: a message of {} bytes: {e}", self.target, msg.len()),
+                };
+            }
             // Reconnect for the next attempt.
             self.conn = None;
             DeliveryError {
@@ -132,6 +181,14 @@ impl Deliver for Sender {
                 message: format!("{}: {e}", self.target),
             }
         })
+    }
+
+    fn lost_reason(&self, _err: &DeliveryError) -> LostReason {
+        if self.too_big {
+            LostReason::TooBig
+        } else {
+            LostReason::SendFailed
+        }
     }
 }
 
@@ -141,9 +198,10 @@ impl Sender {
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {
-                let c = tokio::time::timeout(timeout, Conn::connect(&self.target))
-                    .await
-                    .map_err(|_| timed_out("connect"))??;
+                let c =
+                    tokio::time::timeout(timeout, Conn::connect(&self.target, self.tls.as_ref()))
+                        .await
+                        .map_err(|_| timed_out("connect"))??;
                 self.conn.insert(c)
             }
         };
@@ -155,4 +213,101 @@ impl Sender {
 
 fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender(target: SyslogTarget) -> Sender {
+        Sender {
+            target,
+            timeout: Duration::from_secs(5),
+            conn: None,
+            too_big: false,
+            tls: None,
+        }
+    }
+
+    /// The real limits, found by the kernel's EMSGSIZE: one byte under is
+    /// sent whole, one byte over is refused as too big, without a retry
+    /// and without dropping the connection.
+    async fn limit_holds(s: &mut Sender, limit: usize, received: impl Fn() -> usize) {
+        let fits = "x".repeat(limit);
+        s.attempt(&fits)
+            .await
+            .expect("a message at the limit is sent");
+        assert_eq!(received(), limit, "sent whole, not cut");
+        assert_eq!(
+            s.lost_reason(&DeliveryError {
+                retryable: true,
+                message: String::new()
+            }),
+            LostReason::SendFailed
+        );
+        let over = "x".repeat(limit + 1);
+        let err = s
+            .attempt(&over)
+            .await
+            .expect_err("one byte more is refused");
+        assert!(!err.retryable, "{}", err.message);
+        assert_eq!(s.lost_reason(&err), LostReason::TooBig);
+        assert!(
+            err.message.contains(&format!("{} bytes", limit + 1)),
+            "{}",
+            err.message
+        );
+        assert!(s.conn.is_some(), "the connection is kept");
+        s.attempt("small").await.expect("and still works");
+        assert_eq!(received(), 5);
+    }
+
+    #[tokio::test]
+    async fn udp_refuses_a_datagram_over_65507_bytes_as_too_big() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut s = sender(SyslogTarget::Udp(rx.local_addr().unwrap().to_string()));
+        let received = || {
+            let mut buf = vec![0u8; 70_000];
+            rx.recv(&mut buf).unwrap()
+        };
+        limit_holds(&mut s, 65_507, received).await;
+    }
+
+    #[tokio::test]
+    async fn a_unix_socket_refuses_a_datagram_over_its_send_buffer_as_too_big() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let rx = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut s = sender(SyslogTarget::Unix(path));
+        s.attempt("probe").await.unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        assert_eq!(rx.recv(&mut buf).unwrap(), 5);
+        // The kernel refuses a datagram longer than the sender's send
+        // buffer less 32 bytes (unix_dgram_sendmsg); that buffer is
+        // net.core.wmem_default unless set.
+        let sndbuf = match &s.conn {
+            Some(transport::Conn::Unix(sock)) => {
+                use std::os::fd::AsRawFd;
+                let mut v: libc::c_int = 0;
+                let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                // SAFETY: getsockopt writes at most `len` bytes into `v`.
+                let rc = unsafe {
+                    libc::getsockopt(
+                        sock.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_SNDBUF,
+                        (&raw mut v).cast(),
+                        &raw mut len,
+                    )
+                };
+                assert_eq!(rc, 0);
+                usize::try_from(v).unwrap()
+            }
+            _ => unreachable!("a unix target connects a unix socket"),
+        };
+        let received = move || rx.recv(&mut vec![0u8; 1 << 20]).unwrap();
+        limit_holds(&mut s, sndbuf - 32, received).await;
+    }
 }

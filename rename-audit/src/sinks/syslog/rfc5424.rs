@@ -36,8 +36,33 @@ pub(crate) struct SdElement {
 /// The whole message, at most `max_len` bytes as long as header and
 /// structured data fit (MSG is what gets shortened).
 pub(crate) fn format(h: &Header<'_>, sd: &[SdElement], msg: &str, max_len: usize) -> String {
+    let mut out = head(h, sd, 256);
+    let room = max_len.saturating_sub(out.len() + 1);
+    let msg = ascii_msg(msg, room);
+    if !msg.is_empty() {
+        out.push(' ');
+        out.push_str(&msg);
+    }
+    out
+}
+
+/// The whole message with `msg` as MSG, uncut. The caller vouches that
+/// `msg` is one line of UTF-8 with no control character (an ECS JSON line:
+/// its encoder escapes them all). No BOM: MSG-ANY (section 6.4), which
+/// receivers store as it came.
+pub(crate) fn format_uncut(h: &Header<'_>, sd: &[SdElement], msg: &str) -> String {
+    let mut out = head(h, sd, msg.len() + 160);
+    if !msg.is_empty() {
+        out.push(' ');
+        out.push_str(msg);
+    }
+    out
+}
+
+/// HEADER SP STRUCTURED-DATA.
+fn head(h: &Header<'_>, sd: &[SdElement], capacity: usize) -> String {
     let pri = u16::from(h.facility.min(23)) * 8 + u16::from(h.severity.min(7));
-    let mut out = String::with_capacity(256);
+    let mut out = String::with_capacity(capacity);
     let _ = write!(
         out,
         "<{pri}>1 {} {} {} {} {} ",
@@ -61,12 +86,6 @@ pub(crate) fn format(h: &Header<'_>, sd: &[SdElement], msg: &str, max_len: usize
             out.push('"');
         }
         out.push(']');
-    }
-    let room = max_len.saturating_sub(out.len() + 1);
-    let msg = ascii_msg(msg, room);
-    if !msg.is_empty() {
-        out.push(' ');
-        out.push_str(&msg);
     }
     out
 }
@@ -98,7 +117,10 @@ pub(crate) fn timestamp(t: OffsetDateTime) -> String {
     )
 }
 
-/// PRINTUSASCII (33-126) only, at most `max` chars; `-` when empty.
+/// PRINTUSASCII (33-126) only, at most `max` chars; `-` when empty. Every
+/// other character (a space, a control, anything not ASCII) becomes one
+/// `_`: HOSTNAME and the other header fields must be printable ASCII
+/// (section 6.2), while the JSON keeps the exact text.
 pub(crate) fn header_field(s: &str, max: usize) -> String {
     let out: String = s
         .chars()
@@ -231,6 +253,33 @@ mod tests {
         );
         assert!(
             m.ends_with(r" evil\nmsg \u{1b}[31m \u{2028} \u{fc}n\u{ef}"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn hostname_is_printable_ascii_one_underscore_per_character() {
+        let mut h = header("m");
+        for (name, sent) in [
+            ("web 1", "web_1"),
+            ("hôst-ü", "h_st-_"),
+            ("数据库", "___"),
+            ("a\u{200b}b\u{202e}c", "a_b_c"),
+            ("", "-"),
+        ] {
+            h.hostname = name;
+            let m = format_uncut(&h, &[], "{}");
+            assert_eq!(
+                m,
+                format!("<34>1 2023-11-14T22:13:20.123456Z {sent} rename-audit 77 m - {{}}"),
+                "{name:?}"
+            );
+        }
+        let long = "h".repeat(300);
+        h.hostname = &long;
+        let m = format_uncut(&h, &[], "");
+        assert!(
+            m.contains(&format!(" {} rename-audit ", "h".repeat(255))),
             "{m}"
         );
     }

@@ -22,7 +22,7 @@ use super::http;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+pub const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A port nobody listens on right now (TCP and UDP).
@@ -97,6 +97,11 @@ impl Proc {
 
     /// SIGTERM, then SIGKILL after 5 s; waits for the exit.
     pub fn stop(&mut self) {
+        self.stop_within(Duration::from_secs(5));
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; waits for the exit.
+    pub fn stop_within(&mut self, timeout: Duration) {
         let Some(mut c) = self.child.take() else {
             return;
         };
@@ -104,7 +109,7 @@ impl Proc {
         unsafe {
             libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
         }
-        let until = Instant::now() + Duration::from_secs(5);
+        let until = Instant::now() + timeout;
         while Instant::now() < until {
             if let Ok(Some(_)) = c.try_wait() {
                 return;
