@@ -291,7 +291,7 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9560).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Directory for the daemon's state (the run's last record, to report the gap after a kill or crash) [default: $STATE_DIRECTORY, else /var/lib/rename-audit].
+    /// Directory for the daemon's state (agent.id, and the run's last record, to report the gap after a kill or crash) [default: $STATE_DIRECTORY, else /var/lib/rename-audit].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Read `host.id` from this file instead of /etc/machine-id (tests).

@@ -155,6 +155,55 @@ fn every_line_names_host_and_agent_and_agent_id_survives_a_restart() {
 }
 
 #[test]
+fn alertmanager_alerts_carry_the_host_labels() {
+    let am = crate::support::servers::Alertmanager::start();
+    let host = Host::new(&format!(
+        "[host]\nname = \"e2e-am-fleet\"\nlabels = {{ env = \"prod\", role = \"db\" }}\n\n\
+         [sinks.alertmanager]\nurl = \"{}\"\n",
+        am.url()
+    ));
+    let mut d = host.start(&host.path("machine-id"), "events.json");
+    let pid = renamer::run("prctl", b"kworker/7:7", &[]).get("pid");
+    d.wait_for("the kernel-thread-mimic alert", |e| {
+        at(e, "process.pid").as_u64() == Some(pid.into())
+            && at(e, "rule.id").as_str() == Some("kernel-thread-mimic")
+    });
+    let alerts = am.wait_for_alerts(
+        "host",
+        "e2e-am-fleet",
+        std::time::Duration::from_secs(20),
+        |a| {
+            a.iter()
+                .any(|x| x["labels"]["rule"] == "kernel-thread-mimic")
+        },
+    );
+    d.stop();
+    let alert = alerts
+        .iter()
+        .find(|x| x["labels"]["rule"] == "kernel-thread-mimic")
+        .unwrap();
+    let labels = alert["labels"].as_object().unwrap();
+    let keys: Vec<&str> = labels.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "alertname",
+            "env",
+            "executable",
+            "host",
+            "process_name",
+            "role",
+            "rule",
+            "severity"
+        ],
+        "{alert}"
+    );
+    assert_eq!(labels["env"], "prod");
+    assert_eq!(labels["role"], "db");
+    assert_eq!(labels["host"], "e2e-am-fleet");
+}
+
+#[test]
 fn an_unwritable_state_dir_gives_an_ephemeral_agent_id_and_one_warning() {
     let host = Host::new("");
     // A file where the directory should be: nothing can be kept there,
