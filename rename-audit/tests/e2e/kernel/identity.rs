@@ -646,6 +646,20 @@ fn under_the_units_privileges_mounts_are_watched_with_nothing_on_any_syscall() {
         "under the unit's privileges at paranoia level 3, mounts are watched through \
          {expected} here: {line}"
     );
+    {
+        // Past libtest's capture, so a run's log shows which watch this
+        // kernel got.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTE: under the unit's privileges at paranoia 3 on Linux {}: mount_watch=\"{expected}\"",
+            crate::support::kernel_version()
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        );
+    }
     let (links, perf_events) = daemon_links(d.pid());
     // The lifecycle and rename hooks at least: the check sees the links.
     assert!(links.len() >= 4, "the daemon's links: {links:#?}");
