@@ -15,6 +15,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::support::daemon::{Daemon, at, str_at};
+use crate::support::fleet::openssl;
 use crate::support::renamer;
 use crate::support::servers::{Proc, RSYSLOGD, Rsyslog, free_port, require};
 use rename_audit::config::{SinksConfig, SyslogFormat, SyslogSink, SyslogTarget};
@@ -65,60 +66,15 @@ struct Certs {
     host_key: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (Debian's openssl package)");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
 fn make_certs(dir: &Path) -> Certs {
     std::fs::create_dir_all(dir).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rename-audit test CA",
-        ],
-    );
+    openssl::ca(dir, "ca", openssl::RSA, "rename-audit test CA");
     for (name, cn) in [
         ("central", CENTRAL_NAME),
         ("host", "host.rename-audit.test"),
     ] {
-        let (key, csr, ext, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.ext"),
-            format!("{name}.pem"),
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        );
+        let ext = format!("{name}.ext");
+        openssl::csr(dir, name, openssl::RSA, cn);
         std::fs::write(
             dir.join(&ext),
             format!(
@@ -128,29 +84,9 @@ fn make_certs(dir: &Path) -> Certs {
             ),
         )
         .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
+        openssl::sign(dir, name, "ca", &ext);
         // Keys readable by their owner only: the daemon refuses others.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir.join(&key), std::fs::Permissions::from_mode(0o600)).unwrap();
+        openssl::owner_only(&dir.join(format!("{name}.key")));
     }
     Certs {
         ca: dir.join("ca.pem"),
