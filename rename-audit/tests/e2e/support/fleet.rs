@@ -479,6 +479,11 @@ impl Fleet {
         Self::start(pki, serving, false)
     }
 
+    /// Every replica's [`Replica::url`], in order.
+    pub fn urls(&self) -> Vec<String> {
+        self.replicas.iter().map(Replica::url).collect()
+    }
+
     fn start(pki: Pki, serving: &[Serving], clustered: bool) -> Fleet {
         require(ALERTMANAGER, "prometheus-alertmanager");
         let dir = tempfile::tempdir().expect("tempdir");
