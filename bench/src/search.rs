@@ -26,6 +26,9 @@ use anyhow::{Context as _, Result, ensure};
 use super::Bench;
 use crate::report::{Cell, Report, Table};
 
+/// The columns of a table of timed queries.
+const QUERY_COLUMNS: [&str; 4] = ["query", "wall s", "CPU s (user+sys)", "GB/s of CPU"];
+
 /// The names the sample's renames take (hex-encoded for the workload).
 const SAMPLE: &[(&str, &[u8])] = &[
     ("prctl", b"bench-q-proc"),
@@ -96,17 +99,9 @@ impl Bench {
                 bytes as f64 / 1e9,
                 sample.len()
             ),
-            &["query", "wall s", "CPU s (user+sys)", "GB/s of CPU"],
+            &QUERY_COLUMNS,
         );
-        for (label, args) in queries {
-            let (secs, cpu) = self.timed(&args)?;
-            table.row(vec![
-                Cell::text(label),
-                Cell::num(secs, 2),
-                Cell::num(cpu, 2),
-                Cell::num(bytes as f64 / 1e9 / cpu, 2),
-            ]);
-        }
+        self.time_queries(&mut table, &queries, bytes)?;
         fs::remove_file(&log)?;
         report.table(table)
     }
@@ -152,19 +147,32 @@ impl Bench {
                  {:.2} GB file, page-cached, output to /dev/null",
                 bytes as f64 / 1e9
             ),
-            &["query", "wall s", "CPU s (user+sys)", "GB/s of CPU"],
+            &QUERY_COLUMNS,
         );
+        self.time_queries(&mut table, &queries, bytes)?;
+        fs::remove_file(&log)?;
+        report.table(table)
+    }
+
+    /// One row of `table` (its columns [`QUERY_COLUMNS`]) for each query:
+    /// its label, wall and CPU seconds, and the GB of `bytes` it read per CPU
+    /// second.
+    fn time_queries(
+        &self,
+        table: &mut Table,
+        queries: &[(&str, Vec<&str>)],
+        bytes: u64,
+    ) -> Result<()> {
         for (label, args) in queries {
-            let (secs, cpu) = self.timed(&args)?;
+            let (secs, cpu) = self.timed(args)?;
             table.row(vec![
-                Cell::text(label),
+                Cell::text(*label),
                 Cell::num(secs, 2),
                 Cell::num(cpu, 2),
                 Cell::num(bytes as f64 / 1e9 / cpu, 2),
             ]);
         }
-        fs::remove_file(&log)?;
-        report.table(table)
+        Ok(())
     }
 
     /// Runs `rename-audit <args>` with its output to /dev/null; wall and

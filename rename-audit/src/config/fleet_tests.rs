@@ -21,10 +21,7 @@ fn problems(text: &str) -> Vec<String> {
 }
 
 fn secret(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
+    crate::util::secret::test_file(dir, name, content.as_bytes(), mode)
 }
 
 #[test]
@@ -285,40 +282,29 @@ fn client_pki(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf, PathBuf)> {
         );
         Some(())
     };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-    ])?;
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=client",
-    ])?;
+    // Self-signed: `name.pem` with its key `name.key`.
+    let self_signed = |name: &str, cn: &str| {
+        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={cn}"),
+        ])
+    };
+    self_signed("ca", "test-ca")?;
+    self_signed("client", "client")?;
     openssl(&[
         "genpkey",
         "-algorithm",

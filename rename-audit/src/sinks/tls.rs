@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -51,7 +51,10 @@ pub fn client_config(cfg: &TlsConfig, sink: &str) -> Result<rustls::ClientConfig
              anyone on the network path can read, forge or drop these alerts; set ca_file \
              instead"
         );
-        Arc::new(AcceptAny(Arc::clone(&provider)))
+        Arc::new(CustomVerifier {
+            certificate: None,
+            algorithms: provider.signature_verification_algorithms,
+        })
     } else {
         let roots = match material.roots {
             Some(roots) => roots,
@@ -59,6 +62,7 @@ pub fn client_config(cfg: &TlsConfig, sink: &str) -> Result<rustls::ClientConfig
         };
         let mut store = rustls::RootCertStore::empty();
         store.add_parsable_certificates(roots);
+        let algorithms = provider.signature_verification_algorithms;
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
             .build()
             .map_err(|e| TlsError::Rustls(e.to_string()))?;
@@ -67,9 +71,9 @@ pub fn client_config(cfg: &TlsConfig, sink: &str) -> Result<rustls::ClientConfig
             Some(name) => {
                 let name = ServerName::try_from(name.clone())
                     .map_err(|e| TlsError::Rustls(format!("server_name {name:?}: {e}")))?;
-                Arc::new(NameOverride {
-                    inner: webpki,
-                    name,
+                Arc::new(CustomVerifier {
+                    certificate: Some((webpki, name)),
+                    algorithms,
                 })
             }
         }
@@ -99,15 +103,19 @@ fn system_roots() -> Result<Vec<CertificateDer<'static>>, TlsError> {
     crate::config::tls_certificates(Path::new(SYSTEM_BUNDLE)).map_err(TlsError::SystemRoots)
 }
 
-/// Verifies the server's certificate as issued for `name`, whatever host
-/// the URL names (Prometheus's `server_name`).
+/// The verifier for `server_name` or `insecure_skip_verify`. The handshake's
+/// signatures are checked with the provider's algorithms either way, as
+/// [`WebPkiServerVerifier`] itself does.
 #[derive(Debug)]
-struct NameOverride {
-    inner: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
+struct CustomVerifier {
+    /// `None` for `insecure_skip_verify`: any certificate is taken. Else
+    /// the certificate is verified as issued for the name (Prometheus's
+    /// `server_name`), whatever host the URL names.
+    certificate: Option<(Arc<WebPkiServerVerifier>, ServerName<'static>)>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for NameOverride {
+impl ServerCertVerifier for CustomVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -116,8 +124,12 @@ impl ServerCertVerifier for NameOverride {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+        match &self.certificate {
+            None => Ok(ServerCertVerified::assertion()),
+            Some((webpki, name)) => {
+                webpki.verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+            }
+        }
     }
 
     fn verify_tls12_signature(
@@ -126,7 +138,7 @@ impl ServerCertVerifier for NameOverride {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -135,61 +147,11 @@ impl ServerCertVerifier for NameOverride {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `insecure_skip_verify`: any certificate is taken, but the handshake's
-/// signatures are still checked against it.
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

@@ -161,17 +161,21 @@ fn read_file(path: &Path, strip_newline: bool) -> Result<Secret, SecretError> {
     Ok(secret)
 }
 
+/// A file `name` in `dir` holding `content` with permission bits `mode`:
+/// the secret files of the unit tests.
+#[cfg(test)]
+pub(crate) fn test_file(dir: &Path, name: &str, content: &[u8], mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
-
-    fn file(dir: &Path, name: &str, content: &[u8], mode: u32) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, content).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path
-    }
+    use test_file as file;
 
     #[test]
     fn strips_exactly_one_trailing_newline() {

@@ -23,6 +23,22 @@ pub(crate) fn rootfs() -> tempfile::TempDir {
     root
 }
 
+/// `podman run` as the tests here start a container (also the noise
+/// corpus's): its options follow.
+pub(crate) const PODMAN_RUN: &[&str] = &[
+    // No systemd here, and the host's cgroups are hybrid, which podman's
+    // default runtime (crun) refuses.
+    "--cgroup-manager=cgroupfs",
+    "--runtime=runc",
+    "--events-backend=file",
+    "run",
+    "--rm",
+    "--network=none",
+    // The test host's limits are below podman's defaults.
+    "--ulimit=nofile=1024:1024",
+    "--ulimit=nproc=1024:1024",
+];
+
 #[test]
 fn a_rename_inside_a_podman_container_names_the_container() {
     let root = rootfs();
@@ -35,20 +51,8 @@ fn a_rename_inside_a_podman_container_names_the_container() {
     // The shell renames itself through /proc/self/comm, inside the container.
     let marker = format!("ctr-{}", std::process::id() % 100_000);
     let out = Command::new("podman")
-        .args([
-            // No systemd here, and the host's cgroups are hybrid, which
-            // podman's default runtime (crun) refuses.
-            "--cgroup-manager=cgroupfs",
-            "--runtime=runc",
-            "--events-backend=file",
-            "run",
-            "--rm",
-            "--network=none",
-            // The test host's limits are below podman's defaults.
-            "--ulimit=nofile=1024:1024",
-            "--ulimit=nproc=1024:1024",
-            "--cidfile",
-        ])
+        .args(PODMAN_RUN)
+        .arg("--cidfile")
         .arg(&cidfile)
         .arg("--rootfs")
         .arg(root.path())

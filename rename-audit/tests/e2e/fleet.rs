@@ -389,16 +389,18 @@ fn search_by_host_and_report_by_host_on_per_host_and_mixed_files() {
 fn check_config_refuses_label_keys_alertmanager_cannot_take() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
+    // check-config on a file holding `text`.
+    let check_config = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_rename-audit"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = check_config(
         "[host]\nname = \"db-1\"\n\n[host.labels]\nenv = \"prod\"\n\"dc.zone\" = \"a\"\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     assert!(!out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -408,15 +410,6 @@ fn check_config_refuses_label_keys_alertmanager_cannot_take() {
             path.display()
         )
     );
-    std::fs::write(
-        &path,
-        "[host]\nname = \"db-1\"\nlabels = { env = \"prod\" }\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rename-audit"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config("[host]\nname = \"db-1\"\nlabels = { env = \"prod\" }\n");
     assert!(out.status.success(), "{out:?}");
 }

@@ -71,8 +71,7 @@ fn daemon_config(
 ) -> (PathBuf, PathBuf) {
     let tls = TlsExtra {
         client_cert,
-        server_name: None,
-        insecure_skip_verify: false,
+        ..MTLS
     };
     daemon_config_with(dir, pki, urls, &tls, heartbeat_secs, timeout_ms, password)
 }
@@ -82,6 +81,13 @@ struct TlsExtra<'a> {
     server_name: Option<&'a str>,
     insecure_skip_verify: bool,
 }
+
+/// Mutual TLS with the test CA and the client certificate, nothing else.
+const MTLS: TlsExtra<'static> = TlsExtra {
+    client_cert: true,
+    server_name: None,
+    insecure_skip_verify: false,
+};
 
 fn daemon_config_with(
     dir: &Path,
@@ -162,6 +168,32 @@ fn replica_series(name: &str, url: &str) -> String {
     format!("{name}{{sink=\"alertmanager\",replica=\"{url}\"}}")
 }
 
+/// The value of `name` for replica `url`, 0 when absent.
+fn replica_metric(listen: SocketAddr, name: &str, url: &str) -> f64 {
+    metric(listen, &replica_series(name, url))
+}
+
+/// `rename_audit_alertmanager_watchdog_posts_total` for replica `url` and
+/// `result`.
+fn watchdog_posts(listen: SocketAddr, url: &str, result: &str) -> f64 {
+    metric(
+        listen,
+        &format!(
+            "rename_audit_alertmanager_watchdog_posts_total{{replica=\"{url}\",result=\"{result}\"}}"
+        ),
+    )
+}
+
+/// Waits up to `secs` until `name` for replica `url` counts at least one.
+fn wait_replica_counted(listen: SocketAddr, name: &str, url: &str, secs: u64) {
+    wait_metric(
+        listen,
+        &replica_series(name, url),
+        Duration::from_secs(secs),
+        |v| v >= 1.0,
+    );
+}
+
 fn wait_metric(
     listen: SocketAddr,
     series: &str,
@@ -203,20 +235,12 @@ fn wait_log_line(d: &mut Daemon, needles: &[&str], timeout: Duration) -> String 
 /// alert given up or one watchdog post. A retry loop would make more
 /// attempts than that (and would not have given up yet).
 fn assert_given_up_without_retries(listen: SocketAddr, url: &str) {
-    let failed = replica_series("rename_audit_sink_failed_total", url);
-    wait_metric(listen, &failed, Duration::from_secs(20), |v| v >= 1.0);
+    let failed = "rename_audit_sink_failed_total";
+    wait_replica_counted(listen, failed, url, 20);
     // Attempts first: each is counted before what it gave up.
-    let errors = metric(
-        listen,
-        &replica_series("rename_audit_sink_errors_total", url),
-    );
-    let failed = metric(listen, &failed);
-    let watchdog = metric(
-        listen,
-        &format!(
-            "rename_audit_alertmanager_watchdog_posts_total{{replica=\"{url}\",result=\"failed\"}}"
-        ),
-    );
+    let errors = replica_metric(listen, "rename_audit_sink_errors_total", url);
+    let failed = replica_metric(listen, failed, url);
+    let watchdog = watchdog_posts(listen, url, "failed");
     assert_eq!(
         watchdog, 1.0,
         "{url}: the watchdog was posted once, at start"
@@ -226,9 +250,36 @@ fn assert_given_up_without_retries(listen: SocketAddr, url: &str) {
         "{url}: {errors} failed attempts for {failed} alerts given up and {watchdog} watchdog posts"
     );
     assert_eq!(
-        metric(listen, &replica_series("rename_audit_sink_sent_total", url)),
+        replica_metric(listen, "rename_audit_sink_sent_total", url),
         0.0
     );
+}
+
+/// Waits up to `secs` until `replica` holds the workload's
+/// `kernel-thread-mimic` alert; returns the workload's alerts.
+fn wait_mimic(replica: &fleet::Replica, workload: &Workload, secs: u64) -> Vec<Value> {
+    replica.wait_for_alerts(
+        "executable",
+        workload.exe(),
+        Duration::from_secs(secs),
+        has_mimic,
+    )
+}
+
+/// The fleet's certificates, or `None` (the test is skipped) when a tool
+/// the fleet needs is missing.
+fn pki_or_skip() -> Option<Pki> {
+    if let Some(why) = fleet::missing_tool() {
+        skip(&why);
+        return None;
+    }
+    Some(Pki::make())
+}
+
+/// One replica, serving well.
+fn one_good_replica(pki: Pki) -> Fleet {
+    let good = Serving::good(&pki);
+    Fleet::alone(pki, &[good])
 }
 
 fn has_mimic(alerts: &[Value]) -> bool {
@@ -255,14 +306,12 @@ fn hostname() -> String {
 
 #[test]
 fn every_replica_gets_the_alert_and_a_stopped_one_gets_it_after_its_restart() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
+    };
     let good = Serving::good(&pki);
     let mut fleet = Fleet::cluster(pki, &[good.clone(), good.clone(), good]);
-    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    let urls = fleet.urls();
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = daemon_config(dir.path(), &fleet.pki, &urls, true, 1, 2000, PASSWORD);
     let (mut d, listen) = start_daemon(&config);
@@ -280,27 +329,17 @@ fn every_replica_gets_the_alert_and_a_stopped_one_gets_it_after_its_restart() {
     let workload = Workload::new("fleet-restart");
     workload.masquerade();
     for r in &fleet.replicas[..2] {
-        let got = r.wait_for_alerts(
-            "executable",
-            workload.exe(),
-            Duration::from_secs(20),
-            has_mimic,
-        );
+        let got = wait_mimic(r, &workload, 20);
         assert_eq!(got.len(), 1, "{got:#?}");
         assert_eq!(got[0]["labels"]["host"], host.as_str());
     }
-    wait_metric(
-        listen,
-        &replica_series("rename_audit_sink_errors_total", &down),
-        Duration::from_secs(20),
-        |v| v >= 1.0,
-    );
+    wait_replica_counted(listen, "rename_audit_sink_errors_total", &down, 20);
     wait_log_line(
         &mut d,
         &[&format!("replica={down}"), "cannot connect"],
         Duration::from_secs(10),
     );
-    let sent = |url: &str| metric(listen, &replica_series("rename_audit_sink_sent_total", url));
+    let sent = |url: &str| replica_metric(listen, "rename_audit_sink_sent_total", url);
     assert!(sent(&urls[0]) >= 1.0 && sent(&urls[1]) >= 1.0);
     assert_eq!(
         sent(&down),
@@ -311,33 +350,17 @@ fn every_replica_gets_the_alert_and_a_stopped_one_gets_it_after_its_restart() {
     // Back up: its queue still held the alert, which it now gets. Alerts
     // are not gossiped, so only the daemon can have brought it.
     fleet.replicas[2].restart();
-    let got = fleet.replicas[2].wait_for_alerts(
-        "executable",
-        workload.exe(),
-        Duration::from_secs(30),
-        has_mimic,
-    );
+    let got = wait_mimic(&fleet.replicas[2], &workload, 30);
     assert_eq!(got.len(), 1, "{got:#?}");
-    wait_metric(
-        listen,
-        &replica_series("rename_audit_sink_sent_total", &down),
-        Duration::from_secs(10),
-        |v| v >= 1.0,
-    );
+    wait_replica_counted(listen, "rename_audit_sink_sent_total", &down, 10);
     for url in &urls {
         assert_eq!(
-            metric(
-                listen,
-                &replica_series("rename_audit_sink_failed_total", url)
-            ),
+            replica_metric(listen, "rename_audit_sink_failed_total", url),
             0.0,
             "nothing given up for {url}"
         );
         assert_eq!(
-            metric(
-                listen,
-                &replica_series("rename_audit_sink_queue_dropped_total", url)
-            ),
+            replica_metric(listen, "rename_audit_sink_queue_dropped_total", url),
             0.0,
             "nothing dropped for {url}"
         );
@@ -367,26 +390,16 @@ fn every_replica_gets_the_alert_and_a_stopped_one_gets_it_after_its_restart() {
         assert_eq!(later["labels"]["alertname"], "RenameAuditWatchdog");
         assert_eq!(later["status"]["state"], "active", "{later:#}");
     }
-    assert!(
-        metric(
-            listen,
-            &format!(
-                "rename_audit_alertmanager_watchdog_posts_total{{replica=\"{}\",result=\"sent\"}}",
-                urls[0]
-            )
-        ) >= 2.0
-    );
+    assert!(watchdog_posts(listen, &urls[0], "sent") >= 2.0);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
 #[test]
 fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retried() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
+    };
     let good = Serving::good(&pki);
     let rogue = Serving {
         server: pki.rogue_server.clone(),
@@ -401,7 +414,7 @@ fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retri
         ..good.clone()
     };
     let fleet = Fleet::alone(pki, &[good, rogue, expired, other_password]);
-    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    let urls = fleet.urls();
     let dir = tempfile::tempdir().unwrap();
     // A heartbeat far away: the watchdog is posted once, at start.
     let (config, _) = daemon_config(dir.path(), &fleet.pki, &urls, true, 3600, 5000, PASSWORD);
@@ -410,12 +423,7 @@ fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retri
     let workload = Workload::new("fleet-refusals");
     workload.masquerade();
     // The good replica is not held up by the three that refuse.
-    fleet.replicas[0].wait_for_alerts(
-        "executable",
-        workload.exe(),
-        Duration::from_secs(20),
-        has_mimic,
-    );
+    wait_mimic(&fleet.replicas[0], &workload, 20);
 
     for (url, reason) in [
         (
@@ -441,12 +449,7 @@ fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retri
         );
         assert!(!line.contains(PASSWORD), "{line}");
     }
-    assert!(
-        metric(
-            listen,
-            &replica_series("rename_audit_sink_sent_total", &urls[0])
-        ) >= 1.0
-    );
+    assert!(replica_metric(listen, "rename_audit_sink_sent_total", &urls[0]) >= 1.0);
     let log = d.stderr_text();
     assert!(!log.contains(PASSWORD), "the password is never logged");
     let (status, _) = d.stop();
@@ -455,28 +458,22 @@ fn tls_and_credential_refusals_name_the_replica_and_the_reason_and_are_not_retri
 
 #[test]
 fn server_name_checks_the_certificate_against_that_name_instead_of_the_host() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
+    };
     let named = Serving {
         server: pki.named_server.clone(),
         dns_name: Some("am.internal".to_owned()),
         ..Serving::good(&pki)
     };
     let fleet = Fleet::alone(pki, &[named]);
-    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    let urls = fleet.urls();
     let url = &urls[0];
 
     // Reached at 127.0.0.1, the certificate (for am.internal) is refused.
     let dir = tempfile::tempdir().unwrap();
-    let tls = TlsExtra {
-        client_cert: true,
-        server_name: None,
-        insecure_skip_verify: false,
-    };
-    let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
+    let (config, _) =
+        daemon_config_with(dir.path(), &fleet.pki, &urls, &MTLS, 3600, 5000, PASSWORD);
     let (mut d, listen) = start_daemon(&config);
     let workload = Workload::new("fleet-name-1");
     workload.masquerade();
@@ -494,41 +491,32 @@ fn server_name_checks_the_certificate_against_that_name_instead_of_the_host() {
     // With server_name = "am.internal" the same certificate is taken.
     let dir = tempfile::tempdir().unwrap();
     let tls = TlsExtra {
-        client_cert: true,
         server_name: Some("am.internal"),
-        insecure_skip_verify: false,
+        ..MTLS
     };
     let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
     let (mut d, _listen) = start_daemon(&config);
     let workload = Workload::new("fleet-name-2");
     workload.masquerade();
-    fleet.replicas[0].wait_for_alerts(
-        "executable",
-        workload.exe(),
-        Duration::from_secs(20),
-        has_mimic,
-    );
+    wait_mimic(&fleet.replicas[0], &workload, 20);
     d.stop();
 }
 
 #[test]
 fn insecure_skip_verify_takes_any_certificate_and_says_so_loudly() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
+    };
     let rogue = Serving {
         server: pki.rogue_server.clone(),
         ..Serving::good(&pki)
     };
     let fleet = Fleet::alone(pki, &[rogue]);
-    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    let urls = fleet.urls();
     let dir = tempfile::tempdir().unwrap();
     let tls = TlsExtra {
-        client_cert: true,
-        server_name: None,
         insecure_skip_verify: true,
+        ..MTLS
     };
     let (config, _) = daemon_config_with(dir.path(), &fleet.pki, &urls, &tls, 3600, 5000, PASSWORD);
     let (mut d, listen) = start_daemon(&config);
@@ -544,35 +532,18 @@ fn insecure_skip_verify_takes_any_certificate_and_says_so_loudly() {
     // the alert are accepted (HTTP 200) by the replica.
     let workload = Workload::new("fleet-insecure");
     workload.masquerade();
-    wait_metric(
-        listen,
-        &replica_series("rename_audit_sink_sent_total", &urls[0]),
-        Duration::from_secs(20),
-        |v| v >= 1.0,
-    );
-    assert_eq!(
-        metric(
-            listen,
-            &format!(
-                "rename_audit_alertmanager_watchdog_posts_total{{replica=\"{}\",result=\"sent\"}}",
-                urls[0]
-            )
-        ),
-        1.0
-    );
+    wait_replica_counted(listen, "rename_audit_sink_sent_total", &urls[0], 20);
+    assert_eq!(watchdog_posts(listen, &urls[0], "sent"), 1.0);
     d.stop();
 }
 
 #[test]
 fn a_replica_refuses_a_daemon_without_a_client_certificate_once_per_alert() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
-    let good = Serving::good(&pki);
-    let fleet = Fleet::alone(pki, &[good]);
-    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    };
+    let fleet = one_good_replica(pki);
+    let urls = fleet.urls();
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = daemon_config(dir.path(), &fleet.pki, &urls, false, 3600, 5000, PASSWORD);
     let (mut d, listen) = start_daemon(&config);
@@ -635,11 +606,9 @@ impl Drop for HungServer {
 
 #[test]
 fn a_hung_replica_does_not_delay_the_others() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
+    };
     let good = Serving::good(&pki);
     let fleet = Fleet::cluster(pki, &[good.clone(), good]);
     let hung = HungServer::start();
@@ -657,12 +626,7 @@ fn a_hung_replica_does_not_delay_the_others() {
     let workload = Workload::new("fleet-hung");
     workload.masquerade();
     for r in &fleet.replicas {
-        r.wait_for_alerts(
-            "executable",
-            workload.exe(),
-            Duration::from_secs(20),
-            has_mimic,
-        );
+        wait_mimic(r, &workload, 20);
     }
     // Both got it while the hung replica's first request is still waiting:
     // nothing is counted for it yet, neither sent nor failed.
@@ -671,14 +635,10 @@ fn a_hung_replica_does_not_delay_the_others() {
         "rename_audit_sink_failed_total",
         "rename_audit_sink_errors_total",
     ] {
-        assert_eq!(
-            metric(listen, &replica_series(name, &hung_url)),
-            0.0,
-            "{name}"
-        );
+        assert_eq!(replica_metric(listen, name, &hung_url), 0.0, "{name}");
     }
     for url in [&urls[0], &urls[2]] {
-        assert!(metric(listen, &replica_series("rename_audit_sink_sent_total", url)) >= 1.0);
+        assert!(replica_metric(listen, "rename_audit_sink_sent_total", url) >= 1.0);
     }
     // Stopping does not wait out the hung request either.
     let (status, _) = d.stop_within(Duration::from_secs(10));
@@ -688,14 +648,11 @@ fn a_hung_replica_does_not_delay_the_others() {
 
 #[test]
 fn sighup_reads_a_changed_password_file_again() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
-    let good = Serving::good(&pki);
-    let fleet = Fleet::alone(pki, &[good]);
-    let urls: Vec<String> = fleet.replicas.iter().map(|r| r.url()).collect();
+    };
+    let fleet = one_good_replica(pki);
+    let urls = fleet.urls();
     let dir = tempfile::tempdir().unwrap();
     let (config, password_file) = daemon_config(
         dir.path(),
@@ -710,12 +667,7 @@ fn sighup_reads_a_changed_password_file_again() {
     let url = &urls[0];
     let first = Workload::new("fleet-hup-1");
     first.masquerade();
-    wait_metric(
-        listen,
-        &replica_series("rename_audit_sink_failed_total", url),
-        Duration::from_secs(20),
-        |v| v >= 1.0,
-    );
+    wait_replica_counted(listen, "rename_audit_sink_failed_total", url, 20);
 
     // The password is rotated: the file gets the new one, then SIGHUP.
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
@@ -723,13 +675,8 @@ fn sighup_reads_a_changed_password_file_again() {
     d.wait_for_log("configuration reloaded");
     let second = Workload::new("fleet-hup-2");
     second.masquerade();
-    fleet.replicas[0].wait_for_alerts(
-        "executable",
-        second.exe(),
-        Duration::from_secs(20),
-        has_mimic,
-    );
-    assert!(metric(listen, &replica_series("rename_audit_sink_sent_total", url)) >= 1.0);
+    wait_mimic(&fleet.replicas[0], &second, 20);
+    assert!(replica_metric(listen, "rename_audit_sink_sent_total", url) >= 1.0);
 
     // A secret file others can read is refused on reload, naming the fix;
     // the password in use stays.
@@ -744,11 +691,9 @@ fn sighup_reads_a_changed_password_file_again() {
 
 #[test]
 fn check_config_finds_fleet_mistakes_offline_at_their_lines() {
-    if let Some(why) = fleet::missing_tool() {
-        skip(&why);
+    let Some(pki) = pki_or_skip() else {
         return;
-    }
-    let pki = Pki::make();
+    };
     let dir = tempfile::tempdir().unwrap();
     let exposed = dir.path().join("exposed-password");
     std::fs::write(&exposed, format!("{PASSWORD}\n")).unwrap();

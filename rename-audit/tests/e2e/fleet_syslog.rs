@@ -15,6 +15,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::support::daemon::{Daemon, at, str_at};
+use crate::support::fleet::openssl;
 use crate::support::renamer;
 use crate::support::servers::{Proc, RSYSLOGD, Rsyslog, free_port, require};
 use rename_audit::config::{SinksConfig, SyslogFormat, SyslogSink, SyslogTarget};
@@ -28,9 +29,10 @@ const RECIPE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rsyslog");
 const RELP_MODULE: &str = "/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so";
 const CENTRAL_NAME: &str = "central.rename-audit.test";
 
-/// A recipe file with its placeholders replaced, and nothing else changed.
-/// Every placeholder given must be in the file, and none may be left.
-fn recipe(file: &str, subs: &[(&str, &str)]) -> String {
+/// Writes to `to` the recipe file `file` with its placeholders replaced,
+/// and nothing else changed. Every placeholder given must be in the file,
+/// and none may be left.
+fn write_recipe(to: &Path, file: &str, subs: &[(&str, &str)]) {
     let path = Path::new(RECIPE).join(file);
     let mut text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -52,7 +54,7 @@ fn recipe(file: &str, subs: &[(&str, &str)]) -> String {
         .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
         .collect();
     assert!(left.is_empty(), "{file}: placeholders left: {left:?}");
-    text
+    std::fs::write(to, text).unwrap_or_else(|e| panic!("write {}: {e}", to.display()));
 }
 
 /// A CA, a server certificate for [`CENTRAL_NAME`] and a client certificate,
@@ -65,60 +67,15 @@ struct Certs {
     host_key: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (Debian's openssl package)");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
 fn make_certs(dir: &Path) -> Certs {
     std::fs::create_dir_all(dir).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rename-audit test CA",
-        ],
-    );
+    openssl::ca(dir, "ca", openssl::RSA, "rename-audit test CA");
     for (name, cn) in [
         ("central", CENTRAL_NAME),
         ("host", "host.rename-audit.test"),
     ] {
-        let (key, csr, ext, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.ext"),
-            format!("{name}.pem"),
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        );
+        let ext = format!("{name}.ext");
+        openssl::csr(dir, name, openssl::RSA, cn);
         std::fs::write(
             dir.join(&ext),
             format!(
@@ -128,29 +85,9 @@ fn make_certs(dir: &Path) -> Certs {
             ),
         )
         .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
+        openssl::sign(dir, name, "ca", &ext);
         // Keys readable by their owner only: the daemon refuses others.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir.join(&key), std::fs::Permissions::from_mode(0o600)).unwrap();
+        openssl::owner_only(&dir.join(format!("{name}.key")));
     }
     Certs {
         ca: dir.join("ca.pem"),
@@ -301,20 +238,17 @@ fn the_relay_recipe_loses_nothing_when_the_collector_stops_and_the_relay_restart
     let central_dir = dir.path().join("central");
     std::fs::create_dir_all(&central_dir).unwrap();
     let central_recipe = central_dir.join("central.conf");
-    std::fs::write(
+    write_recipe(
         &central_recipe,
-        recipe(
-            "central.conf",
-            &[
-                ("@PORT@", &port.to_string()),
-                ("@CA_FILE@", certs.ca.to_str().unwrap()),
-                ("@CERT_FILE@", certs.central_cert.to_str().unwrap()),
-                ("@KEY_FILE@", certs.central_key.to_str().unwrap()),
-                ("@HOSTS_DIR@", hosts.to_str().unwrap()),
-            ],
-        ),
-    )
-    .unwrap();
+        "central.conf",
+        &[
+            ("@PORT@", &port.to_string()),
+            ("@CA_FILE@", certs.ca.to_str().unwrap()),
+            ("@CERT_FILE@", certs.central_cert.to_str().unwrap()),
+            ("@KEY_FILE@", certs.central_key.to_str().unwrap()),
+            ("@HOSTS_DIR@", hosts.to_str().unwrap()),
+        ],
+    );
     let mut central = Rsyslogd::new(
         "central rsyslogd",
         &central_dir,
@@ -324,22 +258,19 @@ fn the_relay_recipe_loses_nothing_when_the_collector_stops_and_the_relay_restart
     let relay_dir = dir.path().join("relay");
     std::fs::create_dir_all(&relay_dir).unwrap();
     let relay_recipe = relay_dir.join("host.conf");
-    std::fs::write(
+    write_recipe(
         &relay_recipe,
-        recipe(
-            "host.conf",
-            &[
-                ("@SOCKET@", socket.to_str().unwrap()),
-                ("@CENTRAL_HOST@", "127.0.0.1"),
-                ("@CENTRAL_PORT@", &port.to_string()),
-                ("@CENTRAL_NAME@", CENTRAL_NAME),
-                ("@CA_FILE@", certs.ca.to_str().unwrap()),
-                ("@CERT_FILE@", certs.host_cert.to_str().unwrap()),
-                ("@KEY_FILE@", certs.host_key.to_str().unwrap()),
-            ],
-        ),
-    )
-    .unwrap();
+        "host.conf",
+        &[
+            ("@SOCKET@", socket.to_str().unwrap()),
+            ("@CENTRAL_HOST@", "127.0.0.1"),
+            ("@CENTRAL_PORT@", &port.to_string()),
+            ("@CENTRAL_NAME@", CENTRAL_NAME),
+            ("@CA_FILE@", certs.ca.to_str().unwrap()),
+            ("@CERT_FILE@", certs.host_cert.to_str().unwrap()),
+            ("@KEY_FILE@", certs.host_key.to_str().unwrap()),
+        ],
+    );
     // What /etc/rsyslog.conf holds on a Debian host: imuxsock is loaded
     // there (here without the system socket).
     let mut relay = Rsyslogd::new(
@@ -355,14 +286,11 @@ fn the_relay_recipe_loses_nothing_when_the_collector_stops_and_the_relay_restart
     relay.start(|| sock.exists());
 
     let config = dir.path().join("config.toml");
-    std::fs::write(
+    write_recipe(
         &config,
-        recipe(
-            "rename-audit.toml",
-            &[("@SOCKET@", socket.to_str().unwrap())],
-        ),
-    )
-    .unwrap();
+        "rename-audit.toml",
+        &[("@SOCKET@", socket.to_str().unwrap())],
+    );
     let mut d = Daemon::start(&["--config", config.to_str().unwrap()]);
 
     // The burst: 3,600 process renames at 40 a second, 90 s in all.
@@ -483,14 +411,11 @@ fn the_relay_recipe_loses_nothing_when_the_collector_stops_and_the_relay_restart
     // run (a real one would signal the system's rsyslog through
     // rsyslog-rotate, which the package ships).
     let rotate = dir.path().join("logrotate.conf");
-    std::fs::write(
+    write_recipe(
         &rotate,
-        recipe(
-            "logrotate.conf",
-            &[("@HOSTS_DIR@", hosts.to_str().unwrap())],
-        ),
-    )
-    .unwrap();
+        "logrotate.conf",
+        &[("@HOSTS_DIR@", hosts.to_str().unwrap())],
+    );
     let out = Command::new("logrotate")
         .args(["--debug", "--force", "--state"])
         .arg(dir.path().join("logrotate.state"))
@@ -545,6 +470,18 @@ fn imtcp(dir: &Path, global: &str, module: &str) -> (Rsyslogd, SocketAddr, PathB
 
 /// The daemon's lines for `pid`, exactly as written, and what rsyslog
 /// received for them: the same lines, one message each, after the header.
+/// [`imtcp`] serving TLS with the central certificate of `certs`.
+fn imtcp_tls(dir: &Path, certs: &Certs, module: &str) -> (Rsyslogd, SocketAddr, PathBuf) {
+    let global = format!(
+        "defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" \
+         defaultNetstreamDriverKeyFile=\"{}\"",
+        certs.ca.display(),
+        certs.central_cert.display(),
+        certs.central_key.display()
+    );
+    imtcp(dir, &global, module)
+}
+
 fn exact_lines_arrive(d: &mut Daemon, pid: u32, received: &Path, n: usize) {
     let until = Instant::now() + Duration::from_secs(30);
     let ours = |text: &str| -> Vec<String> {
@@ -793,15 +730,9 @@ fn the_tls_transport_delivers_the_exact_output_lines_to_imtcp_over_gtls_and_ossl
         );
         let dir = tempfile::tempdir().unwrap();
         let certs = make_certs(&dir.path().join("tls"));
-        let (mut rsyslog, addr, received) = imtcp(
+        let (mut rsyslog, addr, received) = imtcp_tls(
             &dir.path().join("rsyslog"),
-            &format!(
-                "defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" \
-                 defaultNetstreamDriverKeyFile=\"{}\"",
-                certs.ca.display(),
-                certs.central_cert.display(),
-                certs.central_key.display()
-            ),
+            &certs,
             &format!(
                 "module(load=\"imtcp\" streamDriver.name=\"{driver}\" streamDriver.mode=\"1\" \
                  streamDriver.authMode=\"{auth}\")"
@@ -844,15 +775,9 @@ fn a_tls_server_with_the_wrong_name_gets_nothing_and_the_loss_is_reported() {
     );
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certs(&dir.path().join("tls"));
-    let (_rsyslog, addr, received) = imtcp(
+    let (_rsyslog, addr, received) = imtcp_tls(
         &dir.path().join("rsyslog"),
-        &format!(
-            "defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" \
-             defaultNetstreamDriverKeyFile=\"{}\"",
-            certs.ca.display(),
-            certs.central_cert.display(),
-            certs.central_key.display()
-        ),
+        &certs,
         "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" \
          streamDriver.authMode=\"anon\")",
     );

@@ -656,16 +656,7 @@ fn the_noise_corpus_of_ordinary_debian_execs_raises_no_alert() {
         "podman run",
         group
             .command("podman")
-            .args([
-                "--cgroup-manager=cgroupfs",
-                "--runtime=runc",
-                "--events-backend=file",
-                "run",
-                "--rm",
-                "--network=none",
-                "--ulimit=nofile=1024:1024",
-                "--ulimit=nproc=1024:1024",
-            ])
+            .args(crate::container::PODMAN_RUN)
             .arg(format!("--cgroup-parent={}", group.path))
             .arg("--rootfs")
             .arg(rootfs.path())

@@ -11,7 +11,6 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::sleep;
@@ -77,94 +76,130 @@ pub struct Pki {
     pub named_server: Pair,
 }
 
+/// Test certificates with the `openssl` command line, shared by the fleet
+/// tests (Alertmanager and syslog). Every command runs in `dir`, the files
+/// are named `<name>.key`, `<name>.csr`, `<name>.pem`.
+pub mod openssl {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// An elliptic-curve P-256 key.
+    pub const EC: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    /// A 2048-bit RSA key.
+    pub const RSA: &[&str] = &["-newkey", "rsa:2048"];
+
+    /// Runs `openssl args` in `dir`; panics when it fails.
+    pub fn run(dir: &Path, args: &[&str]) {
+        super::run(Command::new("openssl").args(args).current_dir(dir));
+    }
+
+    /// A self-signed CA `<name>.pem` with its key `<name>.key`.
+    pub fn ca(dir: &Path, name: &str, key: &[&str], cn: &str) {
+        let (keyout, out, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={cn}"),
+        );
+        let mut args = vec!["req", "-x509"];
+        args.extend_from_slice(key);
+        args.extend_from_slice(&[
+            "-nodes",
+            "-keyout",
+            &keyout,
+            "-out",
+            &out,
+            "-days",
+            "2",
+            "-subj",
+            &subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(dir, &args);
+    }
+
+    /// A key `<name>.key` and a request `<name>.csr` for `/CN=cn`.
+    pub fn csr(dir: &Path, name: &str, key: &[&str], cn: &str) {
+        let (keyout, out, subj) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("/CN={cn}"),
+        );
+        let mut args = vec!["req", "-new"];
+        args.extend_from_slice(key);
+        args.extend_from_slice(&["-nodes", "-keyout", &keyout, "-out", &out, "-subj", &subj]);
+        run(dir, &args);
+    }
+
+    /// `<name>.pem`, `<name>.csr` signed by CA `<ca>` with the extensions
+    /// in file `ext`, valid two days.
+    pub fn sign(dir: &Path, name: &str, ca: &str, ext: &str) {
+        let (csr, out) = (format!("{name}.csr"), format!("{name}.pem"));
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        run(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &out,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ],
+        );
+    }
+
+    /// Makes `path` readable by its owner only, as the daemon wants keys and
+    /// secrets.
+    pub fn owner_only(path: &Path) {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 impl Pki {
     pub fn make() -> Pki {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(d));
-        let ca = |name: &str| {
-            openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=rename-audit test {name}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ]);
-        };
-        ca("ca");
-        ca("rogue-ca");
-        fs::write(
-            d.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        fs::write(
-            d.join("named.ext"),
-            "subjectAltName=DNS:am.internal\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        fs::write(
-            d.join("client.ext"),
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .unwrap();
-        let csr = |name: &str, cn: &str| {
-            openssl(&[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={cn}"),
-            ]);
-        };
+        let ec = openssl::EC;
+        openssl::ca(d, "ca", ec, "rename-audit test ca");
+        openssl::ca(d, "rogue-ca", ec, "rename-audit test rogue-ca");
+        for (ext, text) in [
+            (
+                "server.ext",
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "named.ext",
+                "subjectAltName=DNS:am.internal\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "client.ext",
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+            ),
+        ] {
+            fs::write(d.join(ext), text).unwrap();
+        }
         let sign = |name: &str, ca: &str, ext: &str| {
-            csr(
-                name,
-                if ext == "client" {
-                    "fleet-host"
-                } else {
-                    "127.0.0.1"
-                },
-            );
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                &format!("{ca}.pem"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{ext}.ext"),
-            ]);
+            let cn = if ext == "client" {
+                "fleet-host"
+            } else {
+                "127.0.0.1"
+            };
+            openssl::csr(d, name, ec, cn);
+            openssl::sign(d, name, ca, &format!("{ext}.ext"));
         };
         sign("server", "ca", "server");
         sign("client", "ca", "client");
@@ -172,7 +207,7 @@ impl Pki {
         sign("named-server", "ca", "named");
         // Expired: `openssl ca` takes explicit dates (OpenSSL 3.0's x509
         // has no -not_after).
-        csr("expired-server", "127.0.0.1");
+        openssl::csr(d, "expired-server", ec, "127.0.0.1");
         fs::create_dir_all(d.join("newcerts")).unwrap();
         fs::write(d.join("index.txt"), "").unwrap();
         fs::write(d.join("serial"), "1000\n").unwrap();
@@ -188,30 +223,33 @@ impl Pki {
             ),
         )
         .unwrap();
-        openssl(&[
-            "ca",
-            "-batch",
-            "-config",
-            "ca.cnf",
-            "-cert",
-            "ca.pem",
-            "-keyfile",
-            "ca.key",
-            "-in",
-            "expired-server.csr",
-            "-out",
-            "expired-server.pem",
-            "-startdate",
-            "20200101000000Z",
-            "-enddate",
-            "20200102000000Z",
-            "-extensions",
-            "ext",
-            "-notext",
-        ]);
+        openssl::run(
+            d,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-cert",
+                "ca.pem",
+                "-keyfile",
+                "ca.key",
+                "-in",
+                "expired-server.csr",
+                "-out",
+                "expired-server.pem",
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+                "-extensions",
+                "ext",
+                "-notext",
+            ],
+        );
         let pair = |name: &str| {
             let key = d.join(format!("{name}.key"));
-            fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+            openssl::owner_only(&key);
             Pair {
                 cert: d.join(format!("{name}.pem")),
                 key,
@@ -232,7 +270,7 @@ impl Pki {
     pub fn secret(&self, name: &str, content: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         fs::write(&path, content).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        openssl::owner_only(&path);
         path
     }
 }
@@ -439,6 +477,11 @@ impl Fleet {
     /// Replicas that do not gossip (each its own cluster of one).
     pub fn alone(pki: Pki, serving: &[Serving]) -> Fleet {
         Self::start(pki, serving, false)
+    }
+
+    /// Every replica's [`Replica::url`], in order.
+    pub fn urls(&self) -> Vec<String> {
+        self.replicas.iter().map(Replica::url).collect()
     }
 
     fn start(pki: Pki, serving: &[Serving], clustered: bool) -> Fleet {
