@@ -45,9 +45,15 @@ pub struct BenchArgs {
     /// (about a minute), not the capture benchmark.
     #[arg(long)]
     pub search_only: bool,
-    /// Size of the log the search step generates, in MiB.
+    /// Size of the log the search step generates, in MiB (0: none).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub search_log_mib: u64,
+    /// Events in the central store the search step generates (0: none).
+    #[arg(long, value_name = "N", default_value_t = 10_000_000)]
+    pub fleet_events: u64,
+    /// Hosts those events come from.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub fleet_hosts: u64,
     /// Interleaved rounds of untraced / floor / rename-audit (and of the
     /// everyday workloads); medians are reported.
     #[arg(long, default_value_t = 3)]
@@ -149,7 +155,11 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
             "rename-audit search benchmark",
             &machine(),
         )?;
-        return b.search(&mut report, args.search_log_mib);
+        return b.search(
+            &mut report,
+            args.search_log_mib,
+            (args.fleet_events, args.fleet_hosts),
+        );
     }
     let rounds = args.rounds.max(1);
     if args.memory_only {
@@ -318,7 +328,11 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     );
     accounting_row(&mut long, &cpus.to_string(), rate, &daemon);
     report.table(long)?;
-    b.search(&mut report, args.search_log_mib)
+    b.search(
+        &mut report,
+        args.search_log_mib,
+        (args.fleet_events, args.fleet_hosts),
+    )
 }
 
 /// The everyday cost: fork+exec+exit and thread create/exit, untraced,

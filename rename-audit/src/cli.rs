@@ -150,6 +150,9 @@ pub struct FilterArgs {
     /// The executable path matches GLOB (* and ? match any character, / too).
     #[arg(long, value_name = "GLOB")]
     pub exe: Option<String>,
+    /// Events from hosts whose name (host.name) matches GLOB (* and ? match any character).
+    #[arg(long, value_name = "GLOB")]
+    pub host: Option<String>,
     /// Alerts in which rule ID matched (the most severe rule or any other).
     #[arg(long, value_name = "ID", value_parser = rule_id)]
     pub rule: Option<String>,
@@ -288,12 +291,31 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9560).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Directory for the daemon's state (the run's last record, to report the gap after a kill or crash) [default: $STATE_DIRECTORY, else /var/lib/rename-audit].
+    /// Directory for the daemon's state (agent.id, and the run's last record, to report the gap after a kill or crash) [default: $STATE_DIRECTORY, else /var/lib/rename-audit].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Read `host.id` from this file instead of /etc/machine-id (tests).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub machine_id_file: Option<PathBuf>,
+    /// Read `host.os` from this file instead of /etc/os-release (tests).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub os_release_file: Option<PathBuf>,
 }
 
 impl RunArgs {
+    /// Where the host's identity is read from: the system's files unless a
+    /// (hidden, for tests) flag names another.
+    pub fn identity_sources(&self) -> crate::identity::Sources {
+        let mut sources = crate::identity::Sources::default();
+        if let Some(path) = &self.machine_id_file {
+            sources.machine_id = path.clone();
+        }
+        if let Some(path) = &self.os_release_file {
+            sources.os_release = vec![path.clone()];
+        }
+        sources
+    }
+
     /// The configuration file (`--config`, else [`config::DEFAULT_PATH`]
     /// if it exists) merged with the flags, which win.
     pub fn settings(&self) -> Result<Config, ConfigError> {

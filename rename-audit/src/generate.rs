@@ -188,8 +188,17 @@ mod tests {
         );
         let run = fs::read_to_string(dir.path().join("rename-audit-run.8")).expect("page");
         assert!(run.contains("\\-\\-thread\\-renames"), "{run}");
+        assert!(
+            !run.contains("machine\\-id") && !run.contains("os\\-release"),
+            "the test-only flags stay hidden"
+        );
+        for page in ["rename-audit-search.8", "rename-audit-report.8"] {
+            let text = fs::read_to_string(dir.path().join(page)).expect("page");
+            assert!(text.contains("\\-\\-host"), "{page} documents --host");
+        }
         let config = fs::read_to_string(dir.path().join("rename-audit.toml.5")).expect("page");
         assert!(config.contains("thread_renames = \"alerts\""), "{config}");
+        assert!(config.contains("#[host]"), "{config}");
         let bash = fs::read_to_string(dir.path().join("rename-audit")).expect("bash");
         assert!(
             bash.contains("--process-only"),

@@ -10,7 +10,8 @@
 //! Imports run one way: a stage may import the stages before it and the
 //! modules below them all, never a later one. At the bottom are the kernel's
 //! vocabulary and record layouts (`rename_audit_common`), [`names`],
-//! [`clock`], the value types of a process ([`process`]) and small shared
+//! [`clock`], the value types of a process ([`process`]), who is writing
+//! ([`identity`]: host and agent, on every event and alert) and small shared
 //! tools ([`util`]). [`config`] builds each stage's settings from the file
 //! (the sinks take theirs from it), and [`cli`] merges the flags in.
 //! [`state`] keeps the run's last written record for the next start, beside
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod event;
 pub mod generate;
+pub mod identity;
 pub mod metrics;
 pub mod names;
 pub mod noise;

@@ -17,6 +17,7 @@ use rename_audit::{
     cli::{Cli, Command, RunArgs},
     config::{self, Config},
     event::StopReason,
+    identity::{self, Identity},
     metrics::Metrics,
     output::{JsonLinesWriter, OutputDest, OutputStream, OutputSummary},
     pipeline::{Control, Pipeline},
@@ -79,12 +80,6 @@ fn run(args: RunArgs) -> Result<()> {
     let writer = JsonLinesWriter::open(&dest)?
         .with_syslog_prefix(journal)
         .with_format(cfg.output.format, color);
-    let host: Arc<str> = Arc::from(
-        hostname::get()
-            .context("reading the host name")?
-            .to_string_lossy()
-            .as_ref(),
-    );
     let rules = RuleEngine::new(&cfg.rules, &cfg.allow);
 
     // Attach first, then snapshot /proc: whatever starts in between is in the
@@ -113,7 +108,23 @@ fn run(args: RunArgs) -> Result<()> {
     table.snapshot();
     let processes = table.len();
     // Only once attached: a start that is refused leaves no state behind.
-    let state = Tracker::open_or_warn(&state::resolve_dir(args.state_dir.as_deref()));
+    let state_dir = state::resolve_dir(args.state_dir.as_deref());
+    let (agent_id, state) = match state::agent_id(&state_dir) {
+        Ok(id) => (id, Tracker::open_or_warn(&state_dir)),
+        Err(error) => {
+            // One warning for the directory and all it would have kept.
+            tracing::warn!(
+                %error,
+                "the state directory cannot be written: agent.id is new for this run only, \
+                 and a gap after a kill or crash cannot be reported"
+            );
+            (identity::new_agent_id(), Tracker::disabled())
+        }
+    };
+    let identity = Identity::gather(&cfg.host, agent_id, &args.identity_sources());
+    let host: Arc<str> = Arc::from(identity.name.as_str());
+    tracing::info!(host.name = %identity.name, agent.id = %identity.agent_id, "identity");
+    identity::install(identity);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

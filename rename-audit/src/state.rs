@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_DIR: &str = "/var/lib/rename-audit";
 
 const FILE: &str = "last-run.json";
+/// `agent.id`, made once and kept for every later run (and upgrade).
+const AGENT_ID_FILE: &str = "agent-id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -71,6 +73,53 @@ pub fn resolve_dir(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
 }
 
+/// This host's `agent.id`: the UUID in the state directory's `agent-id`,
+/// made (and synced to disk) the first time. An error means it cannot be
+/// kept, and neither can anything else in `dir`.
+pub fn agent_id(dir: &Path) -> Result<String, StateError> {
+    let path = dir.join(AGENT_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match uuid::Uuid::parse_str(text.trim()) {
+            Ok(id) => return Ok(id.hyphenated().to_string()),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "not an agent id: replacing it with a new one");
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // A directory unreadable or not a directory: it cannot keep an id.
+        Err(source) => return Err(StateError::Read { path, source }),
+    }
+    create_dir(dir)?;
+    let id = crate::identity::new_agent_id();
+    let tmp = dir.join(format!("{AGENT_ID_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(format!("{id}\n").as_bytes())?;
+        // Made once, kept for ever: a power cut must not lose it.
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|source| StateError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(id)
+}
+
+/// Creates `dir` (owner-only) when it is missing.
+fn create_dir(dir: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StateError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
 /// The state file of this run.
 pub struct StateFile {
     path: PathBuf,
@@ -82,15 +131,7 @@ pub struct StateFile {
 impl StateFile {
     /// Creates the directory (owner-only) when it is missing.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| StateError::Create {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        create_dir(dir)?;
         Ok(Self {
             path: dir.join(FILE),
             tmp: dir.join(format!("{FILE}.tmp")),
@@ -182,7 +223,8 @@ impl Tracker {
         }
     }
 
-    /// No state kept (tests of the pipeline alone).
+    /// No state kept (tests of the pipeline alone, or a state directory
+    /// that cannot be written).
     pub fn disabled() -> Self {
         Self {
             file: None,
@@ -244,5 +286,22 @@ mod tests {
         std::fs::write(file.path(), b"{").unwrap();
         assert!(matches!(file.previous(), Err(StateError::Parse { .. })));
         assert_eq!(resolve_dir(Some(Path::new("/s"))), PathBuf::from("/s"));
+    }
+
+    #[test]
+    fn the_agent_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("state");
+        let id = agent_id(&sub).unwrap();
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
+        assert_eq!(agent_id(&sub).unwrap(), id, "read back, not made again");
+        std::fs::write(sub.join(AGENT_ID_FILE), "garbage").unwrap();
+        let new = agent_id(&sub).unwrap();
+        assert_ne!(new, id, "a damaged file is replaced");
+        assert_eq!(agent_id(&sub).unwrap(), new);
+        // A file where the directory should be: no id can be kept.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(agent_id(&file).is_err());
     }
 }

@@ -27,6 +27,7 @@ pub use sinks::{
     SyslogTarget,
 };
 
+pub use crate::identity::HostConfig;
 use crate::noise::ThreadRenames;
 use crate::output::Format;
 use crate::rules::{AllowConfig, RulesConfig};
@@ -118,6 +119,8 @@ pub struct Config {
     pub rules: RulesConfig,
     pub allow: AllowConfig,
     pub sinks: SinksConfig,
+    /// `[host]`: the host's name and labels on every event and alert.
+    pub host: HostConfig,
 }
 
 /// `[output]`.

@@ -18,6 +18,15 @@ pub(super) struct File {
     pub rules: Rules,
     pub allow: Allow,
     pub sinks: Sinks,
+    pub host: Host,
+}
+
+/// `[host]`: how events and alerts name this host.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct Host {
+    pub name: S<String>,
+    pub labels: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

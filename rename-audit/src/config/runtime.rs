@@ -6,8 +6,8 @@ use crate::{capture::CaptureOptions, classify::Filter, noise::NoiseFilter, outpu
 impl Config {
     /// The settings of `new` that differ from `self` (the configuration the
     /// daemon started with) and that a reload cannot apply: the output
-    /// destination, the kernel buffers and rates, and the sinks are set up
-    /// once at start-up, and so is the output format. Rules, allow-lists,
+    /// destination, the kernel buffers and rates, the sinks and `[host]` are
+    /// set up once at start-up, and so is the output format. Rules, allow-lists,
     /// the exec/kernel filters and the thread-rename setting are reloaded.
     pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
@@ -28,6 +28,10 @@ impl Config {
         }
         if self.sinks != new.sinks {
             changed.push("sinks");
+        }
+        // The identity is gathered once, so every record of a run agrees.
+        if self.host != new.host {
+            changed.push("host");
         }
         changed
     }

@@ -679,3 +679,43 @@ fn only_regular_files_are_read() {
         Config::default()
     );
 }
+
+#[test]
+fn host_names_the_host_and_labels_it() {
+    let c = parse("[host]\nname = \"db 1\"\nlabels = { env = \"prod\", role = \"db\" }\n");
+    assert_eq!(c.host.name.as_deref(), Some("db 1"));
+    assert_eq!(
+        c.host.labels.iter().collect::<Vec<_>>(),
+        [
+            (&"env".to_owned(), &"prod".to_owned()),
+            (&"role".to_owned(), &"db".to_owned())
+        ]
+    );
+    assert!(Config::default().needs_restart(&c).contains(&"host"));
+}
+
+#[test]
+fn label_keys_alertmanager_refuses_are_refused_where_they_are() {
+    let text = "[host]\nname = \"\"\n\
+                labels = { env = \"prod\", \"bad-key\" = \"x\", \"9x\" = \"y\", severity = \"z\", \"__a\" = \"b\", ok = \"\" }\n";
+    let p = problems(text);
+    assert_eq!(
+        p,
+        [
+            "2:8: host.name: \"\" is empty; leave it out for the kernel's host name",
+            "3:26: host.labels: \"bad-key\" is not a valid label name: Alertmanager takes only [a-zA-Z_][a-zA-Z0-9_]*",
+            "3:43: host.labels: \"9x\" is not a valid label name: Alertmanager takes only [a-zA-Z_][a-zA-Z0-9_]*",
+            "3:55: host.labels: \"severity\" is a label every alert already carries (alertname, rule, severity, host, process_name, executable)",
+            "3:71: host.labels: \"__a\": label names starting with \"__\" are reserved for Alertmanager's own use",
+            "3:89: host.labels.ok: the value is empty",
+        ]
+    );
+    // The same in a table of its own.
+    let p = problems("[host.labels]\nenv = \"prod\"\n\"dc.zone\" = \"a\"\n");
+    assert_eq!(
+        p,
+        [
+            "3:1: host.labels: \"dc.zone\" is not a valid label name: Alertmanager takes only [a-zA-Z_][a-zA-Z0-9_]*"
+        ]
+    );
+}

@@ -13,8 +13,8 @@ use toml::Spanned;
 use super::collect::Problem;
 use super::sinks::endpoint_of;
 use super::{
-    AlertmanagerSink, CaptureConfig, Config, Facility, OutputConfig, OutputTarget, PrometheusSink,
-    SinksConfig, StormConfig, SyslogSink, SyslogTarget, raw,
+    AlertmanagerSink, CaptureConfig, Config, Facility, HostConfig, OutputConfig, OutputTarget,
+    PrometheusSink, SinksConfig, StormConfig, SyslogSink, SyslogTarget, raw,
 };
 use crate::names::Name;
 use crate::rules::{AllowConfig, AllowEntry, RuleId, RulesConfig};
@@ -89,6 +89,7 @@ pub(super) fn validate(file: raw::File, text: &str, problems: &mut Vec<Problem>)
         rules: c.rules(file.rules),
         allow: c.allow(file.allow),
         sinks: c.sinks(file.sinks),
+        host: c.host(file.host),
     }
 }
 
@@ -385,6 +386,37 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `[host]`: a name that is one line, and labels Alertmanager takes.
+    fn host(&mut self, raw: raw::Host) -> HostConfig {
+        let name = raw.name.and_then(|n| {
+            let text = n.get_ref();
+            let problem = if text.trim().is_empty() {
+                "is empty; leave it out for the kernel's host name"
+            } else if text.chars().any(char::is_control) {
+                "holds a control character"
+            } else {
+                return Some(n.into_inner());
+            };
+            self.error(n.span(), format!("host.name: {text:?} {problem}"));
+            None
+        });
+        let mut labels = std::collections::BTreeMap::new();
+        for (key, value) in raw.labels {
+            if let Some(problem) = crate::identity::label_key_problem(key.get_ref()) {
+                self.error(key.span(), format!("host.labels: {problem}"));
+            } else if value.get_ref().is_empty() {
+                // Alertmanager drops a label with an empty value.
+                self.error(
+                    value.span(),
+                    format!("host.labels.{}: the value is empty", key.get_ref()),
+                );
+            } else {
+                labels.insert(key.into_inner(), value.into_inner());
+            }
+        }
+        HostConfig { name, labels }
     }
 
     fn sinks(&mut self, raw: raw::Sinks) -> SinksConfig {

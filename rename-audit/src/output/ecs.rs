@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::encode::{ArgsHex, ArgsText, LineSafeFormatter, NumStr, Rfc3339Micros, text_and_hex};
 use crate::event::{AgentRun, Alert, Body, Event, ParentContext, ProcessContext, run_id};
+use crate::identity::Identity;
 use crate::names::Name;
 
 /// The ECS version whose field set the lines follow.
@@ -28,8 +29,14 @@ pub const THREAT_FRAMEWORK: &str = "MITRE ATT&CK";
 /// escapes quotes, backslashes and control bytes, and the formatter also
 /// escapes DEL, C1 controls, U+2028/U+2029 and bidi controls.
 pub fn write_json_line(ev: &Event, out: &mut Vec<u8>) {
+    write_json_line_as(ev, crate::identity::current(), out);
+}
+
+/// [`write_json_line`] with the host and agent named by `identity`
+/// (`None`: by `ev.host` alone).
+pub fn write_json_line_as(ev: &Event, identity: Option<&Identity>, out: &mut Vec<u8>) {
     let start = out.len();
-    let line = Line::new(ev);
+    let line = Line::new(ev, identity);
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineSafeFormatter);
     if let Err(err) = line.serialize(&mut ser) {
         // Unreachable with these types (a Vec never fails a write), but a
@@ -88,8 +95,10 @@ struct Line<'a> {
     timestamp: Rfc3339Micros,
     ecs: Ecs,
     event: EventMeta,
-    agent: Agent,
+    agent: Agent<'a>,
     host: Host<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<&'a std::collections::BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<ProcessOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,18 +160,39 @@ impl Serialize for EventId {
     }
 }
 
-/// ECS `agent`: this daemon, and in `ephemeral_id` this run of it.
+/// ECS `agent`: this daemon, in `id` its install on this host (kept
+/// across restarts and upgrades), and in `ephemeral_id` this run of it.
 #[derive(Serialize)]
-struct Agent {
+struct Agent<'a> {
     #[serde(rename = "type")]
     type_: &'static str,
     version: &'static str,
     ephemeral_id: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+/// ECS `host`: `name` (configured, or the kernel's host name, as the event
+/// carries it) and `hostname` (the kernel's), then what the identity adds.
+#[derive(Serialize)]
+struct Host<'a> {
+    name: &'a str,
+    hostname: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os: Option<OsOut<'a>>,
 }
 
 #[derive(Serialize)]
-struct Host<'a> {
-    hostname: &'a str,
+struct OsOut<'a> {
+    kernel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -403,7 +433,7 @@ fn opt_name(name: Option<&Name>) -> (Option<Cow<'_, str>>, Option<String>) {
 }
 
 impl<'a> Line<'a> {
-    fn new(ev: &'a Event) -> Self {
+    fn new(ev: &'a Event, identity: Option<&'a Identity>) -> Self {
         let alert = ev.alert.as_ref();
         let thread = match &ev.body {
             Body::Rename(r) => Some(ThreadOut::new(r.tid, &r.new_name)),
@@ -445,8 +475,20 @@ impl<'a> Line<'a> {
                 type_: "rename-audit",
                 version: env!("CARGO_PKG_VERSION"),
                 ephemeral_id: run_id(),
+                id: identity.map(|i| i.agent_id.as_str()),
+                name: identity.map(|i| i.agent_name.as_str()),
             },
-            host: Host { hostname: &ev.host },
+            host: Host {
+                name: &ev.host,
+                hostname: identity.map_or(&*ev.host, |i| i.hostname.as_str()),
+                id: identity.and_then(|i| i.id.as_deref()),
+                os: identity.map(|i| OsOut {
+                    kernel: &i.os.kernel,
+                    name: i.os.name.as_deref(),
+                    version: i.os.version.as_deref(),
+                }),
+            },
+            labels: identity.map(|i| &i.labels).filter(|l| !l.is_empty()),
             process,
             systemd: ev
                 .process

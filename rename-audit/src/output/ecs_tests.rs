@@ -116,7 +116,7 @@ const GOLDEN: &str = concat!(
     r#"{"@timestamp":"2026-11-23T12:00:00.123456Z","ecs":{"version":"8.11.0"},"#,
     r#""event":{"kind":"event","category":["process"],"type":["change"],"action":"process-renamed","id":"RUN-42","sequence":42,"module":"rename_audit","dataset":"rename_audit.renames"},"#,
     r#""agent":{"type":"rename-audit","version":"VERSION","ephemeral_id":"RUN"},"#,
-    r#""host":{"hostname":"build-7"},"#,
+    r#""host":{"name":"build-7","hostname":"build-7"},"#,
     r#""process":{"pid":4242,"name":"kworker/0:1","executable":"/tmp/x","args":["/tmp/x","--flag"],"start":"2026-11-23T11:59:00.500000Z","user":{"id":"1000"},"#,
     r#""parent":{"pid":1,"name":"systemd","executable":"/usr/lib/systemd/systemd"},"thread":{"id":4242,"name":"kworker/0:1"}},"#,
     r#""systemd":{"unit":"evil.service"},"#,
@@ -136,6 +136,57 @@ fn golden_process_rename_line() {
     // A version 4 UUID: random, so unique across restarts and hosts.
     let id = uuid::Uuid::parse_str(run).expect("the run id is a UUID");
     assert_eq!(id.get_version_num(), 4);
+}
+
+#[test]
+fn the_identity_names_host_and_agent_on_every_line() {
+    let identity = crate::identity::Identity {
+        name: "db 1 \u{fc}".into(),
+        hostname: "vm".into(),
+        id: Some("0123456789abcdef0123456789abcdef".into()),
+        os: crate::identity::Os {
+            kernel: "6.12.0-1-amd64".into(),
+            name: Some("Debian GNU/Linux".into()),
+            version: Some("13".into()),
+        },
+        agent_id: "7f0c1f9e-58a4-4b5e-9d6f-0123456789ab".into(),
+        agent_name: "db 1 \u{fc}".into(),
+        labels: [("env", "prod"), ("role", "db")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+    };
+    let mut ev = event(Body::Rename(rename()));
+    ev.host = Arc::from("db 1 \u{fc}");
+    let mut out = Vec::new();
+    super::ecs::write_json_line_as(&ev, Some(&identity), &mut out);
+    let text = String::from_utf8(out).unwrap();
+    let run = crate::event::run_id();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            r#""agent":{{"type":"rename-audit","version":"{version}","ephemeral_id":"{run}","id":"7f0c1f9e-58a4-4b5e-9d6f-0123456789ab","name":"db 1 ü"}},"host":{{"name":"db 1 ü","hostname":"vm","id":"0123456789abcdef0123456789abcdef","os":{{"kernel":"6.12.0-1-amd64","name":"Debian GNU/Linux","version":"13"}}}},"labels":{{"env":"prod","role":"db"}},"process":"#
+        )),
+        "{text}"
+    );
+    // Left out: no machine id, no os-release, no labels.
+    let bare = crate::identity::Identity {
+        id: None,
+        os: crate::identity::Os {
+            kernel: "k".into(),
+            name: None,
+            version: None,
+        },
+        labels: Default::default(),
+        ..identity
+    };
+    let mut out = Vec::new();
+    super::ecs::write_json_line_as(&ev, Some(&bare), &mut out);
+    let v = parse(&String::from_utf8(out).unwrap());
+    assert_eq!(
+        v["host"],
+        json!({"name": "db 1 \u{fc}", "hostname": "vm", "os": {"kernel": "k"}})
+    );
+    assert_eq!(v.get("labels"), None);
 }
 
 #[test]

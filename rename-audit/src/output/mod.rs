@@ -16,8 +16,11 @@
 //!   `module` "rename_audit", `dataset` "rename_audit.renames".
 //! - `agent`: `type` "rename-audit", `version`, `ephemeral_id` (a random
 //!   UUID drawn at start-up: the run; `event.sequence` restarts at 1 in
-//!   each run).
-//! - `host.hostname`.
+//!   each run), `id` (a UUID kept in the state directory: the install),
+//!   `name`.
+//! - `host`: `name`, `hostname`, `id` (the machine id, when there is one),
+//!   `os.{kernel,name,version}`; `labels` (`[host] labels`, when set).
+//!   See [`crate::identity`].
 //! - `process` (when known): `pid`, `name`, `executable`, `args`, `start`,
 //!   `user.id` (a string, as ECS wants), `parent.{pid,name,executable}`,
 //!   `thread.id` and `thread.name` (the renamed thread and its new name; for
@@ -56,7 +59,7 @@ pub mod writer;
 #[cfg(test)]
 mod ecs_tests;
 
-pub use ecs::write_json_line;
+pub use ecs::{write_json_line, write_json_line_as};
 pub use stream::{OutputStream, OutputSummary};
 pub use writer::{JsonLinesWriter, OutputDest, OutputError, WriteOutcome, stdout_is_journal};
 

@@ -32,6 +32,7 @@ pub struct Filters {
     tid: Option<u32>,
     name: Option<Pattern>,
     exe: Option<Pattern>,
+    host: Option<Pattern>,
     rule: Option<String>,
     method: Option<String>,
     process_only: bool,
@@ -69,7 +70,9 @@ impl Filters {
         if let Some(method) = &args.method {
             needles.push(Finder::new(format!("\"method\":\"{method}\"").as_bytes()).into_owned());
         }
-        for glob in [&args.name, &args.exe].into_iter().flatten() {
+        // A central store holds many hosts: a host's name on the line is
+        // the cheapest way to skip the others' lines unparsed.
+        for glob in [&args.name, &args.exe, &args.host].into_iter().flatten() {
             if let Some(literal) = required_literal(glob) {
                 needles.push(Finder::new(literal.as_bytes()).into_owned());
             }
@@ -79,6 +82,7 @@ impl Filters {
             tid: args.tid,
             name: glob("name", &args.name)?,
             exe: glob("exe", &args.exe)?,
+            host: glob("host", &args.host)?,
             rule: args.rule.clone(),
             method: args.method.clone(),
             process_only: args.process_only,
@@ -101,6 +105,12 @@ impl Filters {
         self.needles.iter().all(|n| n.find(line).is_some())
     }
 
+    /// A byte string every matching line holds (the longest, likely the
+    /// rarest, of them), for skipping whole runs of lines without it.
+    pub fn skip_needle(&self) -> Option<&Finder<'static>> {
+        self.needles.iter().max_by_key(|n| n.needle().len())
+    }
+
     /// Whether [`Filters::may_match`] saying yes to `line` is already the
     /// answer: only time bounds are given and the line starts with a
     /// timestamp as the daemon writes it. Then a caller that only copies
@@ -110,6 +120,7 @@ impl Filters {
             && self.tid.is_none()
             && self.name.is_none()
             && self.exe.is_none()
+            && self.host.is_none()
             && self.rule.is_none()
             && self.method.is_none()
             && !self.process_only
@@ -149,6 +160,11 @@ impl Filters {
         }
         if let Some(exe) = &self.exe
             && !r.executable().is_some_and(|e| exe.is_match(&e))
+        {
+            return false;
+        }
+        if let Some(host) = &self.host
+            && !r.host_name().is_some_and(|h| host.is_match(h.as_bytes()))
         {
             return false;
         }

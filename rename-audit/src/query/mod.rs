@@ -71,7 +71,15 @@ pub fn scan(
                 continue;
             }
         };
+        let skip = filters.skip_needle();
         loop {
+            if let Some(needle) = skip
+                && let Err(e) = input::skip_lines_without(&mut *reader, needle)
+            {
+                eprintln!("rename-audit: cannot read {input} to its end: {e}");
+                scan.failed_inputs += 1;
+                break;
+            }
             match input::read_line(&mut *reader, &mut buf, input::MAX_LINE) {
                 Ok(input::LineRead::Line) => {}
                 Ok(input::LineRead::TooLong) => {

@@ -15,6 +15,8 @@ pub struct Record<'a> {
     #[serde(borrow)]
     pub event: EventPart<'a>,
     #[serde(default, borrow)]
+    pub host: Option<HostPart<'a>>,
+    #[serde(default, borrow)]
     pub process: Option<ProcessPart<'a>>,
     #[serde(default, borrow)]
     pub rename: Option<RenamePart<'a>>,
@@ -30,6 +32,16 @@ pub struct Record<'a> {
 pub struct EventPart<'a> {
     #[serde(borrow)]
     pub action: Cow<'a, str>,
+}
+
+/// `host.name`, and `host.hostname`, which lines written before `host.name`
+/// existed carry alone.
+#[derive(Debug, Default, Deserialize)]
+pub struct HostPart<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub hostname: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +159,12 @@ impl<'a> Record<'a> {
             .as_ref()
             .and_then(|p| p.thread.as_ref())
             .map(|t| t.id)
+    }
+
+    /// `host.name`, else (older lines) `host.hostname`.
+    pub fn host_name(&self) -> Option<&str> {
+        let h = self.host.as_ref()?;
+        h.name.as_deref().or(h.hostname.as_deref())
     }
 
     pub fn executable(&self) -> Option<Cow<'_, [u8]>> {

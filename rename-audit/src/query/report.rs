@@ -39,6 +39,20 @@ pub struct Report {
     /// pid -> the processes seen with it (pids are reused), each with its
     /// renames, summarized ones included.
     renamers: HashMap<u32, Vec<Renamer>>,
+    /// `host.name` -> its counts; shown when the input holds more than one
+    /// host (a central store).
+    by_host: HashMap<String, HostCounts>,
+}
+
+/// One host's share of the summary lines.
+#[derive(Debug, Default)]
+struct HostCounts {
+    events: u64,
+    process_renames: u64,
+    thread_renames: u64,
+    alerts: u64,
+    lost: u128,
+    agent_starts: u64,
 }
 
 #[derive(Debug)]
@@ -70,6 +84,28 @@ const UNKNOWN: &[u8] = b"(unknown)";
 impl Report {
     pub fn add(&mut self, r: &Record<'_>) {
         self.events += 1;
+        let host = r.host_name().unwrap_or("(unknown)");
+        let host = match self.by_host.get_mut(host) {
+            Some(counts) => counts,
+            None => self.by_host.entry(host.to_owned()).or_default(),
+        };
+        host.events += 1;
+        if let Some(rename) = &r.rename {
+            if rename.main_thread {
+                host.process_renames += 1;
+            } else {
+                host.thread_renames += 1;
+            }
+        }
+        if r.rule.is_some() {
+            host.alerts += 1;
+        }
+        if let Some(l) = &r.lost {
+            host.lost = host.lost.saturating_add(u128::from(l.count));
+        }
+        if r.event.action == "agent-started" {
+            host.agent_starts += 1;
+        }
         let ts = &*r.timestamp;
         match &mut self.first {
             Some(first) if ts >= first.as_str() => {}
@@ -190,6 +226,7 @@ impl Report {
             );
         }
 
+        self.hosts_table(out, top);
         table(
             out,
             "Renames by executable",
@@ -245,6 +282,41 @@ impl Report {
                 })
             }),
         );
+    }
+}
+
+impl Report {
+    /// The summary lines per host, most events first (ties by name), when
+    /// the input holds more than one host.
+    fn hosts_table(&self, out: &mut Vec<u8>, top: usize) {
+        if self.by_host.len() < 2 {
+            return;
+        }
+        let mut hosts: Vec<_> = self.by_host.iter().collect();
+        hosts.sort_by(|a, b| b.1.events.cmp(&a.1.events).then_with(|| a.0.cmp(b.0)));
+        let _ = writeln!(
+            out,
+            "\nBy host ({} hosts)\n  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  host",
+            hosts.len(),
+            "events",
+            "process",
+            "thread",
+            "alerts",
+            "lost",
+            "starts"
+        );
+        for (host, c) in hosts.iter().take(top) {
+            let _ = write!(
+                out,
+                "  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  ",
+                c.events, c.process_renames, c.thread_renames, c.alerts, c.lost, c.agent_starts
+            );
+            escape_into(out, host.as_bytes());
+            out.push(b'\n');
+        }
+        if hosts.len() > top {
+            let _ = writeln!(out, "  ... and {} more", hosts.len() - top);
+        }
     }
 }
 

@@ -242,3 +242,102 @@ fn report_escapes_the_classes() {
         "{out}"
     );
 }
+
+/// A rename line from `host` (`host.name`; `None`: an older line with
+/// `host.hostname` alone) by `rule`, if any.
+fn host_line(host: Option<&str>, hostname: &str, main: bool, rule: Option<&str>) -> String {
+    let host = match host {
+        Some(name) => format!(r#"{{"name":"{name}","hostname":"{hostname}"}}"#),
+        None => format!(r#"{{"hostname":"{hostname}"}}"#),
+    };
+    let rule = rule.map_or(String::new(), |r| {
+        format!(r#","rule":{{"id":"{r}","severity":"critical"}}"#)
+    });
+    format!(
+        r#"{{"@timestamp":"2026-11-23T12:00:00.000000Z","event":{{"action":"process-renamed"}},"host":{host},"process":{{"pid":7,"executable":"/x","thread":{{"id":7}}}},"rename":{{"old_name":"a","new_name":"b","main_thread":{main},"method":"prctl","writer":{{"pid":7,"tid":7,"name":"a"}}}}{rule}}}"#
+    )
+}
+
+#[test]
+fn host_filters_on_host_name_and_falls_back_to_hostname() {
+    let args = |glob: &str| crate::cli::FilterArgs {
+        host: Some(glob.to_owned()),
+        ..Default::default()
+    };
+    let lines = [
+        host_line(Some("db-1"), "x", true, None),
+        host_line(Some("web-1"), "db-9", true, None),
+        host_line(None, "db-2", true, None),
+        host_line(Some("db 3 \u{fc}"), "x", true, None),
+    ];
+    let matching = |glob: &str| -> Vec<usize> {
+        let f = filter::Filters::new(&args(glob), time::OffsetDateTime::now_utc()).unwrap();
+        (0..lines.len())
+            .filter(|&i| {
+                let line = lines[i].as_bytes();
+                f.may_match(line) && f.matches(&Record::parse(line).unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(matching("db-*"), [0, 2], "host.name, not host.hostname");
+    assert_eq!(matching("web-1"), [1]);
+    assert_eq!(matching("db?3*"), [3]);
+    assert_eq!(matching("*"), [0, 1, 2, 3]);
+    assert_eq!(matching("nope"), Vec::<usize>::new());
+}
+
+#[test]
+fn report_breaks_counts_down_by_host_only_when_there_are_several() {
+    let one = report_of(&[&host_line(Some("db-1"), "x", true, None)]);
+    assert!(!one.contains("By host"), "{one}");
+    let a = host_line(Some("db-1"), "x", true, Some("kernel-thread-mimic"));
+    let b = host_line(Some("web\\u001b"), "x", false, None);
+    let c = host_line(None, "old", true, None);
+    let out = report_of(&[&a, &b, &b, &c]);
+    let want = "\nBy host (3 hosts)\n\
+                \x20     events     process      thread      alerts        lost      starts  host\n\
+                \x20          2           0           2           0           0           0  web\\u{1b}\n\
+                \x20          1           1           0           1           0           0  db-1\n\
+                \x20          1           1           0           0           0           0  old\n";
+    assert!(out.contains(want), "{want}\nnot in\n{out}");
+    let top = {
+        let mut report = report::Report::default();
+        for line in [&a, &b, &c] {
+            report.add(&Record::parse(line.as_bytes()).unwrap());
+        }
+        let mut out = Vec::new();
+        report.write(&mut out, 1);
+        String::from_utf8(out).unwrap()
+    };
+    assert!(top.contains("  ... and 2 more\n"), "{top}");
+}
+
+#[test]
+fn lines_without_the_needle_are_skipped_whole_and_the_rest_read() {
+    let input = b"a1\nxx NEEDLE 1\nb2\nc3 longer line\nNEEDLE 2\n\nz NEEDLE 3";
+    let needle = memchr::memmem::Finder::new(b"NEEDLE");
+    for read_buf in [1, 2, 5, 8, 16, 64] {
+        let mut reader = std::io::BufReader::with_capacity(read_buf, &input[..]);
+        let mut buf = Vec::new();
+        let mut kept = Vec::new();
+        loop {
+            input::skip_lines_without(&mut reader, &needle).unwrap();
+            match input::read_line(&mut reader, &mut buf, 1 << 20).unwrap() {
+                input::LineRead::Line => kept.push(String::from_utf8(buf.clone()).unwrap()),
+                input::LineRead::TooLong => unreachable!(),
+                input::LineRead::Eof => break,
+            }
+        }
+        // Every line holding the needle is read, whole; lines without it
+        // may be read too (when they do not end in the buffer).
+        let with: Vec<&String> = kept.iter().filter(|l| l.contains("NEEDLE")).collect();
+        assert_eq!(
+            with,
+            ["xx NEEDLE 1\n", "NEEDLE 2\n", "z NEEDLE 3"],
+            "read buffer {read_buf}: {kept:?}"
+        );
+        if read_buf == 64 {
+            assert_eq!(kept.len(), 3, "with a large buffer only those: {kept:?}");
+        }
+    }
+}

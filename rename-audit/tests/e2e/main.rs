@@ -20,6 +20,7 @@ mod container;
 mod debian_host;
 mod deploy;
 mod edges;
+mod fleet;
 mod hermetic;
 mod hostile;
 mod kernel;

@@ -43,11 +43,10 @@ pub(crate) fn build(
         // Alertmanager drops labels with empty values; keep the label visible.
         .unwrap_or_else(|| "unknown".to_owned());
 
-    let mut labels = BTreeMap::new();
+    let mut labels = host_labels(host, crate::identity::current());
     labels.insert("alertname", alertname(alert.rule_id));
     labels.insert("rule", alert.rule_id.to_owned());
     labels.insert("severity", alert.severity.as_str().to_owned());
-    labels.insert("host", host.to_owned());
     labels.insert("process_name", nonempty(process_name.clone()));
     labels.insert("executable", executable.clone());
 
@@ -94,6 +93,23 @@ pub(crate) fn build(
         starts_at: rfc3339(starts),
         ends_at: rfc3339(ends),
     })
+}
+
+/// The labels that say where an alert comes from, for every alert this
+/// sink posts (a rule's, or the sink's own): `host`, and the operator's
+/// `[host] labels` when an identity is installed. Their keys never clash
+/// with the alert's own labels (the configuration refuses
+/// [`crate::identity::ALERT_LABELS_TAKEN`]).
+pub(crate) fn host_labels(
+    host: &str,
+    identity: Option<&'static crate::identity::Identity>,
+) -> BTreeMap<&'static str, String> {
+    let mut labels: BTreeMap<&'static str, String> = identity
+        .into_iter()
+        .flat_map(|i| i.alert_labels())
+        .collect();
+    labels.insert("host", host.to_owned());
+    labels
 }
 
 fn description(ev: &Event, alert: &Alert, executable: &str) -> String {
@@ -222,6 +238,39 @@ mod tests {
         assert_eq!(a.ends_at, "2023-11-14T22:23:30Z");
         let json = serde_json::to_value([&a]).unwrap();
         assert!(json[0]["startsAt"].is_string() && json[0]["labels"]["rule"].is_string());
+    }
+
+    #[test]
+    fn the_host_labels_come_first_and_the_alert_keeps_its_own() {
+        let identity: &'static crate::identity::Identity =
+            Box::leak(Box::new(crate::identity::Identity {
+                name: "db-1".into(),
+                labels: [("env", "prod"), ("role", "db")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                ..Default::default()
+            }));
+        let labels = host_labels("db-1", Some(identity));
+        assert_eq!(
+            labels
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+            [("env", "prod"), ("host", "db-1"), ("role", "db")]
+        );
+        assert_eq!(host_labels("h", None).len(), 1);
+        // Every label an alert sets itself is one the configuration keeps
+        // operators from using.
+        let ev = alert_event(b"kworker/0:1", Some("/tmp/x"));
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_010).unwrap();
+        let a = build(&ev, "web-1", 0, now, Duration::from_secs(600)).expect("alert");
+        for key in a.labels.keys() {
+            assert!(
+                crate::identity::ALERT_LABELS_TAKEN.contains(key)
+                    || crate::identity::current().is_some_and(|i| i.labels.contains_key(*key)),
+                "{key} is not reserved"
+            );
+        }
     }
 
     #[test]
