@@ -118,7 +118,7 @@ fn upgrade_package(work: &Path, deb: &Path) -> PathBuf {
         std::fs::write(&md5sums, sums).unwrap();
     }
     let upgrade = work.join("upgrade.deb");
-    // gzip -1: the unoptimized binary is large and xz would take a minute.
+    // gzip -1: the package lives for one boot; xz spends some 10 s on it.
     run(Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
         .arg(&tree)
@@ -305,6 +305,7 @@ fn host_test(release: &Release) {
     let upgrade = upgrade_package(&work, &deb);
     eprintln!("[{:?}] packages built", started.elapsed());
     build_system(release, &root, &deb, &upgrade);
+    std::fs::remove_file(&upgrade).expect("remove the upgrade's package");
     eprintln!("[{:?}] {} system built", started.elapsed(), release.name);
     let files = boot(&work, &root);
     eprintln!("[{:?}] guest powered off", started.elapsed());

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs once at boot inside the Debian 12 guest of tests/e2e/debian_host.rs, as a
+# Runs once at boot inside the Debian 12 or 13 guest of tests/e2e/debian_host.rs, as a
 # oneshot unit ordered after rename-audit.service. It only collects what the
 # host test asserts on: each step's output goes to a file under /results,
 # which is written as a tar archive to the second disk (/dev/vdb) at the
