@@ -6,7 +6,10 @@
 use std::{
     io::Write as _,
     net::SocketAddr,
-    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
+    os::unix::{
+        fs::{MetadataExt as _, PermissionsExt as _},
+        process::CommandExt as _,
+    },
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
@@ -135,23 +138,47 @@ fn a_rename_to_sshd_colon_root_is_a_system_name_mimic() {
     );
 }
 
-/// A directory under /root that only root can write, or `None` (with a
-/// skip reported) where /root is read-only (the kernel matrix's guests).
+/// A directory that only root can write, made under /root, or under /run
+/// where /root is read-only (the kernel matrix's guests share the host's
+/// root file system read-only; their /run is a tmpfs of root's, mode 0755,
+/// as on the host). `None`, with a skip reported, when neither works.
 fn root_only_dir() -> Option<tempfile::TempDir> {
-    match tempfile::Builder::new()
-        .prefix("rename-audit-test-")
-        .tempdir_in("/root")
-    {
-        Ok(dir) => {
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-                .expect("chmod 0755");
-            Some(dir)
+    let mut refused = Vec::new();
+    for base in ["/root", "/run"] {
+        let meta = match std::fs::metadata(base) {
+            Ok(meta) => meta,
+            Err(error) => {
+                refused.push(format!("{base}: {error}"));
+                continue;
+            }
+        };
+        // Only a root-owned base that nobody else can write makes the
+        // scenario: otherwise the rule is right to call it writable.
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            refused.push(format!(
+                "{base}: owner {} mode {:o}",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ));
+            continue;
         }
-        Err(error) => {
-            skip(&format!("cannot make a directory under /root: {error}"));
-            None
+        match tempfile::Builder::new()
+            .prefix("rename-audit-test-")
+            .tempdir_in(base)
+        {
+            Ok(dir) => {
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod 0755");
+                return Some(dir);
+            }
+            Err(error) => refused.push(format!("{base}: {error}")),
         }
     }
+    skip(&format!(
+        "no root-only directory can be made: {}",
+        refused.join("; ")
+    ));
+    None
 }
 
 /// pyenv, nvm or conda under /root: a root-owned 0755 interpreter in a
