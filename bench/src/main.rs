@@ -317,9 +317,10 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     }
     storm.note(format!(
         "(peers are one run each, compared with the median untraced rate; \"floor + mount hooks\" adds empty \
-         programs on the syscall exit tracepoints that the daemon watches mounts on where fanotify's mount \
-         events cannot be had (before Linux 6.15, or without CAP_SYS_ADMIN); they put every syscall on the \
-         kernel's slower path. Here the daemon watched mounts with: {})",
+         programs on the syscall exit tracepoints, the daemon's last-resort mount watch, used only where \
+         neither fanotify's mount events, fexit on the kernel's mount code nor polling the mount tables \
+         can be had; they put every syscall on the kernel's slower path. Here the daemon watched mounts \
+         with: {})",
         b.mount_watch.borrow()
     ));
     report.table(storm)?;
