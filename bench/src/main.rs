@@ -224,7 +224,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     let mut report = Report::new(root, None, "rename-audit benchmark", &machine())?;
     let _paranoid = Sysctl::set(PERF_EVENT_PARANOID, &args.perf_event_paranoid.to_string())?;
     report.text(format!(
-        "The daemon runs {} with kernel.perf_event_paranoid={} unless a row says otherwise{}.",
+        "The daemon runs with {} and kernel.perf_event_paranoid={} unless a row says otherwise{}.",
         privileges_label(args.privileges, &b.unit_caps),
         args.perf_event_paranoid,
         args.note
