@@ -67,6 +67,33 @@ pub struct BenchArgs {
     /// Only measure the daemon's memory under fork storms.
     #[arg(long)]
     pub memory_only: bool,
+    /// How the daemon is started for every measurement but those that show
+    /// both: with the shipped unit's capability bounding set
+    /// (`CapabilityBoundingSet=` of deploy/rename-audit.service, applied with
+    /// setpriv), or as root with every capability.
+    #[arg(long, value_enum, default_value_t = Privileges::Unit)]
+    pub privileges: Privileges,
+    /// `kernel.perf_event_paranoid` while the benchmark runs (Debian's
+    /// setting by default); the previous value is put back at the end.
+    #[arg(long, default_value_t = 3)]
+    pub perf_event_paranoid: i32,
+    /// Sleeping processes kept alive for the start-up figure with many live
+    /// processes (0: skip it).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub live_processes: u64,
+    /// A sentence written at the top of the run's summary (for example
+    /// what else ran on the machine).
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// The daemon's privileges in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Privileges {
+    /// The shipped unit's capability bounding set.
+    Unit,
+    /// Root with every capability.
+    Root,
 }
 
 /// The execve rule most fleets run.
@@ -87,6 +114,13 @@ struct Bench {
     /// How the daemon watched mounts (`mount_watch` in its start-up line):
     /// whether its storm pays for the mount hooks depends on it.
     mount_watch: std::cell::RefCell<String>,
+    /// The daemon's last `kernel hooks attached` line, as it wrote it.
+    startup_line: std::cell::RefCell<String>,
+    /// The getppid loop and the sleeping processes (`workloads.c`).
+    workloads: PathBuf,
+    /// setpriv's capability list for the shipped unit: `-all,+bpf,...`.
+    unit_caps: String,
+    privileges: std::cell::Cell<Privileges>,
 }
 
 /// One run of the renaming workload.
@@ -139,6 +173,18 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         .status()
         .context("running cc to build the workload")?;
     ensure!(status.success(), "building the workload failed");
+    let workloads = dir.join("workloads");
+    let status = Command::new("cc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&workloads)
+        .arg(root.join("bench/src/workloads.c"))
+        .status()
+        .context("running cc to build the workloads")?;
+    ensure!(status.success(), "building the workloads failed");
+    let unit = root.join("deploy/rename-audit.service");
+    let unit_caps = setpriv_caps(
+        &fs::read_to_string(&unit).with_context(|| format!("reading {}", unit.display()))?,
+    )?;
     let b = Bench {
         dir,
         renamer,
@@ -146,6 +192,10 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         floor: target.join("release/examples/floor"),
         secs: args.secs,
         mount_watch: Default::default(),
+        startup_line: Default::default(),
+        workloads,
+        unit_caps,
+        privileges: std::cell::Cell::new(args.privileges),
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.search_only {
@@ -172,6 +222,18 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
         return memory(&b, &mut report, args.forks);
     }
     let mut report = Report::new(root, None, "rename-audit benchmark", &machine())?;
+    let _paranoid = Sysctl::set(PERF_EVENT_PARANOID, &args.perf_event_paranoid.to_string())?;
+    report.text(format!(
+        "The daemon runs with {} and kernel.perf_event_paranoid={} unless a row says otherwise{}.",
+        privileges_label(args.privileges, &b.unit_caps),
+        args.perf_event_paranoid,
+        args.note
+            .as_deref()
+            .map(|n| format!(". {n}"))
+            .unwrap_or_default()
+    ))?;
+    syscalls(&b, &mut report, cpus, rounds)?;
+    startup(&b, &mut report, args.startups, args.live_processes)?;
 
     let mut storm = Table::new(
         "rename-storm",
@@ -255,9 +317,10 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     }
     storm.note(format!(
         "(peers are one run each, compared with the median untraced rate; \"floor + mount hooks\" adds empty \
-         programs on the syscall exit tracepoints that the daemon watches mounts on where fanotify's mount \
-         events cannot be had (before Linux 6.15, or without CAP_SYS_ADMIN); they put every syscall on the \
-         kernel's slower path. Here the daemon watched mounts with: {})",
+         programs on the syscall exit tracepoints, the daemon's last-resort mount watch, used only where \
+         neither fanotify's mount events, fexit on the kernel's mount code nor polling the mount tables \
+         can be had; they put every syscall on the kernel's slower path. Here the daemon watched mounts \
+         with: {})",
         b.mount_watch.borrow()
     ));
     report.table(storm)?;
@@ -284,7 +347,6 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     report.table(kernel)?;
 
     everyday(&b, &mut report, cpus, rounds)?;
-    startup(&b, &mut report, args.startups)?;
     memory(&b, &mut report, args.forks)?;
     let mut accounting = accounting_table("accounting", "The daemon's accounting of the storms");
     for (threads, rate, d) in &audited {
@@ -297,28 +359,37 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     }
     report.table(accounting)?;
 
-    let idle = b.with_daemon_latency(false)?;
-    let storm = b.with_daemon_latency(true)?;
     let mut latency = Table::new(
         "latency",
-        "Rename-to-line latency",
+        "Rename-to-line latency: from the rename (the event's @timestamp, taken in the kernel) to \
+         the bench reading the line from the daemon's output file",
         &[
             "rename-to-line latency",
+            "bench's reader",
             "p50 ms",
             "p99 ms",
             "max ms",
             "samples",
         ],
     );
-    for (label, l) in [("idle host", idle), ("during a storm on every core", storm)] {
-        latency.row(vec![
-            Cell::text(label),
-            Cell::num(l[0], 2),
-            Cell::num(l[1], 2),
-            Cell::num(l[2], 2),
-            Cell::int(l[3] as u64),
-        ]);
+    for (label, storm) in [("idle host", false), ("during a storm on every core", true)] {
+        for reader in [Reader::Plain, Reader::Prioritised] {
+            let l = b.with_daemon_latency(storm, reader)?;
+            latency.row(vec![
+                Cell::text(label),
+                Cell::text(reader.label()),
+                Cell::num(l[0], 2),
+                Cell::num(l[1], 2),
+                Cell::num(l[2], 2),
+                Cell::int(l[3] as u64),
+            ]);
+        }
     }
+    latency.note(
+        "(the daemon's own delay is the prioritised reader's row: that reader runs SCHED_FIFO, wakes every \
+         millisecond and parses only the probe's lines, so the storm cannot delay it; the plain reader is the \
+         earlier method, a normal-priority reader that parses every line, which the storm's threads compete with)",
+    );
     report.table(latency)?;
 
     let (rate, daemon) = b.with_daemon(|| b.timed_storm(cpus, args.storm_secs))?;
@@ -498,34 +569,213 @@ fn sample_rss(
     (done, sampler)
 }
 
-/// Time from start to ready and RSS at ready, over `n` start-ups.
-fn startup(b: &Bench, report: &mut Report, n: usize) -> Result<()> {
-    let mut secs = Vec::new();
-    let mut rss = Vec::new();
-    for _ in 0..n.max(1) {
-        let started = Instant::now();
-        let child = b.start_daemon(&b.dir.join("startup.json"))?;
-        secs.push(started.elapsed().as_secs_f64());
-        rss.push(status_kib(child.id(), "VmRSS:") as f64 / 1024.0);
-        Bench::stop_daemon(child)?;
-    }
+/// Time from the daemon's exec to its READY=1 (on `NOTIFY_SOCKET`, as
+/// systemd sees it) and RSS at ready, over `n` start-ups each with the
+/// shipped unit's privileges and as root, first with the host as it is and
+/// then with `live` more sleeping processes.
+fn startup(b: &Bench, report: &mut Report, n: usize, live: u64) -> Result<()> {
     let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
     let mut table = Table::new(
         "startup",
-        format!("Start-up ({} runs)", secs.len()),
-        &["measure", "median", "max"],
+        format!(
+            "Start-up: exec of the daemon to READY=1 on NOTIFY_SOCKET, and RSS then ({} runs each)",
+            n.max(1)
+        ),
+        &[
+            "live processes",
+            "daemon started as",
+            "start to ready s (median)",
+            "start to ready s (max)",
+            "RSS at ready MiB (median)",
+            "RSS at ready MiB (max)",
+        ],
     );
-    table.row(vec![
-        Cell::text("start to ready, s"),
-        Cell::num(median(secs.clone()), 2),
-        Cell::num(max(&secs), 2),
-    ]);
-    table.row(vec![
-        Cell::text("RSS at ready, MiB"),
-        Cell::num(median(rss.clone()), 1),
-        Cell::num(max(&rss), 1),
-    ]);
+    for extra in [0, live] {
+        if extra == 0 && live == 0 {
+            continue;
+        }
+        let _sleepers = (extra > 0).then(|| b.sleepers(extra)).transpose()?;
+        let processes = live_processes();
+        for privileges in [Privileges::Unit, Privileges::Root] {
+            let (mut secs, mut rss) = (Vec::new(), Vec::new());
+            for _ in 0..n.max(1) {
+                let (s, kib) = b.as_(privileges, || b.time_to_ready())?;
+                secs.push(s);
+                rss.push(kib as f64 / 1024.0);
+            }
+            table.row(vec![
+                Cell::int(processes),
+                Cell::text(privileges_label(privileges, &b.unit_caps)),
+                Cell::num(median(secs.clone()), 2),
+                Cell::num(max(&secs), 2),
+                Cell::num(median(rss.clone()), 1),
+                Cell::num(max(&rss), 1),
+            ]);
+        }
+    }
     report.table(table)
+}
+
+/// The syscall-heavy workload: getppid(2) in a loop on every CPU, untraced
+/// and with the daemon, in interleaved 2 s rounds, with the shipped unit's
+/// privileges and as root (the mount watch it chose differs).
+fn syscalls(b: &Bench, report: &mut Report, cpus: usize, rounds: usize) -> Result<()> {
+    let mut table = Table::new(
+        "getppid",
+        format!(
+            "getppid(2) in a loop on {cpus} threads, median of {rounds} interleaved 2 s rounds; \
+             ratios are to the untraced rate of the same round"
+        ),
+        &[
+            "daemon started as",
+            "mount watch",
+            "untraced /s",
+            "rename-audit /s",
+            "rename-audit ratio",
+        ],
+    );
+    let mut lines = Vec::new();
+    for privileges in [Privileges::Unit, Privileges::Root] {
+        let (mut untraced, mut audit, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let u = b.getppid(cpus)?;
+            let (a, _) = b.as_(privileges, || b.with_daemon_cpu(|| b.getppid(cpus)))?;
+            untraced.push(u.per_sec);
+            audit.push(a.per_sec);
+            ratio.push(a.per_sec / u.per_sec);
+        }
+        table.row(vec![
+            Cell::text(privileges_label(privileges, &b.unit_caps)),
+            Cell::text(b.mount_watch.borrow().clone()),
+            Cell::num(median(untraced), 0),
+            Cell::num(median(audit), 0),
+            Cell::num(median(ratio), 3),
+        ]);
+        lines.push(format!(
+            "{}: `{}`",
+            privileges_label(privileges, &b.unit_caps),
+            b.startup_line.borrow()
+        ));
+    }
+    table.note(format!(
+        "(the daemon's start-up lines: {})",
+        lines.join("; ")
+    ));
+    report.table(table)
+}
+
+/// How the benchmark's reader of the daemon's output runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reader {
+    /// Normal priority, parses every line.
+    Plain,
+    /// SCHED_FIFO, parses only the lines that name the probe's pid.
+    Prioritised,
+}
+
+impl Reader {
+    fn label(self) -> &'static str {
+        match self {
+            Reader::Plain => "normal priority, parses every line",
+            Reader::Prioritised => "SCHED_FIFO, parses only the probe's lines",
+        }
+    }
+}
+
+/// Sets the calling thread's scheduling policy (`SCHED_FIFO` at `priority`,
+/// or back to `SCHED_OTHER` with `None`).
+fn set_realtime(priority: Option<i32>) -> Result<()> {
+    let (policy, priority) = match priority {
+        Some(p) => (libc::SCHED_FIFO, p),
+        None => (libc::SCHED_OTHER, 0),
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 is the calling thread and `param` is a valid
+    // sched_param that outlives the call.
+    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
+    ensure!(
+        rc == 0,
+        "sched_setscheduler: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+/// Processes on the host now (numeric entries of /proc).
+fn live_processes() -> usize {
+    fs::read_dir("/proc").map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|c| c.is_ascii_digit())
+            })
+            .count()
+    })
+}
+
+/// How a row's daemon was started, for the tables.
+fn privileges_label(privileges: Privileges, caps: &str) -> String {
+    match privileges {
+        Privileges::Unit => format!("the shipped unit's capability bounding set ({caps})"),
+        Privileges::Root => "root".to_owned(),
+    }
+}
+
+/// setpriv's capability list for a unit's `CapabilityBoundingSet=`:
+/// `-all,+bpf,+perfmon,+sys_ptrace`.
+fn setpriv_caps(unit: &str) -> Result<String> {
+    let caps = unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CapabilityBoundingSet="))
+        .context("the unit has no CapabilityBoundingSet=")?;
+    let mut list = String::from("-all");
+    for cap in caps.split_whitespace() {
+        list.push_str(",+");
+        list.push_str(&cap.trim_start_matches("CAP_").to_ascii_lowercase());
+    }
+    Ok(list)
+}
+
+/// A sysctl set while this lives and put back when dropped.
+struct Sysctl {
+    path: &'static str,
+    previous: String,
+}
+
+const PERF_EVENT_PARANOID: &str = "/proc/sys/kernel/perf_event_paranoid";
+
+impl Sysctl {
+    fn set(path: &'static str, value: &str) -> Result<Self> {
+        let previous = fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        fs::write(path, value).with_context(|| format!("writing {value} to {path}"))?;
+        Ok(Self { path, previous })
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if let Err(error) = fs::write(self.path, self.previous.trim()) {
+            eprintln!("could not restore {}: {error}", self.path);
+        }
+    }
+}
+
+/// Sleeping processes (`workloads sleepers`), killed when dropped.
+struct Sleepers(Child);
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        // A line (or EOF) on its stdin makes the parent kill and reap them;
+        // they also die with it (PR_SET_PDEATHSIG).
+        if let Some(mut stdin) = self.0.stdin.take() {
+            let _ = stdin.write_all(b"go\n");
+        }
+        let _ = self.0.wait();
+    }
 }
 
 fn accounting_table(name: &'static str, title: impl Into<String>) -> Table {
@@ -697,12 +947,113 @@ impl Bench {
         })
     }
 
+    /// The daemon's command line with the run's privileges: under the
+    /// shipped unit's, setpriv drops every other capability from the
+    /// bounding set (and sets the unit's inheritable and ambient ones) before
+    /// it execs the daemon, as systemd does.
+    fn daemon_command(&self) -> Command {
+        match self.privileges.get() {
+            Privileges::Root => Command::new(&self.daemon),
+            Privileges::Unit => {
+                let mut command = Command::new("setpriv");
+                for flag in ["--bounding-set", "--inh-caps", "--ambient-caps"] {
+                    command.arg(flag).arg(&self.unit_caps);
+                }
+                command.arg("--").arg(&self.daemon);
+                command
+            }
+        }
+    }
+
+    /// Runs `work` with the daemon started with `privileges`.
+    fn as_<T>(&self, privileges: Privileges, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let previous = self.privileges.replace(privileges);
+        let result = work();
+        self.privileges.set(previous);
+        result
+    }
+
+    /// `workloads getppid <workers> 2`.
+    fn getppid(&self, workers: usize) -> Result<Rate> {
+        let out = Command::new(&self.workloads)
+            .args(["getppid", &workers.to_string(), "2"])
+            .output()
+            .context("running the getppid loop")?;
+        let out = String::from_utf8_lossy(&out.stdout);
+        Ok(Rate {
+            renamed: values(&out, "done").context("getppid printed no count")?,
+            per_sec: values(&out, "rate").context("getppid printed no rate")? as f64,
+        })
+    }
+
+    /// `count` sleeping processes, alive until the result is dropped.
+    fn sleepers(&self, count: u64) -> Result<Sleepers> {
+        let mut child = Command::new(&self.workloads)
+            .args(["sleepers", &count.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the sleeping processes")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let sleepers = Sleepers(child);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        ensure!(
+            line.starts_with("ready="),
+            "the sleeping processes did not start: {line:?}"
+        );
+        Ok(sleepers)
+    }
+
+    /// Seconds from the daemon's exec to READY=1 on its NOTIFY_SOCKET, and
+    /// its RSS (KiB) then.
+    fn time_to_ready(&self) -> Result<(f64, u64)> {
+        let socket_path = self.dir.join("notify.sock");
+        let _ = fs::remove_file(&socket_path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&socket_path)
+            .with_context(|| format!("binding {}", socket_path.display()))?;
+        socket.set_read_timeout(Some(Duration::from_secs(120)))?;
+        let output = self.dir.join("startup.json");
+        let _ = fs::remove_file(&output);
+        let config = self.dir.join("defaults.toml");
+        fs::write(&config, "")?;
+        let mut command = self.daemon_command();
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--output")
+            .arg(&output)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stderr(Stdio::null());
+        let started = Instant::now();
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", self.daemon.display()))?;
+        let mut buf = [0u8; 4096];
+        let ready = loop {
+            match socket.recv(&mut buf) {
+                Ok(n) if buf[..n].split(|&c| c == b'\n').any(|l| l == b"READY=1") => {
+                    break Ok(started.elapsed().as_secs_f64());
+                }
+                Ok(_) => {}
+                Err(error) => break Err(error).context("waiting for READY=1"),
+            }
+        };
+        // setpriv execs the daemon: the pid is the daemon's.
+        let rss = status_kib(child.id(), "VmRSS:");
+        Self::stop_daemon(child)?;
+        let _ = fs::remove_file(&socket_path);
+        Ok((ready?, rss))
+    }
+
     fn start_daemon(&self, output: &Path) -> Result<Child> {
         let _ = fs::remove_file(output);
         // Defaults only: never the host's /etc/rename-audit/config.toml.
         let config = self.dir.join("defaults.toml");
         fs::write(&config, "")?;
-        let mut child = Command::new(&self.daemon)
+        let mut child = self
+            .daemon_command()
             .arg("run")
             .arg("--config")
             .arg(&config)
@@ -726,6 +1077,12 @@ impl Bench {
                 );
             }
             seen.extend_from_slice(&buf[..n]);
+        }
+        if let Some(line) = String::from_utf8_lossy(&seen)
+            .lines()
+            .find(|l| l.contains("kernel hooks attached"))
+        {
+            *self.startup_line.borrow_mut() = line.trim().to_string();
         }
         if let Some(watch) = String::from_utf8_lossy(&seen)
             .split("mount_watch=\"")
@@ -898,7 +1255,7 @@ impl Bench {
     }
 
     /// p50, p99, max (ms) and samples of the time from a rename to its line.
-    fn with_daemon_latency(&self, storm: bool) -> Result<[f64; 4]> {
+    fn with_daemon_latency(&self, storm: bool, reader: Reader) -> Result<[f64; 4]> {
         let output = self.dir.join("latency.json");
         let child = self.start_daemon(&output)?;
         let mut storm_child = storm
@@ -915,8 +1272,48 @@ impl Bench {
             .stdout(Stdio::null())
             .spawn()?;
         let probe_pid = u64::from(probe.id());
+        let needle = format!("\"pid\":{probe_pid}");
+        let needle = memchr::memmem::Finder::new(needle.as_bytes());
+        if reader == Reader::Prioritised {
+            set_realtime(Some(50))?;
+        }
+        let result = self.read_latencies(&output, probe_pid, reader, &needle);
+        if reader == Reader::Prioritised {
+            set_realtime(None)?;
+        }
+        probe.wait()?;
+        if let Some(s) = storm_child.as_mut() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        Self::stop_daemon(child)?;
+        let mut latencies = result?;
+        latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Ok([
+            pct(0.5),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            latencies.len() as f64,
+        ])
+    }
+
+    /// Milliseconds from each of the probe's renames to the moment its line
+    /// was read from `output`.
+    fn read_latencies(
+        &self,
+        output: &Path,
+        probe_pid: u64,
+        reader: Reader,
+        needle: &memchr::memmem::Finder<'_>,
+    ) -> Result<Vec<f64>> {
         let mut file = loop {
-            if let Ok(f) = fs::File::open(&output) {
+            if let Ok(f) = fs::File::open(output) {
                 break f;
             }
             sleep(Duration::from_millis(1));
@@ -931,6 +1328,9 @@ impl Bench {
             pending.extend_from_slice(&chunk);
             while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=nl).collect();
+                if reader == Reader::Prioritised && needle.find(&line).is_none() {
+                    continue;
+                }
                 let Ok(e) = serde_json::from_slice::<Value>(&line) else {
                     continue;
                 };
@@ -949,25 +1349,7 @@ impl Bench {
             file.stream_position()?;
             sleep(Duration::from_millis(1));
         }
-        probe.wait()?;
-        if let Some(s) = storm_child.as_mut() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        Self::stop_daemon(child)?;
-        latencies.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
-        Ok([
-            pct(0.5),
-            pct(0.99),
-            latencies.last().copied().unwrap_or(f64::NAN),
-            latencies.len() as f64,
-        ])
+        Ok(latencies)
     }
 }
 
@@ -1077,4 +1459,22 @@ fn bpf_run_time_ns(pid: u32) -> u64 {
             .ok()
     })
     .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_units_bounding_set_becomes_setprivs_list() {
+        let unit = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rename-audit.service"),
+        )
+        .expect("the unit");
+        assert_eq!(
+            setpriv_caps(&unit).expect("caps"),
+            "-all,+bpf,+perfmon,+sys_ptrace"
+        );
+        assert!(setpriv_caps("[Service]\n").is_err());
+    }
 }

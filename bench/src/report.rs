@@ -119,6 +119,13 @@ impl Report {
         Ok(report)
     }
 
+    /// Adds a paragraph to the summary.
+    pub fn text(&mut self, text: impl AsRef<str>) -> Result<()> {
+        self.summary.push_str(text.as_ref());
+        self.summary.push_str("\n\n");
+        self.write_summary()
+    }
+
     /// Adds `table` to the summary and writes its CSV.
     pub fn table(&mut self, table: Table) -> Result<()> {
         let path = self.dir.join(format!("{}.csv", table.name));

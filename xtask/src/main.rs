@@ -79,8 +79,11 @@ enum Command {
     },
     /// Benchmark rename-audit against an untraced workload, the floor (an
     /// empty program on the same hook), bpftrace and auditd, then search and
-    /// report over a 1 GB log; writes bench/runs/<date>-<host>/. Arguments
-    /// go to the benchmark (`cargo xtask bench -- --help`).
+    /// report over a 1 GB log; writes bench/runs/<date>-<host>/. The daemon
+    /// runs with the shipped unit's capability bounding set and
+    /// kernel.perf_event_paranoid=3 (restored afterwards), as root in a
+    /// second row where both are shown. Arguments go to the benchmark
+    /// (`cargo xtask bench -- --help`).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
