@@ -891,3 +891,34 @@ fn ready(addr: SocketAddr, pki: &Pki) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_only_the_named_series_with_the_label() {
+        let text = "# HELP rename_audit_sink_sent_total x\n\
+             rename_audit_sink_sent_total{sink=\"alertmanager\",replica=\"https://a\"} 3\n\
+             rename_audit_sink_sent_total{sink=\"alertmanager\",replica=\"https://b\"} 4\n\
+             rename_audit_sink_sent_total{sink=\"syslog\"} 100\n\
+             rename_audit_sink_sent_total_other{sink=\"alertmanager\"} 1000\n";
+        assert_eq!(
+            sum(
+                text,
+                "rename_audit_sink_sent_total",
+                "sink=\"alertmanager\""
+            ),
+            7.0
+        );
+        assert_eq!(
+            sum(
+                text,
+                "rename_audit_sink_sent_total",
+                "replica=\"https://b\""
+            ),
+            4.0
+        );
+        assert_eq!(sum(text, "rename_audit_absent_total", ""), 0.0);
+    }
+}
