@@ -23,6 +23,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 
+mod alerts;
 mod report;
 mod search;
 use report::{Cell, Report, Table};
@@ -85,6 +86,19 @@ pub struct BenchArgs {
     /// what else ran on the machine).
     #[arg(long)]
     pub note: Option<String>,
+    /// Only run the alert burst against three TLS Alertmanager replicas
+    /// (`alerts.rs`).
+    #[arg(long)]
+    pub alerts_only: bool,
+    /// Processes (distinct executables) of the alert burst, each raising
+    /// one alert a second. Just under the 10,000 (rule, executable) keys the
+    /// Alertmanager sink's deduplication remembers, with room for the
+    /// probe's and the host's own.
+    #[arg(long, value_name = "N", default_value_t = 9_900)]
+    pub alert_procs: usize,
+    /// Seconds the alert burst lasts.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub alert_secs: u64,
 }
 
 /// The daemon's privileges in a run.
@@ -210,6 +224,19 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
             args.search_log_mib,
             (args.fleet_events, args.fleet_hosts),
         );
+    }
+    let burst = alerts::Burst {
+        procs: args.alert_procs.max(1),
+        secs: args.alert_secs.max(1),
+    };
+    if args.alerts_only {
+        let mut report = Report::new(
+            root,
+            Some("alerts"),
+            "rename-audit alert burst benchmark",
+            &machine(),
+        )?;
+        return alerts::run(&b, &mut report, &burst);
     }
     let rounds = args.rounds.max(1);
     if args.memory_only {
@@ -399,6 +426,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     );
     accounting_row(&mut long, &cpus.to_string(), rate, &daemon);
     report.table(long)?;
+    alerts::run(&b, &mut report, &burst)?;
     b.search(
         &mut report,
         args.search_log_mib,
