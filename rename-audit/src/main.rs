@@ -130,6 +130,12 @@ fn run(args: RunArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .thread_name("rename-audit-io")
+        // The sinks run here: below capture's priority (util::sched).
+        .on_thread_start(|| {
+            if let Err(error) = rename_audit::util::sched::deprioritize_this_thread() {
+                tracing::debug!(%error, "cannot lower a sink thread's priority");
+            }
+        })
         .build()
         .context("starting the async runtime")?;
     // Before "ready": systemd may stop or reload the daemon the moment it is

@@ -1,5 +1,6 @@
 //! Small tools the stages share, that know nothing of the pipeline.
 pub mod glob;
+pub mod sched;
 pub mod secret;
 pub mod throttle;
 
