@@ -1,6 +1,7 @@
 //! The sinks against Debian's real servers on loopback: Alertmanager,
 //! rsyslog and Prometheus (see `support::servers`). Events are synthetic and
-//! go straight into `Sinks`; the daemon's own end-to-end tests cover capture.
+//! go straight into `Sinks`; the daemon's own end-to-end tests cover capture
+//! (one test here starts it, to see its sink threads' priority).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -500,4 +501,61 @@ fn prometheus_scrapes_the_endpoint_and_sees_the_counter_go_up() {
         |v| v == 1.0,
     );
     rt.block_on(sinks.shutdown(Duration::from_secs(2)));
+}
+
+/// The niceness of each of a process's threads, by thread name.
+fn thread_niceness(pid: u32) -> Vec<(String, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    let mut threads: Vec<(String, i64)> = tasks
+        .map(|task| {
+            let dir = task.expect("a task").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).expect("comm");
+            let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
+            // Field 19 (nice), counted after the ")" that ends the name.
+            let after_name = &stat[stat.rfind(')').expect("stat's name") + 2..];
+            let nice = after_name
+                .split(' ')
+                .nth(16)
+                .expect("field 19")
+                .parse()
+                .expect("a niceness");
+            (comm.trim_end().to_owned(), nice)
+        })
+        .collect();
+    threads.sort();
+    threads
+}
+
+/// TLS to three Alertmanager replicas costs a storm's CPU: the threads that
+/// deliver to sinks run niced, below the ring drain and the pipeline, so a
+/// busy sink falls behind (and counts what its queue cannot hold) instead
+/// of making the kernel lose records.
+#[test]
+fn the_sinks_threads_run_below_captures_priority() {
+    let d = crate::support::daemon::Daemon::start(&[]);
+    let threads = thread_niceness(d.pid());
+    let niceness_of = |name: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(comm, _)| comm == name)
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    let [base] = niceness_of("ra-pipeline")[..] else {
+        panic!("one pipeline thread: {threads:?}");
+    };
+    if base >= i64::from(rename_audit::util::sched::SINK_NICENESS) {
+        crate::support::skip(&format!(
+            "the daemon starts at niceness {base}, not below the sinks' own"
+        ));
+        return;
+    }
+    assert_eq!(niceness_of("ra-drain"), [base], "{threads:?}");
+    let io = niceness_of("rename-audit-io");
+    assert!(io.len() >= 2, "the async runtime's workers: {threads:?}");
+    assert!(
+        io.iter()
+            .all(|&nice| nice == i64::from(rename_audit::util::sched::SINK_NICENESS)),
+        "every sink thread is niced: {threads:?}"
+    );
 }
