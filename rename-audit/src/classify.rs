@@ -282,7 +282,8 @@ impl Classifier {
         found
     }
 
-    /// Gives a candidate the next `event.sequence`, when it is written.
+    /// Gives a record the next `event.sequence`, as it is written: every
+    /// number is a line of the output or counted in an `events-lost` record.
     pub fn number(&mut self, event: &mut Event) {
         self.sequence += 1;
         event.sequence = self.sequence;
@@ -305,14 +306,14 @@ impl Classifier {
     }
 
     /// An `agent-started` or `agent-stopped` record, stamped now and
-    /// numbered in sequence like every record.
+    /// numbered when written like every record.
     pub fn agent_event(&mut self, run: crate::event::AgentRun) -> Box<Event> {
         let timestamp = self.clock.from_monotonic(clock::monotonic_ns());
         self.new_event(timestamp, None, Body::Agent(run))
     }
 
     /// An `events-lost` record of class `output` for `count` records the
-    /// output could not write, numbered in sequence like every record.
+    /// output could not write, numbered when written like every record.
     pub fn output_lost(&mut self, count: u64) -> Box<Event> {
         let timestamp = self.clock.from_monotonic(clock::monotonic_ns());
         self.new_event(
@@ -328,7 +329,7 @@ impl Classifier {
     }
 
     /// An `events-lost` record of class `sink` for `count` records `sink`
-    /// could not deliver, numbered in sequence like every record.
+    /// could not deliver, numbered when written like every record.
     pub fn sink_lost(&mut self, sink: &'static str, reason: LostReason, count: u64) -> Box<Event> {
         let timestamp = self.clock.from_monotonic(clock::monotonic_ns());
         self.new_event(
@@ -352,21 +353,16 @@ impl Classifier {
         Classified::Event(self.new_event(timestamp, process, body))
     }
 
+    /// A record, not numbered yet: the pipeline numbers it as it writes it
+    /// ([`Self::number`]), so a record that a filter drops after
+    /// classification leaves no hole in `event.sequence`.
     fn new_event(
         &mut self,
         timestamp: time::OffsetDateTime,
         process: Option<ProcessContext>,
         body: Body,
     ) -> Box<Event> {
-        self.sequence += 1;
-        Box::new(Event {
-            sequence: self.sequence,
-            timestamp,
-            host: self.host.clone(),
-            process,
-            body,
-            alert: None,
-        })
+        self.unnumbered(timestamp, process, body)
     }
 
     fn rename(&mut self, r: &RenameRecord) -> Classified {
@@ -583,7 +579,11 @@ mod tests {
             b"sshd",
             "a thread rename keeps the process name"
         );
-        assert_eq!(e2.sequence, e.sequence + 1);
+        assert_eq!(
+            (e.sequence, e2.sequence),
+            (0, 0),
+            "numbered when written, not when classified"
+        );
     }
 
     #[test]
@@ -706,6 +706,8 @@ mod tests {
             "sshd",
             "x",
         ))));
+        let mut next = next;
+        c.number(&mut next);
         assert_eq!(next.sequence, 2, "no gap for the candidates not written");
     }
 }

@@ -173,7 +173,6 @@ impl Pipeline {
                         self.metrics.filtered(reason);
                         return;
                     }
-                    self.classifier.number(&mut event);
                     self.emit(event);
                 }
                 Classified::Filtered(method) => self.metrics.filtered(method.as_str()),
@@ -183,7 +182,11 @@ impl Pipeline {
         }
     }
 
-    fn emit(&mut self, event: Box<Event>) {
+    /// Numbers a record and writes it: numbering here, after every filter,
+    /// keeps `event.sequence` without holes (a rename dropped as unchanged
+    /// used to take a number).
+    fn emit(&mut self, mut event: Box<Event>) {
+        self.classifier.number(&mut event);
         self.metrics.observe(&event);
         self.output.write(&event);
         self.state.written(event.sequence, event.timestamp);

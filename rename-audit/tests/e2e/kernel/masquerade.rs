@@ -15,7 +15,7 @@ use std::{
 };
 
 use crate::support::{
-    daemon::{Daemon, at, str_at},
+    daemon::{Daemon, at, str_at, u64_at},
     http, renamer,
     servers::free_port,
     skip,
@@ -247,6 +247,18 @@ fn a_rename_to_the_same_name_is_not_written() {
         })
         .unwrap_or(0.0);
     assert!(unchanged >= 1.0, "counted as unchanged: {body}");
+    // Every number is a line: the rename left out took none (it used to,
+    // leaving a hole that no events-lost record explains).
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+    let mut sequences: Vec<u64> = d
+        .events()
+        .iter()
+        .map(|e| u64_at(e, "event.sequence"))
+        .collect();
+    sequences.sort_unstable();
+    let every: Vec<u64> = (1..=sequences.len() as u64).collect();
+    assert_eq!(sequences, every, "event.sequence has no holes");
 }
 
 /// Disguises taken while the daemon was not running are reported when it
