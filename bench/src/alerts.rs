@@ -603,19 +603,7 @@ fn probe_latency(b: &Bench, output: &Path, secs: u64) -> Result<[f64; 4]> {
     }
     let _ = probe.kill();
     let _ = probe.wait();
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    Ok([
-        pct(0.5),
-        pct(0.99),
-        latencies.last().copied().unwrap_or(f64::NAN),
-        latencies.len() as f64,
-    ])
+    Ok(super::latency_summary(latencies))
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made

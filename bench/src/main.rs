@@ -166,6 +166,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// p50, p99, max and count of latencies in ms (NaN for an empty set).
+fn latency_summary(mut latencies: Vec<f64>) -> [f64; 4] {
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    [
+        pct(0.5),
+        pct(0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+        latencies.len() as f64,
+    ]
+}
+
 fn main() -> Result<()> {
     let args = <BenchArgs as clap::Parser>::parse();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1315,20 +1332,7 @@ impl Bench {
             let _ = s.wait();
         }
         Self::stop_daemon(child)?;
-        let mut latencies = result?;
-        latencies.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
-        Ok([
-            pct(0.5),
-            pct(0.99),
-            latencies.last().copied().unwrap_or(f64::NAN),
-            latencies.len() as f64,
-        ])
+        Ok(latency_summary(result?))
     }
 
     /// Milliseconds from each of the probe's renames to the moment its line
