@@ -245,6 +245,7 @@ pub fn run(root: &Path, target: &Path, args: &BenchArgs) -> Result<()> {
     let burst = alerts::Burst {
         procs: args.alert_procs.max(1),
         secs: args.alert_secs.max(1),
+        rounds: args.rounds.max(1),
     };
     if args.alerts_only {
         let mut report = Report::new(
@@ -729,7 +730,7 @@ impl Reader {
 
 /// Sets the calling thread's scheduling policy (`SCHED_FIFO` at `priority`,
 /// or back to `SCHED_OTHER` with `None`).
-fn set_realtime(priority: Option<i32>) -> Result<()> {
+pub(crate) fn set_realtime(priority: Option<i32>) -> Result<()> {
     let (policy, priority) = match priority {
         Some(p) => (libc::SCHED_FIFO, p),
         None => (libc::SCHED_OTHER, 0),
