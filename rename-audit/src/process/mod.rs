@@ -19,10 +19,18 @@ pub struct ExeFile {
 
 /// What the process table tells the rules about other running processes.
 pub trait ProcessIndex {
-    /// Executables of running processes whose current main-thread name equals
-    /// `name` (excluding the pid given). Processes whose executable is unknown
-    /// are left out: an unknown executable never counts as a different one.
-    fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name>;
+    /// The first executable, among running processes whose current
+    /// main-thread name equals `name` (excluding the pid given), for which
+    /// `wanted` holds. Processes whose executable is unknown are left out: an
+    /// unknown executable never counts as a different one. It stops at the
+    /// first: thousands of processes can share a name, and a rename is
+    /// judged against them every time.
+    fn find_executable_named(
+        &self,
+        name: &[u8],
+        except_pid: u32,
+        wanted: &mut dyn FnMut(&Name) -> bool,
+    ) -> Option<Name>;
 
     /// The root directory of process `pid` as the daemon can reach it
     /// (`<procfs>/<pid>/root`), to read its executable's owners and modes in

@@ -467,11 +467,17 @@ impl ProcessTable {
 }
 
 impl ProcessIndex for ProcessTable {
-    fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name> {
+    fn find_executable_named(
+        &self,
+        name: &[u8],
+        except_pid: u32,
+        wanted: &mut dyn FnMut(&Name) -> bool,
+    ) -> Option<Name> {
         self.named(name)
             .filter(|p| p.key.tgid != except_pid)
-            .filter_map(|p| p.image.executable.clone())
-            .collect()
+            .filter_map(|p| p.image.executable.as_ref())
+            .find(|exe| wanted(exe))
+            .cloned()
     }
 
     fn root_of(&self, pid: u32) -> Option<std::path::PathBuf> {

@@ -176,6 +176,9 @@ pub struct RuleEngine {
     /// times a second must not cost a walk of its directories each time.
     /// Emptied when it holds [`WRITABLE_CACHE`] entries.
     writable_cache: std::cell::RefCell<HashMap<WritableKey, Option<paths::Writable>>>,
+    /// The directories above executables, read at most once a second per
+    /// mount namespace ([`paths::DirCache`]).
+    dir_cache: std::cell::RefCell<paths::DirCache>,
 }
 
 type WritableKey = (u32, Vec<u8>, Option<u64>);
@@ -217,6 +220,7 @@ impl RuleEngine {
         });
         RuleEngine {
             writable_cache: Default::default(),
+            dir_cache: Default::default(),
             enabled,
             writable_paths,
             system_names,
@@ -470,19 +474,29 @@ impl RuleEngine {
             if let Some(known) = self.writable_cache.borrow().get(&key) {
                 return known.clone();
             }
+            let own_root = index.root_of(process.pid);
+            // The maps are read only when an owner is not root (see
+            // `Lookup::ns_root`).
+            let ns_root = || {
+                let dir = own_root.as_ref()?.parent()?;
+                let id = |map| paths::mapped_root(&std::fs::read_to_string(dir.join(map)).ok()?);
+                Some((id("uid_map")?, id("gid_map")?))
+            };
             let lookup = paths::Lookup {
-                roots: index
-                    .root_of(process.pid)
-                    .into_iter()
-                    .chain([PathBuf::new()])
+                roots: own_root
+                    .iter()
+                    .map(|root| paths::Root {
+                        path: root.clone(),
+                        mnt_ns: paths::mnt_ns_of(root),
+                    })
+                    .chain([paths::Root {
+                        path: PathBuf::new(),
+                        mnt_ns: Some(0),
+                    }])
                     .collect(),
                 inode: process.executable_file.map(|f| f.inode),
-                ns_root: index.root_of(process.pid).and_then(|root| {
-                    let dir = root.parent()?;
-                    let id =
-                        |map| paths::mapped_root(&std::fs::read_to_string(dir.join(map)).ok()?);
-                    Some((id("uid_map")?, id("gid_map")?))
-                }),
+                ns_root: &ns_root,
+                dirs: Some(&self.dir_cache),
             };
             let found = paths::writable(exe, &self.writable_paths, Some(&lookup));
             let mut cache = self.writable_cache.borrow_mut();
@@ -564,9 +578,9 @@ impl RuleEngine {
                 }
                 let own = paths::strip_deleted(exe);
                 index
-                    .executables_named(new, process.pid)
-                    .into_iter()
-                    .find(|other| paths::strip_deleted(other.as_bytes()) != own)
+                    .find_executable_named(new, process.pid, &mut |other| {
+                        paths::strip_deleted(other.as_bytes()) != own
+                    })
                     .map(Reason::NameOfRunning)
             }
             RuleId::SiblingRenamedMain => {

@@ -8,8 +8,10 @@
 //! read (the process is gone and its file is not the one at that path on the
 //! host) does the fixed list of [`WRITABLE`] locations decide.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Places any user can write to, or that a user owns: used only when the
 /// owners and modes cannot be read. `/run/lock` is world-writable on Debian;
@@ -78,12 +80,76 @@ impl Meta {
 /// Where to read the executable's file system from: the process's own root
 /// (`/proc/<pid>/root`, its mount namespace) and then the host's, each
 /// trusted only when the file there is the executable's (same inode).
-pub struct Lookup {
-    pub roots: Vec<PathBuf>,
+pub struct Lookup<'a> {
+    pub roots: Vec<Root>,
     pub inode: Option<u64>,
     /// The host uid and gid that are root in the process's user namespace
     /// (a rootless container's files belong to its mapped root), besides 0.
-    pub ns_root: Option<(u32, u32)>,
+    /// Read only when a file or directory belongs to someone else than uid
+    /// or gid 0: most executables never need it.
+    pub ns_root: &'a dyn Fn() -> Option<(u32, u32)>,
+    /// Directories already read, shared between lookups.
+    pub dirs: Option<&'a std::cell::RefCell<DirCache>>,
+}
+
+/// A root to read an executable's file system under.
+pub struct Root {
+    /// Prefixed to every path (empty: the daemon's own view).
+    pub path: PathBuf,
+    /// The mount namespace this root shows (the inode of its
+    /// `/proc/<pid>/ns/mnt`; 0 for the daemon's own): directories are
+    /// cached per namespace, since another one may mount something else
+    /// at the same path. `None`: never cached.
+    pub mnt_ns: Option<u64>,
+}
+
+/// How long a directory's owner and mode are trusted once read.
+pub const DIR_TTL: Duration = Duration::from_secs(1);
+/// Directories remembered before the cache is emptied.
+const DIR_CACHE: usize = 4096;
+
+/// Owners and modes of the directories above executables, per mount
+/// namespace, each kept for [`DIR_TTL`]. Judging a process costs a walk of
+/// every directory above its executable, through its `/proc/<pid>/root`:
+/// without this, a burst of alerts from programs in one directory reads
+/// the same directories once per alert and the pipeline falls behind. The
+/// executable itself is always read again (its inode is checked).
+#[derive(Clone, Debug, Default)]
+pub struct DirCache {
+    entries: HashMap<(u64, Vec<u8>), (Meta, Instant)>,
+}
+
+impl DirCache {
+    fn get_or_read(
+        &mut self,
+        mnt_ns: u64,
+        dir: &[u8],
+        now: Instant,
+        read: impl FnOnce() -> Option<Meta>,
+    ) -> Option<Meta> {
+        let key = (mnt_ns, dir.to_vec());
+        if let Some(&(meta, at)) = self.entries.get(&key)
+            && now.saturating_duration_since(at) < DIR_TTL
+        {
+            return Some(meta);
+        }
+        let meta = read()?;
+        if self.entries.len() >= DIR_CACHE {
+            self.entries
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < DIR_TTL);
+            if self.entries.len() >= DIR_CACHE {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (meta, now));
+        Some(meta)
+    }
+}
+
+/// The mount namespace a `/proc/<pid>/root` shows, for [`Root::mnt_ns`].
+pub fn mnt_ns_of(proc_root: &Path) -> Option<u64> {
+    let ns = proc_root.parent()?.join("ns/mnt");
+    std::fs::metadata(ns).ok().map(|m| m.ino())
 }
 
 /// The host id that id 0 maps to, from a `/proc/<pid>/uid_map` or
@@ -98,16 +164,27 @@ pub fn mapped_root(map: &str) -> Option<u32> {
     })
 }
 
-impl Lookup {
+impl Lookup<'_> {
     /// Who besides root can write `exe`: `Some(None)` when nobody,
     /// `Some(Some(why))` when someone, `None` when it could not be read.
     fn read(&self, exe: &[u8], stat: &dyn Fn(&Path) -> Option<Meta>) -> Option<Option<Writable>> {
         use std::os::unix::ffi::OsStrExt as _;
+        let ns_root = std::cell::OnceCell::new();
+        let now = Instant::now();
         for root in &self.roots {
             let at = |p: &[u8]| {
-                let mut full = root.as_os_str().as_bytes().to_vec();
+                let mut full = root.path.as_os_str().as_bytes().to_vec();
                 full.extend_from_slice(p);
                 PathBuf::from(std::ffi::OsStr::from_bytes(&full))
+            };
+            let dir = |p: &[u8]| {
+                let p = if p.is_empty() { b"/" } else { p };
+                match (root.mnt_ns, self.dirs) {
+                    (Some(ns), Some(cache)) => {
+                        cache.borrow_mut().get_or_read(ns, p, now, || stat(&at(p)))
+                    }
+                    _ => stat(&at(p)),
+                }
             };
             let Some(file) = stat(&at(exe)) else {
                 continue;
@@ -121,15 +198,15 @@ impl Lookup {
                 let shown = || {
                     String::from_utf8_lossy(if path.is_empty() { b"/" } else { path }).into_owned()
                 };
-                let (root_uid, root_gid) = self.ns_root.unwrap_or((0, 0));
-                if meta.uid != 0 && meta.uid != root_uid {
+                let mapped = || ns_root.get_or_init(|| (self.ns_root)()).unwrap_or((0, 0));
+                if meta.uid != 0 && meta.uid != mapped().0 {
                     return Some(Some(Writable::Owned {
                         path: shown(),
                         uid: meta.uid,
                     }));
                 }
                 if meta.mode & 0o002 != 0
-                    || (meta.mode & 0o020 != 0 && meta.gid != 0 && meta.gid != root_gid)
+                    || (meta.mode & 0o020 != 0 && meta.gid != 0 && meta.gid != mapped().1)
                 {
                     return Some(Some(Writable::Open { path: shown() }));
                 }
@@ -140,7 +217,7 @@ impl Lookup {
                 path = parent;
                 // A directory above a readable file that cannot be read:
                 // judge by the list instead.
-                meta = stat(&at(if path.is_empty() { b"/" } else { path }))?;
+                meta = dir(path)?;
             }
         }
         None
@@ -251,6 +328,13 @@ mod tests {
         assert_eq!(writable(b"/srv/uploads/x", &extra, None), None);
     }
 
+    fn host() -> Root {
+        Root {
+            path: PathBuf::new(),
+            mnt_ns: Some(0),
+        }
+    }
+
     /// A file system of (path, uid, gid, mode, inode) for `writable_with`.
     fn fs(
         entries: &'static [(&'static str, u32, u32, u32, u64)],
@@ -286,9 +370,10 @@ mod tests {
 
     fn judged(exe: &str, inode: Option<u64>) -> Option<Writable> {
         let lookup = Lookup {
-            roots: vec![PathBuf::new()],
+            roots: vec![host()],
             inode,
-            ns_root: None,
+            ns_root: &|| None,
+            dirs: None,
         };
         writable_with(exe.as_bytes(), &[], Some(&lookup), &fs(HOST))
     }
@@ -328,22 +413,24 @@ mod tests {
             ("/bin", 100000, 100000, 0o40755, 3),
             ("/bin/busybox", 100000, 100000, 0o100755, 4),
         ];
+        let rootless = || Some((100000, 100000));
         let lookup = |ns_root| Lookup {
-            roots: vec![PathBuf::new()],
+            roots: vec![host()],
             inode: Some(4),
             ns_root,
+            dirs: None,
         };
         assert_eq!(
             writable_with(
                 b"/bin/busybox",
                 &[],
-                Some(&lookup(Some((100000, 100000)))),
+                Some(&lookup(&rootless)),
                 &fs(ROOTLESS)
             ),
             None
         );
         assert_eq!(
-            writable_with(b"/bin/busybox", &[], Some(&lookup(None)), &fs(ROOTLESS)),
+            writable_with(b"/bin/busybox", &[], Some(&lookup(&|| None)), &fs(ROOTLESS)),
             Some(Writable::Owned {
                 path: "/bin/busybox".into(),
                 uid: 100000
@@ -355,6 +442,74 @@ mod tests {
         );
         assert_eq!(mapped_root("         0          0 4294967295\n"), Some(0));
         assert_eq!(mapped_root("      1000       1000          1\n"), None);
+    }
+
+    /// The directories above an executable are read once per mount
+    /// namespace and [`DIR_TTL`]; the executable itself every time; and the
+    /// user namespace's maps only when an owner is not root.
+    #[test]
+    fn directories_are_read_once_per_namespace_and_interval_and_the_maps_only_when_needed() {
+        let reads = std::cell::RefCell::new(Vec::<PathBuf>::new());
+        let host = fs(HOST);
+        let stat = |p: &Path| {
+            reads.borrow_mut().push(p.to_owned());
+            host(p)
+        };
+        let maps_read = std::cell::Cell::new(0);
+        let ns_root = || {
+            maps_read.set(maps_read.get() + 1);
+            None
+        };
+        let cache = std::cell::RefCell::new(DirCache::default());
+        let judge = |exe: &str, ns: u64| {
+            let lookup = Lookup {
+                roots: vec![Root {
+                    path: PathBuf::new(),
+                    mnt_ns: Some(ns),
+                }],
+                inode: None,
+                ns_root: &ns_root,
+                dirs: Some(&cache),
+            };
+            let found = lookup.read(exe.as_bytes(), &stat);
+            (found, std::mem::take(&mut *reads.borrow_mut()))
+        };
+        let paths = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert_eq!(
+            judge("/root/.pyenv/python", 1),
+            (
+                Some(None),
+                paths(&["/root/.pyenv/python", "/root/.pyenv", "/root", "/"])
+            )
+        );
+        assert_eq!(maps_read.get(), 0, "everything belongs to root");
+        assert_eq!(
+            judge("/root/.pyenv/python", 1),
+            (Some(None), paths(&["/root/.pyenv/python"])),
+            "the directories come from the cache"
+        );
+        assert_eq!(
+            judge("/root/.pyenv/python", 2).1.len(),
+            4,
+            "another mount namespace reads its own"
+        );
+        assert_eq!(
+            judge("/opt/app/x", 1),
+            (
+                Some(Some(Writable::Owned {
+                    path: "/opt/app/x".into(),
+                    uid: 65534
+                })),
+                paths(&["/opt/app/x"])
+            )
+        );
+        assert_eq!(maps_read.get(), 1, "read for the owner that is not root");
+        // Past the interval, the directories are read again.
+        let stale = Instant::now() - DIR_TTL;
+        for (_, at) in cache.borrow_mut().entries.values_mut() {
+            *at = stale;
+        }
+        assert_eq!(judge("/root/.pyenv/python", 1).1.len(), 4);
     }
 
     #[test]

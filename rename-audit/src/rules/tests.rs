@@ -11,12 +11,17 @@ use crate::util::glob::Pattern;
 struct Table(Vec<(u32, &'static str, Option<&'static str>)>);
 
 impl ProcessIndex for Table {
-    fn executables_named(&self, name: &[u8], except_pid: u32) -> Vec<Name> {
+    fn find_executable_named(
+        &self,
+        name: &[u8],
+        except_pid: u32,
+        wanted: &mut dyn FnMut(&Name) -> bool,
+    ) -> Option<Name> {
         self.0
             .iter()
             .filter(|(pid, n, _)| *pid != except_pid && n.as_bytes() == name)
             .filter_map(|(_, _, exe)| exe.map(Name::from))
-            .collect()
+            .find(|exe| wanted(exe))
     }
 }
 
