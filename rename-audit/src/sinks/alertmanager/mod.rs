@@ -30,7 +30,7 @@ use self::dedup::{Dedup, Release};
 use self::payload::PostableAlert;
 use super::SinkError;
 use super::backoff::Backoff;
-use super::queue::{abandon, stopped};
+use super::queue::{abandon, gather, stopped};
 use super::retry::{Deliver, DeliveryError, Retry};
 use crate::config;
 use crate::event::Event;
@@ -41,6 +41,8 @@ use crate::util::throttle::LogThrottle;
 pub(crate) const SINK: &str = "alertmanager";
 /// Alerts per POST.
 const MAX_BATCH: usize = 64;
+/// Alerts taken from the sink's queue at a time.
+const TAKE: usize = 1024;
 /// Distinct (rule, executable) keys remembered for deduplication.
 const MAX_KEYS: usize = 10_000;
 
@@ -62,7 +64,7 @@ pub(crate) struct AlertmanagerSink {
 
 /// One batch waiting in a replica's queue, holding its room there.
 struct Queued {
-    batch: Arc<[PostableAlert]>,
+    batch: Body,
     /// Past this, the batch's alerts would have ended: it is given up.
     stale_at: tokio::time::Instant,
     _room: OwnedSemaphorePermit,
@@ -86,6 +88,28 @@ struct Replica {
     host: Arc<str>,
     heartbeat: Duration,
     watchdog_warn: LogThrottle,
+}
+
+/// A batch of alerts as the JSON array Alertmanager takes, serialized once
+/// for every replica and every retry.
+#[derive(Clone)]
+struct Body {
+    json: bytes::Bytes,
+    alerts: usize,
+}
+
+impl Body {
+    fn of(alerts: &[PostableAlert]) -> Body {
+        Body {
+            // A Vec of strings and maps cannot fail to serialize.
+            json: serde_json::to_vec(alerts).expect("alerts serialize").into(),
+            alerts: alerts.len(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.alerts
+    }
 }
 
 /// One POST of a batch to one replica's `/api/v2/alerts`.
@@ -181,6 +205,7 @@ impl AlertmanagerSink {
         mut queues: Vec<ReplicaQueue>,
         tasks: Vec<JoinHandle<()>>,
     ) {
+        let mut evs = Vec::with_capacity(TAKE);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -195,24 +220,24 @@ impl AlertmanagerSink {
                     let released = self.dedup.due(Instant::now());
                     self.payloads(released)
                 }
-                got = rx.recv() => match got {
-                    Some(ev) => {
-                        let mut evs = vec![ev];
-                        while evs.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(ev) => evs.push(ev),
-                                Err(_) => break,
-                            }
-                        }
-                        self.admit(evs)
-                    }
-                    None => {
+                got = rx.recv_many(&mut evs, TAKE) => match got {
+                    0 => {
                         // Queue closed by shutdown: hand over the repeat
                         // counts still pending, then let the replicas finish.
                         let pending = self.dedup.drain_pending();
                         let batch = self.payloads(pending);
                         self.fan_out(batch, &mut queues);
                         break;
+                    }
+                    _ => {
+                        let batch = self.admit(evs.drain(..));
+                        self.fan_out(batch, &mut queues);
+                        // Let the next records gather (see `GATHER`).
+                        if !gather(&mut stop).await {
+                            abandon(&mut rx, SINK, &self.metrics);
+                            break;
+                        }
+                        continue;
                     }
                 },
             };
@@ -234,14 +259,14 @@ impl AlertmanagerSink {
         }
         let stale_at = tokio::time::Instant::now() + self.cfg.resolve_after();
         for chunk in batch.chunks(MAX_BATCH) {
-            let chunk: Arc<[PostableAlert]> = Arc::from(chunk);
+            let chunk = Body::of(chunk);
             let n = chunk.len();
             for q in queues.iter_mut() {
                 let queued = u32::try_from(n)
                     .ok()
                     .and_then(|n| Arc::clone(&q.room).try_acquire_many_owned(n).ok())
                     .map(|room| Queued {
-                        batch: Arc::clone(&chunk),
+                        batch: chunk.clone(),
                         stale_at,
                         _room: room,
                     });
@@ -266,7 +291,7 @@ impl AlertmanagerSink {
         }
     }
 
-    fn admit(&mut self, evs: Vec<Arc<Event>>) -> Vec<PostableAlert> {
+    fn admit(&mut self, evs: impl ExactSizeIterator<Item = Arc<Event>>) -> Vec<PostableAlert> {
         let now = Instant::now();
         let mut released = Vec::with_capacity(evs.len());
         for ev in evs {
@@ -321,7 +346,7 @@ impl Replica {
                         let n = q.batch.len() as u64;
                         let delivered = self
                             .retry
-                            .deliver_until(&mut self.poster, &q.batch[..], n, &mut stop, Some(q.stale_at))
+                            .deliver_until(&mut self.poster, &q.batch, n, &mut stop, Some(q.stale_at))
                             .await;
                         if !delivered {
                             break;
@@ -353,10 +378,11 @@ impl Replica {
     ) -> bool {
         let now = OffsetDateTime::now_utc();
         let alert = payload::watchdog(&self.host, started, now, self.heartbeat);
+        let body = Body::of(std::slice::from_ref(&alert));
         let result = tokio::select! {
             biased;
             _ = stopped(stop) => return false,
-            r = self.poster.attempt(std::slice::from_ref(&alert)) => r,
+            r = self.poster.attempt(&body) => r,
         };
         match result {
             Ok(()) => self.metrics.watchdog_post(&self.name, true),
@@ -394,12 +420,15 @@ fn http_client(cfg: &config::AlertmanagerSink) -> Result<reqwest::Client, SinkEr
 }
 
 impl Deliver for Poster {
-    type Unit = [PostableAlert];
+    type Unit = Body;
 
-    async fn attempt(&mut self, batch: &[PostableAlert]) -> Result<(), DeliveryError> {
-        let request = self
-            .credentials
-            .apply(self.client.post(self.endpoint.clone()).json(batch));
+    async fn attempt(&mut self, batch: &Body) -> Result<(), DeliveryError> {
+        let post = self
+            .client
+            .post(self.endpoint.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(batch.json.clone());
+        let request = self.credentials.apply(post);
         let resp = request.send().await.map_err(|e| {
             let (retryable, reason) = explain(&e);
             DeliveryError {

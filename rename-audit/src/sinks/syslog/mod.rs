@@ -23,13 +23,15 @@ use self::message::Origin;
 use self::transport::{Conn, TlsClient};
 use super::SinkError;
 use super::backoff::Backoff;
-use super::queue::{abandon, stopped};
+use super::queue::{abandon, gather, stopped};
 use super::retry::{Deliver, DeliveryError, Retry};
 use crate::config::{self, SyslogFormat, SyslogTarget};
 use crate::event::{Event, LostReason};
 use crate::metrics::Metrics;
 
 pub(crate) const SINK: &str = "syslog";
+/// Records taken from the queue at a time (see [`super::queue::GATHER`]).
+const BATCH: usize = 256;
 
 /// Whether the sink takes the record.
 pub(crate) fn wants(cfg: &config::SyslogSink, ev: &Event) -> bool {
@@ -127,25 +129,43 @@ impl SyslogSink {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Arc<Event>>, mut stop: watch::Receiver<bool>) {
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let ev = tokio::select! {
+            let got = tokio::select! {
                 biased;
                 _ = stopped(&mut stop) => {
                     abandon(&mut rx, SINK, &self.metrics);
                     return;
                 }
-                got = rx.recv() => match got {
-                    Some(ev) => ev,
-                    None => return,
-                },
+                got = rx.recv_many(&mut batch, BATCH) => got,
             };
-            let msg = match self.cfg.format {
-                SyslogFormat::Text => message::format(&ev, &self.origin, max_len(&self.cfg.target)),
-                SyslogFormat::EcsJson => {
-                    message::format_ecs_json(&ev, &self.origin, &mut self.line)
+            if got == 0 {
+                // Closed and drained: shutdown.
+                return;
+            }
+            let mut records = batch.drain(..);
+            for ev in records.by_ref() {
+                let msg = match self.cfg.format {
+                    SyslogFormat::Text => {
+                        message::format(&ev, &self.origin, max_len(&self.cfg.target))
+                    }
+                    SyslogFormat::EcsJson => {
+                        message::format_ecs_json(&ev, &self.origin, &mut self.line)
+                    }
+                };
+                if !self.deliver(&msg, &mut stop).await {
+                    // Taken from the queue but not sent: lost as the queue's.
+                    let left = records.len() as u64;
+                    if left > 0 {
+                        self.metrics.sink_dropped_n(SINK, left);
+                    }
+                    drop(records);
+                    abandon(&mut rx, SINK, &self.metrics);
+                    return;
                 }
-            };
-            if !self.deliver(&msg, &mut stop).await {
+            }
+            drop(records);
+            if !gather(&mut stop).await {
                 abandon(&mut rx, SINK, &self.metrics);
                 return;
             }
