@@ -20,6 +20,16 @@ pub fn deprioritize_this_thread() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Keeps the daemon off transparent huge pages. The allocator asks for
+/// them on its larger regions; each first touch then zeroes 2 MiB, which was
+/// a fifth of the Alertmanager sink's CPU in an alert burst, and the RSS
+/// moves in 2 MiB steps against its bound. A failure leaves them on (the
+/// caller logs it).
+pub fn no_huge_pages() -> std::io::Result<()> {
+    rustix::thread::disable_transparent_huge_pages(true)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +51,11 @@ mod tests {
             before,
             "the test's own thread keeps its niceness"
         );
+    }
+
+    #[test]
+    fn huge_pages_are_off_after_asking() {
+        no_huge_pages().expect("prctl");
+        assert!(rustix::thread::transparent_huge_pages_are_disabled().expect("prctl"));
     }
 }
