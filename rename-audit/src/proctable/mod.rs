@@ -207,11 +207,33 @@ impl ProcessTable {
     /// after the kernel programs are attached: a process that starts during
     /// the snapshot is in the rings as a fork and merged by key.
     pub fn snapshot(&mut self) {
+        // Each process's parent key needs the parent's start time: taken
+        // from the parent's own entry once every process is read, and read
+        // from its `stat` only for a parent the scan did not find.
+        let mut orphans = Vec::new();
+        let mut started = HashMap::new();
         for pid in self.proc_root.pids() {
-            if let Some(p) = self.proc_root.read(pid, None)
-                && !self.procs.contains_key(&p.key)
-            {
+            let Some(p) = self.proc_root.read_with(pid, None, &|_| None) else {
+                continue;
+            };
+            started.insert(p.key.tgid, p.key.start_ticks);
+            if !self.procs.contains_key(&p.key) {
+                if p.parent_pid != 0 {
+                    orphans.push((p.key, p.parent_pid));
+                }
                 self.insert(p);
+            }
+        }
+        for (key, parent_pid) in orphans {
+            let start_ticks = started
+                .get(&parent_pid)
+                .copied()
+                .or_else(|| self.proc_root.start_ticks(parent_pid));
+            if let Some(p) = self.procs.get_mut(&key) {
+                p.parent = start_ticks.map(|start_ticks| ProcKey {
+                    tgid: parent_pid,
+                    start_ticks,
+                });
             }
         }
     }

@@ -121,7 +121,7 @@ impl ProcRoot {
         let Ok(file) = fs::File::open(self.file(pid, "cmdline")) else {
             return (Vec::new(), false);
         };
-        let mut raw = Vec::with_capacity(256);
+        let mut raw = Vec::with_capacity(ARGS_LEN + 1);
         if file
             .take(ARGS_LEN as u64 + 1)
             .read_to_end(&mut raw)
@@ -137,6 +137,18 @@ impl ProcRoot {
     /// Reads a process. `expect_start_ticks` guards against reading a
     /// different process that reused the pid.
     pub fn read(&self, pid: u32, expect_start_ticks: Option<u64>) -> Option<Process> {
+        self.read_with(pid, expect_start_ticks, &|ppid| self.start_ticks(ppid))
+    }
+
+    /// As [`ProcRoot::read`], with the parent's start time from
+    /// `parent_start` (a snapshot knows it from the parent's own entry and
+    /// need not read its `stat` a second time).
+    pub fn read_with(
+        &self,
+        pid: u32,
+        expect_start_ticks: Option<u64>,
+        parent_start: &dyn Fn(u32) -> Option<u64>,
+    ) -> Option<Process> {
         let st = stat(&self.file(pid, "stat"))?;
         if expect_start_ticks.is_some_and(|t| t != st.start_ticks) {
             return None;
@@ -156,7 +168,7 @@ impl ProcRoot {
             .unwrap_or_else(|| st.comm.clone());
         let parent = (st.ppid != 0)
             .then(|| {
-                self.start_ticks(st.ppid).map(|start_ticks| ProcKey {
+                parent_start(st.ppid).map(|start_ticks| ProcKey {
                     tgid: st.ppid,
                     start_ticks,
                 })
@@ -188,7 +200,8 @@ impl ProcRoot {
     }
 
     fn uid(&self, pid: u32) -> Option<u32> {
-        let status = fs::read_to_string(self.file(pid, "status")).ok()?;
+        let status = read_small(&self.file(pid, "status"))?;
+        let status = std::str::from_utf8(&status).ok()?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("Uid:"))?
@@ -200,7 +213,7 @@ impl ProcRoot {
 
     /// The process's cgroup v2 path (the `0::` line), with what it names.
     fn cgroup(&self, pid: u32) -> Option<Cgroup> {
-        let cgroup = fs::read(self.file(pid, "cgroup")).ok()?;
+        let cgroup = read_small(&self.file(pid, "cgroup"))?;
         let path = cgroup
             .split(|&b| b == b'\n')
             .find_map(|l| l.strip_prefix(b"0::"))?;
@@ -236,7 +249,7 @@ struct Stat {
 }
 
 fn stat(path: &std::path::Path) -> Option<Stat> {
-    let raw = fs::read(path).ok()?;
+    let raw = read_small(path)?;
     let open = raw.iter().position(|&b| b == b'(')?;
     let close = raw.iter().rposition(|&b| b == b')')?;
     let comm = Name::new(raw.get(open + 1..close)?.to_vec());
@@ -253,6 +266,15 @@ fn stat(path: &std::path::Path) -> Option<Stat> {
         start_ticks,
         kthread: flags & PF_KTHREAD != 0,
     })
+}
+
+/// A small /proc file, whole. `fs::read` asks for the size first (0 for
+/// /proc) and then reads 32 bytes to probe: two system calls more per file,
+/// and the start-up snapshot reads five files for each of 20,000 processes.
+fn read_small(path: &std::path::Path) -> Option<Vec<u8>> {
+    let mut raw = Vec::with_capacity(4096);
+    fs::File::open(path).ok()?.read_to_end(&mut raw).ok()?;
+    Some(raw)
 }
 
 /// Splits a NUL-separated argument block.
